@@ -1,0 +1,135 @@
+//! `iamd.admin.v1.AdminService`: the domain policy and its deprecated Org IAM view.
+
+use tonic::{Request, Response, Status};
+
+use super::{Api, object_details};
+use crate::app::Details;
+use crate::app::domain_policy::{DomainPolicy, DomainSettings};
+use crate::pb::iamd::admin::v1 as pb;
+use crate::pb::iamd::admin::v1::admin_service_server::AdminService;
+
+type Answer<T> = Result<Response<T>, Status>;
+
+fn details(details: Details) -> Option<pb::ObjectDetails> {
+    Some(object_details(details))
+}
+
+fn org_iam(policy: DomainPolicy) -> pb::OrgIamPolicy {
+    pb::OrgIamPolicy {
+        details: details(policy.details),
+        user_login_must_be_domain: policy.settings.user_login_must_be_domain,
+        is_default: policy.is_default,
+    }
+}
+
+fn domain(policy: DomainPolicy) -> pb::DomainPolicy {
+    pb::DomainPolicy {
+        details: details(policy.details),
+        user_login_must_be_domain: policy.settings.user_login_must_be_domain,
+        is_default: policy.is_default,
+        validate_org_domains: policy.settings.validate_org_domains,
+        smtp_sender_address_matches_instance_domain: policy.settings.smtp_sender_address_matches_instance_domain,
+    }
+}
+
+fn settings(user_login_must_be_domain: bool, validate_org_domains: bool, smtp: bool) -> DomainSettings {
+    DomainSettings {
+        user_login_must_be_domain,
+        validate_org_domains,
+        smtp_sender_address_matches_instance_domain: smtp,
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for Api {
+    async fn get_org_iam_policy(&self, _: Request<pb::GetOrgIamPolicyRequest>) -> Answer<pb::GetOrgIamPolicyResponse> {
+        let policy = self.app.default_domain_policy().await?;
+        Ok(Response::new(pb::GetOrgIamPolicyResponse { policy: Some(org_iam(policy)) }))
+    }
+
+    async fn update_org_iam_policy(&self, request: Request<pb::UpdateOrgIamPolicyRequest>) -> Answer<pb::UpdateOrgIamPolicyResponse> {
+        let actor = self.actor(request.metadata());
+        let wanted = DomainSettings::from_org_iam(request.get_ref().user_login_must_be_domain);
+        let done = self.app.change_default_domain_policy(&actor, wanted).await?;
+        Ok(Response::new(pb::UpdateOrgIamPolicyResponse { details: details(done) }))
+    }
+
+    async fn get_custom_org_iam_policy(&self, request: Request<pb::GetCustomOrgIamPolicyRequest>) -> Answer<pb::GetCustomOrgIamPolicyResponse> {
+        let policy = self.app.org_domain_policy(&request.get_ref().org_id).await?;
+        let is_default = policy.is_default;
+        #[allow(deprecated)]
+        let response = pb::GetCustomOrgIamPolicyResponse { policy: Some(org_iam(policy)), is_default };
+        Ok(Response::new(response))
+    }
+
+    async fn add_custom_org_iam_policy(&self, request: Request<pb::AddCustomOrgIamPolicyRequest>) -> Answer<pb::AddCustomOrgIamPolicyResponse> {
+        let actor = self.actor(request.metadata());
+        let message = request.into_inner();
+        let wanted = DomainSettings::from_org_iam(message.user_login_must_be_domain);
+        let done = self.app.add_org_domain_policy(&actor, &message.org_id, wanted).await?;
+        Ok(Response::new(pb::AddCustomOrgIamPolicyResponse { details: details(done) }))
+    }
+
+    async fn update_custom_org_iam_policy(&self, request: Request<pb::UpdateCustomOrgIamPolicyRequest>) -> Answer<pb::UpdateCustomOrgIamPolicyResponse> {
+        let actor = self.actor(request.metadata());
+        let message = request.into_inner();
+        let wanted = DomainSettings::from_org_iam(message.user_login_must_be_domain);
+        let done = self.app.change_org_domain_policy(&actor, &message.org_id, wanted).await?;
+        Ok(Response::new(pb::UpdateCustomOrgIamPolicyResponse { details: details(done) }))
+    }
+
+    async fn reset_custom_org_iam_policy_to_default(
+        &self,
+        request: Request<pb::ResetCustomOrgIamPolicyToDefaultRequest>,
+    ) -> Answer<pb::ResetCustomOrgIamPolicyToDefaultResponse> {
+        let actor = self.actor(request.metadata());
+        let done = self.app.remove_org_domain_policy(&actor, &request.get_ref().org_id).await?;
+        Ok(Response::new(pb::ResetCustomOrgIamPolicyToDefaultResponse { details: details(done) }))
+    }
+
+    async fn get_domain_policy(&self, _: Request<pb::GetDomainPolicyRequest>) -> Answer<pb::GetDomainPolicyResponse> {
+        let policy = self.app.default_domain_policy().await?;
+        Ok(Response::new(pb::GetDomainPolicyResponse { policy: Some(domain(policy)) }))
+    }
+
+    async fn update_domain_policy(&self, request: Request<pb::UpdateDomainPolicyRequest>) -> Answer<pb::UpdateDomainPolicyResponse> {
+        let actor = self.actor(request.metadata());
+        let m = request.get_ref();
+        let wanted = settings(m.user_login_must_be_domain, m.validate_org_domains, m.smtp_sender_address_matches_instance_domain);
+        let done = self.app.change_default_domain_policy(&actor, wanted).await?;
+        Ok(Response::new(pb::UpdateDomainPolicyResponse { details: details(done) }))
+    }
+
+    async fn get_custom_domain_policy(&self, request: Request<pb::GetCustomDomainPolicyRequest>) -> Answer<pb::GetCustomDomainPolicyResponse> {
+        let policy = self.app.org_domain_policy(&request.get_ref().org_id).await?;
+        let is_default = policy.is_default;
+        #[allow(deprecated)]
+        let response = pb::GetCustomDomainPolicyResponse { policy: Some(domain(policy)), is_default };
+        Ok(Response::new(response))
+    }
+
+    async fn add_custom_domain_policy(&self, request: Request<pb::AddCustomDomainPolicyRequest>) -> Answer<pb::AddCustomDomainPolicyResponse> {
+        let actor = self.actor(request.metadata());
+        let m = request.into_inner();
+        let wanted = settings(m.user_login_must_be_domain, m.validate_org_domains, m.smtp_sender_address_matches_instance_domain);
+        let done = self.app.add_org_domain_policy(&actor, &m.org_id, wanted).await?;
+        Ok(Response::new(pb::AddCustomDomainPolicyResponse { details: details(done) }))
+    }
+
+    async fn update_custom_domain_policy(&self, request: Request<pb::UpdateCustomDomainPolicyRequest>) -> Answer<pb::UpdateCustomDomainPolicyResponse> {
+        let actor = self.actor(request.metadata());
+        let m = request.into_inner();
+        let wanted = settings(m.user_login_must_be_domain, m.validate_org_domains, m.smtp_sender_address_matches_instance_domain);
+        let done = self.app.change_org_domain_policy(&actor, &m.org_id, wanted).await?;
+        Ok(Response::new(pb::UpdateCustomDomainPolicyResponse { details: details(done) }))
+    }
+
+    async fn reset_custom_domain_policy_to_default(
+        &self,
+        request: Request<pb::ResetCustomDomainPolicyToDefaultRequest>,
+    ) -> Answer<pb::ResetCustomDomainPolicyToDefaultResponse> {
+        let actor = self.actor(request.metadata());
+        let done = self.app.remove_org_domain_policy(&actor, &request.get_ref().org_id).await?;
+        Ok(Response::new(pb::ResetCustomDomainPolicyToDefaultResponse { details: details(done) }))
+    }
+}

@@ -1,0 +1,59 @@
+//! `iamd.accounts.v1.OrganizationService`.
+
+use tonic::{Request, Response, Status};
+
+use super::Api;
+use crate::app::organizations::{Organization, OrganizationPatch};
+use crate::app::page::PageRequest;
+use crate::pb::iamd::accounts::v1 as pb;
+use crate::pb::iamd::accounts::v1::organization_service_server::OrganizationService;
+use crate::wkt::Timestamp;
+
+#[tonic::async_trait]
+impl OrganizationService for Api {
+    async fn create_organization(&self, request: Request<pb::CreateOrganizationRequest>) -> Result<Response<pb::CreateOrganizationResponse>, Status> {
+        let actor = self.actor(request.metadata());
+        let message = request.into_inner();
+        let organization = self.app.create_organization(&actor, &message.name, &message.domain).await?;
+        Ok(Response::new(pb::CreateOrganizationResponse { organization: Some(to_pb(organization)) }))
+    }
+
+    async fn list_organizations(&self, request: Request<pb::ListOrganizationsRequest>) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
+        let message = request.into_inner();
+        let page = PageRequest { limit: message.limit, token: &message.page_token, reverse: message.reverse };
+        let (organizations, next_page_token) = self.app.list_organizations(&page).await?;
+        Ok(Response::new(pb::ListOrganizationsResponse {
+            results: organizations.into_iter().map(to_pb).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn get_organization(&self, request: Request<pb::GetOrganizationRequest>) -> Result<Response<pb::GetOrganizationResponse>, Status> {
+        let organization = self.app.organization(&request.get_ref().organization_id).await?;
+        Ok(Response::new(pb::GetOrganizationResponse { organization: Some(to_pb(organization)) }))
+    }
+
+    async fn update_organization(&self, request: Request<pb::UpdateOrganizationRequest>) -> Result<Response<pb::UpdateOrganizationResponse>, Status> {
+        let actor = self.actor(request.metadata());
+        let message = request.into_inner();
+        let patch = OrganizationPatch { name: message.name, domain: message.domain };
+        let organization = self.app.update_organization(&actor, &message.organization_id, patch).await?;
+        Ok(Response::new(pb::UpdateOrganizationResponse { organization: Some(to_pb(organization)) }))
+    }
+
+    async fn delete_organization(&self, request: Request<pb::DeleteOrganizationRequest>) -> Result<Response<pb::DeleteOrganizationResponse>, Status> {
+        let actor = self.actor(request.metadata());
+        self.app.delete_organization(&actor, &request.get_ref().organization_id).await?;
+        Ok(Response::new(pb::DeleteOrganizationResponse {}))
+    }
+}
+
+fn to_pb(organization: Organization) -> pb::Organization {
+    pb::Organization {
+        id: organization.id,
+        name: organization.name,
+        domain: organization.domain,
+        created_at: Some(Timestamp::from_micros(organization.created_at)),
+        updated_at: Some(Timestamp::from_micros(organization.updated_at)),
+    }
+}

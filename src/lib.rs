@@ -1,0 +1,16 @@
+//! iamd: an IAM policy service. One set of protobuf-defined handlers answers native gRPC,
+//! gRPC-web and JSON REST on one port. See ARCHITECTURE.md for the layers and a request's
+//! path from the wire to the store.
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod observe;
+pub mod pb;
+pub mod server;
+pub mod store;
+pub mod transcode;
+pub mod wkt;
+
+/// The `domain` of every `google.rpc.ErrorInfo` iamd sends.
+pub const ERROR_DOMAIN: &str = "iamd";

@@ -1,0 +1,274 @@
+//! One structured log line per request, whatever the protocol. The outer [`AccessLog`]
+//! layer starts the clock and logs when the response body ends; the inner
+//! [`RecordStatus`] layer, which every protocol passes, reads the gRPC status from the
+//! answer's headers or trailers into the request's [`CallInfo`]. The transcoder records the
+//! status of the requests it answers itself.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use http::{HeaderMap, Request, Response, header};
+use http_body::{Body, Frame, SizeHint};
+use tonic::Code;
+use tower::{Layer, Service};
+
+use crate::transcode::ResponseBody;
+
+/// How a request reached the server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    GrpcWeb,
+    Json,
+}
+
+impl Protocol {
+    pub fn of(headers: &HeaderMap) -> Protocol {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if content_type.starts_with("application/grpc-web") {
+            Protocol::GrpcWeb
+        } else if content_type.starts_with("application/grpc") {
+            Protocol::Grpc
+        } else {
+            Protocol::Json
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Grpc => "grpc",
+            Protocol::GrpcWeb => "grpc-web",
+            Protocol::Json => "json",
+        })
+    }
+}
+
+/// Facts about one call, shared between the layers through request extensions.
+#[derive(Clone, Debug)]
+pub struct CallInfo(Arc<CallInner>);
+
+#[derive(Debug)]
+struct CallInner {
+    protocol: Protocol,
+    code: OnceLock<Code>,
+}
+
+impl CallInfo {
+    pub fn new(protocol: Protocol) -> Self {
+        CallInfo(Arc::new(CallInner { protocol, code: OnceLock::new() }))
+    }
+
+    pub fn protocol(&self) -> Protocol {
+        self.0.protocol
+    }
+
+    /// Records the call's gRPC status; the first record wins.
+    pub fn record(&self, code: Code) {
+        let _ = self.0.code.set(code);
+    }
+
+    pub fn code(&self) -> Option<Code> {
+        self.0.code.get().copied()
+    }
+}
+
+/// The outer layer: logs one line per request when its response body is done.
+#[derive(Clone, Copy, Default)]
+pub struct AccessLog;
+
+impl<S> Layer<S> for AccessLog {
+    type Service = AccessLogService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        AccessLogService { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct AccessLogService<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for AccessLogService<S>
+where
+    S: Service<Request<B>, Response = Response<ResponseBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ResponseBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let info = CallInfo::new(Protocol::of(request.headers()));
+        request.extensions_mut().insert(info.clone());
+        let line = LogLine {
+            started: Instant::now(),
+            method: request.method().to_string(),
+            path: request.uri().path().to_owned(),
+            info,
+            http_status: 0,
+            done: false,
+        };
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = future.await?;
+            let mut line = line;
+            line.http_status = response.status().as_u16();
+            Ok(response.map(|body| ResponseBody::new(OnEnd { inner: body, line: Some(line) })))
+        })
+    }
+}
+
+struct LogLine {
+    started: Instant,
+    method: String,
+    path: String,
+    info: CallInfo,
+    http_status: u16,
+    done: bool,
+}
+
+impl LogLine {
+    fn emit(&mut self) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        let code = self.info.code().map(|c| c as i32);
+        tracing::info!(
+            target: "iamd::access",
+            protocol = %self.info.protocol(),
+            http_method = %self.method,
+            path = %self.path,
+            http_status = self.http_status,
+            grpc_code = code,
+            latency_us = self.started.elapsed().as_micros() as u64,
+            "request"
+        );
+    }
+}
+
+impl Drop for LogLine {
+    fn drop(&mut self) {
+        self.emit();
+    }
+}
+
+/// A body that runs its log line when the last frame has gone out (or the body is dropped).
+struct OnEnd {
+    inner: ResponseBody,
+    line: Option<LogLine>,
+}
+
+impl Body for OnEnd {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = poll {
+            // Dropping the line logs it.
+            self.line.take();
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The inner layer: copies the gRPC status of every answer into the call's [`CallInfo`].
+#[derive(Clone, Copy, Default)]
+pub struct RecordStatus;
+
+impl<S> Layer<S> for RecordStatus {
+    type Service = RecordStatusService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RecordStatusService { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct RecordStatusService<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for RecordStatusService<S>
+where
+    S: Service<Request<B>, Response = Response<ResponseBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ResponseBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let info = request.extensions().get::<CallInfo>().cloned();
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = future.await?;
+            let Some(info) = info else { return Ok(response) };
+            if let Some(code) = code_of(response.headers()) {
+                info.record(code);
+                return Ok(response);
+            }
+            Ok(response.map(|body| ResponseBody::new(Trailers { inner: body, info })))
+        })
+    }
+}
+
+fn code_of(headers: &HeaderMap) -> Option<Code> {
+    headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .map(Code::from_i32)
+}
+
+struct Trailers {
+    inner: ResponseBody,
+    info: CallInfo,
+}
+
+impl Body for Trailers {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let poll = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &poll {
+            if let Some(code) = frame.trailers_ref().and_then(code_of) {
+                self.info.record(code);
+            }
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,93 @@
+//! Honours `grpc-timeout` for every protocol (JSON forwards the header as metadata). tonic's
+//! own server applies it in its transport, which iamd does not use, so it lives here.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{Request, Response};
+use tower::{Layer, Service};
+
+use crate::transcode::ResponseBody;
+
+#[derive(Clone, Copy, Default)]
+pub struct DeadlineLayer;
+
+impl<S> Layer<S> for DeadlineLayer {
+    type Service = Deadline<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        Deadline { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct Deadline<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for Deadline<S>
+where
+    S: Service<Request<B>, Response = Response<ResponseBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = Response<ResponseBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let timeout = request.headers().get("grpc-timeout").map(|v| parse(v.to_str().unwrap_or("")));
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            match timeout {
+                None => future.await,
+                Some(Err(text)) => Ok(tonic::Status::invalid_argument(format!("`grpc-timeout: {text}` is not a valid timeout")).into_http()),
+                Some(Ok(limit)) => match tokio::time::timeout(limit, future).await {
+                    Ok(result) => result,
+                    Err(_) => Ok(tonic::Status::deadline_exceeded(format!("the deadline of {limit:?} passed")).into_http()),
+                },
+            }
+        })
+    }
+}
+
+/// `grpc-timeout` is 1 to 8 digits and a unit: H, M, S, m, u or n.
+fn parse(text: &str) -> Result<Duration, String> {
+    let invalid = || text.to_owned();
+    let (digits, unit) = text.split_at(text.len().saturating_sub(1));
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
+    }
+    let n: u64 = digits.parse().map_err(|_| invalid())?;
+    match unit {
+        "H" => Ok(Duration::from_secs(n * 3600)),
+        "M" => Ok(Duration::from_secs(n * 60)),
+        "S" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_millis(n)),
+        "u" => Ok(Duration::from_micros(n)),
+        "n" => Ok(Duration::from_nanos(n)),
+        _ => Err(invalid()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_every_unit_and_rejects_the_rest() {
+        assert_eq!(parse("2S"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse("100m"), Ok(Duration::from_millis(100)));
+        assert_eq!(parse("1H"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse("5M"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse("7u"), Ok(Duration::from_micros(7)));
+        assert_eq!(parse("9n"), Ok(Duration::from_nanos(9)));
+        for bad in ["", "S", "123456789S", "10x", "-1S", "1.5S"] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! One port, three protocols: requests are routed by content type before anything protocol
+//! specific sees them. tonic-web answers 400 to any HTTP/1.1 request that is not gRPC-web,
+//! so it only ever gets gRPC-web; everything that is not gRPC goes to the transcoder.
+//! All three reach the same inner stack (status recording, deadlines, then the services).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+use tower::util::BoxCloneSyncService;
+use tower::{Layer, ServiceExt};
+use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
+
+use super::deadline::DeadlineLayer;
+use crate::observe::{Protocol, RecordStatus};
+use crate::store::Store;
+use crate::transcode::routes::RouteTable;
+use crate::transcode::{ResponseBody, Transcoder, full, status};
+
+/// The inner stack every protocol shares.
+pub type GrpcService = BoxCloneSyncService<Request<tonic::body::Body>, Response<ResponseBody>, Infallible>;
+
+/// The whole server below the access log.
+pub type Service = Cors<Dispatch>;
+
+#[derive(Clone)]
+pub struct Dispatch {
+    grpc: GrpcService,
+    grpc_web: tonic_web::GrpcWebService<GrpcService>,
+    json: Transcoder<GrpcService>,
+    store: Arc<dyn Store>,
+}
+
+pub fn build(routes: tonic::service::Routes, table: Arc<RouteTable>, store: Arc<dyn Store>, max_body: usize) -> Service {
+    let grpc: GrpcService = BoxCloneSyncService::new(RecordStatus.layer(DeadlineLayer.layer(routes)));
+    let dispatch = Dispatch {
+        grpc_web: tonic_web::GrpcWebLayer::new().layer(grpc.clone()),
+        json: Transcoder::new(table, grpc.clone(), max_body),
+        grpc,
+        store,
+    };
+    cors().layer(dispatch)
+}
+
+fn cors() -> CorsLayer {
+    let names = |list: &[&'static str]| list.iter().map(|n| HeaderName::from_static(n)).collect::<Vec<_>>();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::mirror_request())
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers(names(&[
+            "accept",
+            "authorization",
+            "content-type",
+            "grpc-timeout",
+            "if-match",
+            "tenants",
+            "x-grpc-web",
+            "x-iamd-consistency-token",
+            "x-request-id",
+            "x-user-agent",
+        ]))
+        .expose_headers(names(&[
+            "grpc-status",
+            "grpc-message",
+            "grpc-status-details-bin",
+            "etag",
+            "x-iamd-consistency-token",
+            "x-request-id",
+        ]))
+        .max_age(Duration::from_secs(24 * 3600))
+}
+
+impl tower::Service<Request<Incoming>> for Dispatch {
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        match Protocol::of(request.headers()) {
+            Protocol::GrpcWeb => Box::pin(self.grpc_web.clone().oneshot(request)),
+            Protocol::Grpc => Box::pin(self.grpc.clone().oneshot(request.map(tonic::body::Body::new))),
+            Protocol::Json => match request.uri().path() {
+                "/healthz" => Box::pin(async { Ok(serving()) }),
+                "/readyz" => {
+                    let store = self.store.clone();
+                    Box::pin(async move { Ok(ready(&*store).await) })
+                }
+                _ => Box::pin(self.json.clone().oneshot(request)),
+            },
+        }
+    }
+}
+
+/// Liveness: the process answers.
+fn serving() -> Response<ResponseBody> {
+    let mut response = Response::new(full(&br#"{"status":"SERVING"}"#[..]));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// Readiness: the store answers.
+async fn ready(store: &dyn Store) -> Response<ResponseBody> {
+    match store.ping().await {
+        Ok(()) => serving(),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            status::error_response(
+                &tonic::Status::unavailable("the store is not reachable"),
+                Some(StatusCode::SERVICE_UNAVAILABLE),
+            )
+        }
+    }
+}

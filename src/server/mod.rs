@@ -1,0 +1,186 @@
+//! Wiring and the listener: opens the store, builds the one tower stack that serves gRPC,
+//! gRPC-web and JSON on one port (HTTP/1.1 and h2c), and stops cleanly: stop accepting,
+//! let in-flight requests finish, close the store.
+
+mod deadline;
+mod dispatch;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use prost_reflect::DescriptorPool;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tower::Layer;
+
+use crate::api::Api;
+use crate::app::App;
+use crate::config::Config;
+use crate::observe::AccessLog;
+use crate::pb::iamd::accounts::v1::organization_service_server::OrganizationServiceServer;
+use crate::pb::iamd::admin::v1::admin_service_server::AdminServiceServer;
+use crate::store::Store;
+use crate::store::sqlite::SqliteStore;
+use crate::transcode::routes::RouteTable;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot open the store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("cannot start the application: {0}")]
+    App(#[from] crate::app::AppError),
+    #[error("the embedded descriptor set is invalid: {0}")]
+    Descriptors(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
+/// A server started in the background (tests, benchmarks, embedders).
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    done: tokio::task::JoinHandle<Result<(), ServerError>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, waits for in-flight requests, closes the store.
+    pub async fn stop(mut self) -> Result<(), ServerError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.done).await {
+            Ok(result) => result,
+            Err(e) => Err(ServerError::Descriptors(format!("server task failed: {e}"))),
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+/// Runs until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
+    let (listener, store, service) = prepare(&config).await?;
+    serve(listener, store, service, config, shutdown).await
+}
+
+/// Starts on `config.listen` (port 0 for a free port) and returns at once.
+pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
+    let (listener, store, service) = prepare(&config).await?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(serve(listener, store, service, config, async move {
+        let _ = stopped.await;
+    }));
+    Ok(RunningServer { addr, stop: Some(stop), done })
+}
+
+async fn prepare(config: &Config) -> Result<(TcpListener, Arc<dyn Store>, dispatch::Service), ServerError> {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
+    let app = App::new(store.clone()).await?;
+    let api = Api::new(app, config.bootstrap_token.clone());
+
+    let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).map_err(|e| ServerError::Descriptors(e.to_string()))?;
+    let routes = Arc::new(RouteTable::from_pool(&pool).map_err(|e| ServerError::Descriptors(e.to_string()))?);
+
+    let limit = config.max_body_bytes;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<AdminServiceServer<Api>>().await;
+    health.set_serving::<OrganizationServiceServer<Api>>().await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let grpc = tonic::service::Routes::new(AdminServiceServer::new(api.clone()).max_decoding_message_size(limit))
+        .add_service(OrganizationServiceServer::new(api).max_decoding_message_size(limit))
+        .add_service(health_service)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?);
+
+    let service = dispatch::build(grpc, routes, store.clone(), limit);
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
+    Ok((listener, store, service))
+}
+
+async fn serve(
+    listener: TcpListener,
+    store: Arc<dyn Store>,
+    service: dispatch::Service,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let addr = listener
+        .local_addr()
+        .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
+    tracing::info!(%addr, data_dir = %config.data_dir.display(), "iamd listening");
+    // Tests and scripts read the address from this line.
+    println!("iamd listening on http://{addr}");
+
+    let service = AccessLog.layer(service);
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(accepted) => accepted,
+                    Err(e) => {
+                        // Out of file descriptors and the like: keep serving the others.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service.clone()));
+                let connection = graceful.watch(connection.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("stopping: waiting for in-flight requests");
+    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(grace = ?config.shutdown_grace, "in-flight requests did not finish in time");
+    }
+    store.close().await?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! The durable store: an append-only event log plus current-state rows, written in one
+//! transaction so a read sees every write that was answered.
+//!
+//! The store knows objects, not domains: an object is a kind, an id, a JSON state, an
+//! optional name that is unique among the objects of its kind and parent, and the per-object
+//! sequence of its events. What a state means is the `app` layer's business. Backends
+//! (SQLite now, PostgreSQL next) implement [`Store`] and pass the same conformance tests.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+/// Microseconds since the Unix epoch, as the store keeps time.
+pub type Micros = i64;
+
+/// An object as it stands after its latest event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredObject {
+    pub kind: String,
+    pub id: String,
+    /// The organization (or the instance) that owns the object.
+    pub owner: String,
+    /// The scope that lists the object and in which its name is unique ("" for top level).
+    pub parent: String,
+    pub name: Option<String>,
+    pub state: Value,
+    /// The sequence of the object's latest event; the first event is 1.
+    pub sequence: u64,
+    /// The time of the object's first event since it last came into existence.
+    pub created_at: Micros,
+    /// The time of the object's latest event.
+    pub updated_at: Micros,
+}
+
+/// What a write expects of the object before it applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// No check.
+    Any,
+    /// The object must not exist (a create).
+    Absent,
+    /// The object must exist with exactly this latest sequence (optimistic concurrency).
+    Sequence(u64),
+}
+
+/// What a write does to the current state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Creates or replaces the object's current state.
+    Put { owner: String, parent: String, name: Option<String>, state: Value },
+    /// Removes the object's current state. Its events stay, and a later `Put` continues its
+    /// sequence.
+    Delete,
+}
+
+/// One event to append, with the change it makes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Append {
+    pub kind: String,
+    pub id: String,
+    pub expect: Expect,
+    /// For example `org.added`, `org.policy.domain.changed`.
+    pub event_type: String,
+    pub payload: Value,
+    /// Who asked for the write (a subject such as `user:local:admin`, or `system`).
+    pub actor: String,
+    /// The resource owner recorded with the event.
+    pub owner: String,
+    pub change: Change,
+}
+
+/// An appended event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Position in the instance-wide log; strictly increasing in commit order on one node.
+    pub position: u64,
+    pub kind: String,
+    pub object_id: String,
+    pub sequence: u64,
+    pub event_type: String,
+    pub payload: Value,
+    pub actor: String,
+    pub owner: String,
+    pub created_at: Micros,
+}
+
+/// The result of one `Append`: the event and, unless it was a delete, the new state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Committed {
+    pub event: Event,
+    /// The state after the change; for a delete, the state just before it.
+    pub object: StoredObject,
+}
+
+/// A page request in (created_at, id) order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageQuery {
+    /// Only objects strictly after this key in the requested direction.
+    pub after: Option<(Micros, String)>,
+    /// Newest first.
+    pub reverse: bool,
+    pub limit: u32,
+}
+
+/// Facts written once when the store is first created, the same on every replica.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Instance {
+    pub id: String,
+    /// Key for signing page tokens.
+    pub signing_key: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// An `Expect` did not hold; nothing was written.
+    #[error("`{kind}` `{id}` is at sequence {actual:?}, expected {expected:?}")]
+    Conflict { kind: String, id: String, expected: Expect, actual: Option<u64> },
+    /// A `Put` named a name that another object of the kind and parent holds.
+    #[error("a `{kind}` named `{name}` already exists")]
+    NameTaken { kind: String, name: String },
+    /// The backing database cannot be reached or refused the work.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else; the message is for logs, not clients.
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A backend of the store. All methods are cancel-safe from the caller's view: a write either
+/// commits as a whole or not at all.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The instance facts, created on first open.
+    async fn instance(&self) -> StoreResult<Instance>;
+
+    /// Appends the events in order in one transaction and applies their changes. If any
+    /// `Expect` fails or a name is taken, nothing is written.
+    async fn append(&self, writes: Vec<Append>) -> StoreResult<Vec<Committed>>;
+
+    /// The current state of one object, if it exists.
+    async fn get(&self, kind: &str, id: &str) -> StoreResult<Option<StoredObject>>;
+
+    /// Objects of a kind under one parent, in (created_at, id) order.
+    async fn list(&self, kind: &str, parent: &str, page: &PageQuery) -> StoreResult<Vec<StoredObject>>;
+
+    /// Events of one object (or of every object when `object` is `None`) after a position.
+    async fn events(&self, object: Option<(&str, &str)>, after: u64, limit: u32) -> StoreResult<Vec<Event>>;
+
+    /// Succeeds when the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Flushes and closes; later calls fail with `Unavailable`.
+    async fn close(&self) -> StoreResult<()>;
+}

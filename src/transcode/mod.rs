@@ -1,0 +1,289 @@
+//! JSON REST in front of the gRPC services. A request is matched against the route table
+//! (built from the proto annotations), turned into the method's protobuf request, and sent
+//! in-process through the same tower stack as a native gRPC call: authentication,
+//! validation, limits and handlers are shared, and no loopback hop is made. The gRPC answer
+//! becomes JSON with the method's success status, or an error in the grpc-gateway shape.
+
+pub mod codec;
+pub mod request;
+pub mod routes;
+pub mod status;
+pub mod template;
+
+//TMP #[cfg(test)]
+//TMP mod tests;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
+use http_body_util::{BodyExt, Full, Limited};
+use tonic::Code;
+use tower::{Service, ServiceExt};
+
+use crate::observe::CallInfo;
+use routes::{Lookup, Route, RouteTable};
+
+/// The body type every layer of the server answers with.
+pub type ResponseBody = tonic::body::Body;
+
+pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
+    ResponseBody::new(Full::new(bytes.into()))
+}
+
+/// Request headers that become gRPC metadata (api-reference A.3).
+const FORWARDED_HEADERS: [&str; 6] = [
+    "authorization",
+    "tenants",
+    "if-match",
+    "x-iamd-consistency-token",
+    "grpc-timeout",
+    "x-request-id",
+];
+
+/// Response headers of the gRPC side that are framing, not metadata.
+const GRPC_ONLY_HEADERS: [&str; 5] = ["content-type", "grpc-status", "grpc-message", "grpc-status-details-bin", "grpc-encoding"];
+
+#[derive(Clone)]
+pub struct Transcoder<S> {
+    routes: Arc<RouteTable>,
+    grpc: S,
+    max_body: usize,
+}
+
+impl<S> Transcoder<S> {
+    pub fn new(routes: Arc<RouteTable>, grpc: S, max_body: usize) -> Self {
+        Transcoder { routes, grpc, max_body }
+    }
+}
+
+impl<S, B> Service<Request<B>> for Transcoder<S>
+where
+    S: Service<Request<tonic::body::Body>, Response = Response<ResponseBody>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let this = self.clone();
+        Box::pin(async move {
+            let info = request.extensions().get::<CallInfo>().cloned();
+            let response = match this.transcode(request).await {
+                Ok(response) => response,
+                Err(failure) => {
+                    if let Some(info) = &info {
+                        info.record(failure.status.code());
+                    }
+                    let mut response = status::error_response(&failure.status, failure.http);
+                    if let Some(allow) = failure.allow {
+                        response.headers_mut().insert(header::ALLOW, allow);
+                    }
+                    response
+                }
+            };
+            Ok(response)
+        })
+    }
+}
+
+/// A failure answered by the transcoder; `http` overrides the table for routing and
+/// transport errors (404, 405, 413, 415).
+struct Failure {
+    status: tonic::Status,
+    http: Option<StatusCode>,
+    allow: Option<HeaderValue>,
+}
+
+impl From<tonic::Status> for Failure {
+    fn from(status: tonic::Status) -> Self {
+        Failure { status, http: None, allow: None }
+    }
+}
+
+impl<S> Transcoder<S>
+where
+    S: Service<Request<tonic::body::Body>, Response = Response<ResponseBody>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    async fn transcode<B>(self, request: Request<B>) -> Result<Response<ResponseBody>, Failure>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (parts, body) = request.into_parts();
+        let (route, bindings) = match self.routes.lookup(&parts.method, parts.uri.path()) {
+            Lookup::Found(route, bindings) => (route, bindings),
+            Lookup::MethodNotAllowed(methods) => return Err(method_not_allowed(&parts.method, parts.uri.path(), &methods)),
+            Lookup::NotFound => {
+                return Err(Failure {
+                    status: tonic::Status::not_found(format!("no method is served at `{}`", parts.uri.path())),
+                    http: Some(StatusCode::NOT_FOUND),
+                    allow: None,
+                });
+            }
+        };
+
+        let body = read_body(body, self.max_body).await?;
+        if !body.is_empty() {
+            check_content_type(&parts.headers)?;
+        }
+        let json = request::build(route, bindings, parts.uri.query(), &body).map_err(bad_request)?;
+        let message = (route.codec.request)(json).map_err(|e| {
+            bad_request(request::RequestError { field: None, message: format!("invalid request: {e}") })
+        })?;
+
+        let grpc_request = grpc_request(route, &parts.headers, parts.extensions, &message);
+        let Ok(response) = self.grpc.oneshot(grpc_request).await;
+        let (head, grpc_body) = response.into_parts();
+        if let Some(status) = tonic::Status::from_header_map(&head.headers).filter(|s| s.code() != Code::Ok) {
+            // Trailers-only answer: the call failed before any message.
+            return Err(status.into());
+        }
+        let collected = grpc_body
+            .collect()
+            .await
+            .map_err(|e| tonic::Status::internal(format!("reading the gRPC answer failed: {e}")))?;
+        let trailers = collected.trailers().cloned().unwrap_or_default();
+        let status = tonic::Status::from_header_map(&trailers)
+            .unwrap_or_else(|| tonic::Status::internal("the gRPC answer carried no status"));
+        if status.code() != Code::Ok {
+            return Err(status.into());
+        }
+        let message = first_message(collected.to_bytes())?;
+        answer(route, &head.headers, &message)
+    }
+}
+
+fn answer(route: &Route, grpc_headers: &HeaderMap, message: &[u8]) -> Result<Response<ResponseBody>, Failure> {
+    let internal = |e: codec::CodecError| tonic::Status::internal(e.to_string());
+    let body = if route.success == StatusCode::NO_CONTENT {
+        Bytes::new()
+    } else if let Some(field) = &route.response_body {
+        let mut value = (route.codec.response_value)(message).map_err(internal)?;
+        let selected = value
+            .as_object_mut()
+            .and_then(|o| o.remove(field))
+            .unwrap_or(serde_json::Value::Null);
+        Bytes::from(serde_json::to_vec(&selected).map_err(|e| tonic::Status::internal(e.to_string()))?)
+    } else {
+        Bytes::from((route.codec.response)(message).map_err(internal)?)
+    };
+    let mut response = Response::new(full(body));
+    *response.status_mut() = route.success;
+    let headers = response.headers_mut();
+    for (name, value) in grpc_headers {
+        if !GRPC_ONLY_HEADERS.contains(&name.as_str()) {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    if route.success != StatusCode::NO_CONTENT {
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    Ok(response)
+}
+
+fn grpc_request(route: &Route, headers: &HeaderMap, extensions: http::Extensions, message: &[u8]) -> Request<tonic::body::Body> {
+    let mut frame = BytesMut::with_capacity(5 + message.len());
+    frame.put_u8(0);
+    frame.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
+    frame.put_slice(message);
+    let mut request = Request::new(tonic::body::Body::new(Full::new(frame.freeze())));
+    *request.method_mut() = Method::POST;
+    *request.version_mut() = Version::HTTP_2;
+    *request.extensions_mut() = extensions;
+    if let Ok(uri) = route.grpc_path.parse() {
+        *request.uri_mut() = uri;
+    }
+    let grpc_headers = request.headers_mut();
+    grpc_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    grpc_headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    for name in FORWARDED_HEADERS {
+        for value in headers.get_all(name) {
+            grpc_headers.append(HeaderName::from_static(name), value.clone());
+        }
+    }
+    request
+}
+
+/// The one message of a unary answer, unframed.
+fn first_message(mut body: Bytes) -> Result<Bytes, Failure> {
+    if body.len() < 5 {
+        return Err(tonic::Status::internal("the gRPC answer carried no message").into());
+    }
+    let compressed = body.get_u8();
+    let len = body.get_u32() as usize;
+    if compressed != 0 || body.len() < len {
+        return Err(tonic::Status::internal("the gRPC answer is not one uncompressed message").into());
+    }
+    Ok(body.split_to(len))
+}
+
+async fn read_body<B>(body: B, max: usize) -> Result<Bytes, Failure>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match Limited::new(body, max).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Failure {
+            status: tonic::Status::resource_exhausted(format!("the request body is larger than the limit of {max} bytes")),
+            http: Some(StatusCode::PAYLOAD_TOO_LARGE),
+            allow: None,
+        }),
+        Err(e) => Err(tonic::Status::invalid_argument(format!("the request body could not be read: {e}")).into()),
+    }
+}
+
+/// JSON bodies may come as `application/json` (any parameters), its `+lax`/`+pretty`
+/// variants, the form type `curl -d` sends, or with no content type at all.
+fn check_content_type(headers: &HeaderMap) -> Result<(), Failure> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
+    let essence = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" | "application/json+lax" | "application/json+pretty" | "application/x-www-form-urlencoded" => Ok(()),
+        other => Err(Failure {
+            status: tonic::Status::invalid_argument(format!(
+                "content type `{other}` is not supported; send application/json"
+            )),
+            http: Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            allow: None,
+        }),
+    }
+}
+
+fn method_not_allowed(method: &Method, path: &str, allowed: &[Method]) -> Failure {
+    let list = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+    Failure {
+        status: tonic::Status::unimplemented(format!("`{path}` does not answer {method}; it answers {list}")),
+        http: Some(StatusCode::METHOD_NOT_ALLOWED),
+        allow: HeaderValue::from_str(&list).ok(),
+    }
+}
+
+fn bad_request(error: request::RequestError) -> Failure {
+    use tonic_types::{ErrorDetails, StatusExt};
+    let mut details = ErrorDetails::with_error_info("INVALID_REQUEST", crate::ERROR_DOMAIN, []);
+    if let Some(field) = &error.field {
+        details.add_bad_request_violation(field.clone(), error.message.clone());
+    }
+    tonic::Status::with_error_details(Code::InvalidArgument, error.message, details).into()
+}

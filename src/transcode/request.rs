@@ -1,0 +1,294 @@
+//! Builds the JSON form of a request message from the three places REST puts it: the body,
+//! the path variables and the query string, as http.proto assigns them. The result goes
+//! through the method's pbjson deserializer, so values are written here the way the proto3
+//! JSON mapping expects them (64-bit integers as strings, enums by name).
+
+use percent_encoding::percent_decode_str;
+use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
+use serde_json::{Map, Value};
+
+use super::routes::{BodyRule, Route};
+use super::template::Binding;
+
+/// Why a request cannot become a message; always the client's fault (400).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestError {
+    /// The field or parameter at fault, as the client named it.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl RequestError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        RequestError { field: Some(field.into()), message: message.into() }
+    }
+}
+
+/// Merges body, path and query into one JSON object. Path values win over the body, as in
+/// grpc-gateway; a query parameter may set only fields that neither the path nor the body
+/// covers.
+pub fn build(route: &Route, bindings: Vec<Binding>, query: Option<&str>, body: &[u8]) -> Result<Value, RequestError> {
+    let mut root = match &route.body {
+        BodyRule::Whole => match parse_body(body)? {
+            None => Map::new(),
+            Some(Value::Object(map)) => map,
+            Some(_) => return Err(RequestError { field: None, message: "the request body must be a JSON object".into() }),
+        },
+        BodyRule::Field(field) => {
+            let mut map = Map::new();
+            if let Some(value) = parse_body(body)? {
+                map.insert(field.json_name().to_owned(), value);
+            }
+            map
+        }
+        BodyRule::None => Map::new(),
+    };
+
+    for (binding, fields) in bindings.into_iter().zip(&route.path_fields) {
+        let Some((leaf, parents)) = fields.split_last() else { continue };
+        let value = scalar_json(leaf, &binding.value).map_err(|m| RequestError::new(binding.field_path.join("."), m))?;
+        set_nested(&mut root, parents, leaf, value)
+            .map_err(|m| RequestError::new(binding.field_path.join("."), m))?;
+    }
+
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        apply_query(route, &mut root, query)?;
+    }
+    Ok(Value::Object(root))
+}
+
+fn parse_body(body: &[u8]) -> Result<Option<Value>, RequestError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body).map(Some).map_err(|e| RequestError {
+        field: None,
+        message: format!("the request body is not valid JSON: {e}"),
+    })
+}
+
+fn apply_query(route: &Route, root: &mut Map<String, Value>, query: &str) -> Result<(), RequestError> {
+    let mut seen: Vec<String> = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
+        let key = form_decode(raw_key).map_err(|m| RequestError::new(raw_key, m))?;
+        let value = form_decode(raw_value).map_err(|m| RequestError::new(key.clone(), m))?;
+        let fields = match resolve_query_field(route, &key) {
+            Ok(fields) => fields,
+            Err(QueryField::Unknown) if route.ignore_unknown => continue,
+            Err(QueryField::Unknown) => {
+                return Err(RequestError::new(key.clone(), format!("unknown query parameter `{key}`")));
+            }
+            Err(QueryField::Invalid(message)) => return Err(RequestError::new(key, message)),
+        };
+        let Some((leaf, parents)) = fields.split_last() else { continue };
+        let json = scalar_json(leaf, &value).map_err(|m| RequestError::new(key.clone(), m))?;
+        if leaf.is_list() {
+            push_nested(root, parents, leaf, json).map_err(|m| RequestError::new(key.clone(), m))?;
+        } else {
+            let canonical = fields.iter().map(|f| f.name()).collect::<Vec<_>>().join(".");
+            if seen.contains(&canonical) {
+                return Err(RequestError::new(key.clone(), format!("query parameter `{key}` is given more than once")));
+            }
+            seen.push(canonical);
+            set_nested(root, parents, leaf, json).map_err(|m| RequestError::new(key.clone(), m))?;
+        }
+    }
+    Ok(())
+}
+
+enum QueryField {
+    Unknown,
+    Invalid(String),
+}
+
+/// Resolves `a.b` (proto or JSON names) to fields that the query may set.
+fn resolve_query_field(route: &Route, key: &str) -> Result<Vec<FieldDescriptor>, QueryField> {
+    if matches!(route.body, BodyRule::Whole) {
+        // Every field is covered by the body; nothing is left for the query.
+        return Err(QueryField::Unknown);
+    }
+    let mut message: MessageDescriptor = route.input.clone();
+    let mut fields = Vec::new();
+    let names: Vec<&str> = key.split('.').collect();
+    for (i, name) in names.iter().enumerate() {
+        let field = find_field(&message, name).ok_or(QueryField::Unknown)?;
+        let last = i + 1 == names.len();
+        fields.push(field.clone());
+        if field.is_map() {
+            return Err(QueryField::Invalid(format!("`{key}` is a map, which the query cannot set")));
+        }
+        match field.kind() {
+            Kind::Message(inner) if !last && !is_scalar_like(&inner) => {
+                if field.is_list() {
+                    return Err(QueryField::Invalid(format!("`{key}` steps through a repeated message")));
+                }
+                message = inner;
+            }
+            Kind::Message(inner) if last && !is_scalar_like(&inner) => {
+                return Err(QueryField::Invalid(format!("`{key}` is a message; set its fields as `{key}.<field>`")));
+            }
+            _ if !last => return Err(QueryField::Unknown),
+            _ => {}
+        }
+    }
+    let covered_by_path = route.path_fields.iter().any(|path| is_prefix(path, &fields) || is_prefix(&fields, path));
+    let covered_by_body = match &route.body {
+        BodyRule::Field(body) => fields.first().is_some_and(|f| f == body),
+        _ => false,
+    };
+    if covered_by_path || covered_by_body {
+        return Err(QueryField::Invalid(format!(
+            "query parameter `{key}` names a field the {} already sets",
+            if covered_by_path { "path" } else { "body" }
+        )));
+    }
+    Ok(fields)
+}
+
+fn is_prefix(a: &[FieldDescriptor], b: &[FieldDescriptor]) -> bool {
+    a.len() <= b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+fn find_field(message: &MessageDescriptor, name: &str) -> Option<FieldDescriptor> {
+    message.get_field_by_name(name).or_else(|| message.get_field_by_json_name(name))
+}
+
+/// Well-known types whose JSON form is a string or a scalar, settable from one value.
+fn is_scalar_like(message: &MessageDescriptor) -> bool {
+    matches!(
+        message.full_name(),
+        "google.protobuf.Timestamp"
+            | "google.protobuf.Duration"
+            | "google.protobuf.FieldMask"
+            | "google.protobuf.DoubleValue"
+            | "google.protobuf.FloatValue"
+            | "google.protobuf.Int64Value"
+            | "google.protobuf.UInt64Value"
+            | "google.protobuf.Int32Value"
+            | "google.protobuf.UInt32Value"
+            | "google.protobuf.BoolValue"
+            | "google.protobuf.StringValue"
+            | "google.protobuf.BytesValue"
+            | "google.protobuf.Value"
+            | "google.protobuf.Struct"
+            | "google.protobuf.ListValue"
+    )
+}
+
+/// The JSON value pbjson expects for one textual value of a field.
+fn scalar_json(field: &FieldDescriptor, text: &str) -> Result<Value, String> {
+    match field.kind() {
+        Kind::String => Ok(Value::String(text.to_owned())),
+        Kind::Bytes => Ok(Value::String(text.to_owned())),
+        Kind::Bool => match text {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            _ => Err(format!("`{text}` is not a boolean (true or false)")),
+        },
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => text
+            .parse::<i32>()
+            .map(Value::from)
+            .map_err(|_| format!("`{text}` is not a 32-bit integer")),
+        Kind::Uint32 | Kind::Fixed32 => text
+            .parse::<u32>()
+            .map(Value::from)
+            .map_err(|_| format!("`{text}` is not an unsigned 32-bit integer")),
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => text
+            .parse::<i64>()
+            .map(|_| Value::String(text.to_owned()))
+            .map_err(|_| format!("`{text}` is not a 64-bit integer")),
+        Kind::Uint64 | Kind::Fixed64 => text
+            .parse::<u64>()
+            .map(|_| Value::String(text.to_owned()))
+            .map_err(|_| format!("`{text}` is not an unsigned 64-bit integer")),
+        Kind::Double | Kind::Float => match text {
+            "NaN" | "Infinity" | "-Infinity" => Ok(Value::String(text.to_owned())),
+            _ => text
+                .parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map(Value::Number)
+                .ok_or_else(|| format!("`{text}` is not a number")),
+        },
+        Kind::Enum(e) => {
+            if e.get_value_by_name(text).is_some() {
+                Ok(Value::String(text.to_owned()))
+            } else if let Some(v) = text.parse::<i32>().ok().and_then(|n| e.get_value(n)) {
+                Ok(Value::String(v.name().to_owned()))
+            } else {
+                Err(format!("`{text}` is not a value of {}", e.name()))
+            }
+        }
+        Kind::Message(m) => match m.full_name() {
+            "google.protobuf.Value" | "google.protobuf.Struct" | "google.protobuf.ListValue" => {
+                serde_json::from_str(text).map_err(|e| format!("`{text}` is not JSON: {e}"))
+            }
+            "google.protobuf.BoolValue"
+            | "google.protobuf.Int32Value"
+            | "google.protobuf.UInt32Value"
+            | "google.protobuf.Int64Value"
+            | "google.protobuf.UInt64Value"
+            | "google.protobuf.DoubleValue"
+            | "google.protobuf.FloatValue" => match m.get_field_by_name("value") {
+                Some(inner) => scalar_json(&inner, text),
+                None => Err(format!("{} has no value field", m.full_name())),
+            },
+            // Timestamp, Duration, FieldMask, StringValue and BytesValue are strings in JSON.
+            _ => Ok(Value::String(text.to_owned())),
+        },
+    }
+}
+
+fn child<'a>(map: &'a mut Map<String, Value>, field: &FieldDescriptor) -> Result<&'a mut Map<String, Value>, String> {
+    let entry = map
+        .entry(field.json_name().to_owned())
+        .or_insert_with(|| Value::Object(Map::new()));
+    match entry {
+        Value::Object(inner) => Ok(inner),
+        _ => Err(format!("`{}` is set both as a value and as a message", field.name())),
+    }
+}
+
+fn walk<'a>(root: &'a mut Map<String, Value>, parents: &[FieldDescriptor]) -> Result<&'a mut Map<String, Value>, String> {
+    let mut map = root;
+    for parent in parents {
+        // The body may name a field by its proto name; fold it into the JSON name so the
+        // two spellings do not become two keys.
+        if let Some(value) = map.remove(parent.name()) {
+            map.insert(parent.json_name().to_owned(), value);
+        }
+        map = child(map, parent)?;
+    }
+    Ok(map)
+}
+
+fn set_nested(root: &mut Map<String, Value>, parents: &[FieldDescriptor], leaf: &FieldDescriptor, value: Value) -> Result<(), String> {
+    let map = walk(root, parents)?;
+    map.remove(leaf.name());
+    map.insert(leaf.json_name().to_owned(), value);
+    Ok(())
+}
+
+fn push_nested(root: &mut Map<String, Value>, parents: &[FieldDescriptor], leaf: &FieldDescriptor, value: Value) -> Result<(), String> {
+    let map = walk(root, parents)?;
+    match map
+        .entry(leaf.json_name().to_owned())
+        .or_insert_with(|| Value::Array(Vec::new()))
+    {
+        Value::Array(items) => {
+            items.push(value);
+            Ok(())
+        }
+        _ => Err(format!("`{}` is set both as a list and as a value", leaf.name())),
+    }
+}
+
+/// `application/x-www-form-urlencoded` decoding of one key or value.
+fn form_decode(text: &str) -> Result<String, String> {
+    let spaced = text.replace('+', " ");
+    percent_decode_str(&spaced)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| format!("`{text}` is not valid UTF-8 once decoded"))
+}
