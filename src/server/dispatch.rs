@@ -17,6 +17,7 @@ use tower::{Layer, ServiceExt};
 use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
 use super::deadline::DeadlineLayer;
+use super::limit::MessageLimitLayer;
 use crate::observe::{Protocol, RecordStatus};
 use crate::store::Store;
 use crate::transcode::routes::RouteTable;
@@ -37,7 +38,12 @@ pub struct Dispatch {
 }
 
 pub fn build(routes: tonic::service::Routes, table: Arc<RouteTable>, store: Arc<dyn Store>, max_body: usize) -> Service {
-    let grpc: GrpcService = BoxCloneSyncService::new(RecordStatus.layer(DeadlineLayer.layer(routes)));
+    let stack = tower::ServiceBuilder::new()
+        .layer(RecordStatus)
+        .layer(DeadlineLayer)
+        .layer(MessageLimitLayer { max: max_body })
+        .service(routes);
+    let grpc: GrpcService = BoxCloneSyncService::new(stack);
     let dispatch = Dispatch {
         grpc_web: tonic_web::GrpcWebLayer::new().layer(grpc.clone()),
         json: Transcoder::new(table, grpc.clone(), max_body),

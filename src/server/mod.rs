@@ -4,6 +4,7 @@
 
 mod deadline;
 mod dispatch;
+mod limit;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,0 +1,106 @@
+//! The `iamd` binary as a process: an answered write survives SIGKILL, and SIGTERM stops it
+//! cleanly with every answered write kept.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::TestServer;
+
+struct Process {
+    child: Child,
+    addr: String,
+}
+
+fn spawn(data_dir: &Path) -> Process {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iamd"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("IAMD_BOOTSTRAP_TOKEN", crate::support::TOKEN)
+        .env("IAMD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let addr = line.trim().strip_prefix("iamd listening on http://").unwrap_or_else(|| panic!("unexpected: {line}")).to_owned();
+    Process { child, addr }
+}
+
+/// A client for a server this test did not start in-process.
+fn client(addr: &str) -> TestServer {
+    TestServer::attach(addr.parse().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answered_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut process = spawn(dir.path());
+    let api = client(&process.addr);
+
+    // Writes in flight from several tasks; the kill lands while some are still running.
+    let mut tasks = Vec::new();
+    for worker in 0..4 {
+        let api = client(&process.addr);
+        tasks.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            for i in 0..1000 {
+                let reply = api.try_json(Method::POST, "/organizations", Some(json!({"name": format!("org-{worker}-{i}")}))).await;
+                match reply {
+                    Some(reply) if reply.status == StatusCode::CREATED => {
+                        acknowledged.push(reply.body["id"].as_str().unwrap().to_owned());
+                    }
+                    _ => break,
+                }
+            }
+            acknowledged
+        }));
+    }
+    let policy = api.json(Method::PUT, "/admin/v1/policies/domain", Some(json!({"validateOrgDomains": true}))).await;
+    assert_eq!(policy.status, StatusCode::OK, "{}", policy.body);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    process.child.kill().unwrap(); // SIGKILL
+    process.child.wait().unwrap();
+    let mut acknowledged = Vec::new();
+    for task in tasks {
+        acknowledged.extend(task.await.unwrap());
+    }
+    assert!(acknowledged.len() >= 10, "too few writes before the kill: {}", acknowledged.len());
+
+    let process = spawn(dir.path());
+    let api = client(&process.addr);
+    for id in &acknowledged {
+        let reply = api.json(Method::GET, &format!("/organizations/{id}"), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "acknowledged organization {id} was lost: {}", reply.body);
+    }
+    let reply = api.json(Method::GET, "/admin/v1/policies/domain", None).await;
+    assert_eq!(reply.body["policy"]["userLoginMustBeDomain"], serde_json::Value::Null, "{}", reply.body);
+    assert_eq!(reply.body["policy"]["validateOrgDomains"], true);
+    stop(process);
+}
+
+fn stop(mut process: Process) {
+    let status = Command::new("kill").args(["-TERM", &process.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = process.child.wait().unwrap();
+    assert!(exit.success(), "iamd exited with {exit:?} on SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_and_keeps_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let process = spawn(dir.path());
+    let api = client(&process.addr);
+    let id = api.create_org("kept").await;
+    stop(process);
+
+    let process = spawn(dir.path());
+    let reply = client(&process.addr).json(Method::GET, &format!("/organizations/{id}"), None).await;
+    assert_eq!(reply.body["name"], "kept");
+    stop(process);
+}

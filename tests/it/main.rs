@@ -1,0 +1,11 @@
+//! The one integration-test binary (one link on 2 cores): a real server per test, real
+//! clients per protocol.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests fail by panicking")]
+
+mod support;
+
+mod parity;
+mod seeds;
+mod durability;
+mod protocol;

@@ -1,0 +1,280 @@
+//! The protocol layer end to end: health, reflection, CORS, limits, content types, query
+//! rules, deadlines, error details and pagination, on a real server.
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
+use iamd::pb::iamd::accounts::v1 as accounts;
+use serde_json::{Value, json};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+use crate::support::{TOKEN, TestServer};
+
+fn request(method: Method, server: &TestServer, path: &str) -> http::request::Builder {
+    Request::builder().method(method).uri(server.url(path)).header("authorization", format!("Bearer {TOKEN}"))
+}
+
+async fn organization_count(server: &TestServer) -> usize {
+    let reply = server.json(Method::GET, "/organizations?limit=100", None).await;
+    reply.body["results"].as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn liveness_readiness_and_grpc_health() {
+    let server = TestServer::start().await;
+    for path in ["/healthz", "/readyz"] {
+        let reply = server.json(Method::GET, path, None).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.body, json!({"status": "SERVING"}));
+    }
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
+    for service in ["", "iamd.admin.v1.AdminService", "iamd.accounts.v1.OrganizationService"] {
+        let answer = health
+            .check(tonic_health::pb::HealthCheckRequest { service: service.into() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(answer.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32, "{service}");
+    }
+}
+
+#[tokio::test]
+async fn reflection_lists_every_service_in_v1_and_v1alpha() {
+    use tokio_stream::StreamExt;
+    let server = TestServer::start().await;
+    let expected = ["grpc.health.v1.Health", "iamd.accounts.v1.OrganizationService", "iamd.admin.v1.AdminService"];
+
+    let mut v1 = tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(server.channel().await);
+    let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut answers = v1.server_reflection_info(tokio_stream::once(request)).await.unwrap().into_inner();
+    let answer = answers.next().await.unwrap().unwrap();
+    let Some(tonic_reflection::pb::v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        answer.message_response
+    else {
+        panic!("not a list")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for service in expected {
+        assert!(names.contains(&service.to_owned()), "v1 lists {names:?}");
+    }
+
+    let mut alpha = tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient::new(server.channel().await);
+    let request = tonic_reflection::pb::v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            tonic_reflection::pb::v1alpha::server_reflection_request::MessageRequest::FileContainingSymbol(
+                "iamd.admin.v1.AdminService".into(),
+            ),
+        ),
+    };
+    let mut answers = alpha.server_reflection_info(tokio_stream::once(request)).await.unwrap().into_inner();
+    let answer = answers.next().await.unwrap().unwrap();
+    assert!(matches!(
+        answer.message_response,
+        Some(tonic_reflection::pb::v1alpha::server_reflection_response::MessageResponse::FileDescriptorResponse(_))
+    ));
+}
+
+#[tokio::test]
+async fn cors_preflight_is_answered_on_every_path() {
+    let server = TestServer::start().await;
+    for path in ["/iamd.accounts.v1.OrganizationService/CreateOrganization", "/organizations", "/no/such/path"] {
+        let preflight = Request::builder()
+            .method(Method::OPTIONS)
+            .uri(server.url(path))
+            .header("origin", "http://app.example")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type,x-grpc-web,authorization")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (status, headers, _) = server.raw(preflight).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(headers["access-control-allow-origin"], "http://app.example");
+        let allowed = headers["access-control-allow-headers"].to_str().unwrap();
+        assert!(allowed.contains("x-grpc-web") && allowed.contains("authorization"), "{allowed}");
+    }
+    // Actual requests expose the gRPC status headers to browsers.
+    let (_, headers, _) = server
+        .raw(request(Method::GET, &server, "/organizations").header("origin", "http://app.example").body(Full::new(Bytes::new())).unwrap())
+        .await;
+    let exposed = headers["access-control-expose-headers"].to_str().unwrap();
+    for header in ["grpc-status", "grpc-message", "grpc-status-details-bin", "etag", "x-iamd-consistency-token"] {
+        assert!(exposed.contains(header), "{exposed}");
+    }
+}
+
+#[tokio::test]
+async fn json_over_http1_never_reaches_the_grpc_web_layer() {
+    // tonic-web answers 400 to any HTTP/1.1 request that is not gRPC-web; JSON must not go there.
+    let server = TestServer::start().await;
+    let (status, headers, body) = server
+        .raw(request(Method::GET, &server, "/admin/v1/policies/domain").version(http::Version::HTTP_11).body(Full::new(Bytes::new())).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(headers["content-type"], "application/json");
+}
+
+#[tokio::test]
+async fn one_body_limit_for_every_protocol_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir, |c| iamd::config::Config { max_body_bytes: 1024, ..c }).await;
+    let name = "n".repeat(2048);
+
+    let reply = server.json(Method::POST, "/organizations", Some(json!({"name": name}))).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(reply.body["code"], Code::ResourceExhausted as i32);
+
+    let request = accounts::CreateOrganizationRequest { name: name.clone(), domain: String::new() };
+    let error = server
+        .grpc::<_, accounts::CreateOrganizationResponse>("/iamd.accounts.v1.OrganizationService/CreateOrganization", request.clone())
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::ResourceExhausted);
+    let error = server
+        .grpc_web::<_, accounts::CreateOrganizationResponse>("/iamd.accounts.v1.OrganizationService/CreateOrganization", &request, false)
+        .await
+        .unwrap_err();
+    assert_eq!(error.0, Code::ResourceExhausted);
+
+    assert_eq!(organization_count(&server).await, 0);
+}
+
+#[tokio::test]
+async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
+    let server = TestServer::start().await;
+    let post = |content_type: &'static str, body: &'static str| {
+        request(Method::POST, &server, "/organizations").header("content-type", content_type).body(Full::new(Bytes::from(body))).unwrap()
+    };
+    let cases = [
+        (post("text/plain", r#"{"name":"a"}"#), StatusCode::UNSUPPORTED_MEDIA_TYPE, "content type `text/plain` is not supported"),
+        (post("application/json", r#"{"name":"#), StatusCode::BAD_REQUEST, "not valid JSON"),
+        (post("application/json", r#"["a"]"#), StatusCode::BAD_REQUEST, "must be a JSON object"),
+        (post("application/json", r#"{"name":7}"#), StatusCode::BAD_REQUEST, "invalid request"),
+        (post("application/json", r#"{"name":"a","bogus":1}"#), StatusCode::BAD_REQUEST, "bogus"),
+    ];
+    for (request, status, text) in cases {
+        let (got, headers, body) = server.raw(request).await;
+        let body: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(got, status, "{body}");
+        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(body["code"], Code::InvalidArgument as i32, "{body}");
+        assert!(body["message"].as_str().unwrap().contains(text), "{body}");
+    }
+    assert_eq!(organization_count(&server).await, 0);
+
+    // `curl -d` sends the form content type; it is read as JSON.
+    let (status, _, body) = server.raw(post("application/x-www-form-urlencoded", r#"{"name":"curl"}"#)).await;
+    assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+}
+
+#[tokio::test]
+async fn unknown_fields_and_parameters_follow_each_surface() {
+    let server = TestServer::start().await;
+    // Admin (ZITADEL): ignored.
+    let reply = server.json(Method::GET, "/admin/v1/policies/domain?bogus=1", None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let reply = server.json(Method::PUT, "/admin/v1/policies/domain", Some(json!({"bogus": 1, "validateOrgDomains": true}))).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    // Accounts (Bird): 400 naming the field.
+    let reply = server.json(Method::GET, "/organizations?bogus=1", None).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(reply.body["message"], "unknown query parameter `bogus`");
+    assert_eq!(reply.body["details"][1]["fieldViolations"][0]["field"], "bogus");
+    // Both spellings of a field name are accepted.
+    let reply = server.json(Method::GET, "/organizations?limit=1&page_token=", None).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+}
+
+#[tokio::test]
+async fn errors_carry_a_stable_reason_on_every_protocol() {
+    let server = TestServer::start().await;
+    let missing = "00000000-0000-4000-8000-000000000000";
+    let reply = server.json(Method::GET, &format!("/organizations/{missing}"), None).await;
+    assert_eq!(reply.body["details"][0]["@type"], "type.googleapis.com/google.rpc.ErrorInfo");
+    assert_eq!(reply.body["details"][0]["reason"], "ORGANIZATION_NOT_FOUND");
+    assert_eq!(reply.body["details"][0]["domain"], "iamd");
+
+    let status = server
+        .grpc::<_, accounts::GetOrganizationResponse>(
+            "/iamd.accounts.v1.OrganizationService/GetOrganization",
+            accounts::GetOrganizationRequest { organization_id: missing.into() },
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(status.get_details_error_info().unwrap().reason, "ORGANIZATION_NOT_FOUND");
+
+    let reply = server.json(Method::GET, "/organizations?limit=500", None).await;
+    assert_eq!(reply.body["details"][1]["fieldViolations"][0]["field"], "limit");
+}
+
+#[tokio::test]
+async fn grpc_timeout_is_read_on_every_protocol() {
+    let server = TestServer::start().await;
+    let (status, _, body) = server
+        .raw(request(Method::GET, &server, "/admin/v1/policies/domain").header("grpc-timeout", "soon").body(Full::new(Bytes::new())).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&body));
+    let (status, _, _) = server
+        .raw(request(Method::GET, &server, "/admin/v1/policies/domain").header("grpc-timeout", "5S").body(Full::new(Bytes::new())).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let mut client = tonic::client::Grpc::new(server.channel().await);
+    client.ready().await.unwrap();
+    let mut call = tonic::Request::new(iamd::pb::iamd::admin::v1::GetDomainPolicyRequest {});
+    call.metadata_mut().insert("grpc-timeout", "soon".parse().unwrap());
+    let error = client
+        .unary(
+            call,
+            http::uri::PathAndQuery::from_static("/iamd.admin.v1.AdminService/GetDomainPolicy"),
+            tonic_prost::ProstCodec::<_, iamd::pb::iamd::admin::v1::GetDomainPolicyResponse>::default(),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn pages_follow_creation_order_with_keyset_tokens() {
+    let server = TestServer::start().await;
+    let mut created = Vec::new();
+    for i in 0..23 {
+        created.push(server.create_org(&format!("org-{i:02}")).await);
+    }
+    let walk = |reverse: bool| {
+        let server = &server;
+        async move {
+            let mut seen = Vec::new();
+            let mut token = String::new();
+            loop {
+                let reply = server.json(Method::GET, &format!("/organizations?limit=10&reverse={reverse}&pageToken={token}"), None).await;
+                assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+                seen.extend(reply.body["results"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_owned()));
+                match reply.body.get("nextPageToken") {
+                    Some(next) => token = next.as_str().unwrap().to_owned(),
+                    None => break,
+                }
+            }
+            seen
+        }
+    };
+    assert_eq!(walk(false).await, created);
+    let mut reversed = created.clone();
+    reversed.reverse();
+    assert_eq!(walk(true).await, reversed);
+
+    let first = server.json(Method::GET, "/organizations?limit=10", None).await;
+    let token = first.body["nextPageToken"].as_str().unwrap().to_owned();
+    // A token of the other direction is refused.
+    let reply = server.json(Method::GET, &format!("/organizations?limit=10&reverse=true&pageToken={token}"), None).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    // Deleting the row a token points at does not invalidate it.
+    let deleted = server.json(Method::DELETE, &format!("/organizations/{}", created[9]), None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let reply = server.json(Method::GET, &format!("/organizations?limit=10&pageToken={token}"), None).await;
+    assert_eq!(reply.body["results"][0]["id"], created[10].as_str());
+}

@@ -1,0 +1,383 @@
+//! The test harness: a real iamd on 127.0.0.1:0 with its own data directory, and real
+//! clients for each protocol: tonic over h2c, gRPC-web framing over HTTP/1.1, and HTTP/JSON.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use iamd::config::Config;
+use iamd::server::RunningServer;
+use prost::Message;
+use serde::Serialize;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tonic::Code;
+use tonic::codegen::http::uri::PathAndQuery;
+
+pub const TOKEN: &str = "test-bootstrap-token";
+
+pub type Http = Client<HttpConnector, Full<Bytes>>;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    server: Option<RunningServer>,
+    pub dir: TempDir,
+    http: Http,
+}
+
+/// The protocols every method answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    GrpcWeb,
+    GrpcWebText,
+    Json,
+}
+
+pub const PROTOCOLS: [Protocol; 3] = [Protocol::Grpc, Protocol::GrpcWeb, Protocol::Json];
+
+/// What a call answered, in protocol-neutral terms.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Outcome {
+    /// The answer as proto3 JSON (for JSON: the body; for gRPC: the message through pbjson).
+    Ok(Value),
+    Err { code: Code, message: String },
+}
+
+impl Outcome {
+    pub fn ok(self) -> Value {
+        match self {
+            Outcome::Ok(value) => value,
+            Outcome::Err { code, message } => panic!("expected success, got {code:?}: {message}"),
+        }
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            Outcome::Ok(_) => Code::Ok,
+            Outcome::Err { code, .. } => *code,
+        }
+    }
+}
+
+pub struct JsonReply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        TestServer::start_in(dir, |c| c).await
+    }
+
+    pub async fn start_in(dir: TempDir, configure: impl FnOnce(Config) -> Config) -> TestServer {
+        let config = configure(Config { bootstrap_token: Some(TOKEN.into()), ..Config::for_data_dir(dir.path()) });
+        let server = iamd::server::start(config).await.unwrap();
+        TestServer { addr: server.addr, server: Some(server), dir, http: Client::builder(TokioExecutor::new()).build_http() }
+    }
+
+    /// A client for a server running elsewhere (another process).
+    pub fn attach(addr: SocketAddr) -> TestServer {
+        TestServer {
+            addr,
+            server: None,
+            dir: tempfile::tempdir().unwrap(),
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
+    }
+
+    /// Like `json`, but a connection failure is `None` instead of a panic.
+    pub async fn try_json(&self, method: Method, path: &str, body: Option<Value>) -> Option<JsonReply> {
+        let request = Request::builder()
+            .method(method)
+            .uri(self.url(path))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.map(|b| b.to_string()).unwrap_or_default())))
+            .unwrap();
+        let response = self.http.request(request).await.ok()?;
+        let (parts, body) = response.into_parts();
+        let bytes = body.collect().await.ok()?.to_bytes();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Some(JsonReply { status: parts.status, headers: parts.headers, body })
+    }
+
+    /// Stops the server cleanly and hands back its data directory.
+    pub async fn stop(mut self) -> TempDir {
+        if let Some(server) = self.server.take() {
+            server.stop().await.unwrap();
+        }
+        self.dir
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(self.url(""))
+            .unwrap()
+            .timeout(Duration::from_secs(10))
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// Any HTTP request; the body is sent as is.
+    pub async fn raw(&self, request: Request<Full<Bytes>>) -> (StatusCode, HeaderMap, Bytes) {
+        let response = self.http.request(request).await.unwrap();
+        let (parts, body) = response.into_parts();
+        (parts.status, parts.headers, body.collect().await.unwrap().to_bytes())
+    }
+
+    /// A JSON request with the bootstrap token; an empty answer reads as `{}`.
+    pub async fn json(&self, method: Method, path: &str, body: Option<Value>) -> JsonReply {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(self.url(path))
+            .header("authorization", format!("Bearer {TOKEN}"));
+        let bytes = match body {
+            Some(body) => {
+                builder = builder.header("content-type", "application/json");
+                Bytes::from(serde_json::to_vec(&body).unwrap())
+            }
+            None => Bytes::new(),
+        };
+        let (status, headers, bytes) = self.raw(builder.body(Full::new(bytes)).unwrap()).await;
+        let body = if bytes.is_empty() {
+            json!({})
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("answer is not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+        };
+        JsonReply { status, headers, body }
+    }
+
+    /// Creates an organization over JSON and returns its id.
+    pub async fn create_org(&self, name: &str) -> String {
+        let reply = self.json(Method::POST, "/organizations", Some(json!({"name": name}))).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        reply.body["id"].as_str().unwrap().to_owned()
+    }
+
+    /// A unary call over native gRPC with tonic's client.
+    pub async fn grpc<Req, Resp>(&self, path: &str, request: Req) -> Result<Resp, tonic::Status>
+    where
+        Req: Message + Send + Sync + 'static,
+        Resp: Message + Default + Send + Sync + 'static,
+    {
+        let mut client = tonic::client::Grpc::new(self.channel().await);
+        client.ready().await.unwrap();
+        let mut request = tonic::Request::new(request);
+        request.metadata_mut().insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+        let path = PathAndQuery::from_maybe_shared(path.to_owned()).unwrap();
+        client
+            .unary(request, path, tonic_prost::ProstCodec::<Req, Resp>::default())
+            .await
+            .map(tonic::Response::into_inner)
+    }
+
+    /// A unary call with gRPC-web framing over HTTP/1.1 (binary, or base64 text).
+    pub async fn grpc_web<Req, Resp>(&self, path: &str, request: &Req, text: bool) -> Result<Resp, (Code, String)>
+    where
+        Req: Message,
+        Resp: Message + Default,
+    {
+        let (status, headers, body) = self.grpc_web_raw(path, &request.encode_to_vec(), text).await;
+        assert_eq!(status, StatusCode::OK, "gRPC-web answers errors in trailers, with HTTP 200");
+        let body = if text { decode_text(&body) } else { body };
+        // A trailers-only answer carries the status in the headers.
+        if let Some(code) = headers.get("grpc-status") {
+            let code = Code::from_i32(code.to_str().unwrap().parse().unwrap());
+            let message = decode_message(headers.get("grpc-message").map(|v| v.to_str().unwrap()).unwrap_or(""));
+            return if code == Code::Ok { Ok(Resp::default()) } else { Err((code, message)) };
+        }
+        let (message, trailers) = parse_grpc_web(body);
+        let code = Code::from_i32(trailers.get("grpc-status").map(|v| v.parse().unwrap()).unwrap_or(2));
+        if code != Code::Ok {
+            let message = decode_message(trailers.get("grpc-message").map(String::as_str).unwrap_or(""));
+            return Err((code, message));
+        }
+        Ok(Resp::decode(message.unwrap_or_default()).unwrap())
+    }
+
+    pub async fn grpc_web_raw(&self, path: &str, message: &[u8], text: bool) -> (StatusCode, HeaderMap, Bytes) {
+        let mut frame = BytesMut::new();
+        frame.put_u8(0);
+        frame.put_u32(message.len() as u32);
+        frame.put_slice(message);
+        let (content_type, body) = if text {
+            ("application/grpc-web-text", Bytes::from(base64::engine::general_purpose::STANDARD.encode(&frame)))
+        } else {
+            ("application/grpc-web+proto", frame.freeze())
+        };
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(self.url(path))
+            .version(http::Version::HTTP_11)
+            .header("content-type", content_type)
+            .header("accept", content_type)
+            .header("x-grpc-web", "1")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Full::new(body))
+            .unwrap();
+        self.raw(request).await
+    }
+
+    /// One call over one protocol: `json` is the REST form of the same request.
+    pub async fn call<Req, Resp>(&self, protocol: Protocol, rest: &Rest, request: Req) -> Outcome
+    where
+        Req: Message + Send + Sync + 'static,
+        Resp: Message + Default + Serialize + Send + Sync + 'static,
+    {
+        let typed = |result: Result<Resp, (Code, String)>| match result {
+            Ok(message) => Outcome::Ok(rest.as_json(serde_json::to_value(&message).unwrap())),
+            Err((code, message)) => Outcome::Err { code, message },
+        };
+        match protocol {
+            Protocol::Grpc => {
+                typed(self.grpc::<Req, Resp>(rest.grpc, request).await.map_err(|s| (s.code(), s.message().to_owned())))
+            }
+            Protocol::GrpcWeb => typed(self.grpc_web::<Req, Resp>(rest.grpc, &request, false).await),
+            Protocol::GrpcWebText => typed(self.grpc_web::<Req, Resp>(rest.grpc, &request, true).await),
+            Protocol::Json => {
+                let reply = self.json(rest.method.clone(), &rest.path, rest.body.clone()).await;
+                if reply.status.is_success() {
+                    assert_eq!(reply.status, rest.success, "{} {}", rest.method, rest.path);
+                    Outcome::Ok(reply.body)
+                } else {
+                    let code = Code::from_i32(reply.body["code"].as_i64().unwrap() as i32);
+                    assert_eq!(reply.status, gateway_status(code), "HTTP status of {code:?}: {}", reply.body);
+                    assert_eq!(reply.headers["content-type"], "application/json");
+                    assert!(reply.body["details"].is_array(), "{}", reply.body);
+                    Outcome::Err { code, message: reply.body["message"].as_str().unwrap().to_owned() }
+                }
+            }
+        }
+    }
+}
+
+/// The REST form of a call, and the gRPC method it maps to.
+#[derive(Clone, Debug)]
+pub struct Rest {
+    pub grpc: &'static str,
+    pub method: Method,
+    pub path: String,
+    pub body: Option<Value>,
+    pub success: StatusCode,
+    /// `response_body`: the field of the gRPC answer that JSON answers alone.
+    pub select: Option<&'static str>,
+}
+
+impl Rest {
+    pub fn new(grpc: &'static str, method: Method, path: impl Into<String>) -> Rest {
+        Rest { grpc, method, path: path.into(), body: None, success: StatusCode::OK, select: None }
+    }
+
+    pub fn body(mut self, body: Value) -> Rest {
+        self.body = Some(body);
+        self
+    }
+
+    pub fn success(mut self, status: StatusCode) -> Rest {
+        self.success = status;
+        self
+    }
+
+    pub fn select(mut self, field: &'static str) -> Rest {
+        self.select = Some(field);
+        self
+    }
+
+    /// What JSON answers for this gRPC answer: nothing for 204, the selected field, or all.
+    fn as_json(&self, value: Value) -> Value {
+        match self.select {
+            _ if self.success == StatusCode::NO_CONTENT => json!({}),
+            Some(field) => value.get(field).cloned().unwrap_or(Value::Null),
+            None => value,
+        }
+    }
+}
+
+/// grpc-gateway's code -> HTTP table, written out independently of the server's.
+pub fn gateway_status(code: Code) -> StatusCode {
+    let n = match code {
+        Code::Ok => 200,
+        Code::Cancelled => 499,
+        Code::Unknown | Code::Internal | Code::DataLoss => 500,
+        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => 400,
+        Code::DeadlineExceeded => 504,
+        Code::NotFound => 404,
+        Code::AlreadyExists | Code::Aborted => 409,
+        Code::PermissionDenied => 403,
+        Code::ResourceExhausted => 429,
+        Code::Unimplemented => 501,
+        Code::Unavailable => 503,
+        Code::Unauthenticated => 401,
+    };
+    StatusCode::from_u16(n).unwrap()
+}
+
+/// Splits a gRPC-web body into its message and its trailer frame.
+fn parse_grpc_web(mut body: Bytes) -> (Option<Bytes>, std::collections::HashMap<String, String>) {
+    let mut message = None;
+    let mut trailers = std::collections::HashMap::new();
+    while body.remaining() >= 5 {
+        let flag = body.get_u8();
+        let len = body.get_u32() as usize;
+        let payload = body.split_to(len);
+        if flag & 0x80 != 0 {
+            for line in String::from_utf8(payload.to_vec()).unwrap().split("\r\n").filter(|l| !l.is_empty()) {
+                let (k, v) = line.split_once(':').unwrap();
+                trailers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+            }
+        } else {
+            message = Some(payload);
+        }
+    }
+    (message, trailers)
+}
+
+/// grpc-web-text: each chunk is base64 on its own (with its own padding), so decode it group by
+/// group of four characters.
+fn decode_text(body: &[u8]) -> Bytes {
+    let mut out = Vec::new();
+    for group in body.chunks(4) {
+        out.extend(base64::engine::general_purpose::STANDARD.decode(group).unwrap());
+    }
+    Bytes::from(out)
+}
+
+fn decode_message(text: &str) -> String {
+    percent_encoding::percent_decode_str(text).decode_utf8_lossy().into_owned()
+}
+
+/// Replaces what differs between runs (ids, times) so answers from separate servers compare.
+pub fn normalize(value: &Value) -> Value {
+    match value {
+        Value::String(s) if uuid::Uuid::parse_str(s).is_ok() => json!("<uuid>"),
+        Value::String(s) if chrono::DateTime::parse_from_rfc3339(s).is_ok() => {
+            assert!(s.ends_with('Z'), "timestamps end in Z: {s}");
+            json!("<time>")
+        }
+        Value::Array(items) => Value::Array(items.iter().map(normalize).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    // Page tokens hold ids and times, so they differ between servers too.
+                    let v = if k == "nextPageToken" { json!("<token>") } else { normalize(v) };
+                    (k.clone(), v)
+                })
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
