@@ -72,19 +72,14 @@ fn proto_files(root: &str, dir: &str) -> Result<Vec<String>, Box<dyn Error>> {
     files
         .iter()
         .map(|f| {
-            f.strip_prefix(root)
-                .map(|p| p.to_string_lossy().trim_start_matches('/').to_owned())
-                .map_err(Into::into)
+            f.strip_prefix(root).map(|p| p.to_string_lossy().trim_start_matches('/').to_owned()).map_err(Into::into)
         })
         .collect()
 }
 
 fn compile(includes: &[&str], files: &[String]) -> Result<protox::Compiler, Box<dyn Error>> {
     let mut compiler = protox::Compiler::new(includes)?;
-    compiler
-        .include_imports(true)
-        .include_source_info(true)
-        .open_files(files)?;
+    compiler.include_imports(true).include_source_info(true).open_files(files)?;
     Ok(compiler)
 }
 
@@ -109,9 +104,7 @@ struct Conventions {
 /// Reads `(iamd.json)` of every file that defines messages in an `iamd.*` package, and
 /// insists that all files of one package agree.
 fn json_conventions(pool: &DescriptorPool) -> Result<BTreeMap<String, Conventions>, Box<dyn Error>> {
-    let ext = pool
-        .get_extension_by_name("iamd.json")
-        .ok_or("iamd.json file option is not defined")?;
+    let ext = pool.get_extension_by_name("iamd.json").ok_or("iamd.json file option is not defined")?;
     let mut by_package: BTreeMap<String, Conventions> = BTreeMap::new();
     for file in pool.files() {
         let package = file.package_name().to_owned();
@@ -124,20 +117,15 @@ fn json_conventions(pool: &DescriptorPool) -> Result<BTreeMap<String, Convention
         }
         let value = options.get_extension(&ext);
         let message = value.as_message().ok_or("iamd.json is not a message")?;
-        let flag = |name: &str| {
-            message
-                .get_field_by_name(name)
-                .and_then(|v| v.as_bool())
-                .unwrap_or(false)
-        };
+        let flag = |name: &str| message.get_field_by_name(name).and_then(|v| v.as_bool()).unwrap_or(false);
         let conventions = Conventions {
             emit_zero_values: flag("emit_zero_values"),
             ignore_unknown_fields: flag("ignore_unknown_fields"),
         };
-        if let Some(previous) = by_package.insert(package.clone(), conventions) {
-            if previous != conventions {
-                return Err(format!("{}: (iamd.json) differs within package {package}", file.name()).into());
-            }
+        if let Some(previous) = by_package.insert(package.clone(), conventions)
+            && previous != conventions
+        {
+            return Err(format!("{}: (iamd.json) differs within package {package}", file.name()).into());
         }
     }
     Ok(by_package)
@@ -151,10 +139,7 @@ fn rust_type(full_name: &str, package: &str) -> String {
         path.push_str("::");
         path.push_str(&part.to_snake_case());
     }
-    let local = full_name
-        .strip_prefix(package)
-        .unwrap_or(full_name)
-        .trim_start_matches('.');
+    let local = full_name.strip_prefix(package).unwrap_or(full_name).trim_start_matches('.');
     let mut parts: Vec<&str> = local.split('.').collect();
     let name = parts.pop().unwrap_or_default();
     for outer in parts {

@@ -28,10 +28,7 @@ pub enum Protocol {
 
 impl Protocol {
     pub fn of(headers: &HeaderMap) -> Protocol {
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         if content_type.starts_with("application/grpc-web") {
             Protocol::GrpcWeb
         } else if content_type.starts_with("application/grpc") {
@@ -175,7 +172,10 @@ impl Body for OnEnd {
     type Data = bytes::Bytes;
     type Error = tonic::Status;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let poll = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(None) = poll {
             // Dropping the line logs it.
@@ -238,11 +238,7 @@ where
 }
 
 fn code_of(headers: &HeaderMap) -> Option<Code> {
-    headers
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i32>().ok())
-        .map(Code::from_i32)
+    headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok()).map(Code::from_i32)
 }
 
 struct Trailers {
@@ -254,12 +250,15 @@ impl Body for Trailers {
     type Data = bytes::Bytes;
     type Error = tonic::Status;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let poll = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &poll {
-            if let Some(code) = frame.trailers_ref().and_then(code_of) {
-                self.info.record(code);
-            }
+        if let Poll::Ready(Some(Ok(frame))) = &poll
+            && let Some(code) = frame.trailers_ref().and_then(code_of)
+        {
+            self.info.record(code);
         }
         poll
     }

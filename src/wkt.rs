@@ -21,10 +21,7 @@ pub struct Timestamp {
 
 impl Timestamp {
     pub fn from_micros(micros: Micros) -> Self {
-        Timestamp {
-            seconds: micros.div_euclid(1_000_000),
-            nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32,
-        }
+        Timestamp { seconds: micros.div_euclid(1_000_000), nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32 }
     }
 
     fn to_datetime(self) -> Option<DateTime<Utc>> {
@@ -34,9 +31,7 @@ impl Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let datetime = self
-            .to_datetime()
-            .ok_or_else(|| serde::ser::Error::custom("timestamp out of range"))?;
+        let datetime = self.to_datetime().ok_or_else(|| serde::ser::Error::custom("timestamp out of range"))?;
         serializer.serialize_str(&datetime.to_rfc3339_opts(SecondsFormat::Millis, true))
     }
 }
@@ -53,10 +48,7 @@ impl<'de> Deserialize<'de> for Timestamp {
                 let parsed = DateTime::parse_from_rfc3339(s)
                     .map_err(|e| E::custom(format!("invalid timestamp `{s}`: {e}")))?
                     .with_timezone(&Utc);
-                Ok(Timestamp {
-                    seconds: parsed.timestamp(),
-                    nanos: parsed.timestamp_subsec_nanos() as i32,
-                })
+                Ok(Timestamp { seconds: parsed.timestamp(), nanos: parsed.timestamp_subsec_nanos() as i32 })
             }
         }
         deserializer.deserialize_str(TimestampVisitor)

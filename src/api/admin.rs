@@ -47,14 +47,20 @@ impl AdminService for Api {
         Ok(Response::new(pb::GetOrgIamPolicyResponse { policy: Some(org_iam(policy)) }))
     }
 
-    async fn update_org_iam_policy(&self, request: Request<pb::UpdateOrgIamPolicyRequest>) -> Answer<pb::UpdateOrgIamPolicyResponse> {
+    async fn update_org_iam_policy(
+        &self,
+        request: Request<pb::UpdateOrgIamPolicyRequest>,
+    ) -> Answer<pb::UpdateOrgIamPolicyResponse> {
         let actor = self.actor(request.metadata());
         let wanted = DomainSettings::from_org_iam(request.get_ref().user_login_must_be_domain);
         let done = self.app.change_default_domain_policy(&actor, wanted).await?;
         Ok(Response::new(pb::UpdateOrgIamPolicyResponse { details: details(done) }))
     }
 
-    async fn get_custom_org_iam_policy(&self, request: Request<pb::GetCustomOrgIamPolicyRequest>) -> Answer<pb::GetCustomOrgIamPolicyResponse> {
+    async fn get_custom_org_iam_policy(
+        &self,
+        request: Request<pb::GetCustomOrgIamPolicyRequest>,
+    ) -> Answer<pb::GetCustomOrgIamPolicyResponse> {
         let policy = self.app.org_domain_policy(&request.get_ref().org_id).await?;
         let is_default = policy.is_default;
         #[allow(deprecated)]
@@ -62,7 +68,10 @@ impl AdminService for Api {
         Ok(Response::new(response))
     }
 
-    async fn add_custom_org_iam_policy(&self, request: Request<pb::AddCustomOrgIamPolicyRequest>) -> Answer<pb::AddCustomOrgIamPolicyResponse> {
+    async fn add_custom_org_iam_policy(
+        &self,
+        request: Request<pb::AddCustomOrgIamPolicyRequest>,
+    ) -> Answer<pb::AddCustomOrgIamPolicyResponse> {
         let actor = self.actor(request.metadata());
         let message = request.into_inner();
         let wanted = DomainSettings::from_org_iam(message.user_login_must_be_domain);
@@ -70,7 +79,10 @@ impl AdminService for Api {
         Ok(Response::new(pb::AddCustomOrgIamPolicyResponse { details: details(done) }))
     }
 
-    async fn update_custom_org_iam_policy(&self, request: Request<pb::UpdateCustomOrgIamPolicyRequest>) -> Answer<pb::UpdateCustomOrgIamPolicyResponse> {
+    async fn update_custom_org_iam_policy(
+        &self,
+        request: Request<pb::UpdateCustomOrgIamPolicyRequest>,
+    ) -> Answer<pb::UpdateCustomOrgIamPolicyResponse> {
         let actor = self.actor(request.metadata());
         let message = request.into_inner();
         let wanted = DomainSettings::from_org_iam(message.user_login_must_be_domain);
@@ -92,15 +104,25 @@ impl AdminService for Api {
         Ok(Response::new(pb::GetDomainPolicyResponse { policy: Some(domain(policy)) }))
     }
 
-    async fn update_domain_policy(&self, request: Request<pb::UpdateDomainPolicyRequest>) -> Answer<pb::UpdateDomainPolicyResponse> {
+    async fn update_domain_policy(
+        &self,
+        request: Request<pb::UpdateDomainPolicyRequest>,
+    ) -> Answer<pb::UpdateDomainPolicyResponse> {
         let actor = self.actor(request.metadata());
         let m = request.get_ref();
-        let wanted = settings(m.user_login_must_be_domain, m.validate_org_domains, m.smtp_sender_address_matches_instance_domain);
+        let wanted = settings(
+            m.user_login_must_be_domain,
+            m.validate_org_domains,
+            m.smtp_sender_address_matches_instance_domain,
+        );
         let done = self.app.change_default_domain_policy(&actor, wanted).await?;
         Ok(Response::new(pb::UpdateDomainPolicyResponse { details: details(done) }))
     }
 
-    async fn get_custom_domain_policy(&self, request: Request<pb::GetCustomDomainPolicyRequest>) -> Answer<pb::GetCustomDomainPolicyResponse> {
+    async fn get_custom_domain_policy(
+        &self,
+        request: Request<pb::GetCustomDomainPolicyRequest>,
+    ) -> Answer<pb::GetCustomDomainPolicyResponse> {
         let policy = self.app.org_domain_policy(&request.get_ref().org_id).await?;
         let is_default = policy.is_default;
         #[allow(deprecated)]
@@ -108,18 +130,32 @@ impl AdminService for Api {
         Ok(Response::new(response))
     }
 
-    async fn add_custom_domain_policy(&self, request: Request<pb::AddCustomDomainPolicyRequest>) -> Answer<pb::AddCustomDomainPolicyResponse> {
+    async fn add_custom_domain_policy(
+        &self,
+        request: Request<pb::AddCustomDomainPolicyRequest>,
+    ) -> Answer<pb::AddCustomDomainPolicyResponse> {
         let actor = self.actor(request.metadata());
         let m = request.into_inner();
-        let wanted = settings(m.user_login_must_be_domain, m.validate_org_domains, m.smtp_sender_address_matches_instance_domain);
+        let wanted = settings(
+            m.user_login_must_be_domain,
+            m.validate_org_domains,
+            m.smtp_sender_address_matches_instance_domain,
+        );
         let done = self.app.add_org_domain_policy(&actor, &m.org_id, wanted).await?;
         Ok(Response::new(pb::AddCustomDomainPolicyResponse { details: details(done) }))
     }
 
-    async fn update_custom_domain_policy(&self, request: Request<pb::UpdateCustomDomainPolicyRequest>) -> Answer<pb::UpdateCustomDomainPolicyResponse> {
+    async fn update_custom_domain_policy(
+        &self,
+        request: Request<pb::UpdateCustomDomainPolicyRequest>,
+    ) -> Answer<pb::UpdateCustomDomainPolicyResponse> {
         let actor = self.actor(request.metadata());
         let m = request.into_inner();
-        let wanted = settings(m.user_login_must_be_domain, m.validate_org_domains, m.smtp_sender_address_matches_instance_domain);
+        let wanted = settings(
+            m.user_login_must_be_domain,
+            m.validate_org_domains,
+            m.smtp_sender_address_matches_instance_domain,
+        );
         let done = self.app.change_org_domain_policy(&actor, &m.org_id, wanted).await?;
         Ok(Response::new(pb::UpdateCustomDomainPolicyResponse { details: details(done) }))
     }

@@ -11,14 +11,20 @@ use crate::wkt::Timestamp;
 
 #[tonic::async_trait]
 impl OrganizationService for Api {
-    async fn create_organization(&self, request: Request<pb::CreateOrganizationRequest>) -> Result<Response<pb::CreateOrganizationResponse>, Status> {
+    async fn create_organization(
+        &self,
+        request: Request<pb::CreateOrganizationRequest>,
+    ) -> Result<Response<pb::CreateOrganizationResponse>, Status> {
         let actor = self.actor(request.metadata());
         let message = request.into_inner();
         let organization = self.app.create_organization(&actor, &message.name, &message.domain).await?;
         Ok(Response::new(pb::CreateOrganizationResponse { organization: Some(to_pb(organization)) }))
     }
 
-    async fn list_organizations(&self, request: Request<pb::ListOrganizationsRequest>) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
+    async fn list_organizations(
+        &self,
+        request: Request<pb::ListOrganizationsRequest>,
+    ) -> Result<Response<pb::ListOrganizationsResponse>, Status> {
         let message = request.into_inner();
         let page = PageRequest { limit: message.limit, token: &message.page_token, reverse: message.reverse };
         let (organizations, next_page_token) = self.app.list_organizations(&page).await?;
@@ -28,12 +34,18 @@ impl OrganizationService for Api {
         }))
     }
 
-    async fn get_organization(&self, request: Request<pb::GetOrganizationRequest>) -> Result<Response<pb::GetOrganizationResponse>, Status> {
+    async fn get_organization(
+        &self,
+        request: Request<pb::GetOrganizationRequest>,
+    ) -> Result<Response<pb::GetOrganizationResponse>, Status> {
         let organization = self.app.organization(&request.get_ref().organization_id).await?;
         Ok(Response::new(pb::GetOrganizationResponse { organization: Some(to_pb(organization)) }))
     }
 
-    async fn update_organization(&self, request: Request<pb::UpdateOrganizationRequest>) -> Result<Response<pb::UpdateOrganizationResponse>, Status> {
+    async fn update_organization(
+        &self,
+        request: Request<pb::UpdateOrganizationRequest>,
+    ) -> Result<Response<pb::UpdateOrganizationResponse>, Status> {
         let actor = self.actor(request.metadata());
         let message = request.into_inner();
         let patch = OrganizationPatch { name: message.name, domain: message.domain };
@@ -41,7 +53,10 @@ impl OrganizationService for Api {
         Ok(Response::new(pb::UpdateOrganizationResponse { organization: Some(to_pb(organization)) }))
     }
 
-    async fn delete_organization(&self, request: Request<pb::DeleteOrganizationRequest>) -> Result<Response<pb::DeleteOrganizationResponse>, Status> {
+    async fn delete_organization(
+        &self,
+        request: Request<pb::DeleteOrganizationRequest>,
+    ) -> Result<Response<pb::DeleteOrganizationResponse>, Status> {
         let actor = self.actor(request.metadata());
         self.app.delete_organization(&actor, &request.get_ref().organization_id).await?;
         Ok(Response::new(pb::DeleteOrganizationResponse {}))

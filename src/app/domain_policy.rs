@@ -46,7 +46,13 @@ impl App {
             return Ok(());
         }
         let settings = DomainSettings::from_org_iam(true);
-        let write = self.policy_write(&Actor::system(), &self.instance.id, Expect::Absent, "instance.policy.domain.added", settings)?;
+        let write = self.policy_write(
+            &Actor::system(),
+            &self.instance.id,
+            Expect::Absent,
+            "instance.policy.domain.added",
+            settings,
+        )?;
         match self.store.append(vec![write]).await {
             // Another replica seeded it first: same defaults, nothing to do.
             Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
@@ -70,7 +76,12 @@ impl App {
         }
     }
 
-    pub async fn add_org_domain_policy(&self, actor: &Actor, org_id: &str, settings: DomainSettings) -> Result<Details, AppError> {
+    pub async fn add_org_domain_policy(
+        &self,
+        actor: &Actor,
+        org_id: &str,
+        settings: DomainSettings,
+    ) -> Result<Details, AppError> {
         self.require_org(org_id).await?;
         let write = self.policy_write(actor, org_id, Expect::Absent, "org.policy.domain.added", settings)?;
         match self.store.append(vec![write]).await {
@@ -84,7 +95,12 @@ impl App {
         }
     }
 
-    pub async fn change_org_domain_policy(&self, actor: &Actor, org_id: &str, settings: DomainSettings) -> Result<Details, AppError> {
+    pub async fn change_org_domain_policy(
+        &self,
+        actor: &Actor,
+        org_id: &str,
+        settings: DomainSettings,
+    ) -> Result<Details, AppError> {
         self.require_org(org_id).await?;
         let current = self.store.get(KIND, org_id).await?.ok_or_else(|| own_policy_missing(org_id))?;
         self.change(actor, &current, "org.policy.domain.changed", settings).await
@@ -96,14 +112,24 @@ impl App {
         first_details(self.store.append(vec![removal(actor, &current)]).await?)
     }
 
-    pub async fn change_default_domain_policy(&self, actor: &Actor, settings: DomainSettings) -> Result<Details, AppError> {
+    pub async fn change_default_domain_policy(
+        &self,
+        actor: &Actor,
+        settings: DomainSettings,
+    ) -> Result<Details, AppError> {
         let current = self.store.get(KIND, &self.instance.id).await?.ok_or_else(|| {
             AppError::not_found("DOMAIN_POLICY_NOT_FOUND", "the instance has no default domain policy")
         })?;
         self.change(actor, &current, "instance.policy.domain.changed", settings).await
     }
 
-    async fn change(&self, actor: &Actor, current: &StoredObject, event: &str, settings: DomainSettings) -> Result<Details, AppError> {
+    async fn change(
+        &self,
+        actor: &Actor,
+        current: &StoredObject,
+        event: &str,
+        settings: DomainSettings,
+    ) -> Result<Details, AppError> {
         let stored: DomainSettings = from_json(current)?;
         if stored == settings {
             return Err(AppError::new(
@@ -123,7 +149,14 @@ impl App {
         self.organization_object(org_id).await.map(|_| ())
     }
 
-    fn policy_write(&self, actor: &Actor, owner: &str, expect: Expect, event: &str, settings: DomainSettings) -> Result<Append, AppError> {
+    fn policy_write(
+        &self,
+        actor: &Actor,
+        owner: &str,
+        expect: Expect,
+        event: &str,
+        settings: DomainSettings,
+    ) -> Result<Append, AppError> {
         let state = to_json(&settings)?;
         Ok(Append {
             kind: KIND.into(),
@@ -167,8 +200,5 @@ fn first_details(committed: Vec<crate::store::Committed>) -> Result<Details, App
 }
 
 fn own_policy_missing(org_id: &str) -> AppError {
-    AppError::not_found(
-        "DOMAIN_POLICY_NOT_FOUND",
-        format!("organization `{org_id}` has no domain policy of its own"),
-    )
+    AppError::not_found("DOMAIN_POLICY_NOT_FOUND", format!("organization `{org_id}` has no domain policy of its own"))
 }

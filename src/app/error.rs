@@ -55,11 +55,9 @@ impl From<StoreError> for AppError {
                 "CONCURRENT_MODIFICATION",
                 format!("the {kind} `{id}` was changed by another request; read it again and retry"),
             ),
-            StoreError::NameTaken { kind, name } => AppError::new(
-                ErrorKind::AlreadyExists,
-                "NAME_TAKEN",
-                format!("a {kind} named `{name}` already exists"),
-            ),
+            StoreError::NameTaken { kind, name } => {
+                AppError::new(ErrorKind::AlreadyExists, "NAME_TAKEN", format!("a {kind} named `{name}` already exists"))
+            }
             StoreError::Unavailable(message) => {
                 tracing::warn!(%message, "store unavailable");
                 AppError::new(ErrorKind::Unavailable, "STORE_UNAVAILABLE", "the store is unavailable; retry later")

@@ -52,7 +52,12 @@ impl App {
                 payload: json!({"name": state.name, "domain": state.domain}),
                 actor: actor.0.clone(),
                 owner: id.clone(),
-                change: Change::Put { owner: id.clone(), parent: String::new(), name: Some(name.clone()), state: to_json(&state)? },
+                change: Change::Put {
+                    owner: id.clone(),
+                    parent: String::new(),
+                    name: Some(name.clone()),
+                    state: to_json(&state)?,
+                },
             }])
             .await
             .map_err(|e| name_taken(e, &name))?;
@@ -60,7 +65,10 @@ impl App {
         from_object(&object)
     }
 
-    pub async fn list_organizations(&self, page: &PageRequest<'_>) -> Result<(Vec<Organization>, Option<String>), AppError> {
+    pub async fn list_organizations(
+        &self,
+        page: &PageRequest<'_>,
+    ) -> Result<(Vec<Organization>, Option<String>), AppError> {
         let query = self.pages.query(&LIST, page)?;
         let rows = self.store.list(KIND, "", &query).await?;
         let (rows, next) = self.pages.page(&LIST, &query, rows);
@@ -80,7 +88,12 @@ impl App {
         self.store.get(KIND, id).await?.ok_or_else(|| not_found(id))
     }
 
-    pub async fn update_organization(&self, actor: &Actor, id: &str, patch: OrganizationPatch) -> Result<Organization, AppError> {
+    pub async fn update_organization(
+        &self,
+        actor: &Actor,
+        id: &str,
+        patch: OrganizationPatch,
+    ) -> Result<Organization, AppError> {
         let current = self.organization_object(id).await?;
         let mut state: State = from_json(&current)?;
         let mut changed = serde_json::Map::new();
@@ -211,7 +224,8 @@ pub(crate) fn from_json<T: for<'de> Deserialize<'de>>(object: &StoredObject) -> 
 }
 
 pub(crate) fn to_json<T: Serialize>(state: &T) -> Result<serde_json::Value, AppError> {
-    serde_json::to_value(state).map_err(|e| AppError::new(ErrorKind::Internal, "INTERNAL", format!("state encoding failed: {e}")))
+    serde_json::to_value(state)
+        .map_err(|e| AppError::new(ErrorKind::Internal, "INTERNAL", format!("state encoding failed: {e}")))
 }
 
 pub(crate) fn missing_commit() -> AppError {

@@ -45,18 +45,22 @@ impl PageSigner {
         let limit = match request.limit {
             None => DEFAULT_LIMIT,
             Some(n) if (1..=MAX_LIMIT as i32).contains(&n) => n as u32,
-            Some(n) => return Err(AppError::invalid("limit", format!("limit must be between 1 and {MAX_LIMIT}, not {n}"))),
+            Some(n) => {
+                return Err(AppError::invalid("limit", format!("limit must be between 1 and {MAX_LIMIT}, not {n}")));
+            }
         };
-        let after = if request.token.is_empty() {
-            None
-        } else {
-            Some(self.open(id, request.reverse, request.token)?)
-        };
+        let after =
+            if request.token.is_empty() { None } else { Some(self.open(id, request.reverse, request.token)?) };
         Ok(PageQuery { after, reverse: request.reverse, limit: limit + 1 })
     }
 
     /// Cuts the extra row off and makes the token for the next page, if there is one.
-    pub fn page(&self, id: &ListId<'_>, query: &PageQuery, mut rows: Vec<StoredObject>) -> (Vec<StoredObject>, Option<String>) {
+    pub fn page(
+        &self,
+        id: &ListId<'_>,
+        query: &PageQuery,
+        mut rows: Vec<StoredObject>,
+    ) -> (Vec<StoredObject>, Option<String>) {
         let limit = query.limit.saturating_sub(1) as usize;
         if rows.len() <= limit {
             return (rows, None);
@@ -151,9 +155,8 @@ mod tests {
     fn limits_outside_one_to_a_hundred_are_rejected() {
         let signer = PageSigner::new(b"key").unwrap();
         for limit in [0, -1, 101] {
-            let error = signer
-                .query(&ORGS, &PageRequest { limit: Some(limit), token: "", reverse: false })
-                .unwrap_err();
+            let error =
+                signer.query(&ORGS, &PageRequest { limit: Some(limit), token: "", reverse: false }).unwrap_err();
             assert_eq!(error.violations[0].0, "limit");
         }
         let default = signer.query(&ORGS, &PageRequest { limit: None, token: "", reverse: false }).unwrap();

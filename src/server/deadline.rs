@@ -45,10 +45,15 @@ where
         Box::pin(async move {
             match timeout {
                 None => future.await,
-                Some(Err(text)) => Ok(tonic::Status::invalid_argument(format!("`grpc-timeout: {text}` is not a valid timeout")).into_http()),
+                Some(Err(text)) => {
+                    Ok(tonic::Status::invalid_argument(format!("`grpc-timeout: {text}` is not a valid timeout"))
+                        .into_http())
+                }
                 Some(Ok(limit)) => match tokio::time::timeout(limit, future).await {
                     Ok(result) => result,
-                    Err(_) => Ok(tonic::Status::deadline_exceeded(format!("the deadline of {limit:?} passed")).into_http()),
+                    Err(_) => {
+                        Ok(tonic::Status::deadline_exceeded(format!("the deadline of {limit:?} passed")).into_http())
+                    }
                 },
             }
         })

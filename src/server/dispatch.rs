@@ -37,7 +37,12 @@ pub struct Dispatch {
     store: Arc<dyn Store>,
 }
 
-pub fn build(routes: tonic::service::Routes, table: Arc<RouteTable>, store: Arc<dyn Store>, max_body: usize) -> Service {
+pub fn build(
+    routes: tonic::service::Routes,
+    table: Arc<RouteTable>,
+    store: Arc<dyn Store>,
+    max_body: usize,
+) -> Service {
     let stack = tower::ServiceBuilder::new()
         .layer(RecordStatus)
         .layer(DeadlineLayer)
@@ -109,9 +114,7 @@ impl tower::Service<Request<Incoming>> for Dispatch {
 /// Liveness: the process answers.
 fn serving() -> Response<ResponseBody> {
     let mut response = Response::new(full(&br#"{"status":"SERVING"}"#[..]));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

@@ -45,7 +45,8 @@ where
 
     fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
         let max = self.max;
-        let request = request.map(|body| tonic::body::Body::new(Limited { inner: body, max, header: Vec::new(), left: 0 }));
+        let request =
+            request.map(|body| tonic::body::Body::new(Limited { inner: body, max, header: Vec::new(), left: 0 }));
         Box::pin(self.inner.call(request))
     }
 }
@@ -93,12 +94,12 @@ impl Body for Limited {
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
         let poll = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &poll {
-            if let Some(data) = frame.data_ref() {
-                let data = data.clone();
-                if let Err(status) = self.check(&data) {
-                    return Poll::Ready(Some(Err(status)));
-                }
+        if let Poll::Ready(Some(Ok(frame))) = &poll
+            && let Some(data) = frame.data_ref()
+        {
+            let data = data.clone();
+            if let Err(status) = self.check(&data) {
+                return Poll::Ready(Some(Err(status)));
             }
         }
         poll

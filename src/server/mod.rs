@@ -94,9 +94,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'st
 /// Starts on `config.listen` (port 0 for a free port) and returns at once.
 pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
     let (listener, store, service) = prepare(&config).await?;
-    let addr = listener
-        .local_addr()
-        .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Listen { addr: config.listen, source })?;
     let (stop, stopped) = oneshot::channel::<()>();
     let done = tokio::spawn(serve(listener, store, service, config, async move {
         let _ = stopped.await;
@@ -109,7 +107,8 @@ async fn prepare(config: &Config) -> Result<(TcpListener, Arc<dyn Store>, dispat
     let app = App::new(store.clone()).await?;
     let api = Api::new(app, config.bootstrap_token.clone());
 
-    let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).map_err(|e| ServerError::Descriptors(e.to_string()))?;
+    let pool =
+        DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).map_err(|e| ServerError::Descriptors(e.to_string()))?;
     let routes = Arc::new(RouteTable::from_pool(&pool).map_err(|e| ServerError::Descriptors(e.to_string()))?);
 
     let limit = config.max_body_bytes;
@@ -128,9 +127,8 @@ async fn prepare(config: &Config) -> Result<(TcpListener, Arc<dyn Store>, dispat
         .add_service(reflection().build_v1alpha()?);
 
     let service = dispatch::build(grpc, routes, store.clone(), limit);
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|source| ServerError::Listen { addr: config.listen, source })?;
     Ok((listener, store, service))
 }
 
@@ -141,9 +139,7 @@ async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let addr = listener
-        .local_addr()
-        .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| ServerError::Listen { addr: config.listen, source })?;
     tracing::info!(%addr, data_dir = %config.data_dir.display(), "iamd listening");
     // Tests and scripts read the address from this line.
     println!("iamd listening on http://{addr}");

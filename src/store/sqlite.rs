@@ -18,17 +18,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{
-    Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior,
-    params,
-};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
 use serde_json::Value;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::store::{
-    Append, Change, Committed, Event, Expect, Instance, Micros, PageQuery, Store, StoreError,
-    StoreResult, StoredObject,
+    Append, Change, Committed, Event, Expect, Instance, Micros, PageQuery, Store, StoreError, StoreResult, StoredObject,
 };
 
 /// The database file inside the store directory.
@@ -41,9 +37,7 @@ pub struct SqliteStore {
 
 impl std::fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("path", &self.inner.path)
-            .finish_non_exhaustive()
+        f.debug_struct("SqliteStore").field("path", &self.inner.path).finish_non_exhaustive()
     }
 }
 
@@ -57,12 +51,8 @@ impl SqliteStore {
     /// binary.
     pub fn open(dir: &Path) -> StoreResult<SqliteStore> {
         let created_dir = !dir.exists();
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unavailable(format!(
-                "cannot create store directory {}: {e}",
-                dir.display()
-            ))
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create store directory {}: {e}", dir.display())))?;
         let path = dir.join(DB_FILE);
         let at = |e: StoreError| with_context(e, &path);
 
@@ -90,11 +80,7 @@ impl SqliteStore {
     }
 
     fn check_open(&self) -> StoreResult<()> {
-        if self.inner.closed.load(Ordering::Acquire) {
-            Err(closed())
-        } else {
-            Ok(())
-        }
+        if self.inner.closed.load(Ordering::Acquire) { Err(closed()) } else { Ok(()) }
     }
 
     /// Runs `f` on a read connection on the blocking pool.
@@ -107,10 +93,7 @@ impl SqliteStore {
         let inner = Arc::clone(&self.inner);
         // The permit moves into the closure: if the caller is dropped, the blocking task
         // still runs to the end and gives both the connection and the permit back.
-        let permit = Arc::clone(&self.inner.read_permits)
-            .acquire_owned()
-            .await
-            .map_err(|_| closed())?;
+        let permit = Arc::clone(&self.inner.read_permits).acquire_owned().await.map_err(|_| closed())?;
         blocking(move || {
             let conn = inner.take_reader()?;
             let result = f(&conn);
@@ -129,10 +112,7 @@ impl SqliteStore {
     {
         self.check_open()?;
         let inner = Arc::clone(&self.inner);
-        let permit = Arc::clone(&self.inner.write_gate)
-            .acquire_owned()
-            .await
-            .map_err(|_| closed())?;
+        let permit = Arc::clone(&self.inner.write_gate).acquire_owned().await.map_err(|_| closed())?;
         blocking(move || {
             let _permit = permit;
             let mut guard = lock(&inner.writer, "writer")?;
@@ -167,32 +147,19 @@ impl Store for SqliteStore {
         self.read(move |conn| select_object(conn, &kind, &id)).await
     }
 
-    async fn list(
-        &self,
-        kind: &str,
-        parent: &str,
-        page: &PageQuery,
-    ) -> StoreResult<Vec<StoredObject>> {
+    async fn list(&self, kind: &str, parent: &str, page: &PageQuery) -> StoreResult<Vec<StoredObject>> {
         let (kind, parent, page) = (kind.to_owned(), parent.to_owned(), page.clone());
-        self.read(move |conn| list_objects(conn, &kind, &parent, &page))
-            .await
+        self.read(move |conn| list_objects(conn, &kind, &parent, &page)).await
     }
 
-    async fn events(
-        &self,
-        object: Option<(&str, &str)>,
-        after: u64,
-        limit: u32,
-    ) -> StoreResult<Vec<Event>> {
+    async fn events(&self, object: Option<(&str, &str)>, after: u64, limit: u32) -> StoreResult<Vec<Event>> {
         let object = object.map(|(kind, id)| (kind.to_owned(), id.to_owned()));
-        self.read(move |conn| select_events(conn, object.as_ref(), after, limit))
-            .await
+        self.read(move |conn| select_events(conn, object.as_ref(), after, limit)).await
     }
 
     async fn ping(&self) -> StoreResult<()> {
         self.read(|conn| {
-            conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0))
-                .map_err(db_err)?;
+            conn.query_row("SELECT 1", [], |row| row.get::<_, i64>(0)).map_err(db_err)?;
             Ok(())
         })
         .await
@@ -288,9 +255,7 @@ impl Inner {
 fn append_all(conn: &mut Connection, writes: &[Append]) -> StoreResult<Vec<Committed>> {
     // IMMEDIATE takes the write lock up front, so the reads below cannot be invalidated by
     // another writer (another process on the same file) before this transaction commits.
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(db_err)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
     let now = next_timestamp(&tx)?;
     let mut committed = Vec::with_capacity(writes.len());
     for write in writes {
@@ -306,11 +271,7 @@ fn append_all(conn: &mut Connection, writes: &[Append]) -> StoreResult<Vec<Commi
 /// restarts too, since it is read from the log rather than kept in memory).
 fn next_timestamp(tx: &Transaction<'_>) -> StoreResult<Micros> {
     let last: Option<Micros> = tx
-        .query_row(
-            "SELECT created_at FROM events ORDER BY position DESC LIMIT 1",
-            [],
-            |row| row.get(0),
-        )
+        .query_row("SELECT created_at FROM events ORDER BY position DESC LIMIT 1", [], |row| row.get(0))
         .optional()
         .map_err(db_err)?;
     let wall = chrono::Utc::now().timestamp_micros();
@@ -342,12 +303,9 @@ fn apply(tx: &Transaction<'_>, write: &Append, now: Micros) -> StoreResult<Commi
         Some(sequence) => sequence,
         None => last_event_sequence(tx, &write.kind, &write.id)?,
     };
-    let sequence = previous.checked_add(1).ok_or_else(|| {
-        StoreError::Internal(format!(
-            "`{}` `{}` ran out of sequence numbers",
-            write.kind, write.id
-        ))
-    })?;
+    let sequence = previous
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Internal(format!("`{}` `{}` ran out of sequence numbers", write.kind, write.id)))?;
     let sequence_sql = to_sql_int(sequence)?;
 
     tx.execute(
@@ -380,15 +338,7 @@ fn apply(tx: &Transaction<'_>, write: &Append, now: Micros) -> StoreResult<Commi
     };
 
     let object = match (&write.change, current) {
-        (
-            Change::Put {
-                owner,
-                parent,
-                name,
-                state,
-            },
-            current,
-        ) => {
+        (Change::Put { owner, parent, name, state }, current) => {
             let created_at = current.as_ref().map_or(now, |object| object.created_at);
             tx.execute(
                 "INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, \
@@ -396,23 +346,12 @@ fn apply(tx: &Transaction<'_>, write: &Append, now: Micros) -> StoreResult<Commi
                  ON CONFLICT (kind, id) DO UPDATE SET owner = excluded.owner, \
                  parent = excluded.parent, name = excluded.name, state = excluded.state, \
                  sequence = excluded.sequence, updated_at = excluded.updated_at",
-                params![
-                    write.kind,
-                    write.id,
-                    owner,
-                    parent,
-                    name,
-                    to_json(state)?,
-                    sequence_sql,
-                    created_at,
-                    now,
-                ],
+                params![write.kind, write.id, owner, parent, name, to_json(state)?, sequence_sql, created_at, now,],
             )
             .map_err(|e| match name {
-                Some(name) if is_name_conflict(&e) => StoreError::NameTaken {
-                    kind: write.kind.clone(),
-                    name: name.clone(),
-                },
+                Some(name) if is_name_conflict(&e) => {
+                    StoreError::NameTaken { kind: write.kind.clone(), name: name.clone() }
+                }
                 _ => db_err(e),
             })?;
             StoredObject {
@@ -428,19 +367,14 @@ fn apply(tx: &Transaction<'_>, write: &Append, now: Micros) -> StoreResult<Commi
             }
         }
         (Change::Delete, Some(mut object)) => {
-            tx.execute(
-                "DELETE FROM objects WHERE kind = ?1 AND id = ?2",
-                params![write.kind, write.id],
-            )
-            .map_err(db_err)?;
+            tx.execute("DELETE FROM objects WHERE kind = ?1 AND id = ?2", params![write.kind, write.id])
+                .map_err(db_err)?;
             object.sequence = sequence;
             object.updated_at = now;
             object
         }
         (Change::Delete, None) => {
-            return Err(StoreError::Internal(
-                "delete of a missing object passed the check".into(),
-            ));
+            return Err(StoreError::Internal("delete of a missing object passed the check".into()));
         }
     };
     Ok(Committed { event, object })
@@ -472,10 +406,8 @@ fn is_name_conflict(e: &rusqlite::Error) -> bool {
 // ---------------------------------------------------------------------------------------
 // Reads
 
-const OBJECT_COLUMNS: &str =
-    "kind, id, owner, parent, name, state, sequence, created_at, updated_at";
-const EVENT_COLUMNS: &str =
-    "position, kind, object_id, sequence, event_type, payload, actor, owner, created_at";
+const OBJECT_COLUMNS: &str = "kind, id, owner, parent, name, state, sequence, created_at, updated_at";
+const EVENT_COLUMNS: &str = "position, kind, object_id, sequence, event_type, payload, actor, owner, created_at";
 
 fn select_object(conn: &Connection, kind: &str, id: &str) -> StoreResult<Option<StoredObject>> {
     conn.query_row(
@@ -487,32 +419,18 @@ fn select_object(conn: &Connection, kind: &str, id: &str) -> StoreResult<Option<
     .map_err(db_err)
 }
 
-fn list_objects(
-    conn: &Connection,
-    kind: &str,
-    parent: &str,
-    page: &PageQuery,
-) -> StoreResult<Vec<StoredObject>> {
-    let (cmp, order) = if page.reverse {
-        ("<", "DESC")
-    } else {
-        (">", "ASC")
-    };
+fn list_objects(conn: &Connection, kind: &str, parent: &str, page: &PageQuery) -> StoreResult<Vec<StoredObject>> {
+    let (cmp, order) = if page.reverse { ("<", "DESC") } else { (">", "ASC") };
     let limit = i64::from(page.limit);
     // Row-value comparison keeps the keyset a range scan on objects_list.
     let mut sql = format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = ?1 AND parent = ?2");
     if page.after.is_some() {
         sql.push_str(&format!(" AND (created_at, id) {cmp} (?4, ?5)"));
     }
-    sql.push_str(&format!(
-        " ORDER BY created_at {order}, id {order} LIMIT ?3"
-    ));
+    sql.push_str(&format!(" ORDER BY created_at {order}, id {order} LIMIT ?3"));
     let mut stmt = conn.prepare(&sql).map_err(db_err)?;
     let rows = match &page.after {
-        Some((created_at, id)) => stmt.query_map(
-            params![kind, parent, limit, created_at, id],
-            object_from_row,
-        ),
+        Some((created_at, id)) => stmt.query_map(params![kind, parent, limit, created_at, id], object_from_row),
         None => stmt.query_map(params![kind, parent, limit], object_from_row),
     }
     .map_err(db_err)?;
@@ -539,9 +457,7 @@ fn select_events(
                      AND position > ?3 ORDER BY sequence LIMIT ?4"
                 ))
                 .map_err(db_err)?;
-            let rows = stmt
-                .query_map(params![kind, id, after, limit], event_from_row)
-                .map_err(db_err)?;
+            let rows = stmt.query_map(params![kind, id, after, limit], event_from_row).map_err(db_err)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
         }
         None => {
@@ -551,9 +467,7 @@ fn select_events(
                      ORDER BY position LIMIT ?2"
                 ))
                 .map_err(db_err)?;
-            let rows = stmt
-                .query_map(params![after, limit], event_from_row)
-                .map_err(db_err)?;
+            let rows = stmt.query_map(params![after, limit], event_from_row).map_err(db_err)?;
             rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
         }
     }
@@ -589,18 +503,16 @@ fn event_from_row(row: &Row<'_>) -> rusqlite::Result<Event> {
 
 fn json_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<Value> {
     let text = row.get_ref(idx)?.as_str()?;
-    serde_json::from_str(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
-    })
+    serde_json::from_str(text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
 }
 
 /// rusqlite reads u64 only with a feature this crate does not enable; positions and
 /// sequences are never negative, so a negative value means a corrupt row.
 fn u64_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
     let value: i64 = row.get(idx)?;
-    u64::try_from(value).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Integer, Box::new(e))
-    })
+    u64::try_from(value)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Integer, Box::new(e)))
 }
 
 fn to_json(value: &Value) -> StoreResult<String> {
@@ -608,8 +520,7 @@ fn to_json(value: &Value) -> StoreResult<String> {
 }
 
 fn to_sql_int(value: u64) -> StoreResult<i64> {
-    i64::try_from(value)
-        .map_err(|_| StoreError::Internal(format!("{value} exceeds SQLite's range")))
+    i64::try_from(value).map_err(|_| StoreError::Internal(format!("{value} exceeds SQLite's range")))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -623,11 +534,8 @@ struct Migration {
 
 /// Every schema this binary knows, in version order. Never edit an applied migration; add
 /// the next one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial",
-    sql: include_str!("migrations/sqlite/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, name: "initial", sql: include_str!("migrations/sqlite/0001_initial.sql") }];
 
 /// The migration whose transaction also seeds the instance row.
 const INSTANCE_MIGRATION: i64 = 1;
@@ -637,17 +545,14 @@ fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let conn = Connection::open_with_flags(path, flags).map_err(db_err)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
     if !read_only {
         // WAL is a property of the file and sticks once set; readers inherit it.
-        let mode: String = conn
-            .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
-            .map_err(db_err)?;
+        let mode: String =
+            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)).map_err(db_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Unavailable(format!(
                 "cannot switch the database to WAL mode (it stays in `{mode}` mode)"
@@ -656,10 +561,8 @@ fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
     }
     // FULL makes every commit fsync the WAL, so an answered write survives power loss; the
     // default in WAL mode (NORMAL) can lose the last commits.
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(db_err)?;
-    conn.pragma_update(None, "foreign_keys", "ON")
-        .map_err(db_err)?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(db_err)?;
+    conn.pragma_update(None, "foreign_keys", "ON").map_err(db_err)?;
     Ok(conn)
 }
 
@@ -669,9 +572,7 @@ fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
 fn migrate(conn: &mut Connection) -> StoreResult<()> {
     let known = MIGRATIONS.last().map_or(0, |m| m.version);
     loop {
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db_err)?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
         tx.execute_batch(
             "CREATE TABLE IF NOT EXISTS schema_migrations (
                  version    INTEGER PRIMARY KEY,
@@ -681,11 +582,7 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
         )
         .map_err(db_err)?;
         let current: i64 = tx
-            .query_row(
-                "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-                [],
-                |row| row.get(0),
-            )
+            .query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |row| row.get(0))
             .map_err(db_err)?;
         if current > known {
             return Err(StoreError::Unavailable(format!(
@@ -699,10 +596,7 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
         };
         let now = chrono::Utc::now().timestamp_micros();
         tx.execute_batch(migration.sql).map_err(|e| {
-            StoreError::Internal(format!(
-                "migration {} ({}) failed: {e}",
-                migration.version, migration.name
-            ))
+            StoreError::Internal(format!("migration {} ({}) failed: {e}", migration.version, migration.name))
         })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
@@ -713,11 +607,7 @@ fn migrate(conn: &mut Connection) -> StoreResult<()> {
             seed_instance(&tx, now)?;
         }
         tx.commit().map_err(db_err)?;
-        tracing::info!(
-            version = migration.version,
-            name = migration.name,
-            "applied store migration"
-        );
+        tracing::info!(version = migration.version, name = migration.name, "applied store migration");
     }
 }
 
@@ -738,16 +628,9 @@ fn seed_instance(tx: &Transaction<'_>, now: Micros) -> StoreResult<()> {
 }
 
 fn load_instance(conn: &Connection) -> StoreResult<Instance> {
-    conn.query_row(
-        "SELECT id, signing_key FROM instance WHERE singleton = 1",
-        [],
-        |row| {
-            Ok(Instance {
-                id: row.get(0)?,
-                signing_key: row.get(1)?,
-            })
-        },
-    )
+    conn.query_row("SELECT id, signing_key FROM instance WHERE singleton = 1", [], |row| {
+        Ok(Instance { id: row.get(0)?, signing_key: row.get(1)? })
+    })
     .optional()
     .map_err(db_err)?
     .ok_or_else(|| StoreError::Internal("the instance row is missing".into()))
@@ -759,9 +642,7 @@ fn sync_dir(dir: &Path, created: bool) -> StoreResult<()> {
     let sync = |d: &Path| {
         std::fs::File::open(d)
             .and_then(|f| f.sync_all())
-            .map_err(|e| {
-                StoreError::Unavailable(format!("cannot sync directory {}: {e}", d.display()))
-            })
+            .map_err(|e| StoreError::Unavailable(format!("cannot sync directory {}: {e}", d.display())))
     };
     sync(dir)?;
     if created && let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -781,18 +662,12 @@ where
     match tokio::task::spawn_blocking(f).await {
         Ok(result) => result,
         Err(e) if e.is_panic() => Err(StoreError::Internal("a store task panicked".into())),
-        Err(_) => Err(StoreError::Unavailable(
-            "the runtime is shutting down".into(),
-        )),
+        Err(_) => Err(StoreError::Unavailable("the runtime is shutting down".into())),
     }
 }
 
 fn lock<'a, T>(mutex: &'a Mutex<T>, what: &str) -> StoreResult<MutexGuard<'a, T>> {
-    mutex.lock().map_err(|_| {
-        StoreError::Internal(format!(
-            "the store {what} lock was poisoned by an earlier panic"
-        ))
-    })
+    mutex.lock().map_err(|_| StoreError::Internal(format!("the store {what} lock was poisoned by an earlier panic")))
 }
 
 fn closed() -> StoreError {
@@ -813,11 +688,7 @@ fn db_err(e: rusqlite::Error) -> StoreError {
                 | ErrorCode::SystemIoFailure
         )
     );
-    if unavailable {
-        StoreError::Unavailable(e.to_string())
-    } else {
-        StoreError::Internal(e.to_string())
-    }
+    if unavailable { StoreError::Unavailable(e.to_string()) } else { StoreError::Internal(e.to_string()) }
 }
 
 fn with_context(e: StoreError, path: &Path) -> StoreError {
@@ -829,24 +700,12 @@ fn with_context(e: StoreError, path: &Path) -> StoreError {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "a failing test panics"
-)]
+#[allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing, reason = "a failing test panics")]
 mod tests {
     use super::*;
     use serde_json::json;
 
-    fn put(
-        kind: &str,
-        id: &str,
-        expect: Expect,
-        parent: &str,
-        name: Option<&str>,
-        state: Value,
-    ) -> Append {
+    fn put(kind: &str, id: &str, expect: Expect, parent: &str, name: Option<&str>, state: Value) -> Append {
         Append {
             kind: kind.into(),
             id: id.into(),
@@ -855,12 +714,7 @@ mod tests {
             payload: json!({ "put": id }),
             actor: "user:local:admin".into(),
             owner: "org-1".into(),
-            change: Change::Put {
-                owner: "org-1".into(),
-                parent: parent.into(),
-                name: name.map(str::to_owned),
-                state,
-            },
+            change: Change::Put { owner: "org-1".into(), parent: parent.into(), name: name.map(str::to_owned), state },
         }
     }
 
@@ -893,19 +747,9 @@ mod tests {
     async fn append_then_get_round_trips() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        let state =
-            json!({ "display": "Alice", "tags": [1, 2.5, null, true], "nested": { "a": "b" } });
-        let committed = store
-            .append(vec![put(
-                "user",
-                "u1",
-                Expect::Absent,
-                "org-1",
-                Some("alice"),
-                state.clone(),
-            )])
-            .await
-            .unwrap();
+        let state = json!({ "display": "Alice", "tags": [1, 2.5, null, true], "nested": { "a": "b" } });
+        let committed =
+            store.append(vec![put("user", "u1", Expect::Absent, "org-1", Some("alice"), state.clone())]).await.unwrap();
         assert_eq!(committed.len(), 1);
         let c = &committed[0];
         assert_eq!(c.event.position, 1);
@@ -931,10 +775,7 @@ mod tests {
         assert_eq!(store.get("user", "u1").await.unwrap(), Some(expected));
         assert_eq!(store.get("user", "u2").await.unwrap(), None);
         assert_eq!(store.get("group", "u1").await.unwrap(), None);
-        assert_eq!(
-            store.events(None, 0, 10).await.unwrap(),
-            vec![c.event.clone()]
-        );
+        assert_eq!(store.events(None, 0, 10).await.unwrap(), vec![c.event.clone()]);
         store.ping().await.unwrap();
     }
 
@@ -942,31 +783,16 @@ mod tests {
     async fn sequence_increments_and_continues_after_delete() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        let first = store
-            .append(vec![create("user", "u1", "", Some("a"))])
-            .await
-            .unwrap();
-        let second = store
-            .append(vec![put(
-                "user",
-                "u1",
-                Expect::Sequence(1),
-                "",
-                Some("b"),
-                json!({ "v": 2 }),
-            )])
-            .await
-            .unwrap();
+        let first = store.append(vec![create("user", "u1", "", Some("a"))]).await.unwrap();
+        let second =
+            store.append(vec![put("user", "u1", Expect::Sequence(1), "", Some("b"), json!({ "v": 2 }))]).await.unwrap();
         assert_eq!(second[0].event.sequence, 2);
         assert_eq!(second[0].object.sequence, 2);
         // A replace keeps created_at and moves updated_at.
         assert_eq!(second[0].object.created_at, first[0].object.created_at);
         assert_eq!(second[0].object.updated_at, second[0].event.created_at);
 
-        let deleted = store
-            .append(vec![delete("user", "u1", Expect::Sequence(2))])
-            .await
-            .unwrap();
+        let deleted = store.append(vec![delete("user", "u1", Expect::Sequence(2))]).await.unwrap();
         assert_eq!(deleted[0].event.sequence, 3);
         assert_eq!(deleted[0].event.event_type, "user.removed");
         // The state just before the delete, stamped with the delete event.
@@ -977,10 +803,7 @@ mod tests {
         assert_eq!(deleted[0].object.updated_at, deleted[0].event.created_at);
         assert_eq!(store.get("user", "u1").await.unwrap(), None);
 
-        let again = store
-            .append(vec![create("user", "u1", "", Some("a"))])
-            .await
-            .unwrap();
+        let again = store.append(vec![create("user", "u1", "", Some("a"))]).await.unwrap();
         assert_eq!(again[0].event.sequence, 4);
         assert_eq!(again[0].object.sequence, 4);
         assert_eq!(again[0].object.created_at, again[0].event.created_at);
@@ -992,10 +815,7 @@ mod tests {
         assert_eq!(seqs, vec![1, 2, 3, 4]);
         assert_eq!(positions, vec![1, 2, 3, 4]);
         // Another object starts its own sequence at 1.
-        let other = store
-            .append(vec![create("user", "u2", "", None)])
-            .await
-            .unwrap();
+        let other = store.append(vec![create("user", "u2", "", None)]).await.unwrap();
         assert_eq!((other[0].event.sequence, other[0].event.position), (1, 5));
     }
 
@@ -1003,28 +823,13 @@ mod tests {
     async fn absent_on_existing_object_conflicts_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        let before = store
-            .append(vec![create("org", "o1", "", Some("acme"))])
-            .await
-            .unwrap();
+        let before = store.append(vec![create("org", "o1", "", Some("acme"))]).await.unwrap();
         let err = store
-            .append(vec![put(
-                "org",
-                "o1",
-                Expect::Absent,
-                "",
-                Some("acme"),
-                json!({ "v": 9 }),
-            )])
+            .append(vec![put("org", "o1", Expect::Absent, "", Some("acme"), json!({ "v": 9 }))])
             .await
             .unwrap_err();
         match err {
-            StoreError::Conflict {
-                kind,
-                id,
-                expected,
-                actual,
-            } => {
+            StoreError::Conflict { kind, id, expected, actual } => {
                 assert_eq!((kind.as_str(), id.as_str()), ("org", "o1"));
                 assert_eq!(expected, Expect::Absent);
                 assert_eq!(actual, Some(1));
@@ -1032,116 +837,39 @@ mod tests {
             other => panic!("expected a conflict, got {other:?}"),
         }
         assert_eq!(event_count(&store).await, 1);
-        assert_eq!(
-            store.get("org", "o1").await.unwrap(),
-            Some(before[0].object.clone())
-        );
+        assert_eq!(store.get("org", "o1").await.unwrap(), Some(before[0].object.clone()));
     }
 
     #[tokio::test]
     async fn stale_or_missing_sequence_conflicts() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store
-            .append(vec![create("org", "o1", "", None)])
-            .await
-            .unwrap();
-        store
-            .append(vec![put(
-                "org",
-                "o1",
-                Expect::Sequence(1),
-                "",
-                None,
-                json!(2),
-            )])
-            .await
-            .unwrap();
+        store.append(vec![create("org", "o1", "", None)]).await.unwrap();
+        store.append(vec![put("org", "o1", Expect::Sequence(1), "", None, json!(2))]).await.unwrap();
 
-        let stale = store
-            .append(vec![put(
-                "org",
-                "o1",
-                Expect::Sequence(1),
-                "",
-                None,
-                json!(3),
-            )])
-            .await
-            .unwrap_err();
+        let stale = store.append(vec![put("org", "o1", Expect::Sequence(1), "", None, json!(3))]).await.unwrap_err();
         assert!(
-            matches!(
-                stale,
-                StoreError::Conflict {
-                    expected: Expect::Sequence(1),
-                    actual: Some(2),
-                    ..
-                }
-            ),
+            matches!(stale, StoreError::Conflict { expected: Expect::Sequence(1), actual: Some(2), .. }),
             "{stale:?}"
         );
-        let missing = store
-            .append(vec![put(
-                "org",
-                "nope",
-                Expect::Sequence(1),
-                "",
-                None,
-                json!(1),
-            )])
-            .await
-            .unwrap_err();
+        let missing =
+            store.append(vec![put("org", "nope", Expect::Sequence(1), "", None, json!(1))]).await.unwrap_err();
         assert!(
-            matches!(
-                missing,
-                StoreError::Conflict {
-                    expected: Expect::Sequence(1),
-                    actual: None,
-                    ..
-                }
-            ),
+            matches!(missing, StoreError::Conflict { expected: Expect::Sequence(1), actual: None, .. }),
             "{missing:?}"
         );
-        let stale_delete = store
-            .append(vec![delete("org", "o1", Expect::Sequence(7))])
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(
-                stale_delete,
-                StoreError::Conflict {
-                    actual: Some(2),
-                    ..
-                }
-            ),
-            "{stale_delete:?}"
-        );
+        let stale_delete = store.append(vec![delete("org", "o1", Expect::Sequence(7))]).await.unwrap_err();
+        assert!(matches!(stale_delete, StoreError::Conflict { actual: Some(2), .. }), "{stale_delete:?}");
         // Deleting what is not there conflicts even without an expectation.
-        let delete_missing = store
-            .append(vec![delete("org", "nope", Expect::Any)])
-            .await
-            .unwrap_err();
+        let delete_missing = store.append(vec![delete("org", "nope", Expect::Any)]).await.unwrap_err();
         assert!(
-            matches!(
-                delete_missing,
-                StoreError::Conflict {
-                    expected: Expect::Any,
-                    actual: None,
-                    ..
-                }
-            ),
+            matches!(delete_missing, StoreError::Conflict { expected: Expect::Any, actual: None, .. }),
             "{delete_missing:?}"
         );
         assert_eq!(event_count(&store).await, 2);
-        assert_eq!(
-            store.get("org", "o1").await.unwrap().unwrap().state,
-            json!(2)
-        );
+        assert_eq!(store.get("org", "o1").await.unwrap().unwrap().state, json!(2));
         // Any replaces whatever is there.
-        let any = store
-            .append(vec![put("org", "o1", Expect::Any, "", None, json!(4))])
-            .await
-            .unwrap();
+        let any = store.append(vec![put("org", "o1", Expect::Any, "", None, json!(4))]).await.unwrap();
         assert_eq!(any[0].object.sequence, 3);
     }
 
@@ -1149,29 +877,14 @@ mod tests {
     async fn failing_write_in_a_batch_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store
-            .append(vec![create("user", "existing", "org-1", Some("taken"))])
-            .await
-            .unwrap();
+        store.append(vec![create("user", "existing", "org-1", Some("taken"))]).await.unwrap();
 
         // The second write's expectation fails.
         let err = store
-            .append(vec![
-                create("user", "new", "org-1", Some("fresh")),
-                create("user", "existing", "org-1", None),
-            ])
+            .append(vec![create("user", "new", "org-1", Some("fresh")), create("user", "existing", "org-1", None)])
             .await
             .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                StoreError::Conflict {
-                    actual: Some(1),
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, StoreError::Conflict { actual: Some(1), .. }), "{err:?}");
         assert_eq!(store.get("user", "new").await.unwrap(), None);
         assert_eq!(event_count(&store).await, 1);
 
@@ -1189,10 +902,7 @@ mod tests {
         assert_eq!(event_count(&store).await, 1);
 
         // The failed batches consumed no positions or sequences.
-        let ok = store
-            .append(vec![create("user", "new", "org-1", Some("fresh"))])
-            .await
-            .unwrap();
+        let ok = store.append(vec![create("user", "new", "org-1", Some("fresh"))]).await.unwrap();
         assert_eq!((ok[0].event.position, ok[0].event.sequence), (2, 1));
     }
 
@@ -1203,14 +913,7 @@ mod tests {
         let committed = store
             .append(vec![
                 create("group", "g1", "", Some("admins")),
-                put(
-                    "group",
-                    "g1",
-                    Expect::Sequence(1),
-                    "",
-                    Some("owners"),
-                    json!({ "v": 2 }),
-                ),
+                put("group", "g1", Expect::Sequence(1), "", Some("owners"), json!({ "v": 2 })),
                 // The name freed by the rename is available to another object in the batch.
                 create("group", "g2", "", Some("admins")),
                 delete("group", "g1", Expect::Sequence(2)),
@@ -1218,32 +921,11 @@ mod tests {
             ])
             .await
             .unwrap();
-        let summary: Vec<(&str, u64, u64)> = committed
-            .iter()
-            .map(|c| {
-                (
-                    c.event.object_id.as_str(),
-                    c.event.sequence,
-                    c.event.position,
-                )
-            })
-            .collect();
-        assert_eq!(
-            summary,
-            vec![
-                ("g1", 1, 1),
-                ("g1", 2, 2),
-                ("g2", 1, 3),
-                ("g1", 3, 4),
-                ("g1", 4, 5)
-            ]
-        );
+        let summary: Vec<(&str, u64, u64)> =
+            committed.iter().map(|c| (c.event.object_id.as_str(), c.event.sequence, c.event.position)).collect();
+        assert_eq!(summary, vec![("g1", 1, 1), ("g1", 2, 2), ("g2", 1, 3), ("g1", 3, 4), ("g1", 4, 5)]);
         // One transaction, one timestamp.
-        assert!(
-            committed
-                .iter()
-                .all(|c| c.event.created_at == committed[0].event.created_at)
-        );
+        assert!(committed.iter().all(|c| c.event.created_at == committed[0].event.created_at));
         assert_eq!(committed[3].object.state, json!({ "v": 2 }));
         let g1 = store.get("group", "g1").await.unwrap().unwrap();
         assert_eq!((g1.sequence, g1.name.as_deref()), (4, Some("owners")));
@@ -1255,15 +937,9 @@ mod tests {
     async fn names_are_unique_per_kind_and_parent() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store
-            .append(vec![create("user", "u1", "org-1", Some("alice"))])
-            .await
-            .unwrap();
+        store.append(vec![create("user", "u1", "org-1", Some("alice"))]).await.unwrap();
 
-        let err = store
-            .append(vec![create("user", "u2", "org-1", Some("alice"))])
-            .await
-            .unwrap_err();
+        let err = store.append(vec![create("user", "u2", "org-1", Some("alice"))]).await.unwrap_err();
         match err {
             StoreError::NameTaken { kind, name } => {
                 assert_eq!((kind.as_str(), name.as_str()), ("user", "alice"))
@@ -1272,70 +948,24 @@ mod tests {
         }
         assert_eq!(event_count(&store).await, 1);
         // A replace of another object onto the taken name fails the same way.
-        store
-            .append(vec![create("user", "u3", "org-1", Some("carol"))])
-            .await
-            .unwrap();
-        let err = store
-            .append(vec![put(
-                "user",
-                "u3",
-                Expect::Any,
-                "org-1",
-                Some("alice"),
-                json!({}),
-            )])
-            .await
-            .unwrap_err();
+        store.append(vec![create("user", "u3", "org-1", Some("carol"))]).await.unwrap();
+        let err =
+            store.append(vec![put("user", "u3", Expect::Any, "org-1", Some("alice"), json!({}))]).await.unwrap_err();
         assert!(matches!(err, StoreError::NameTaken { .. }), "{err:?}");
-        assert_eq!(
-            store
-                .get("user", "u3")
-                .await
-                .unwrap()
-                .unwrap()
-                .name
-                .as_deref(),
-            Some("carol")
-        );
+        assert_eq!(store.get("user", "u3").await.unwrap().unwrap().name.as_deref(), Some("carol"));
 
         // Same name under another parent or of another kind is fine, and so are many unnamed.
-        store
-            .append(vec![create("user", "u4", "org-2", Some("alice"))])
-            .await
-            .unwrap();
-        store
-            .append(vec![create("group", "g1", "org-1", Some("alice"))])
-            .await
-            .unwrap();
-        store
-            .append(vec![
-                create("user", "u5", "org-1", None),
-                create("user", "u6", "org-1", None),
-            ])
-            .await
-            .unwrap();
+        store.append(vec![create("user", "u4", "org-2", Some("alice"))]).await.unwrap();
+        store.append(vec![create("group", "g1", "org-1", Some("alice"))]).await.unwrap();
+        store.append(vec![create("user", "u5", "org-1", None), create("user", "u6", "org-1", None)]).await.unwrap();
         // Re-putting an object with its own name is not a collision.
         store
-            .append(vec![put(
-                "user",
-                "u1",
-                Expect::Sequence(1),
-                "org-1",
-                Some("alice"),
-                json!({ "v": 2 }),
-            )])
+            .append(vec![put("user", "u1", Expect::Sequence(1), "org-1", Some("alice"), json!({ "v": 2 }))])
             .await
             .unwrap();
         // A deleted object frees its name.
-        store
-            .append(vec![delete("user", "u1", Expect::Any)])
-            .await
-            .unwrap();
-        let reused = store
-            .append(vec![create("user", "u2", "org-1", Some("alice"))])
-            .await
-            .unwrap();
+        store.append(vec![delete("user", "u1", Expect::Any)]).await.unwrap();
+        let reused = store.append(vec![create("user", "u2", "org-1", Some("alice"))]).await.unwrap();
         assert_eq!(reused[0].object.name.as_deref(), Some("alice"));
     }
 
@@ -1343,18 +973,7 @@ mod tests {
         let mut pages = Vec::new();
         let mut after = None;
         loop {
-            let page = store
-                .list(
-                    "user",
-                    "org-1",
-                    &PageQuery {
-                        after: after.clone(),
-                        reverse,
-                        limit,
-                    },
-                )
-                .await
-                .unwrap();
+            let page = store.list("user", "org-1", &PageQuery { after: after.clone(), reverse, limit }).await.unwrap();
             if page.is_empty() {
                 return pages;
             }
@@ -1377,113 +996,38 @@ mod tests {
             ])
             .await
             .unwrap();
-        assert!(
-            first
-                .iter()
-                .all(|c| c.object.created_at == first[0].object.created_at)
-        );
+        assert!(first.iter().all(|c| c.object.created_at == first[0].object.created_at));
         tokio::time::sleep(Duration::from_millis(3)).await;
-        store
-            .append(vec![
-                create("user", "b", "org-1", None),
-                create("user", "a", "org-1", None),
-            ])
-            .await
-            .unwrap();
+        store.append(vec![create("user", "b", "org-1", None), create("user", "a", "org-1", None)]).await.unwrap();
         tokio::time::sleep(Duration::from_millis(3)).await;
-        store
-            .append(vec![create("user", "f", "org-1", None)])
-            .await
-            .unwrap();
+        store.append(vec![create("user", "f", "org-1", None)]).await.unwrap();
         // Not listed: another parent, another kind.
-        store
-            .append(vec![
-                create("user", "c", "org-2", None),
-                create("group", "d", "org-1", None),
-            ])
-            .await
-            .unwrap();
+        store.append(vec![create("user", "c", "org-2", None), create("group", "d", "org-1", None)]).await.unwrap();
         // A replace does not move an object in the order.
         tokio::time::sleep(Duration::from_millis(3)).await;
-        store
-            .append(vec![put(
-                "user",
-                "k",
-                Expect::Sequence(1),
-                "org-1",
-                None,
-                json!({ "v": 2 }),
-            )])
-            .await
-            .unwrap();
+        store.append(vec![put("user", "k", Expect::Sequence(1), "org-1", None, json!({ "v": 2 }))]).await.unwrap();
 
         let ascending = ["k", "l", "m", "a", "b", "f"];
-        assert_eq!(
-            page_through(&store, false, 2).await,
-            vec![vec!["k", "l"], vec!["m", "a"], vec!["b", "f"]]
-        );
-        assert_eq!(
-            page_through(&store, false, 4).await,
-            vec![vec!["k", "l", "m", "a"], vec!["b", "f"]]
-        );
-        assert_eq!(
-            page_through(&store, false, 100).await,
-            vec![ascending.to_vec()]
-        );
-        assert_eq!(
-            page_through(&store, true, 4).await,
-            vec![vec!["f", "b", "a", "m"], vec!["l", "k"]]
-        );
-        assert_eq!(
-            page_through(&store, true, 1).await.concat(),
-            ["f", "b", "a", "m", "l", "k"]
-        );
+        assert_eq!(page_through(&store, false, 2).await, vec![vec!["k", "l"], vec!["m", "a"], vec!["b", "f"]]);
+        assert_eq!(page_through(&store, false, 4).await, vec![vec!["k", "l", "m", "a"], vec!["b", "f"]]);
+        assert_eq!(page_through(&store, false, 100).await, vec![ascending.to_vec()]);
+        assert_eq!(page_through(&store, true, 4).await, vec![vec!["f", "b", "a", "m"], vec!["l", "k"]]);
+        assert_eq!(page_through(&store, true, 1).await.concat(), ["f", "b", "a", "m", "l", "k"]);
 
         // `after` is exclusive, also inside a group of equal created_at.
         let l = store.get("user", "l").await.unwrap().unwrap();
-        let after_l = PageQuery {
-            after: Some((l.created_at, "l".into())),
-            reverse: false,
-            limit: 10,
-        };
-        let ids: Vec<String> = store
-            .list("user", "org-1", &after_l)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|o| o.id)
-            .collect();
+        let after_l = PageQuery { after: Some((l.created_at, "l".into())), reverse: false, limit: 10 };
+        let ids: Vec<String> = store.list("user", "org-1", &after_l).await.unwrap().into_iter().map(|o| o.id).collect();
         assert_eq!(ids, ["m", "a", "b", "f"]);
-        let before_l = PageQuery {
-            after: Some((l.created_at, "l".into())),
-            reverse: true,
-            limit: 10,
-        };
-        let ids: Vec<String> = store
-            .list("user", "org-1", &before_l)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|o| o.id)
-            .collect();
+        let before_l = PageQuery { after: Some((l.created_at, "l".into())), reverse: true, limit: 10 };
+        let ids: Vec<String> =
+            store.list("user", "org-1", &before_l).await.unwrap().into_iter().map(|o| o.id).collect();
         assert_eq!(ids, ["k"]);
-        let none = PageQuery {
-            after: None,
-            reverse: false,
-            limit: 0,
-        };
+        let none = PageQuery { after: None, reverse: false, limit: 0 };
         assert!(store.list("user", "org-1", &none).await.unwrap().is_empty());
         assert!(
             store
-                .list(
-                    "user",
-                    "org-9",
-                    &PageQuery {
-                        after: None,
-                        reverse: false,
-                        limit: 10
-                    }
-                )
+                .list("user", "org-9", &PageQuery { after: None, reverse: false, limit: 10 })
                 .await
                 .unwrap()
                 .is_empty()
@@ -1494,46 +1038,15 @@ mod tests {
     async fn events_filter_by_object_and_position() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store
-            .append(vec![create("user", "a", "", None)])
-            .await
-            .unwrap();
-        store
-            .append(vec![create("user", "b", "", None)])
-            .await
-            .unwrap();
-        store
-            .append(vec![put(
-                "user",
-                "a",
-                Expect::Sequence(1),
-                "",
-                None,
-                json!(2),
-            )])
-            .await
-            .unwrap();
-        store
-            .append(vec![create("group", "a", "", None)])
-            .await
-            .unwrap();
-        store
-            .append(vec![delete("user", "a", Expect::Sequence(2))])
-            .await
-            .unwrap();
+        store.append(vec![create("user", "a", "", None)]).await.unwrap();
+        store.append(vec![create("user", "b", "", None)]).await.unwrap();
+        store.append(vec![put("user", "a", Expect::Sequence(1), "", None, json!(2))]).await.unwrap();
+        store.append(vec![create("group", "a", "", None)]).await.unwrap();
+        store.append(vec![delete("user", "a", Expect::Sequence(2))]).await.unwrap();
 
         let all = store.events(None, 0, 100).await.unwrap();
-        let summary: Vec<(u64, &str, &str, u64)> = all
-            .iter()
-            .map(|e| {
-                (
-                    e.position,
-                    e.kind.as_str(),
-                    e.object_id.as_str(),
-                    e.sequence,
-                )
-            })
-            .collect();
+        let summary: Vec<(u64, &str, &str, u64)> =
+            all.iter().map(|e| (e.position, e.kind.as_str(), e.object_id.as_str(), e.sequence)).collect();
         assert_eq!(
             summary,
             vec![
@@ -1546,48 +1059,17 @@ mod tests {
         );
         assert!(all.windows(2).all(|w| w[0].created_at <= w[1].created_at));
 
-        let positions =
-            |events: Vec<Event>| events.into_iter().map(|e| e.position).collect::<Vec<_>>();
-        assert_eq!(
-            positions(store.events(None, 2, 2).await.unwrap()),
-            vec![3, 4]
-        );
-        assert_eq!(
-            positions(store.events(None, 5, 10).await.unwrap()),
-            Vec::<u64>::new()
-        );
-        assert_eq!(
-            positions(store.events(None, u64::MAX, 10).await.unwrap()),
-            Vec::<u64>::new()
-        );
-        assert_eq!(
-            positions(store.events(Some(("user", "a")), 0, 10).await.unwrap()),
-            vec![1, 3, 5]
-        );
-        assert_eq!(
-            positions(store.events(Some(("user", "a")), 1, 10).await.unwrap()),
-            vec![3, 5]
-        );
-        assert_eq!(
-            positions(store.events(Some(("user", "a")), 0, 2).await.unwrap()),
-            vec![1, 3]
-        );
-        assert_eq!(
-            positions(store.events(Some(("user", "a")), 3, 1).await.unwrap()),
-            vec![5]
-        );
-        assert_eq!(
-            positions(store.events(Some(("group", "a")), 0, 10).await.unwrap()),
-            vec![4]
-        );
-        assert_eq!(
-            positions(store.events(Some(("user", "zzz")), 0, 10).await.unwrap()),
-            Vec::<u64>::new()
-        );
-        assert_eq!(
-            positions(store.events(None, 0, 0).await.unwrap()),
-            Vec::<u64>::new()
-        );
+        let positions = |events: Vec<Event>| events.into_iter().map(|e| e.position).collect::<Vec<_>>();
+        assert_eq!(positions(store.events(None, 2, 2).await.unwrap()), vec![3, 4]);
+        assert_eq!(positions(store.events(None, 5, 10).await.unwrap()), Vec::<u64>::new());
+        assert_eq!(positions(store.events(None, u64::MAX, 10).await.unwrap()), Vec::<u64>::new());
+        assert_eq!(positions(store.events(Some(("user", "a")), 0, 10).await.unwrap()), vec![1, 3, 5]);
+        assert_eq!(positions(store.events(Some(("user", "a")), 1, 10).await.unwrap()), vec![3, 5]);
+        assert_eq!(positions(store.events(Some(("user", "a")), 0, 2).await.unwrap()), vec![1, 3]);
+        assert_eq!(positions(store.events(Some(("user", "a")), 3, 1).await.unwrap()), vec![5]);
+        assert_eq!(positions(store.events(Some(("group", "a")), 0, 10).await.unwrap()), vec![4]);
+        assert_eq!(positions(store.events(Some(("user", "zzz")), 0, 10).await.unwrap()), Vec::<u64>::new());
+        assert_eq!(positions(store.events(None, 0, 0).await.unwrap()), Vec::<u64>::new());
     }
 
     #[tokio::test]
@@ -1617,29 +1099,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
         let instance = store.instance().await.unwrap();
-        store
-            .append(vec![create("org", "o1", "", None)])
-            .await
-            .unwrap();
+        store.append(vec![create("org", "o1", "", None)]).await.unwrap();
         store.close().await.unwrap();
         let raw = Connection::open(dir.path().join(DB_FILE)).unwrap();
         let refused = |sql: &str| match raw.execute(sql, []) {
             Err(e) => e.to_string(),
             Ok(n) => panic!("`{sql}` changed {n} rows"),
         };
-        assert_eq!(
-            refused("UPDATE instance SET id = 'x'"),
-            "the instance row is immutable"
-        );
-        assert_eq!(
-            refused("DELETE FROM instance"),
-            "the instance row is immutable"
-        );
+        assert_eq!(refused("UPDATE instance SET id = 'x'"), "the instance row is immutable");
+        assert_eq!(refused("DELETE FROM instance"), "the instance row is immutable");
         assert!(refused("INSERT INTO instance VALUES (2, 'x', x'00', 0)").contains("CHECK"));
-        assert_eq!(
-            refused("UPDATE events SET actor = 'x'"),
-            "events are append-only"
-        );
+        assert_eq!(refused("UPDATE events SET actor = 'x'"), "events are append-only");
         assert_eq!(refused("DELETE FROM events"), "events are append-only");
         drop(raw);
         let store = open(dir.path());
@@ -1652,33 +1122,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let nested = dir.path().join("a").join("b");
         let store = open(&nested);
-        let written = store
-            .append(vec![
-                create("org", "o1", "", Some("acme")),
-                create("org", "o2", "", None),
-            ])
-            .await
-            .unwrap();
-        store
-            .append(vec![delete("org", "o2", Expect::Sequence(1))])
-            .await
-            .unwrap();
+        let written =
+            store.append(vec![create("org", "o1", "", Some("acme")), create("org", "o2", "", None)]).await.unwrap();
+        store.append(vec![delete("org", "o2", Expect::Sequence(1))]).await.unwrap();
         let events = store.events(None, 0, 100).await.unwrap();
         store.close().await.unwrap();
         assert!(nested.join(DB_FILE).exists());
 
         let store = open(&nested);
-        assert_eq!(
-            store.get("org", "o1").await.unwrap(),
-            Some(written[0].object.clone())
-        );
+        assert_eq!(store.get("org", "o1").await.unwrap(), Some(written[0].object.clone()));
         assert_eq!(store.get("org", "o2").await.unwrap(), None);
         assert_eq!(store.events(None, 0, 100).await.unwrap(), events);
         // Positions and sequences continue; the clock does not go back.
-        let next = store
-            .append(vec![create("org", "o2", "", None)])
-            .await
-            .unwrap();
+        let next = store.append(vec![create("org", "o2", "", None)]).await.unwrap();
         assert_eq!((next[0].event.position, next[0].event.sequence), (4, 3));
         assert!(next[0].event.created_at >= events[2].created_at);
 
@@ -1691,9 +1147,7 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert_eq!(versions, vec![1]);
-        let mode: String = raw
-            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
-            .unwrap();
+        let mode: String = raw.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
     }
 
@@ -1702,11 +1156,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         open(dir.path()).close().await.unwrap();
         let raw = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        raw.execute(
-            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)",
-            [],
-        )
-        .unwrap();
+        raw.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)", []).unwrap();
         drop(raw);
 
         match SqliteStore::open(dir.path()) {
@@ -1723,47 +1173,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(DB_FILE), vec![b'x'; 4096]).unwrap();
         let err = SqliteStore::open(dir.path()).unwrap_err();
-        assert!(
-            matches!(err, StoreError::Unavailable(ref m) if m.contains(DB_FILE)),
-            "{err:?}"
-        );
+        assert!(matches!(err, StoreError::Unavailable(ref m) if m.contains(DB_FILE)), "{err:?}");
     }
 
     #[tokio::test]
     async fn closed_store_is_unavailable() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store
-            .append(vec![create("org", "o1", "", None)])
-            .await
-            .unwrap();
+        store.append(vec![create("org", "o1", "", None)]).await.unwrap();
         store.close().await.unwrap();
-        let unavailable =
-            |r: StoreError| matches!(r, StoreError::Unavailable(ref m) if m.contains("closed"));
+        let unavailable = |r: StoreError| matches!(r, StoreError::Unavailable(ref m) if m.contains("closed"));
         assert!(unavailable(store.get("org", "o1").await.unwrap_err()));
-        assert!(unavailable(
-            store
-                .append(vec![create("org", "o2", "", None)])
-                .await
-                .unwrap_err()
-        ));
+        assert!(unavailable(store.append(vec![create("org", "o2", "", None)]).await.unwrap_err()));
         assert!(unavailable(store.append(vec![]).await.unwrap_err()));
         assert!(unavailable(store.ping().await.unwrap_err()));
         assert!(unavailable(store.instance().await.unwrap_err()));
         assert!(unavailable(store.events(None, 0, 1).await.unwrap_err()));
         assert!(unavailable(
-            store
-                .list(
-                    "org",
-                    "",
-                    &PageQuery {
-                        after: None,
-                        reverse: false,
-                        limit: 1
-                    }
-                )
-                .await
-                .unwrap_err()
+            store.list("org", "", &PageQuery { after: None, reverse: false, limit: 1 }).await.unwrap_err()
         ));
         store.close().await.unwrap();
         // Closing folded the WAL back into the database file.
@@ -1774,14 +1201,9 @@ mod tests {
     async fn reads_proceed_while_another_writer_holds_the_lock() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store
-            .append(vec![create("org", "o1", "", None)])
-            .await
-            .unwrap();
+        store.append(vec![create("org", "o1", "", None)]).await.unwrap();
         let mut other = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        let tx = other
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .unwrap();
+        let tx = other.transaction_with_behavior(TransactionBehavior::Immediate).unwrap();
         tx.execute("INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, updated_at) VALUES ('org', 'o2', '', '', NULL, '{}', 1, 0, 0)", []).unwrap();
         // WAL: the read neither waits for the lock nor sees the uncommitted row.
         let started = std::time::Instant::now();
@@ -1803,30 +1225,16 @@ mod tests {
                 let id = format!("obj-{t}");
                 let mut positions = Vec::new();
                 for n in 0..10u64 {
-                    let expect = if n == 0 {
-                        Expect::Absent
-                    } else {
-                        Expect::Sequence(n)
-                    };
+                    let expect = if n == 0 { Expect::Absent } else { Expect::Sequence(n) };
                     let name = format!("name-{t}-{n}");
                     let c = store
-                        .append(vec![put(
-                            "user",
-                            &id,
-                            expect,
-                            "org-1",
-                            Some(&name),
-                            json!({ "n": n }),
-                        )])
+                        .append(vec![put("user", &id, expect, "org-1", Some(&name), json!({ "n": n }))])
                         .await
                         .unwrap();
                     assert_eq!(c[0].event.sequence, n + 1);
                     positions.push(c[0].event.position);
                     // Reads interleave with the writes and see what was answered.
-                    assert_eq!(
-                        store.get("user", &id).await.unwrap().unwrap().sequence,
-                        n + 1
-                    );
+                    assert_eq!(store.get("user", &id).await.unwrap().unwrap().sequence, n + 1);
                 }
                 positions
             }));
@@ -1842,38 +1250,16 @@ mod tests {
 
         let log = store.events(None, 0, 1000).await.unwrap();
         assert_eq!(log.len(), 500);
-        assert!(
-            log.windows(2)
-                .all(|w| w[0].position < w[1].position && w[0].created_at <= w[1].created_at)
-        );
+        assert!(log.windows(2).all(|w| w[0].position < w[1].position && w[0].created_at <= w[1].created_at));
         for t in 0..50 {
             let id = format!("obj-{t}");
             let object = store.get("user", &id).await.unwrap().unwrap();
-            assert_eq!(
-                (object.sequence, object.state.clone()),
-                (10, json!({ "n": 9 }))
-            );
-            let seqs: Vec<u64> = store
-                .events(Some(("user", &id)), 0, 100)
-                .await
-                .unwrap()
-                .iter()
-                .map(|e| e.sequence)
-                .collect();
+            assert_eq!((object.sequence, object.state.clone()), (10, json!({ "n": 9 })));
+            let seqs: Vec<u64> =
+                store.events(Some(("user", &id)), 0, 100).await.unwrap().iter().map(|e| e.sequence).collect();
             assert_eq!(seqs, (1..=10).collect::<Vec<u64>>());
         }
-        let listed = store
-            .list(
-                "user",
-                "org-1",
-                &PageQuery {
-                    after: None,
-                    reverse: false,
-                    limit: 100,
-                },
-            )
-            .await
-            .unwrap();
+        let listed = store.list("user", "org-1", &PageQuery { after: None, reverse: false, limit: 100 }).await.unwrap();
         assert_eq!(listed.len(), 50);
         store.close().await.unwrap();
     }
@@ -1884,14 +1270,10 @@ mod tests {
         let store = open(dir.path());
         let settings = |conn: &Connection| -> (String, i64, i64, i64) {
             (
-                conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))
-                    .unwrap(),
-                conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
-                    .unwrap(),
-                conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0))
-                    .unwrap(),
-                conn.query_row("PRAGMA busy_timeout", [], |r| r.get(0))
-                    .unwrap(),
+                conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap(),
+                conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap(),
+                conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap(),
+                conn.query_row("PRAGMA busy_timeout", [], |r| r.get(0)).unwrap(),
             )
         };
         // synchronous 2 = FULL.
@@ -1919,10 +1301,7 @@ mod tests {
         let store = open(Path::new(&dir));
         for i in 0..100_000 {
             let id = format!("obj-{i}");
-            store
-                .append(vec![create("org", &id, "", None)])
-                .await
-                .unwrap();
+            store.append(vec![create("org", &id, "", None)]).await.unwrap();
             use std::io::Write;
             let mut out = std::io::stdout().lock();
             writeln!(out, "answered {id}").unwrap();
@@ -1955,11 +1334,7 @@ mod tests {
         }
         child.kill().unwrap(); // SIGKILL
         let status = child.wait().unwrap();
-        assert_eq!(
-            answered.len(),
-            50,
-            "the child test `{child_test}` did not write"
-        );
+        assert_eq!(answered.len(), 50, "the child test `{child_test}` did not write");
         assert!(!status.success());
 
         let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -1967,11 +1342,7 @@ mod tests {
             let store = open(dir.path());
             for id in &answered {
                 let object = store.get("org", id).await.unwrap();
-                assert_eq!(
-                    object.map(|o| o.sequence),
-                    Some(1),
-                    "{id} was answered but lost"
-                );
+                assert_eq!(object.map(|o| o.sequence), Some(1), "{id} was answered but lost");
             }
             // Whatever committed after the last answer is whole: rows and events agree.
             let events = store.events(None, 0, u32::MAX).await.unwrap();
@@ -1986,12 +1357,7 @@ mod tests {
     #[test]
     fn migrations_are_numbered_from_one_without_gaps() {
         for (i, migration) in MIGRATIONS.iter().enumerate() {
-            assert_eq!(
-                migration.version,
-                i64::try_from(i).unwrap() + 1,
-                "{}",
-                migration.name
-            );
+            assert_eq!(migration.version, i64::try_from(i).unwrap() + 1, "{}", migration.name);
         }
         assert_eq!(MIGRATIONS.last().unwrap().version, 1);
     }
@@ -2003,26 +1369,17 @@ mod tests {
         let raw = Connection::open(dir.path().join(DB_FILE)).unwrap();
         let plan = |sql: &str| -> String {
             let mut stmt = raw.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-            let rows: Vec<String> = stmt
-                .query_map([], |r| r.get::<_, String>(3))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
+            let rows: Vec<String> =
+                stmt.query_map([], |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
             rows.join("; ")
         };
         let list = plan(&format!(
             "SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = 'u' AND parent = 'p' AND (created_at, id) > (1, 'a') ORDER BY created_at DESC, id DESC LIMIT 5"
         ));
-        assert!(
-            list.contains("objects_list") && !list.contains("TEMP B-TREE"),
-            "{list}"
-        );
+        assert!(list.contains("objects_list") && !list.contains("TEMP B-TREE"), "{list}");
         let events = plan(&format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE kind = 'u' AND object_id = 'a' AND position > 3 ORDER BY sequence LIMIT 5"
         ));
-        assert!(
-            events.contains("INDEX") && !events.contains("TEMP B-TREE"),
-            "{events}"
-        );
+        assert!(events.contains("INDEX") && !events.contains("TEMP B-TREE"), "{events}");
     }
 }

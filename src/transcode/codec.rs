@@ -32,11 +32,7 @@ impl MethodCodec {
         Req: Message + DeserializeOwned,
         Resp: Message + Default + Serialize,
     {
-        MethodCodec {
-            request: request::<Req>,
-            response: response::<Resp>,
-            response_value: response_value::<Resp>,
-        }
+        MethodCodec { request: request::<Req>, response: response::<Resp>, response_value: response_value::<Resp> }
     }
 }
 

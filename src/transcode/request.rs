@@ -32,7 +32,9 @@ pub fn build(route: &Route, bindings: Vec<Binding>, query: Option<&str>, body: &
         BodyRule::Whole => match parse_body(body)? {
             None => Map::new(),
             Some(Value::Object(map)) => map,
-            Some(_) => return Err(RequestError { field: None, message: "the request body must be a JSON object".into() }),
+            Some(_) => {
+                return Err(RequestError { field: None, message: "the request body must be a JSON object".into() });
+            }
         },
         BodyRule::Field(field) => {
             let mut map = Map::new();
@@ -46,9 +48,9 @@ pub fn build(route: &Route, bindings: Vec<Binding>, query: Option<&str>, body: &
 
     for (binding, fields) in bindings.into_iter().zip(&route.path_fields) {
         let Some((leaf, parents)) = fields.split_last() else { continue };
-        let value = scalar_json(leaf, &binding.value).map_err(|m| RequestError::new(binding.field_path.join("."), m))?;
-        set_nested(&mut root, parents, leaf, value)
-            .map_err(|m| RequestError::new(binding.field_path.join("."), m))?;
+        let value =
+            scalar_json(leaf, &binding.value).map_err(|m| RequestError::new(binding.field_path.join("."), m))?;
+        set_nested(&mut root, parents, leaf, value).map_err(|m| RequestError::new(binding.field_path.join("."), m))?;
     }
 
     if let Some(query) = query.filter(|q| !q.is_empty()) {
@@ -61,10 +63,9 @@ fn parse_body(body: &[u8]) -> Result<Option<Value>, RequestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(body).map(Some).map_err(|e| RequestError {
-        field: None,
-        message: format!("the request body is not valid JSON: {e}"),
-    })
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| RequestError { field: None, message: format!("the request body is not valid JSON: {e}") })
 }
 
 fn apply_query(route: &Route, root: &mut Map<String, Value>, query: &str) -> Result<(), RequestError> {
@@ -72,7 +73,7 @@ fn apply_query(route: &Route, root: &mut Map<String, Value>, query: &str) -> Res
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = form_decode(raw_key).map_err(|m| RequestError::new(raw_key, m))?;
-        let value = form_decode(raw_value).map_err(|m| RequestError::new(key.clone(), m))?;
+        let value = form_decode(raw_value).map_err(|m| query_error(&key, m))?;
         let fields = match resolve_query_field(route, &key) {
             Ok(fields) => fields,
             Err(QueryField::Unknown) if route.ignore_unknown => continue,
@@ -82,19 +83,25 @@ fn apply_query(route: &Route, root: &mut Map<String, Value>, query: &str) -> Res
             Err(QueryField::Invalid(message)) => return Err(RequestError::new(key, message)),
         };
         let Some((leaf, parents)) = fields.split_last() else { continue };
-        let json = scalar_json(leaf, &value).map_err(|m| RequestError::new(key.clone(), m))?;
+        let json = scalar_json(leaf, &value).map_err(|m| query_error(&key, m))?;
         if leaf.is_list() {
-            push_nested(root, parents, leaf, json).map_err(|m| RequestError::new(key.clone(), m))?;
+            push_nested(root, parents, leaf, json).map_err(|m| query_error(&key, m))?;
         } else {
             let canonical = fields.iter().map(|f| f.name()).collect::<Vec<_>>().join(".");
             if seen.contains(&canonical) {
                 return Err(RequestError::new(key.clone(), format!("query parameter `{key}` is given more than once")));
             }
             seen.push(canonical);
-            set_nested(root, parents, leaf, json).map_err(|m| RequestError::new(key.clone(), m))?;
+            set_nested(root, parents, leaf, json).map_err(|m| query_error(&key, m))?;
         }
     }
     Ok(())
+}
+
+/// A bad value of query parameter `key`; the message names the parameter, as the
+/// client may not see the field violation.
+fn query_error(key: &str, message: String) -> RequestError {
+    RequestError::new(key, format!("query parameter `{key}`: {message}"))
 }
 
 enum QueryField {
@@ -186,14 +193,12 @@ fn scalar_json(field: &FieldDescriptor, text: &str) -> Result<Value, String> {
             "false" => Ok(Value::Bool(false)),
             _ => Err(format!("`{text}` is not a boolean (true or false)")),
         },
-        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => text
-            .parse::<i32>()
-            .map(Value::from)
-            .map_err(|_| format!("`{text}` is not a 32-bit integer")),
-        Kind::Uint32 | Kind::Fixed32 => text
-            .parse::<u32>()
-            .map(Value::from)
-            .map_err(|_| format!("`{text}` is not an unsigned 32-bit integer")),
+        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
+            text.parse::<i32>().map(Value::from).map_err(|_| format!("`{text}` is not a 32-bit integer"))
+        }
+        Kind::Uint32 | Kind::Fixed32 => {
+            text.parse::<u32>().map(Value::from).map_err(|_| format!("`{text}` is not an unsigned 32-bit integer"))
+        }
         Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => text
             .parse::<i64>()
             .map(|_| Value::String(text.to_owned()))
@@ -241,16 +246,17 @@ fn scalar_json(field: &FieldDescriptor, text: &str) -> Result<Value, String> {
 }
 
 fn child<'a>(map: &'a mut Map<String, Value>, field: &FieldDescriptor) -> Result<&'a mut Map<String, Value>, String> {
-    let entry = map
-        .entry(field.json_name().to_owned())
-        .or_insert_with(|| Value::Object(Map::new()));
+    let entry = map.entry(field.json_name().to_owned()).or_insert_with(|| Value::Object(Map::new()));
     match entry {
         Value::Object(inner) => Ok(inner),
         _ => Err(format!("`{}` is set both as a value and as a message", field.name())),
     }
 }
 
-fn walk<'a>(root: &'a mut Map<String, Value>, parents: &[FieldDescriptor]) -> Result<&'a mut Map<String, Value>, String> {
+fn walk<'a>(
+    root: &'a mut Map<String, Value>,
+    parents: &[FieldDescriptor],
+) -> Result<&'a mut Map<String, Value>, String> {
     let mut map = root;
     for parent in parents {
         // The body may name a field by its proto name; fold it into the JSON name so the
@@ -263,19 +269,26 @@ fn walk<'a>(root: &'a mut Map<String, Value>, parents: &[FieldDescriptor]) -> Re
     Ok(map)
 }
 
-fn set_nested(root: &mut Map<String, Value>, parents: &[FieldDescriptor], leaf: &FieldDescriptor, value: Value) -> Result<(), String> {
+fn set_nested(
+    root: &mut Map<String, Value>,
+    parents: &[FieldDescriptor],
+    leaf: &FieldDescriptor,
+    value: Value,
+) -> Result<(), String> {
     let map = walk(root, parents)?;
     map.remove(leaf.name());
     map.insert(leaf.json_name().to_owned(), value);
     Ok(())
 }
 
-fn push_nested(root: &mut Map<String, Value>, parents: &[FieldDescriptor], leaf: &FieldDescriptor, value: Value) -> Result<(), String> {
+fn push_nested(
+    root: &mut Map<String, Value>,
+    parents: &[FieldDescriptor],
+    leaf: &FieldDescriptor,
+    value: Value,
+) -> Result<(), String> {
     let map = walk(root, parents)?;
-    match map
-        .entry(leaf.json_name().to_owned())
-        .or_insert_with(|| Value::Array(Vec::new()))
-    {
+    match map.entry(leaf.json_name().to_owned()).or_insert_with(|| Value::Array(Vec::new())) {
         Value::Array(items) => {
             items.push(value);
             Ok(())

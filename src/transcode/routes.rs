@@ -95,8 +95,8 @@ impl RouteTable {
                     .transcode_to()
                     .map_err(|e| error(format!("google.api.http: {e}")))?;
                 let grpc_path = format!("/{}/{}", service.full_name(), method.name());
-                let codec = crate::pb::method_codec(&grpc_path)
-                    .ok_or_else(|| error("has no generated JSON codec".into()))?;
+                let codec =
+                    crate::pb::method_codec(&grpc_path).ok_or_else(|| error("has no generated JSON codec".into()))?;
                 let base = RouteBase { method: &method, success, codec, grpc_path, ignore_unknown };
                 let mut bindings = vec![rule.clone()];
                 for additional in &rule.additional_bindings {
@@ -126,11 +126,7 @@ impl RouteTable {
                 }
             }
         }
-        if allowed.is_empty() {
-            Lookup::NotFound
-        } else {
-            Lookup::MethodNotAllowed(allowed)
-        }
+        if allowed.is_empty() { Lookup::NotFound } else { Lookup::MethodNotAllowed(allowed) }
     }
 
     pub fn routes(&self) -> &[Route] {
@@ -139,11 +135,8 @@ impl RouteTable {
 }
 
 fn method_success(rule: &prost_reflect::Value) -> Result<StatusCode, String> {
-    let status = rule
-        .as_message()
-        .and_then(|m| m.get_field_by_name("success_status"))
-        .and_then(|v| v.as_i32())
-        .unwrap_or(0);
+    let status =
+        rule.as_message().and_then(|m| m.get_field_by_name("success_status")).and_then(|v| v.as_i32()).unwrap_or(0);
     if status == 0 {
         return Ok(StatusCode::OK);
     }
@@ -171,17 +164,16 @@ impl RouteBase<'_> {
             Some(Pattern::Delete(p)) => (Method::DELETE, p),
             Some(Pattern::Patch(p)) => (Method::PATCH, p),
             Some(Pattern::Custom(custom)) => (
-                Method::from_bytes(custom.kind.as_bytes()).map_err(|e| format!("custom kind `{}`: {e}", custom.kind))?,
+                Method::from_bytes(custom.kind.as_bytes())
+                    .map_err(|e| format!("custom kind `{}`: {e}", custom.kind))?,
                 &custom.path,
             ),
             None => return Err("google.api.http has no pattern".into()),
         };
         let template = Template::parse(path).map_err(|e| e.to_string())?;
         let input = self.method.input();
-        let path_fields = template
-            .variables()
-            .map(|names| resolve_path_field(&input, names))
-            .collect::<Result<Vec<_>, _>>()?;
+        let path_fields =
+            template.variables().map(|names| resolve_path_field(&input, names)).collect::<Result<Vec<_>, _>>()?;
         let body = match rule.body.as_str() {
             "" => BodyRule::None,
             "*" => BodyRule::Whole,
@@ -257,11 +249,8 @@ mod tests {
     fn every_annotated_method_has_a_route() {
         let table = table();
         let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
-        let methods: usize = pool
-            .services()
-            .filter(|s| s.package_name().starts_with("iamd."))
-            .map(|s| s.methods().count())
-            .sum();
+        let methods: usize =
+            pool.services().filter(|s| s.package_name().starts_with("iamd.")).map(|s| s.methods().count()).sum();
         assert_eq!(table.routes().len(), methods);
         assert!(table.routes().iter().any(|r| r.grpc_path == "/iamd.admin.v1.AdminService/GetOrgIAMPolicy"));
     }
@@ -269,18 +258,10 @@ mod tests {
     #[test]
     fn success_status_and_response_body_come_from_the_proto() {
         let table = table();
-        let create = table
-            .routes()
-            .iter()
-            .find(|r| r.grpc_path.ends_with("/CreateOrganization"))
-            .unwrap();
+        let create = table.routes().iter().find(|r| r.grpc_path.ends_with("/CreateOrganization")).unwrap();
         assert_eq!(create.success, StatusCode::CREATED);
         assert_eq!(create.response_body.as_deref(), Some("organization"));
-        let delete = table
-            .routes()
-            .iter()
-            .find(|r| r.grpc_path.ends_with("/DeleteOrganization"))
-            .unwrap();
+        let delete = table.routes().iter().find(|r| r.grpc_path.ends_with("/DeleteOrganization")).unwrap();
         assert_eq!(delete.success, StatusCode::NO_CONTENT);
     }
 

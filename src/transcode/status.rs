@@ -48,18 +48,13 @@ pub fn status_json(status: &tonic::Status) -> Value {
 /// (404, 405, 413, 415 are outside the table).
 pub fn error_response(status: &tonic::Status, http: Option<StatusCode>) -> Response<ResponseBody> {
     let code = http.unwrap_or_else(|| http_status(status.code()));
-    let body = serde_json::to_vec(&status_json(status)).unwrap_or_else(|_| {
-        br#"{"code":13,"message":"error could not be written as JSON","details":[]}"#.to_vec()
-    });
+    let body = serde_json::to_vec(&status_json(status))
+        .unwrap_or_else(|_| br#"{"code":13,"message":"error could not be written as JSON","details":[]}"#.to_vec());
     let mut response = Response::new(full(Bytes::from(body)));
     *response.status_mut() = code;
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     if status.code() == Code::Unauthenticated {
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
     }
     response
 }
@@ -69,11 +64,7 @@ const TYPE_PREFIX: &str = "type.googleapis.com/google.rpc.";
 fn detail_json(detail: ErrorDetail) -> Value {
     match detail {
         ErrorDetail::ErrorInfo(info) => {
-            let metadata: Map<String, Value> = info
-                .metadata
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect();
+            let metadata: Map<String, Value> = info.metadata.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
             json!({
                 "@type": format!("{TYPE_PREFIX}ErrorInfo"),
                 "reason": info.reason,
@@ -104,10 +95,7 @@ fn detail_json(detail: ErrorDetail) -> Value {
             })
         }
         ErrorDetail::RetryInfo(retry) => {
-            let delay = retry
-                .retry_delay
-                .map(|d| format!("{}s", d.as_secs_f64()))
-                .unwrap_or_default();
+            let delay = retry.retry_delay.map(|d| format!("{}s", d.as_secs_f64())).unwrap_or_default();
             json!({"@type": format!("{TYPE_PREFIX}RetryInfo"), "retryDelay": delay})
         }
         ErrorDetail::ResourceInfo(info) => json!({

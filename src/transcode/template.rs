@@ -88,15 +88,9 @@ pub enum TemplateError {
     #[error("`{template}`: variables may not nest")]
     NestedVariable { template: String },
     #[error("`{template}`: invalid field path `{field_path}`")]
-    InvalidFieldPath {
-        template: String,
-        field_path: String,
-    },
+    InvalidFieldPath { template: String, field_path: String },
     #[error("`{template}`: variable `{field_path}` appears more than once")]
-    DuplicateVariable {
-        template: String,
-        field_path: String,
-    },
+    DuplicateVariable { template: String, field_path: String },
     #[error("`{template}`: `**` must be the last segment")]
     DoubleStarNotLast { template: String },
     #[error("`{template}`: invalid literal segment `{literal}`")]
@@ -125,16 +119,9 @@ impl Template {
         if template.is_empty() {
             return Err(TemplateError::Empty);
         }
-        let mut parser = Parser {
-            text: template,
-            pos: 0,
-            segments: Vec::new(),
-            variables: Vec::new(),
-        };
+        let mut parser = Parser { text: template, pos: 0, segments: Vec::new(), variables: Vec::new() };
         if parser.peek() != Some(b'/') {
-            return Err(TemplateError::MissingLeadingSlash {
-                template: template.to_owned(),
-            });
+            return Err(TemplateError::MissingLeadingSlash { template: template.to_owned() });
         }
         parser.pos += 1;
         parser.segments(false)?;
@@ -144,43 +131,24 @@ impl Template {
                 parser.pos += 1;
                 let verb = parser.rest();
                 if verb.is_empty() {
-                    return Err(TemplateError::EmptyVerb {
-                        template: template.to_owned(),
-                    });
+                    return Err(TemplateError::EmptyVerb { template: template.to_owned() });
                 }
                 if !is_valid_literal(verb) {
-                    return Err(TemplateError::InvalidVerb {
-                        template: template.to_owned(),
-                        verb: verb.to_owned(),
-                    });
+                    return Err(TemplateError::InvalidVerb { template: template.to_owned(), verb: verb.to_owned() });
                 }
                 Some(verb.to_owned())
             }
             // `segments` stops only at the end, a `:` or a stray `}`.
             Some(_) => return Err(parser.error_unbalanced()),
         };
-        let Parser {
-            segments,
-            variables,
-            ..
-        } = parser;
+        let Parser { segments, variables, .. } = parser;
 
         let last = segments.len().saturating_sub(1);
-        if segments
-            .iter()
-            .enumerate()
-            .any(|(i, s)| *s == Segment::DoubleStar && i != last)
-        {
-            return Err(TemplateError::DoubleStarNotLast {
-                template: template.to_owned(),
-            });
+        if segments.iter().enumerate().any(|(i, s)| *s == Segment::DoubleStar && i != last) {
+            return Err(TemplateError::DoubleStarNotLast { template: template.to_owned() });
         }
         for (i, var) in variables.iter().enumerate() {
-            if variables
-                .iter()
-                .skip(i + 1)
-                .any(|other| other.field_path == var.field_path)
-            {
+            if variables.iter().skip(i + 1).any(|other| other.field_path == var.field_path) {
                 return Err(TemplateError::DuplicateVariable {
                     template: template.to_owned(),
                     field_path: var.field_path.join("."),
@@ -188,12 +156,7 @@ impl Template {
             }
         }
 
-        Ok(Template {
-            text: template.to_owned(),
-            segments,
-            variables,
-            verb,
-        })
+        Ok(Template { text: template.to_owned(), segments, variables, verb })
     }
 
     /// Matches a request path (the raw, still percent-encoded path of the URI,
@@ -230,10 +193,7 @@ impl Template {
                 let Some(value) = decode(raw, var.multi) else {
                     return false;
                 };
-                bindings.push(Binding {
-                    field_path: var.field_path.clone(),
-                    value,
-                });
+                bindings.push(Binding { field_path: var.field_path.clone(), value });
                 vars.next();
             }
             true
@@ -292,19 +252,12 @@ impl Template {
     /// false.
     fn walk(&self, rest: &str, mut visit: impl FnMut(usize, usize, usize) -> bool) -> bool {
         // Zero path segments when nothing is left, so `/` matches `/**`.
-        let mut parts = (!rest.is_empty())
-            .then(|| rest.split('/'))
-            .into_iter()
-            .flatten()
-            .peekable();
+        let mut parts = (!rest.is_empty()).then(|| rest.split('/')).into_iter().flatten().peekable();
         let mut offset = 0;
         for (index, segment) in self.segments.iter().enumerate() {
             match segment {
                 Segment::DoubleStar => {
-                    let in_variable = self
-                        .variables
-                        .last()
-                        .is_some_and(|v| v.end == self.segments.len());
+                    let in_variable = self.variables.last().is_some_and(|v| v.end == self.segments.len());
                     let mut count = 0usize;
                     for part in parts.by_ref() {
                         if part.is_empty() {
@@ -366,9 +319,7 @@ impl Parser<'_> {
     }
 
     fn error_unbalanced(&self) -> TemplateError {
-        TemplateError::UnbalancedBraces {
-            template: self.template(),
-        }
+        TemplateError::UnbalancedBraces { template: self.template() }
     }
 
     /// `Segments = Segment { "/" Segment }`
@@ -385,9 +336,7 @@ impl Parser<'_> {
     fn segment(&mut self, in_variable: bool) -> Result<(), TemplateError> {
         if self.peek() == Some(b'{') {
             if in_variable {
-                return Err(TemplateError::NestedVariable {
-                    template: self.template(),
-                });
+                return Err(TemplateError::NestedVariable { template: self.template() });
             }
             self.pos += 1;
             return self.variable();
@@ -408,18 +357,13 @@ impl Parser<'_> {
                 return Err(self.error_unbalanced());
             }
             "" => {
-                return Err(TemplateError::EmptySegment {
-                    template: self.template(),
-                });
+                return Err(TemplateError::EmptySegment { template: self.template() });
             }
             "*" => Segment::Star,
             "**" => Segment::DoubleStar,
             literal if is_valid_literal(literal) => Segment::Literal(literal.to_owned()),
             literal => {
-                return Err(TemplateError::InvalidLiteral {
-                    template: self.template(),
-                    literal: literal.to_owned(),
-                });
+                return Err(TemplateError::InvalidLiteral { template: self.template(), literal: literal.to_owned() });
             }
         };
         self.segments.push(segment);
@@ -439,11 +383,10 @@ impl Parser<'_> {
             return Err(self.error_unbalanced());
         };
         let raw_path = self.text.get(start..self.pos).unwrap_or_default();
-        let field_path =
-            parse_field_path(raw_path).ok_or_else(|| TemplateError::InvalidFieldPath {
-                template: self.template(),
-                field_path: raw_path.to_owned(),
-            })?;
+        let field_path = parse_field_path(raw_path).ok_or_else(|| TemplateError::InvalidFieldPath {
+            template: self.template(),
+            field_path: raw_path.to_owned(),
+        })?;
         self.pos += 1;
         let first = self.segments.len();
         if delimiter == b'=' {
@@ -457,12 +400,7 @@ impl Parser<'_> {
         }
         let pattern = self.segments.get(first..).unwrap_or_default();
         let multi = pattern.len() > 1 || pattern.contains(&Segment::DoubleStar);
-        self.variables.push(Variable {
-            field_path,
-            start: first,
-            end: self.segments.len(),
-            multi,
-        });
+        self.variables.push(Variable { field_path, start: first, end: self.segments.len(), multi });
         Ok(())
     }
 }
@@ -472,11 +410,8 @@ fn parse_field_path(raw: &str) -> Option<Vec<String>> {
     raw.split('.')
         .map(|ident| {
             let mut bytes = ident.bytes();
-            let first_ok = bytes
-                .next()
-                .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
-            (first_ok && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-                .then(|| ident.to_owned())
+            let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+            (first_ok && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')).then(|| ident.to_owned())
         })
         .collect()
 }
@@ -585,10 +520,7 @@ mod tests {
     }
 
     fn b(field_path: &str, value: &str) -> Binding {
-        Binding {
-            field_path: field_path.split('.').map(str::to_owned).collect(),
-            value: value.to_owned(),
-        }
+        Binding { field_path: field_path.split('.').map(str::to_owned).collect(), value: value.to_owned() }
     }
 
     fn err(template: &str) -> TemplateError {
@@ -628,16 +560,10 @@ mod tests {
     #[test]
     fn simple_variable() {
         let tpl = t("/v1/organizations/{id}");
-        assert_eq!(
-            tpl.matches("/v1/organizations/org-1"),
-            Some(vec![b("id", "org-1")])
-        );
+        assert_eq!(tpl.matches("/v1/organizations/org-1"), Some(vec![b("id", "org-1")]));
         assert_eq!(tpl.matches("/v1/organizations"), None);
         assert_eq!(tpl.matches("/v1/organizations/a/b"), None);
-        assert_eq!(
-            tpl.variables().collect::<Vec<_>>(),
-            vec![&["id".to_owned()][..]]
-        );
+        assert_eq!(tpl.variables().collect::<Vec<_>>(), vec![&["id".to_owned()][..]]);
     }
 
     #[test]
@@ -650,10 +576,7 @@ mod tests {
         let vars: Vec<Vec<String>> = tpl.variables().map(<[String]>::to_vec).collect();
         assert_eq!(
             vars,
-            vec![
-                vec!["policy".to_owned(), "id".to_owned()],
-                vec!["member".to_owned(), "user_id".to_owned()],
-            ]
+            vec![vec!["policy".to_owned(), "id".to_owned()], vec!["member".to_owned(), "user_id".to_owned()],]
         );
     }
 
@@ -674,10 +597,7 @@ mod tests {
     #[test]
     fn variable_with_pattern() {
         let tpl = t("/v1/{name=shelves/*}");
-        assert_eq!(
-            tpl.matches("/v1/shelves/s1"),
-            Some(vec![b("name", "shelves/s1")])
-        );
+        assert_eq!(tpl.matches("/v1/shelves/s1"), Some(vec![b("name", "shelves/s1")]));
         assert_eq!(tpl.matches("/v1/shelves"), None);
         assert_eq!(tpl.matches("/v1/books/s1"), None);
         assert_eq!(tpl.matches("/v1/shelves/s1/x"), None);
@@ -687,10 +607,7 @@ mod tests {
     #[test]
     fn variable_with_multi_segment_pattern() {
         let tpl = t("/v1/{name=shelves/*/books/*}");
-        assert_eq!(
-            tpl.matches("/v1/shelves/s1/books/b2"),
-            Some(vec![b("name", "shelves/s1/books/b2")])
-        );
+        assert_eq!(tpl.matches("/v1/shelves/s1/books/b2"), Some(vec![b("name", "shelves/s1/books/b2")]));
         assert_eq!(tpl.matches("/v1/shelves/s1/books"), None);
         assert_eq!(tpl.matches("/v1/shelves/s1/novels/b2"), None);
         assert_eq!(tpl.matches("/v1/shelves//books/b2"), None);
@@ -699,10 +616,7 @@ mod tests {
     #[test]
     fn variable_pattern_followed_by_segments() {
         let tpl = t("/v1/{parent=orgs/*}/policies/{id}");
-        assert_eq!(
-            tpl.matches("/v1/orgs/o1/policies/p1"),
-            Some(vec![b("parent", "orgs/o1"), b("id", "p1")])
-        );
+        assert_eq!(tpl.matches("/v1/orgs/o1/policies/p1"), Some(vec![b("parent", "orgs/o1"), b("id", "p1")]));
         assert_eq!(tpl.matches("/v1/orgs/o1/policies"), None);
     }
 
@@ -720,10 +634,7 @@ mod tests {
     #[test]
     fn double_star_after_literal_in_variable() {
         let tpl = t("/v1/{name=projects/**}");
-        assert_eq!(
-            tpl.matches("/v1/projects/p/x"),
-            Some(vec![b("name", "projects/p/x")])
-        );
+        assert_eq!(tpl.matches("/v1/projects/p/x"), Some(vec![b("name", "projects/p/x")]));
         assert_eq!(tpl.matches("/v1/projects"), None);
     }
 
@@ -766,10 +677,7 @@ mod tests {
     fn verb_after_literal_after_variable() {
         let tpl = t("/iam/policies/{id}/members:add");
         assert_eq!(tpl.verb(), Some("add"));
-        assert_eq!(
-            tpl.matches("/iam/policies/p1/members:add"),
-            Some(vec![b("id", "p1")])
-        );
+        assert_eq!(tpl.matches("/iam/policies/p1/members:add"), Some(vec![b("id", "p1")]));
         assert_eq!(tpl.matches("/iam/policies/p1/members"), None);
         assert_eq!(tpl.matches("/iam/policies/p1/members:remove"), None);
         assert_eq!(tpl.matches("/iam/policies/p1/members:ad"), None);
@@ -779,15 +687,9 @@ mod tests {
     #[test]
     fn verb_after_variable() {
         let tpl = t("/v1/things/{id}:cancel");
-        assert_eq!(
-            tpl.matches("/v1/things/t1:cancel"),
-            Some(vec![b("id", "t1")])
-        );
+        assert_eq!(tpl.matches("/v1/things/t1:cancel"), Some(vec![b("id", "t1")]));
         // Only the final `:cancel` is the verb; earlier colons are data.
-        assert_eq!(
-            tpl.matches("/v1/things/a:b:cancel"),
-            Some(vec![b("id", "a:b")])
-        );
+        assert_eq!(tpl.matches("/v1/things/a:b:cancel"), Some(vec![b("id", "a:b")]));
         assert_eq!(tpl.matches("/v1/things/:cancel"), None);
         assert_eq!(tpl.matches("/v1/things/t1"), None);
         assert_eq!(tpl.matches("/v1/things/t1:delete"), None);
@@ -797,10 +699,7 @@ mod tests {
     fn verb_after_variable_with_pattern() {
         let tpl = t("/v1/{name=things/*}:undelete");
         assert_eq!(tpl.verb(), Some("undelete"));
-        assert_eq!(
-            tpl.matches("/v1/things/abc:undelete"),
-            Some(vec![b("name", "things/abc")])
-        );
+        assert_eq!(tpl.matches("/v1/things/abc:undelete"), Some(vec![b("name", "things/abc")]));
         assert_eq!(tpl.matches("/v1/things/abc"), None);
         assert_eq!(tpl.matches("/v1/things/abc:delete"), None);
         assert_eq!(tpl.matches("/v1/things:undelete"), None);
@@ -809,10 +708,7 @@ mod tests {
     #[test]
     fn verb_after_double_star() {
         let tpl = t("/v1/{name=files/**}:download");
-        assert_eq!(
-            tpl.matches("/v1/files/a/b:download"),
-            Some(vec![b("name", "files/a/b")])
-        );
+        assert_eq!(tpl.matches("/v1/files/a/b:download"), Some(vec![b("name", "files/a/b")]));
         assert_eq!(tpl.matches("/v1/files:download"), None);
         let bare = t("/**:ping");
         assert_eq!(bare.matches("/:ping"), Some(vec![]));
@@ -826,10 +722,7 @@ mod tests {
     fn colon_without_verb_is_data() {
         let tpl = t("/v1/things/{id}");
         assert_eq!(tpl.matches("/v1/things/a:b"), Some(vec![b("id", "a:b")]));
-        assert_eq!(
-            tpl.matches("/v1/things/x:undelete"),
-            Some(vec![b("id", "x:undelete")])
-        );
+        assert_eq!(tpl.matches("/v1/things/x:undelete"), Some(vec![b("id", "x:undelete")]));
         assert_eq!(t("/v1/things").matches("/v1/things:list"), None);
     }
 
@@ -854,10 +747,7 @@ mod tests {
         let tpl = t("/v1/users/{id}");
         assert_eq!(tpl.matches("/v1/users/a%2Fb"), Some(vec![b("id", "a/b")]));
         assert_eq!(tpl.matches("/v1/users/a%2fb"), Some(vec![b("id", "a/b")]));
-        assert_eq!(
-            tpl.matches("/v1/users/j%C3%B6rg%20k"),
-            Some(vec![b("id", "jörg k")])
-        );
+        assert_eq!(tpl.matches("/v1/users/j%C3%B6rg%20k"), Some(vec![b("id", "jörg k")]));
         assert_eq!(tpl.matches("/v1/users/a+b"), Some(vec![b("id", "a+b")]));
         assert_eq!(tpl.matches("/v1/users/%25"), Some(vec![b("id", "%")]));
         assert_eq!(tpl.matches("/v1/users/%3A"), Some(vec![b("id", ":")]));
@@ -866,17 +756,11 @@ mod tests {
     #[test]
     fn multi_segment_value_keeps_encoded_slash() {
         let tpl = t("/files/{path=**}");
-        assert_eq!(
-            tpl.matches("/files/a%2Fb/c%20d"),
-            Some(vec![b("path", "a%2Fb/c d")])
-        );
+        assert_eq!(tpl.matches("/files/a%2Fb/c%20d"), Some(vec![b("path", "a%2Fb/c d")]));
         assert_eq!(tpl.matches("/files/a%2fb"), Some(vec![b("path", "a%2fb")]));
         assert_eq!(tpl.matches("/files/%25/%3a"), Some(vec![b("path", "%/:")]));
         let tpl = t("/v1/{name=shelves/*}");
-        assert_eq!(
-            tpl.matches("/v1/shelves/x%2Fy%21"),
-            Some(vec![b("name", "shelves/x%2Fy!")])
-        );
+        assert_eq!(tpl.matches("/v1/shelves/x%2Fy%21"), Some(vec![b("name", "shelves/x%2Fy!")]));
     }
 
     #[test]
@@ -910,73 +794,31 @@ mod tests {
 
     #[test]
     fn error_missing_leading_slash() {
-        assert_eq!(
-            err("v1/things"),
-            TemplateError::MissingLeadingSlash {
-                template: "v1/things".into()
-            }
-        );
-        assert_eq!(
-            err("v1/things").to_string(),
-            "`v1/things`: template must start with `/`"
-        );
-        assert!(matches!(
-            err("{id}"),
-            TemplateError::MissingLeadingSlash { .. }
-        ));
+        assert_eq!(err("v1/things"), TemplateError::MissingLeadingSlash { template: "v1/things".into() });
+        assert_eq!(err("v1/things").to_string(), "`v1/things`: template must start with `/`");
+        assert!(matches!(err("{id}"), TemplateError::MissingLeadingSlash { .. }));
     }
 
     #[test]
     fn error_empty_segment() {
-        for template in [
-            "/", "//", "/a//b", "/a/", "/:verb", "/a/:verb", "/{x=}", "/{x=a/}", "/{x=/a}",
-        ] {
-            assert_eq!(
-                err(template),
-                TemplateError::EmptySegment {
-                    template: template.into()
-                },
-                "{template}"
-            );
+        for template in ["/", "//", "/a//b", "/a/", "/:verb", "/a/:verb", "/{x=}", "/{x=a/}", "/{x=/a}"] {
+            assert_eq!(err(template), TemplateError::EmptySegment { template: template.into() }, "{template}");
         }
         assert_eq!(err("/a//b").to_string(), "`/a//b`: empty path segment");
     }
 
     #[test]
     fn error_unbalanced_braces() {
-        for template in [
-            "/{id",
-            "/a/{id=*",
-            "/a/{id=b/c",
-            "/a}",
-            "/}",
-            "/a/}/b",
-            "/{id}}",
-            "/{a}/{",
-        ] {
-            assert_eq!(
-                err(template),
-                TemplateError::UnbalancedBraces {
-                    template: template.into()
-                },
-                "{template}"
-            );
+        for template in ["/{id", "/a/{id=*", "/a/{id=b/c", "/a}", "/}", "/a/}/b", "/{id}}", "/{a}/{"] {
+            assert_eq!(err(template), TemplateError::UnbalancedBraces { template: template.into() }, "{template}");
         }
         assert_eq!(err("/{id").to_string(), "`/{id`: unbalanced braces");
     }
 
     #[test]
     fn error_nested_variable() {
-        assert_eq!(
-            err("/{a={b}}"),
-            TemplateError::NestedVariable {
-                template: "/{a={b}}".into()
-            }
-        );
-        assert_eq!(
-            err("/{a=x/{b}}").to_string(),
-            "`/{a=x/{b}}`: variables may not nest"
-        );
+        assert_eq!(err("/{a={b}}"), TemplateError::NestedVariable { template: "/{a={b}}".into() });
+        assert_eq!(err("/{a=x/{b}}").to_string(), "`/{a=x/{b}}`: variables may not nest");
     }
 
     #[test]
@@ -995,10 +837,7 @@ mod tests {
         ] {
             assert_eq!(
                 err(template),
-                TemplateError::InvalidFieldPath {
-                    template: template.into(),
-                    field_path: field_path.into()
-                },
+                TemplateError::InvalidFieldPath { template: template.into(), field_path: field_path.into() },
                 "{template}"
             );
         }
@@ -1011,10 +850,7 @@ mod tests {
     fn error_duplicate_variable() {
         assert_eq!(
             err("/a/{id}/b/{id}"),
-            TemplateError::DuplicateVariable {
-                template: "/a/{id}/b/{id}".into(),
-                field_path: "id".into()
-            }
+            TemplateError::DuplicateVariable { template: "/a/{id}/b/{id}".into(), field_path: "id".into() }
         );
         assert_eq!(
             err("/{p.id}/{p.id=x/*}").to_string(),
@@ -1026,27 +862,10 @@ mod tests {
 
     #[test]
     fn error_double_star_not_last() {
-        for template in [
-            "/a/**/b",
-            "/**/a",
-            "/**/**",
-            "/{x=**}/a",
-            "/{x=**/a}",
-            "/**/{x}",
-            "/a/**/b:verb",
-        ] {
-            assert_eq!(
-                err(template),
-                TemplateError::DoubleStarNotLast {
-                    template: template.into()
-                },
-                "{template}"
-            );
+        for template in ["/a/**/b", "/**/a", "/**/**", "/{x=**}/a", "/{x=**/a}", "/**/{x}", "/a/**/b:verb"] {
+            assert_eq!(err(template), TemplateError::DoubleStarNotLast { template: template.into() }, "{template}");
         }
-        assert_eq!(
-            err("/a/**/b").to_string(),
-            "`/a/**/b`: `**` must be the last segment"
-        );
+        assert_eq!(err("/a/**/b").to_string(), "`/a/**/b`: `**` must be the last segment");
     }
 
     #[test]
@@ -1064,46 +883,27 @@ mod tests {
         ] {
             assert_eq!(
                 err(template),
-                TemplateError::InvalidLiteral {
-                    template: template.into(),
-                    literal: literal.into()
-                },
+                TemplateError::InvalidLiteral { template: template.into(), literal: literal.into() },
                 "{template}"
             );
         }
-        assert_eq!(
-            err("/a*").to_string(),
-            "`/a*`: invalid literal segment `a*`"
-        );
+        assert_eq!(err("/a*").to_string(), "`/a*`: invalid literal segment `a*`");
     }
 
     #[test]
     fn error_empty_verb() {
-        assert_eq!(
-            err("/a:"),
-            TemplateError::EmptyVerb {
-                template: "/a:".into()
-            }
-        );
+        assert_eq!(err("/a:"), TemplateError::EmptyVerb { template: "/a:".into() });
         assert_eq!(err("/{id}:").to_string(), "`/{id}:`: empty verb");
     }
 
     #[test]
     fn error_invalid_verb() {
-        for (template, verb) in [
-            ("/a:b/c", "b/c"),
-            ("/a::b", ":b"),
-            ("/a:b:c", "b:c"),
-            ("/a:*", "*"),
-            ("/a:{x}", "{x}"),
-            ("/a:b}", "b}"),
-        ] {
+        for (template, verb) in
+            [("/a:b/c", "b/c"), ("/a::b", ":b"), ("/a:b:c", "b:c"), ("/a:*", "*"), ("/a:{x}", "{x}"), ("/a:b}", "b}")]
+        {
             assert_eq!(
                 err(template),
-                TemplateError::InvalidVerb {
-                    template: template.into(),
-                    verb: verb.into()
-                },
+                TemplateError::InvalidVerb { template: template.into(), verb: verb.into() },
                 "{template}"
             );
         }
@@ -1140,10 +940,7 @@ mod tests {
         let rest = t("/a/**");
         assert_eq!(one.specificity_cmp(&rest), Ordering::Greater);
         assert_eq!(rest.specificity_cmp(&one), Ordering::Less);
-        assert_eq!(
-            t("/a/*").specificity_cmp(&t("/a/{x=**}")),
-            Ordering::Greater
-        );
+        assert_eq!(t("/a/*").specificity_cmp(&t("/a/{x=**}")), Ordering::Greater);
     }
 
     #[test]
@@ -1176,14 +973,8 @@ mod tests {
     #[test]
     fn specificity_equal_and_patterns_flattened() {
         assert_eq!(t("/a/{x}").specificity_cmp(&t("/a/*")), Ordering::Equal);
-        assert_eq!(
-            t("/v1/{name=shelves/*}").specificity_cmp(&t("/v1/shelves/{id}")),
-            Ordering::Equal
-        );
-        assert_eq!(
-            t("/v1/{name=shelves/*}").specificity_cmp(&t("/v1/{name=*/*}")),
-            Ordering::Greater
-        );
+        assert_eq!(t("/v1/{name=shelves/*}").specificity_cmp(&t("/v1/shelves/{id}")), Ordering::Equal);
+        assert_eq!(t("/v1/{name=shelves/*}").specificity_cmp(&t("/v1/{name=*/*}")), Ordering::Greater);
     }
 
     #[test]

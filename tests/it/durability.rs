@@ -28,7 +28,11 @@ fn spawn(data_dir: &Path) -> Process {
         .unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("iamd listening on http://").unwrap_or_else(|| panic!("unexpected: {line}")).to_owned();
+    let addr = line
+        .trim()
+        .strip_prefix("iamd listening on http://")
+        .unwrap_or_else(|| panic!("unexpected: {line}"))
+        .to_owned();
     Process { child, addr }
 }
 
@@ -50,7 +54,9 @@ async fn answered_writes_survive_sigkill() {
         tasks.push(tokio::spawn(async move {
             let mut acknowledged = Vec::new();
             for i in 0..1000 {
-                let reply = api.try_json(Method::POST, "/organizations", Some(json!({"name": format!("org-{worker}-{i}")}))).await;
+                let reply = api
+                    .try_json(Method::POST, "/organizations", Some(json!({"name": format!("org-{worker}-{i}")})))
+                    .await;
                 match reply {
                     Some(reply) if reply.status == StatusCode::CREATED => {
                         acknowledged.push(reply.body["id"].as_str().unwrap().to_owned());

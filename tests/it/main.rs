@@ -5,7 +5,7 @@
 
 mod support;
 
-mod parity;
-mod seeds;
 mod durability;
+mod parity;
 mod protocol;
+mod seeds;

@@ -18,7 +18,8 @@ const UNKNOWN: &str = "00000000-0000-4000-8000-000000000000";
 /// A setup step over JSON; `{org}` stands for the organization created first.
 type Step = (Method, &'static str, Option<&'static str>);
 
-const ADD_ORG_IAM: Step = (Method::POST, "/admin/v1/orgs/{org}/policies/orgiam", Some(r#"{"userLoginMustBeDomain":true}"#));
+const ADD_ORG_IAM: Step =
+    (Method::POST, "/admin/v1/orgs/{org}/policies/orgiam", Some(r#"{"userLoginMustBeDomain":true}"#));
 const ADD_DOMAIN: Step = (
     Method::POST,
     "/admin/v1/orgs/{org}/policies/domain",
@@ -27,7 +28,12 @@ const ADD_DOMAIN: Step = (
 const SECOND_ORG: Step = (Method::POST, "/organizations", Some(r#"{"name":"globex"}"#));
 
 /// Runs one call on every protocol from the same state and returns the common answer.
-async fn parity<Req, Resp>(setup: &[Step], rest: impl Fn(&str) -> Rest, request: impl Fn(&str) -> Req, expect: Code) -> Value
+async fn parity<Req, Resp>(
+    setup: &[Step],
+    rest: impl Fn(&str) -> Rest,
+    request: impl Fn(&str) -> Req,
+    expect: Code,
+) -> Value
 where
     Req: Message + Send + Sync + 'static,
     Resp: Message + Default + Serialize + Send + Sync + 'static,
@@ -61,9 +67,10 @@ where
 fn mask_ids(text: &str) -> String {
     let mut out = String::new();
     let mut rest = text;
-    while let Some((i, candidate)) = rest.char_indices().find_map(|(i, _)| {
-        rest.get(i..i + 36).filter(|c| uuid::Uuid::parse_str(c).is_ok()).map(|c| (i, c))
-    }) {
+    while let Some((i, candidate)) = rest
+        .char_indices()
+        .find_map(|(i, _)| rest.get(i..i + 36).filter(|c| uuid::Uuid::parse_str(c).is_ok()).map(|c| (i, c)))
+    {
         out.push_str(&rest[..i]);
         out.push_str("<uuid>");
         rest = &rest[i + candidate.len()..];
@@ -141,7 +148,10 @@ async fn update_domain_policy() {
     let body = json!({"userLoginMustBeDomain": false, "validateOrgDomains": true, "smtpSenderAddressMatchesInstanceDomain": false});
     let answer = parity::<_, admin::UpdateDomainPolicyResponse>(
         &[],
-        |_| Rest::new("/iamd.admin.v1.AdminService/UpdateDomainPolicy", Method::PUT, "/admin/v1/policies/domain").body(body.clone()),
+        |_| {
+            Rest::new("/iamd.admin.v1.AdminService/UpdateDomainPolicy", Method::PUT, "/admin/v1/policies/domain")
+                .body(body.clone())
+        },
         |_| admin::UpdateDomainPolicyRequest {
             user_login_must_be_domain: false,
             validate_org_domains: true,
@@ -155,7 +165,10 @@ async fn update_domain_policy() {
     let all = json!({"userLoginMustBeDomain": true, "validateOrgDomains": true, "smtpSenderAddressMatchesInstanceDomain": true});
     parity::<_, admin::UpdateDomainPolicyResponse>(
         &[],
-        |_| Rest::new("/iamd.admin.v1.AdminService/UpdateDomainPolicy", Method::PUT, "/admin/v1/policies/domain").body(all.clone()),
+        |_| {
+            Rest::new("/iamd.admin.v1.AdminService/UpdateDomainPolicy", Method::PUT, "/admin/v1/policies/domain")
+                .body(all.clone())
+        },
         |_| admin::UpdateDomainPolicyRequest {
             user_login_must_be_domain: true,
             validate_org_domains: true,
@@ -186,7 +199,8 @@ async fn get_custom_org_iam_policy() {
     let answer = parity::<_, admin::GetCustomOrgIamPolicyResponse>(&[ADD_DOMAIN], rest, request, Code::Ok).await;
     assert_eq!(answer, json!({"policy": {"details": details("1")}}));
 
-    let unknown = |_: &str| Rest::new("/iamd.admin.v1.AdminService/GetCustomOrgIAMPolicy", Method::GET, org_iam(UNKNOWN));
+    let unknown =
+        |_: &str| Rest::new("/iamd.admin.v1.AdminService/GetCustomOrgIAMPolicy", Method::GET, org_iam(UNKNOWN));
     let answer = parity::<_, admin::GetCustomOrgIamPolicyResponse>(
         &[],
         unknown,
@@ -203,16 +217,15 @@ async fn add_custom_org_iam_policy() {
         Rest::new("/iamd.admin.v1.AdminService/AddCustomOrgIAMPolicy", Method::POST, org_iam(org))
             .body(json!({"userLoginMustBeDomain": true}))
     };
-    let request = |org: &str| admin::AddCustomOrgIamPolicyRequest { org_id: org.into(), user_login_must_be_domain: true };
-    assert_eq!(parity::<_, admin::AddCustomOrgIamPolicyResponse>(&[], rest, request, Code::Ok).await, json!({"details": details("1")}));
+    let request =
+        |org: &str| admin::AddCustomOrgIamPolicyRequest { org_id: org.into(), user_login_must_be_domain: true };
+    assert_eq!(
+        parity::<_, admin::AddCustomOrgIamPolicyResponse>(&[], rest, request, Code::Ok).await,
+        json!({"details": details("1")})
+    );
     parity::<_, admin::AddCustomOrgIamPolicyResponse>(&[ADD_ORG_IAM], rest, request, Code::AlreadyExists).await;
-    parity::<_, admin::AddCustomOrgIamPolicyResponse>(
-        &[],
-        |_| rest(UNKNOWN),
-        |_| request(UNKNOWN),
-        Code::NotFound,
-    )
-    .await;
+    parity::<_, admin::AddCustomOrgIamPolicyResponse>(&[], |_| rest(UNKNOWN), |_| request(UNKNOWN), Code::NotFound)
+        .await;
 }
 
 #[tokio::test]
@@ -223,23 +236,33 @@ async fn update_custom_org_iam_policy() {
                 .body(json!({"userLoginMustBeDomain": value}))
         }
     };
-    let request =
-        |value: bool| move |org: &str| admin::UpdateCustomOrgIamPolicyRequest { org_id: org.into(), user_login_must_be_domain: value };
-    let answer = parity::<_, admin::UpdateCustomOrgIamPolicyResponse>(&[ADD_ORG_IAM], rest(false), request(false), Code::Ok).await;
+    let request = |value: bool| {
+        move |org: &str| admin::UpdateCustomOrgIamPolicyRequest { org_id: org.into(), user_login_must_be_domain: value }
+    };
+    let answer =
+        parity::<_, admin::UpdateCustomOrgIamPolicyResponse>(&[ADD_ORG_IAM], rest(false), request(false), Code::Ok)
+            .await;
     assert_eq!(answer, json!({"details": details("2")}));
     // No own policy yet.
     parity::<_, admin::UpdateCustomOrgIamPolicyResponse>(&[], rest(false), request(false), Code::NotFound).await;
     // The same values again.
-    parity::<_, admin::UpdateCustomOrgIamPolicyResponse>(&[ADD_ORG_IAM], rest(true), request(true), Code::FailedPrecondition)
-        .await;
+    parity::<_, admin::UpdateCustomOrgIamPolicyResponse>(
+        &[ADD_ORG_IAM],
+        rest(true),
+        request(true),
+        Code::FailedPrecondition,
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn reset_custom_org_iam_policy_to_default() {
-    let rest =
-        |org: &str| Rest::new("/iamd.admin.v1.AdminService/ResetCustomOrgIAMPolicyToDefault", Method::DELETE, org_iam(org));
+    let rest = |org: &str| {
+        Rest::new("/iamd.admin.v1.AdminService/ResetCustomOrgIAMPolicyToDefault", Method::DELETE, org_iam(org))
+    };
     let request = |org: &str| admin::ResetCustomOrgIamPolicyToDefaultRequest { org_id: org.into() };
-    let answer = parity::<_, admin::ResetCustomOrgIamPolicyToDefaultResponse>(&[ADD_ORG_IAM], rest, request, Code::Ok).await;
+    let answer =
+        parity::<_, admin::ResetCustomOrgIamPolicyToDefaultResponse>(&[ADD_ORG_IAM], rest, request, Code::Ok).await;
     assert_eq!(answer, json!({"details": details("2")}));
     parity::<_, admin::ResetCustomOrgIamPolicyToDefaultResponse>(&[], rest, request, Code::NotFound).await;
 }
@@ -259,7 +282,8 @@ async fn get_custom_domain_policy() {
     let answer = parity::<_, admin::GetCustomDomainPolicyResponse>(&[], rest, request, Code::Ok).await;
     assert_eq!(answer["isDefault"], true);
     assert_eq!(answer["policy"]["isDefault"], true);
-    parity::<_, admin::GetCustomDomainPolicyResponse>(&[], |_| rest(UNKNOWN), |_| request(UNKNOWN), Code::NotFound).await;
+    parity::<_, admin::GetCustomDomainPolicyResponse>(&[], |_| rest(UNKNOWN), |_| request(UNKNOWN), Code::NotFound)
+        .await;
 }
 
 #[tokio::test]
@@ -274,9 +298,13 @@ async fn add_custom_domain_policy() {
         validate_org_domains: false,
         smtp_sender_address_matches_instance_domain: false,
     };
-    assert_eq!(parity::<_, admin::AddCustomDomainPolicyResponse>(&[], rest, request, Code::Ok).await, json!({"details": details("1")}));
+    assert_eq!(
+        parity::<_, admin::AddCustomDomainPolicyResponse>(&[], rest, request, Code::Ok).await,
+        json!({"details": details("1")})
+    );
     parity::<_, admin::AddCustomDomainPolicyResponse>(&[ADD_DOMAIN], rest, request, Code::AlreadyExists).await;
-    parity::<_, admin::AddCustomDomainPolicyResponse>(&[], |_| rest(UNKNOWN), |_| request(UNKNOWN), Code::NotFound).await;
+    parity::<_, admin::AddCustomDomainPolicyResponse>(&[], |_| rest(UNKNOWN), |_| request(UNKNOWN), Code::NotFound)
+        .await;
 }
 
 #[tokio::test]
@@ -300,13 +328,21 @@ async fn update_custom_domain_policy() {
 
 #[tokio::test]
 async fn reset_custom_domain_policy_to_default() {
-    let rest = |org: &str| Rest::new("/iamd.admin.v1.AdminService/ResetCustomDomainPolicyToDefault", Method::DELETE, domain(org));
+    let rest = |org: &str| {
+        Rest::new("/iamd.admin.v1.AdminService/ResetCustomDomainPolicyToDefault", Method::DELETE, domain(org))
+    };
     let request = |org: &str| admin::ResetCustomDomainPolicyToDefaultRequest { org_id: org.into() };
-    let answer = parity::<_, admin::ResetCustomDomainPolicyToDefaultResponse>(&[ADD_DOMAIN], rest, request, Code::Ok).await;
+    let answer =
+        parity::<_, admin::ResetCustomDomainPolicyToDefaultResponse>(&[ADD_DOMAIN], rest, request, Code::Ok).await;
     assert_eq!(answer, json!({"details": details("2")}));
     parity::<_, admin::ResetCustomDomainPolicyToDefaultResponse>(&[], rest, request, Code::NotFound).await;
-    parity::<_, admin::ResetCustomDomainPolicyToDefaultResponse>(&[], |_| rest(UNKNOWN), |_| request(UNKNOWN), Code::NotFound)
-        .await;
+    parity::<_, admin::ResetCustomDomainPolicyToDefaultResponse>(
+        &[],
+        |_| rest(UNKNOWN),
+        |_| request(UNKNOWN),
+        Code::NotFound,
+    )
+    .await;
 }
 
 // ---- organizations ----
@@ -328,9 +364,12 @@ async fn create_organization() {
     let request = |name: &'static str| {
         move |_: &str| accounts::CreateOrganizationRequest { name: name.into(), domain: "globex.example".into() }
     };
-    let answer = parity::<_, accounts::CreateOrganizationResponse>(&[], rest("globex"), request("globex"), Code::Ok).await;
+    let answer =
+        parity::<_, accounts::CreateOrganizationResponse>(&[], rest("globex"), request("globex"), Code::Ok).await;
     assert_eq!(answer, organization("globex", "globex.example"));
-    let answer = parity::<_, accounts::CreateOrganizationResponse>(&[], rest("acme"), request("acme"), Code::AlreadyExists).await;
+    let answer =
+        parity::<_, accounts::CreateOrganizationResponse>(&[], rest("acme"), request("acme"), Code::AlreadyExists)
+            .await;
     assert_eq!(answer["message"], "an organization named `acme` already exists");
     parity::<_, accounts::CreateOrganizationResponse>(&[], rest("  "), request("  "), Code::InvalidArgument).await;
 }
@@ -338,7 +377,13 @@ async fn create_organization() {
 #[tokio::test]
 async fn list_organizations() {
     let rest = |query: &'static str| {
-        move |_: &str| Rest::new("/iamd.accounts.v1.OrganizationService/ListOrganizations", Method::GET, format!("/organizations{query}"))
+        move |_: &str| {
+            Rest::new(
+                "/iamd.accounts.v1.OrganizationService/ListOrganizations",
+                Method::GET,
+                format!("/organizations{query}"),
+            )
+        }
     };
     let answer = parity::<_, accounts::ListOrganizationsResponse>(
         &[SECOND_ORG],
@@ -381,7 +426,10 @@ async fn get_organization() {
             .select("organization")
     };
     let request = |org: &str| accounts::GetOrganizationRequest { organization_id: org.into() };
-    assert_eq!(parity::<_, accounts::GetOrganizationResponse>(&[], rest, request, Code::Ok).await, organization("acme", ""));
+    assert_eq!(
+        parity::<_, accounts::GetOrganizationResponse>(&[], rest, request, Code::Ok).await,
+        organization("acme", "")
+    );
     parity::<_, accounts::GetOrganizationResponse>(&[], |_| rest(UNKNOWN), |_| request(UNKNOWN), Code::NotFound).await;
 }
 
@@ -389,16 +437,24 @@ async fn get_organization() {
 async fn update_organization() {
     let rest = |body: Value| {
         move |org: &str| {
-            Rest::new("/iamd.accounts.v1.OrganizationService/UpdateOrganization", Method::PATCH, format!("/organizations/{org}"))
-                .body(body.clone())
-                .select("organization")
+            Rest::new(
+                "/iamd.accounts.v1.OrganizationService/UpdateOrganization",
+                Method::PATCH,
+                format!("/organizations/{org}"),
+            )
+            .body(body.clone())
+            .select("organization")
         }
     };
     // Only the fields present change.
     let answer = parity::<_, accounts::UpdateOrganizationResponse>(
         &[],
         rest(json!({"domain": "acme.example"})),
-        |org| accounts::UpdateOrganizationRequest { organization_id: org.into(), name: None, domain: Some("acme.example".into()) },
+        |org| accounts::UpdateOrganizationRequest {
+            organization_id: org.into(),
+            name: None,
+            domain: Some("acme.example".into()),
+        },
         Code::Ok,
     )
     .await;
@@ -406,26 +462,42 @@ async fn update_organization() {
     parity::<_, accounts::UpdateOrganizationResponse>(
         &[SECOND_ORG],
         rest(json!({"name": "globex"})),
-        |org| accounts::UpdateOrganizationRequest { organization_id: org.into(), name: Some("globex".into()), domain: None },
+        |org| accounts::UpdateOrganizationRequest {
+            organization_id: org.into(),
+            name: Some("globex".into()),
+            domain: None,
+        },
         Code::AlreadyExists,
     )
     .await;
     parity::<_, accounts::UpdateOrganizationResponse>(
         &[],
         rest(json!({"domain": "not a domain"})),
-        |org| accounts::UpdateOrganizationRequest { organization_id: org.into(), name: None, domain: Some("not a domain".into()) },
+        |org| accounts::UpdateOrganizationRequest {
+            organization_id: org.into(),
+            name: None,
+            domain: Some("not a domain".into()),
+        },
         Code::InvalidArgument,
     )
     .await;
     let unknown = |_: &str| {
-        Rest::new("/iamd.accounts.v1.OrganizationService/UpdateOrganization", Method::PATCH, format!("/organizations/{UNKNOWN}"))
-            .body(json!({"name": "x"}))
-            .select("organization")
+        Rest::new(
+            "/iamd.accounts.v1.OrganizationService/UpdateOrganization",
+            Method::PATCH,
+            format!("/organizations/{UNKNOWN}"),
+        )
+        .body(json!({"name": "x"}))
+        .select("organization")
     };
     parity::<_, accounts::UpdateOrganizationResponse>(
         &[],
         unknown,
-        |_| accounts::UpdateOrganizationRequest { organization_id: UNKNOWN.into(), name: Some("x".into()), domain: None },
+        |_| accounts::UpdateOrganizationRequest {
+            organization_id: UNKNOWN.into(),
+            name: Some("x".into()),
+            domain: None,
+        },
         Code::NotFound,
     )
     .await;
@@ -434,10 +506,18 @@ async fn update_organization() {
 #[tokio::test]
 async fn delete_organization() {
     let rest = |org: &str| {
-        Rest::new("/iamd.accounts.v1.OrganizationService/DeleteOrganization", Method::DELETE, format!("/organizations/{org}"))
-            .success(StatusCode::NO_CONTENT)
+        Rest::new(
+            "/iamd.accounts.v1.OrganizationService/DeleteOrganization",
+            Method::DELETE,
+            format!("/organizations/{org}"),
+        )
+        .success(StatusCode::NO_CONTENT)
     };
     let request = |org: &str| accounts::DeleteOrganizationRequest { organization_id: org.into() };
-    assert_eq!(parity::<_, accounts::DeleteOrganizationResponse>(&[ADD_DOMAIN], rest, request, Code::Ok).await, json!({}));
-    parity::<_, accounts::DeleteOrganizationResponse>(&[], |_| rest(UNKNOWN), |_| request(UNKNOWN), Code::NotFound).await;
+    assert_eq!(
+        parity::<_, accounts::DeleteOrganizationResponse>(&[ADD_DOMAIN], rest, request, Code::Ok).await,
+        json!({})
+    );
+    parity::<_, accounts::DeleteOrganizationResponse>(&[], |_| rest(UNKNOWN), |_| request(UNKNOWN), Code::NotFound)
+        .await;
 }

@@ -30,11 +30,8 @@ async fn liveness_readiness_and_grpc_health() {
     }
     let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel().await);
     for service in ["", "iamd.admin.v1.AdminService", "iamd.accounts.v1.OrganizationService"] {
-        let answer = health
-            .check(tonic_health::pb::HealthCheckRequest { service: service.into() })
-            .await
-            .unwrap()
-            .into_inner();
+        let answer =
+            health.check(tonic_health::pb::HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
         assert_eq!(answer.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32, "{service}");
     }
 }
@@ -45,10 +42,13 @@ async fn reflection_lists_every_service_in_v1_and_v1alpha() {
     let server = TestServer::start().await;
     let expected = ["grpc.health.v1.Health", "iamd.accounts.v1.OrganizationService", "iamd.admin.v1.AdminService"];
 
-    let mut v1 = tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(server.channel().await);
+    let mut v1 =
+        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(server.channel().await);
     let request = tonic_reflection::pb::v1::ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+        message_request: Some(tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
     };
     let mut answers = v1.server_reflection_info(tokio_stream::once(request)).await.unwrap().into_inner();
     let answer = answers.next().await.unwrap().unwrap();
@@ -62,7 +62,8 @@ async fn reflection_lists_every_service_in_v1_and_v1alpha() {
         assert!(names.contains(&service.to_owned()), "v1 lists {names:?}");
     }
 
-    let mut alpha = tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient::new(server.channel().await);
+    let mut alpha =
+        tonic_reflection::pb::v1alpha::server_reflection_client::ServerReflectionClient::new(server.channel().await);
     let request = tonic_reflection::pb::v1alpha::ServerReflectionRequest {
         host: String::new(),
         message_request: Some(
@@ -99,7 +100,12 @@ async fn cors_preflight_is_answered_on_every_path() {
     }
     // Actual requests expose the gRPC status headers to browsers.
     let (_, headers, _) = server
-        .raw(request(Method::GET, &server, "/organizations").header("origin", "http://app.example").body(Full::new(Bytes::new())).unwrap())
+        .raw(
+            request(Method::GET, &server, "/organizations")
+                .header("origin", "http://app.example")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
         .await;
     let exposed = headers["access-control-expose-headers"].to_str().unwrap();
     for header in ["grpc-status", "grpc-message", "grpc-status-details-bin", "etag", "x-iamd-consistency-token"] {
@@ -112,7 +118,12 @@ async fn json_over_http1_never_reaches_the_grpc_web_layer() {
     // tonic-web answers 400 to any HTTP/1.1 request that is not gRPC-web; JSON must not go there.
     let server = TestServer::start().await;
     let (status, headers, body) = server
-        .raw(request(Method::GET, &server, "/admin/v1/policies/domain").version(http::Version::HTTP_11).body(Full::new(Bytes::new())).unwrap())
+        .raw(
+            request(Method::GET, &server, "/admin/v1/policies/domain")
+                .version(http::Version::HTTP_11)
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
     assert_eq!(headers["content-type"], "application/json");
@@ -130,12 +141,19 @@ async fn one_body_limit_for_every_protocol_and_nothing_is_stored() {
 
     let request = accounts::CreateOrganizationRequest { name: name.clone(), domain: String::new() };
     let error = server
-        .grpc::<_, accounts::CreateOrganizationResponse>("/iamd.accounts.v1.OrganizationService/CreateOrganization", request.clone())
+        .grpc::<_, accounts::CreateOrganizationResponse>(
+            "/iamd.accounts.v1.OrganizationService/CreateOrganization",
+            request.clone(),
+        )
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::ResourceExhausted);
     let error = server
-        .grpc_web::<_, accounts::CreateOrganizationResponse>("/iamd.accounts.v1.OrganizationService/CreateOrganization", &request, false)
+        .grpc_web::<_, accounts::CreateOrganizationResponse>(
+            "/iamd.accounts.v1.OrganizationService/CreateOrganization",
+            &request,
+            false,
+        )
         .await
         .unwrap_err();
     assert_eq!(error.0, Code::ResourceExhausted);
@@ -147,10 +165,17 @@ async fn one_body_limit_for_every_protocol_and_nothing_is_stored() {
 async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
     let server = TestServer::start().await;
     let post = |content_type: &'static str, body: &'static str| {
-        request(Method::POST, &server, "/organizations").header("content-type", content_type).body(Full::new(Bytes::from(body))).unwrap()
+        request(Method::POST, &server, "/organizations")
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
     };
     let cases = [
-        (post("text/plain", r#"{"name":"a"}"#), StatusCode::UNSUPPORTED_MEDIA_TYPE, "content type `text/plain` is not supported"),
+        (
+            post("text/plain", r#"{"name":"a"}"#),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "content type `text/plain` is not supported",
+        ),
         (post("application/json", r#"{"name":"#), StatusCode::BAD_REQUEST, "not valid JSON"),
         (post("application/json", r#"["a"]"#), StatusCode::BAD_REQUEST, "must be a JSON object"),
         (post("application/json", r#"{"name":7}"#), StatusCode::BAD_REQUEST, "invalid request"),
@@ -177,7 +202,9 @@ async fn unknown_fields_and_parameters_follow_each_surface() {
     // Admin (ZITADEL): ignored.
     let reply = server.json(Method::GET, "/admin/v1/policies/domain?bogus=1", None).await;
     assert_eq!(reply.status, StatusCode::OK);
-    let reply = server.json(Method::PUT, "/admin/v1/policies/domain", Some(json!({"bogus": 1, "validateOrgDomains": true}))).await;
+    let reply = server
+        .json(Method::PUT, "/admin/v1/policies/domain", Some(json!({"bogus": 1, "validateOrgDomains": true})))
+        .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     // Accounts (Bird): 400 naming the field.
     let reply = server.json(Method::GET, "/organizations?bogus=1", None).await;
@@ -215,11 +242,21 @@ async fn errors_carry_a_stable_reason_on_every_protocol() {
 async fn grpc_timeout_is_read_on_every_protocol() {
     let server = TestServer::start().await;
     let (status, _, body) = server
-        .raw(request(Method::GET, &server, "/admin/v1/policies/domain").header("grpc-timeout", "soon").body(Full::new(Bytes::new())).unwrap())
+        .raw(
+            request(Method::GET, &server, "/admin/v1/policies/domain")
+                .header("grpc-timeout", "soon")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{}", String::from_utf8_lossy(&body));
     let (status, _, _) = server
-        .raw(request(Method::GET, &server, "/admin/v1/policies/domain").header("grpc-timeout", "5S").body(Full::new(Bytes::new())).unwrap())
+        .raw(
+            request(Method::GET, &server, "/admin/v1/policies/domain")
+                .header("grpc-timeout", "5S")
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
 
@@ -251,9 +288,13 @@ async fn pages_follow_creation_order_with_keyset_tokens() {
             let mut seen = Vec::new();
             let mut token = String::new();
             loop {
-                let reply = server.json(Method::GET, &format!("/organizations?limit=10&reverse={reverse}&pageToken={token}"), None).await;
+                let reply = server
+                    .json(Method::GET, &format!("/organizations?limit=10&reverse={reverse}&pageToken={token}"), None)
+                    .await;
                 assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-                seen.extend(reply.body["results"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_owned()));
+                seen.extend(
+                    reply.body["results"].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_owned()),
+                );
                 match reply.body.get("nextPageToken") {
                     Some(next) => token = next.as_str().unwrap().to_owned(),
                     None => break,
@@ -270,7 +311,8 @@ async fn pages_follow_creation_order_with_keyset_tokens() {
     let first = server.json(Method::GET, "/organizations?limit=10", None).await;
     let token = first.body["nextPageToken"].as_str().unwrap().to_owned();
     // A token of the other direction is refused.
-    let reply = server.json(Method::GET, &format!("/organizations?limit=10&reverse=true&pageToken={token}"), None).await;
+    let reply =
+        server.json(Method::GET, &format!("/organizations?limit=10&reverse=true&pageToken={token}"), None).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     // Deleting the row a token points at does not invalidate it.
     let deleted = server.json(Method::DELETE, &format!("/organizations/{}", created[9]), None).await;

@@ -31,7 +31,11 @@ async fn seed_requests_answer_in_the_seed_shapes() {
 
     // 002: Add Custom Org IAM Policy.
     let reply = server
-        .json(Method::POST, &format!("/admin/v1/orgs/{org}/policies/orgiam"), Some(fixture("002_add_custom_org_iam_policy.request.json")))
+        .json(
+            Method::POST,
+            &format!("/admin/v1/orgs/{org}/policies/orgiam"),
+            Some(fixture("002_add_custom_org_iam_policy.request.json")),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(shape(&reply.body), shape(&fixture("002_add_custom_org_iam_policy.response.json")));
@@ -39,7 +43,11 @@ async fn seed_requests_answer_in_the_seed_shapes() {
 
     // 000: Update Custom Org IAM Policy, to `false`.
     let reply = server
-        .json(Method::PUT, &format!("/admin/v1/orgs/{org}/policies/orgiam"), Some(json!({"userLoginMustBeDomain": false})))
+        .json(
+            Method::PUT,
+            &format!("/admin/v1/orgs/{org}/policies/orgiam"),
+            Some(json!({"userLoginMustBeDomain": false})),
+        )
         .await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(shape(&reply.body), shape(&fixture("000_update_custom_org_iam_policy.response.json")));

@@ -47,7 +47,10 @@ pub const PROTOCOLS: [Protocol; 3] = [Protocol::Grpc, Protocol::GrpcWeb, Protoco
 pub enum Outcome {
     /// The answer as proto3 JSON (for JSON: the body; for gRPC: the message through pbjson).
     Ok(Value),
-    Err { code: Code, message: String },
+    Err {
+        code: Code,
+        message: String,
+    },
 }
 
 impl Outcome {
@@ -81,7 +84,12 @@ impl TestServer {
     pub async fn start_in(dir: TempDir, configure: impl FnOnce(Config) -> Config) -> TestServer {
         let config = configure(Config { bootstrap_token: Some(TOKEN.into()), ..Config::for_data_dir(dir.path()) });
         let server = iamd::server::start(config).await.unwrap();
-        TestServer { addr: server.addr, server: Some(server), dir, http: Client::builder(TokioExecutor::new()).build_http() }
+        TestServer {
+            addr: server.addr,
+            server: Some(server),
+            dir,
+            http: Client::builder(TokioExecutor::new()).build_http(),
+        }
     }
 
     /// A client for a server running elsewhere (another process).
@@ -140,10 +148,8 @@ impl TestServer {
 
     /// A JSON request with the bootstrap token; an empty answer reads as `{}`.
     pub async fn json(&self, method: Method, path: &str, body: Option<Value>) -> JsonReply {
-        let mut builder = Request::builder()
-            .method(method)
-            .uri(self.url(path))
-            .header("authorization", format!("Bearer {TOKEN}"));
+        let mut builder =
+            Request::builder().method(method).uri(self.url(path)).header("authorization", format!("Bearer {TOKEN}"));
         let bytes = match body {
             Some(body) => {
                 builder = builder.header("content-type", "application/json");
