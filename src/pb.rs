@@ -21,6 +21,14 @@ pub mod iamd {
         }
     }
 
+    #[cfg(test)]
+    pub mod echolax {
+        pub mod v1 {
+            tonic::include_proto!("iamd.echolax.v1");
+            include!(concat!(env!("OUT_DIR"), "/iamd.echolax.v1.serde.rs"));
+        }
+    }
+
     pub mod accounts {
         pub mod v1 {
             tonic::include_proto!("iamd.accounts.v1");

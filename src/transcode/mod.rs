@@ -10,8 +10,8 @@ pub mod routes;
 pub mod status;
 pub mod template;
 
-//TMP #[cfg(test)]
-//TMP mod tests;
+#[cfg(test)]
+mod tests;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -36,17 +36,12 @@ pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
 }
 
 /// Request headers that become gRPC metadata (api-reference A.3).
-const FORWARDED_HEADERS: [&str; 6] = [
-    "authorization",
-    "tenants",
-    "if-match",
-    "x-iamd-consistency-token",
-    "grpc-timeout",
-    "x-request-id",
-];
+const FORWARDED_HEADERS: [&str; 6] =
+    ["authorization", "tenants", "if-match", "x-iamd-consistency-token", "grpc-timeout", "x-request-id"];
 
 /// Response headers of the gRPC side that are framing, not metadata.
-const GRPC_ONLY_HEADERS: [&str; 5] = ["content-type", "grpc-status", "grpc-message", "grpc-status-details-bin", "grpc-encoding"];
+const GRPC_ONLY_HEADERS: [&str; 5] =
+    ["content-type", "grpc-status", "grpc-message", "grpc-status-details-bin", "grpc-encoding"];
 
 #[derive(Clone)]
 pub struct Transcoder<S> {
@@ -63,7 +58,10 @@ impl<S> Transcoder<S> {
 
 impl<S, B> Service<Request<B>> for Transcoder<S>
 where
-    S: Service<Request<tonic::body::Body>, Response = Response<ResponseBody>, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<tonic::body::Body>, Response = Response<ResponseBody>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send,
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
@@ -114,7 +112,10 @@ impl From<tonic::Status> for Failure {
 
 impl<S> Transcoder<S>
 where
-    S: Service<Request<tonic::body::Body>, Response = Response<ResponseBody>, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<tonic::body::Body>, Response = Response<ResponseBody>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send,
 {
     async fn transcode<B>(self, request: Request<B>) -> Result<Response<ResponseBody>, Failure>
@@ -125,7 +126,9 @@ where
         let (parts, body) = request.into_parts();
         let (route, bindings) = match self.routes.lookup(&parts.method, parts.uri.path()) {
             Lookup::Found(route, bindings) => (route, bindings),
-            Lookup::MethodNotAllowed(methods) => return Err(method_not_allowed(&parts.method, parts.uri.path(), &methods)),
+            Lookup::MethodNotAllowed(methods) => {
+                return Err(method_not_allowed(&parts.method, parts.uri.path(), &methods));
+            }
             Lookup::NotFound => {
                 return Err(Failure {
                     status: tonic::Status::not_found(format!("no method is served at `{}`", parts.uri.path())),
@@ -172,10 +175,7 @@ fn answer(route: &Route, grpc_headers: &HeaderMap, message: &[u8]) -> Result<Res
         Bytes::new()
     } else if let Some(field) = &route.response_body {
         let mut value = (route.codec.response_value)(message).map_err(internal)?;
-        let selected = value
-            .as_object_mut()
-            .and_then(|o| o.remove(field))
-            .unwrap_or(serde_json::Value::Null);
+        let selected = value.as_object_mut().and_then(|o| o.remove(field)).unwrap_or(serde_json::Value::Null);
         Bytes::from(serde_json::to_vec(&selected).map_err(|e| tonic::Status::internal(e.to_string()))?)
     } else {
         Bytes::from((route.codec.response)(message).map_err(internal)?)
@@ -194,7 +194,12 @@ fn answer(route: &Route, grpc_headers: &HeaderMap, message: &[u8]) -> Result<Res
     Ok(response)
 }
 
-fn grpc_request(route: &Route, headers: &HeaderMap, extensions: http::Extensions, message: &[u8]) -> Request<tonic::body::Body> {
+fn grpc_request(
+    route: &Route,
+    headers: &HeaderMap,
+    extensions: http::Extensions,
+    message: &[u8],
+) -> Request<tonic::body::Body> {
     let mut frame = BytesMut::with_capacity(5 + message.len());
     frame.put_u8(0);
     frame.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
@@ -238,7 +243,9 @@ where
     match Limited::new(body, max).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Failure {
-            status: tonic::Status::resource_exhausted(format!("the request body is larger than the limit of {max} bytes")),
+            status: tonic::Status::resource_exhausted(format!(
+                "the request body is larger than the limit of {max} bytes"
+            )),
             http: Some(StatusCode::PAYLOAD_TOO_LARGE),
             allow: None,
         }),
@@ -250,16 +257,12 @@ where
 /// variants, the form type `curl -d` sends, or with no content type at all.
 fn check_content_type(headers: &HeaderMap) -> Result<(), Failure> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
-    let essence = value
-        .to_str()
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let essence = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match essence.as_str() {
-        "application/json" | "application/json+lax" | "application/json+pretty" | "application/x-www-form-urlencoded" => Ok(()),
+        "application/json"
+        | "application/json+lax"
+        | "application/json+pretty"
+        | "application/x-www-form-urlencoded" => Ok(()),
         other => Err(Failure {
             status: tonic::Status::invalid_argument(format!(
                 "content type `{other}` is not supported; send application/json"

@@ -54,13 +54,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub fn ok(self) -> Value {
-        match self {
-            Outcome::Ok(value) => value,
-            Outcome::Err { code, message } => panic!("expected success, got {code:?}: {message}"),
-        }
-    }
-
     pub fn code(&self) -> Code {
         match self {
             Outcome::Ok(_) => Code::Ok,
@@ -184,7 +177,7 @@ impl TestServer {
         client.ready().await.unwrap();
         let mut request = tonic::Request::new(request);
         request.metadata_mut().insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
-        let path = PathAndQuery::from_maybe_shared(path.to_owned()).unwrap();
+        let path = PathAndQuery::try_from(path).unwrap();
         client
             .unary(request, path, tonic_prost::ProstCodec::<Req, Resp>::default())
             .await
