@@ -139,7 +139,8 @@ where
         };
 
         let body = read_body(body, self.max_body).await?;
-        if !body.is_empty() {
+        // A method without a body ignores one, whatever its type.
+        if !body.is_empty() && !matches!(route.body, routes::BodyRule::None) {
             check_content_type(&parts.headers)?;
         }
         let json = request::build(route, bindings, parts.uri.query(), &body).map_err(bad_request)?;
@@ -175,7 +176,11 @@ fn answer(route: &Route, grpc_headers: &HeaderMap, message: &[u8]) -> Result<Res
         Bytes::new()
     } else if let Some(field) = &route.response_body {
         let mut value = (route.codec.response_value)(message).map_err(internal)?;
-        let selected = value.as_object_mut().and_then(|o| o.remove(field)).unwrap_or(serde_json::Value::Null);
+        // A field the surface's JSON left out is at its zero value; answer that, not nothing.
+        let selected = value
+            .as_object_mut()
+            .and_then(|o| o.remove(field.json_name()))
+            .unwrap_or_else(|| request::zero_json(field));
         Bytes::from(serde_json::to_vec(&selected).map_err(|e| tonic::Status::internal(e.to_string()))?)
     } else {
         Bytes::from((route.codec.response)(message).map_err(internal)?)

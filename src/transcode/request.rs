@@ -73,15 +73,21 @@ fn apply_query(route: &Route, root: &mut Map<String, Value>, query: &str) -> Res
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (raw_key, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
         let key = form_decode(raw_key).map_err(|m| RequestError::new(raw_key, m))?;
-        let value = form_decode(raw_value).map_err(|m| query_error(&key, m))?;
         let fields = match resolve_query_field(route, &key) {
             Ok(fields) => fields,
+            // Lenient surfaces skip unknown parameters before looking at their values.
             Err(QueryField::Unknown) if route.ignore_unknown => continue,
+            Err(QueryField::Unknown) if matches!(route.body, BodyRule::Whole) => {
+                let message =
+                    format!("query parameter `{key}` is not accepted: this method reads every field from the body");
+                return Err(RequestError::new(key, message));
+            }
             Err(QueryField::Unknown) => {
                 return Err(RequestError::new(key.clone(), format!("unknown query parameter `{key}`")));
             }
             Err(QueryField::Invalid(message)) => return Err(RequestError::new(key, message)),
         };
+        let value = form_decode(raw_value).map_err(|m| query_error(&key, m))?;
         let Some((leaf, parents)) = fields.split_last() else { continue };
         let json = scalar_json(leaf, &value).map_err(|m| query_error(&key, m))?;
         if leaf.is_list() {
@@ -294,6 +300,24 @@ fn push_nested(
             Ok(())
         }
         _ => Err(format!("`{}` is set both as a list and as a value", leaf.name())),
+    }
+}
+
+/// The proto3 JSON of a field at its zero value.
+pub fn zero_json(field: &FieldDescriptor) -> Value {
+    if field.is_list() {
+        return Value::Array(Vec::new());
+    }
+    if field.is_map() {
+        return Value::Object(Map::new());
+    }
+    match field.kind() {
+        Kind::Message(_) => Value::Object(Map::new()),
+        Kind::Bool => Value::Bool(false),
+        Kind::String | Kind::Bytes => Value::String(String::new()),
+        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 | Kind::Uint64 | Kind::Fixed64 => Value::String("0".into()),
+        Kind::Enum(e) => e.default_value().name().into(),
+        _ => Value::from(0),
     }
 }
 

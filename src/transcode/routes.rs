@@ -25,8 +25,8 @@ pub struct Route {
     pub method: Method,
     pub template: Template,
     pub body: BodyRule,
-    /// The JSON name of the response field answered instead of the whole message.
-    pub response_body: Option<String>,
+    /// The response field answered instead of the whole message.
+    pub response_body: Option<FieldDescriptor>,
     /// `/package.Service/Method`.
     pub grpc_path: String,
     pub input: MessageDescriptor,
@@ -194,7 +194,7 @@ impl RouteBase<'_> {
                 let field = output
                     .get_field_by_name(name)
                     .ok_or_else(|| format!("response_body `{name}` is not in {}", output.full_name()))?;
-                Some(field.json_name().to_owned())
+                Some(field)
             }
         };
         Ok(Route {
@@ -260,7 +260,7 @@ mod tests {
         let table = table();
         let create = table.routes().iter().find(|r| r.grpc_path.ends_with("/CreateOrganization")).unwrap();
         assert_eq!(create.success, StatusCode::CREATED);
-        assert_eq!(create.response_body.as_deref(), Some("organization"));
+        assert_eq!(create.response_body.as_ref().map(FieldDescriptor::json_name), Some("organization"));
         let delete = table.routes().iter().find(|r| r.grpc_path.ends_with("/DeleteOrganization")).unwrap();
         assert_eq!(delete.success, StatusCode::NO_CONTENT);
     }

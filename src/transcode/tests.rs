@@ -323,6 +323,21 @@ async fn custom_verb_answers_the_response_body_with_its_status() {
 }
 
 #[tokio::test]
+async fn an_unset_response_body_field_answers_its_zero_value() {
+    // EchoVerb answers `note`, which the request left unset: `{}`, as grpc-gateway, not `null`.
+    let (status, _, body) = call("POST", "/v1/echo/v1:note", &[], "{}").await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(body, json!({}));
+}
+
+#[tokio::test]
+async fn a_get_ignores_its_body_whatever_its_content_type() {
+    let (status, _, body) = call("GET", "/v1/echo/g", &[("content-type", "text/plain")], "ignored").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["request"]["id"], "g");
+}
+
+#[tokio::test]
 async fn verb_template_wins_over_the_plain_one_and_is_not_required_elsewhere() {
     let harness = Harness::new(MAX_BODY);
     // GET has no verb binding: `:note` is data of `/v1/echo/{id}`.
