@@ -12,5 +12,8 @@ pub mod store;
 pub mod transcode;
 pub mod wkt;
 
+/// The header (and gRPC metadata key) of consistency tokens: the log position of a write.
+pub const CONSISTENCY_TOKEN: &str = "x-iamd-consistency-token";
+
 /// The `domain` of every `google.rpc.ErrorInfo` iamd sends.
 pub const ERROR_DOMAIN: &str = "iamd";

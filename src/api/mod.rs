@@ -8,9 +8,10 @@ pub mod status;
 
 use std::sync::Arc;
 
-use tonic::metadata::MetadataMap;
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::{Response, Status};
 
-use crate::app::{Actor, App, Details};
+use crate::app::{Actor, App, Details, Receipt};
 use crate::pb::iamd::admin::v1::ObjectDetails;
 use crate::wkt::Timestamp;
 
@@ -37,6 +38,45 @@ impl Api {
             _ => Actor("anonymous".into()),
         }
     }
+}
+
+/// The version a write expects (`If-Match` on JSON, `if-match` metadata on gRPC): `"3"`,
+/// `W/"3"` or `3`; `*` or no header means any version.
+fn if_match(metadata: &MetadataMap) -> Result<Option<u64>, Status> {
+    let Some(value) = metadata.get("if-match") else { return Ok(None) };
+    let text = value.to_str().map_err(|_| invalid_if_match("?"))?.trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let bare = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
+    bare.parse::<u64>().map(Some).map_err(|_| invalid_if_match(text))
+}
+
+fn invalid_if_match(text: &str) -> Status {
+    crate::app::AppError::invalid(
+        "if-match",
+        format!("`{text}` is not a version; send the etag you read, such as \"3\""),
+    )
+    .into()
+}
+
+/// A response with the object's version as `etag` and, for writes, the consistency token.
+fn respond<T>(message: T, etag: Option<u64>, position: Option<u64>) -> Response<T> {
+    let mut response = Response::new(message);
+    let metadata = response.metadata_mut();
+    if let Some(Ok(value)) = etag.map(|v| MetadataValue::try_from(format!("\"{v}\""))) {
+        metadata.insert("etag", value);
+    }
+    if let Some(position) = position {
+        metadata.insert(crate::CONSISTENCY_TOKEN, MetadataValue::from(position));
+    }
+    response
+}
+
+/// A write's answer: its result's version and the receipt's token.
+fn written<T, V>(receipt: Receipt<V>, etag: impl Fn(&V) -> Option<u64>, message: impl FnOnce(V) -> T) -> Response<T> {
+    let version = etag(&receipt.value);
+    respond(message(receipt.value), version, receipt.position)
 }
 
 fn object_details(details: Details) -> ObjectDetails {

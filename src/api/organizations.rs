@@ -2,12 +2,16 @@
 
 use tonic::{Request, Response, Status};
 
-use super::Api;
+use super::{Api, if_match, respond, written};
 use crate::app::organizations::{Organization, OrganizationPatch};
 use crate::app::page::PageRequest;
 use crate::pb::iamd::accounts::v1 as pb;
 use crate::pb::iamd::accounts::v1::organization_service_server::OrganizationService;
 use crate::wkt::Timestamp;
+
+fn version(organization: &Organization) -> Option<u64> {
+    Some(organization.sequence)
+}
 
 #[tonic::async_trait]
 impl OrganizationService for Api {
@@ -17,8 +21,8 @@ impl OrganizationService for Api {
     ) -> Result<Response<pb::CreateOrganizationResponse>, Status> {
         let actor = self.actor(request.metadata());
         let message = request.into_inner();
-        let organization = self.app.create_organization(&actor, &message.name, &message.domain).await?;
-        Ok(Response::new(pb::CreateOrganizationResponse { organization: Some(to_pb(organization)) }))
+        let done = self.app.create_organization(&actor, &message.name, &message.domain).await?;
+        Ok(written(done, version, |o| pb::CreateOrganizationResponse { organization: Some(to_pb(o)) }))
     }
 
     async fn list_organizations(
@@ -39,27 +43,28 @@ impl OrganizationService for Api {
         request: Request<pb::GetOrganizationRequest>,
     ) -> Result<Response<pb::GetOrganizationResponse>, Status> {
         let organization = self.app.organization(&request.get_ref().organization_id).await?;
-        Ok(Response::new(pb::GetOrganizationResponse { organization: Some(to_pb(organization)) }))
+        let etag = version(&organization);
+        Ok(respond(pb::GetOrganizationResponse { organization: Some(to_pb(organization)) }, etag, None))
     }
 
     async fn update_organization(
         &self,
         request: Request<pb::UpdateOrganizationRequest>,
     ) -> Result<Response<pb::UpdateOrganizationResponse>, Status> {
-        let actor = self.actor(request.metadata());
+        let (actor, expected) = (self.actor(request.metadata()), if_match(request.metadata())?);
         let message = request.into_inner();
         let patch = OrganizationPatch { name: message.name, domain: message.domain };
-        let organization = self.app.update_organization(&actor, &message.organization_id, patch).await?;
-        Ok(Response::new(pb::UpdateOrganizationResponse { organization: Some(to_pb(organization)) }))
+        let done = self.app.update_organization(&actor, &message.organization_id, patch, expected).await?;
+        Ok(written(done, version, |o| pb::UpdateOrganizationResponse { organization: Some(to_pb(o)) }))
     }
 
     async fn delete_organization(
         &self,
         request: Request<pb::DeleteOrganizationRequest>,
     ) -> Result<Response<pb::DeleteOrganizationResponse>, Status> {
-        let actor = self.actor(request.metadata());
-        self.app.delete_organization(&actor, &request.get_ref().organization_id).await?;
-        Ok(Response::new(pb::DeleteOrganizationResponse {}))
+        let (actor, expected) = (self.actor(request.metadata()), if_match(request.metadata())?);
+        let done = self.app.delete_organization(&actor, &request.get_ref().organization_id, expected).await?;
+        Ok(written(done, |_| None, |()| pb::DeleteOrganizationResponse {}))
     }
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::organizations::{from_json, missing_commit, to_json};
-use super::{Actor, App, AppError, Details, ErrorKind};
+use super::{Actor, App, AppError, Details, ErrorKind, Receipt, check_version};
 use crate::store::{Append, Change, Expect, StoreError, StoredObject};
 
 pub const KIND: &str = "domain_policy";
@@ -81,7 +81,7 @@ impl App {
         actor: &Actor,
         org_id: &str,
         settings: DomainSettings,
-    ) -> Result<Details, AppError> {
+    ) -> Result<Receipt<Details>, AppError> {
         self.require_org(org_id).await?;
         let write = self.policy_write(actor, org_id, Expect::Absent, "org.policy.domain.added", settings)?;
         match self.store.append(vec![write]).await {
@@ -100,15 +100,22 @@ impl App {
         actor: &Actor,
         org_id: &str,
         settings: DomainSettings,
-    ) -> Result<Details, AppError> {
+        expected: Option<u64>,
+    ) -> Result<Receipt<Details>, AppError> {
         self.require_org(org_id).await?;
         let current = self.store.get(KIND, org_id).await?.ok_or_else(|| own_policy_missing(org_id))?;
-        self.change(actor, &current, "org.policy.domain.changed", settings).await
+        self.change(actor, &current, "org.policy.domain.changed", settings, expected).await
     }
 
-    pub async fn remove_org_domain_policy(&self, actor: &Actor, org_id: &str) -> Result<Details, AppError> {
+    pub async fn remove_org_domain_policy(
+        &self,
+        actor: &Actor,
+        org_id: &str,
+        expected: Option<u64>,
+    ) -> Result<Receipt<Details>, AppError> {
         self.require_org(org_id).await?;
         let current = self.store.get(KIND, org_id).await?.ok_or_else(|| own_policy_missing(org_id))?;
+        check_version(expected, &current, "domain policy")?;
         first_details(self.store.append(vec![removal(actor, &current)]).await?)
     }
 
@@ -116,11 +123,12 @@ impl App {
         &self,
         actor: &Actor,
         settings: DomainSettings,
-    ) -> Result<Details, AppError> {
+        expected: Option<u64>,
+    ) -> Result<Receipt<Details>, AppError> {
         let current = self.store.get(KIND, &self.instance.id).await?.ok_or_else(|| {
             AppError::not_found("DOMAIN_POLICY_NOT_FOUND", "the instance has no default domain policy")
         })?;
-        self.change(actor, &current, "instance.policy.domain.changed", settings).await
+        self.change(actor, &current, "instance.policy.domain.changed", settings, expected).await
     }
 
     async fn change(
@@ -129,7 +137,9 @@ impl App {
         current: &StoredObject,
         event: &str,
         settings: DomainSettings,
-    ) -> Result<Details, AppError> {
+        expected: Option<u64>,
+    ) -> Result<Receipt<Details>, AppError> {
+        check_version(expected, current, "domain policy")?;
         let stored: DomainSettings = from_json(current)?;
         if stored == settings {
             return Err(AppError::new(
@@ -189,14 +199,15 @@ fn policy(object: &StoredObject, is_default: bool) -> Result<DomainPolicy, AppEr
     Ok(DomainPolicy { settings: from_json(object)?, is_default, details: Details::of(object) })
 }
 
-fn first_details(committed: Vec<crate::store::Committed>) -> Result<Details, AppError> {
-    let committed = committed.into_iter().next().ok_or_else(missing_commit)?;
-    Ok(Details {
-        sequence: committed.event.sequence,
-        created_at: committed.object.created_at,
-        changed_at: committed.event.created_at,
-        owner: committed.object.owner,
-    })
+fn first_details(committed: Vec<crate::store::Committed>) -> Result<Receipt<Details>, AppError> {
+    let first = committed.first().ok_or_else(missing_commit)?;
+    let details = Details {
+        sequence: first.event.sequence,
+        created_at: first.object.created_at,
+        changed_at: first.event.created_at,
+        owner: first.object.owner.clone(),
+    };
+    Ok(Receipt::of(details, &committed))
 }
 
 fn own_policy_missing(org_id: &str) -> AppError {

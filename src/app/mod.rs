@@ -42,6 +42,34 @@ impl Details {
     }
 }
 
+/// What a write answers besides its result: the log position of its last event. Clients
+/// send it back as a consistency token to read their own write on any replica.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Receipt<T> {
+    pub value: T,
+    /// `None` when the write changed nothing and appended no event.
+    pub position: Option<u64>,
+}
+
+impl<T> Receipt<T> {
+    pub(crate) fn of(value: T, committed: &[crate::store::Committed]) -> Receipt<T> {
+        Receipt { value, position: committed.iter().map(|c| c.event.position).max() }
+    }
+}
+
+/// Optimistic concurrency: a write that names the version it read (`If-Match`) fails with
+/// ABORTED, changing nothing, when the object has moved on since.
+pub(crate) fn check_version(expected: Option<u64>, current: &StoredObject, what: &str) -> Result<(), AppError> {
+    match expected {
+        Some(expected) if expected != current.sequence => Err(AppError::new(
+            ErrorKind::Aborted,
+            "VERSION_MISMATCH",
+            format!("the {what} is at version \"{}\", not \"{expected}\"; read it again and retry", current.sequence),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// The application: the store and the facts of this instance.
 pub struct App {
     store: Arc<dyn Store>,

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::page::{ListId, PageRequest};
-use super::{Actor, App, AppError, ErrorKind, domain_policy};
+use super::{Actor, App, AppError, ErrorKind, Receipt, check_version, domain_policy};
 use crate::store::{Append, Change, Expect, Micros, StoreError, StoredObject};
 
 pub const KIND: &str = "organization";
@@ -37,7 +37,12 @@ pub struct OrganizationPatch {
 }
 
 impl App {
-    pub async fn create_organization(&self, actor: &Actor, name: &str, domain: &str) -> Result<Organization, AppError> {
+    pub async fn create_organization(
+        &self,
+        actor: &Actor,
+        name: &str,
+        domain: &str,
+    ) -> Result<Receipt<Organization>, AppError> {
         let name = valid_name(name)?;
         let domain = valid_domain(domain)?;
         let id = uuid::Uuid::new_v4().to_string();
@@ -61,8 +66,8 @@ impl App {
             }])
             .await
             .map_err(|e| name_taken(e, &name))?;
-        let object = committed.into_iter().next().map(|c| c.object).ok_or_else(missing_commit)?;
-        from_object(&object)
+        let object = committed.first().map(|c| &c.object).ok_or_else(missing_commit)?;
+        Ok(Receipt::of(from_object(object)?, &committed))
     }
 
     pub async fn list_organizations(
@@ -93,8 +98,10 @@ impl App {
         actor: &Actor,
         id: &str,
         patch: OrganizationPatch,
-    ) -> Result<Organization, AppError> {
+        expected: Option<u64>,
+    ) -> Result<Receipt<Organization>, AppError> {
         let current = self.organization_object(id).await?;
+        check_version(expected, &current, "organization")?;
         let mut state: State = from_json(&current)?;
         let mut changed = serde_json::Map::new();
         if let Some(name) = patch.name {
@@ -113,7 +120,7 @@ impl App {
         }
         if changed.is_empty() {
             // Nothing to record: PATCH with the current values answers the current object.
-            return from_object(&current);
+            return Ok(Receipt { value: from_object(&current)?, position: None });
         }
         let committed = self
             .store
@@ -134,13 +141,19 @@ impl App {
             }])
             .await
             .map_err(|e| name_taken(e, &state.name))?;
-        let object = committed.into_iter().next().map(|c| c.object).ok_or_else(missing_commit)?;
-        from_object(&object)
+        let object = committed.first().map(|c| &c.object).ok_or_else(missing_commit)?;
+        Ok(Receipt::of(from_object(object)?, &committed))
     }
 
     /// Deletes the organization and, in the same transaction, its own domain policy.
-    pub async fn delete_organization(&self, actor: &Actor, id: &str) -> Result<(), AppError> {
+    pub async fn delete_organization(
+        &self,
+        actor: &Actor,
+        id: &str,
+        expected: Option<u64>,
+    ) -> Result<Receipt<()>, AppError> {
         let current = self.organization_object(id).await?;
+        check_version(expected, &current, "organization")?;
         let mut writes = Vec::new();
         if let Some(policy) = self.store.get(domain_policy::KIND, id).await? {
             writes.push(domain_policy::removal(actor, &policy));
@@ -155,8 +168,8 @@ impl App {
             owner: id.into(),
             change: Change::Delete,
         });
-        self.store.append(writes).await?;
-        Ok(())
+        let committed = self.store.append(writes).await?;
+        Ok(Receipt::of((), &committed))
     }
 }
 

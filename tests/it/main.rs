@@ -5,6 +5,7 @@
 
 mod support;
 
+mod concurrency;
 mod durability;
 mod parity;
 mod protocol;

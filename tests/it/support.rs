@@ -141,8 +141,22 @@ impl TestServer {
 
     /// A JSON request with the bootstrap token; an empty answer reads as `{}`.
     pub async fn json(&self, method: Method, path: &str, body: Option<Value>) -> JsonReply {
+        self.json_with(method, path, body, &[]).await
+    }
+
+    /// `json` with extra request headers.
+    pub async fn json_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        extra: &[(&str, String)],
+    ) -> JsonReply {
         let mut builder =
             Request::builder().method(method).uri(self.url(path)).header("authorization", format!("Bearer {TOKEN}"));
+        for (name, value) in extra {
+            builder = builder.header(*name, value);
+        }
         let bytes = match body {
             Some(body) => {
                 builder = builder.header("content-type", "application/json");
@@ -173,15 +187,39 @@ impl TestServer {
         Req: Message + Send + Sync + 'static,
         Resp: Message + Default + Send + Sync + 'static,
     {
+        self.grpc_with(path, request, &[]).await.0
+    }
+
+    /// `grpc` with extra request metadata; also answers the response metadata.
+    pub async fn grpc_with<Req, Resp>(
+        &self,
+        path: &str,
+        request: Req,
+        extra: &[(&str, String)],
+    ) -> (Result<Resp, tonic::Status>, HeaderMap)
+    where
+        Req: Message + Send + Sync + 'static,
+        Resp: Message + Default + Send + Sync + 'static,
+    {
         let mut client = tonic::client::Grpc::new(self.channel().await);
         client.ready().await.unwrap();
         let mut request = tonic::Request::new(request);
         request.metadata_mut().insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+        for (name, value) in extra {
+            let key = tonic::metadata::MetadataKey::from_bytes(name.as_bytes()).unwrap();
+            request.metadata_mut().insert(key, value.parse().unwrap());
+        }
         let path = PathAndQuery::try_from(path).unwrap();
-        client
-            .unary(request, path, tonic_prost::ProstCodec::<Req, Resp>::default())
-            .await
-            .map(tonic::Response::into_inner)
+        match client.unary(request, path, tonic_prost::ProstCodec::<Req, Resp>::default()).await {
+            Ok(response) => {
+                let (metadata, message, _) = response.into_parts();
+                (Ok(message), metadata.into_headers())
+            }
+            Err(status) => {
+                let headers = status.metadata().clone().into_headers();
+                (Err(status), headers)
+            }
+        }
     }
 
     /// A unary call with gRPC-web framing over HTTP/1.1 (binary, or base64 text).
@@ -190,25 +228,32 @@ impl TestServer {
         Req: Message,
         Resp: Message + Default,
     {
-        let (status, headers, body) = self.grpc_web_raw(path, &request.encode_to_vec(), text).await;
-        assert_eq!(status, StatusCode::OK, "gRPC-web answers errors in trailers, with HTTP 200");
-        let body = if text { decode_text(&body) } else { body };
-        // A trailers-only answer carries the status in the headers.
-        if let Some(code) = headers.get("grpc-status") {
-            let code = Code::from_i32(code.to_str().unwrap().parse().unwrap());
-            let message = decode_message(headers.get("grpc-message").map(|v| v.to_str().unwrap()).unwrap_or(""));
-            return if code == Code::Ok { Ok(Resp::default()) } else { Err((code, message)) };
-        }
-        let (message, trailers) = parse_grpc_web(body);
-        let code = Code::from_i32(trailers.get("grpc-status").map(|v| v.parse().unwrap()).unwrap_or(2));
-        if code != Code::Ok {
-            let message = decode_message(trailers.get("grpc-message").map(String::as_str).unwrap_or(""));
-            return Err((code, message));
-        }
-        Ok(Resp::decode(message.unwrap_or_default()).unwrap())
+        self.grpc_web_with(path, request, text, &[]).await.0
     }
 
-    pub async fn grpc_web_raw(&self, path: &str, message: &[u8], text: bool) -> (StatusCode, HeaderMap, Bytes) {
+    /// `grpc_web` with extra request headers; also answers the response headers.
+    pub async fn grpc_web_with<Req, Resp>(
+        &self,
+        path: &str,
+        request: &Req,
+        text: bool,
+        extra: &[(&str, String)],
+    ) -> (Result<Resp, (Code, String)>, HeaderMap)
+    where
+        Req: Message,
+        Resp: Message + Default,
+    {
+        let (status, headers, body) = self.grpc_web_raw(path, &request.encode_to_vec(), text, extra).await;
+        (decode_grpc_web(status, &headers, body, text), headers)
+    }
+
+    pub async fn grpc_web_raw(
+        &self,
+        path: &str,
+        message: &[u8],
+        text: bool,
+        extra: &[(&str, String)],
+    ) -> (StatusCode, HeaderMap, Bytes) {
         let mut frame = BytesMut::new();
         frame.put_u8(0);
         frame.put_u32(message.len() as u32);
@@ -218,46 +263,84 @@ impl TestServer {
         } else {
             ("application/grpc-web+proto", frame.freeze())
         };
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(Method::POST)
             .uri(self.url(path))
             .version(http::Version::HTTP_11)
             .header("content-type", content_type)
             .header("accept", content_type)
             .header("x-grpc-web", "1")
-            .header("authorization", format!("Bearer {TOKEN}"))
-            .body(Full::new(body))
-            .unwrap();
-        self.raw(request).await
+            .header("authorization", format!("Bearer {TOKEN}"));
+        for (name, value) in extra {
+            request = request.header(*name, value);
+        }
+        self.raw(request.body(Full::new(body)).unwrap()).await
     }
+}
 
-    /// One call over one protocol: `json` is the REST form of the same request.
+fn decode_grpc_web<Resp: Message + Default>(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: Bytes,
+    text: bool,
+) -> Result<Resp, (Code, String)> {
+    assert_eq!(status, StatusCode::OK, "gRPC-web answers errors in trailers, with HTTP 200");
+    let body = if text { decode_text(&body) } else { body };
+    // A trailers-only answer carries the status in the headers.
+    if let Some(code) = headers.get("grpc-status") {
+        let code = Code::from_i32(code.to_str().unwrap().parse().unwrap());
+        let message = decode_message(headers.get("grpc-message").map(|v| v.to_str().unwrap()).unwrap_or(""));
+        return if code == Code::Ok { Ok(Resp::default()) } else { Err((code, message)) };
+    }
+    let (message, trailers) = parse_grpc_web(body);
+    let code = Code::from_i32(trailers.get("grpc-status").map(|v| v.parse().unwrap()).unwrap_or(2));
+    if code != Code::Ok {
+        let message = decode_message(trailers.get("grpc-message").map(String::as_str).unwrap_or(""));
+        return Err((code, message));
+    }
+    Ok(Resp::decode(message.unwrap_or_default()).unwrap())
+}
+
+impl TestServer {
+    /// One call over one protocol: `rest` is the REST form of the same request.
     pub async fn call<Req, Resp>(&self, protocol: Protocol, rest: &Rest, request: Req) -> Outcome
     where
         Req: Message + Send + Sync + 'static,
         Resp: Message + Default + Serialize + Send + Sync + 'static,
     {
-        let typed = |result: Result<Resp, (Code, String)>| match result {
-            Ok(message) => Outcome::Ok(rest.as_json(serde_json::to_value(&message).unwrap())),
-            Err((code, message)) => Outcome::Err { code, message },
+        self.exchange::<Req, Resp>(protocol, rest, request).await.0
+    }
+
+    /// `call` that also answers the response headers (gRPC: the response metadata).
+    pub async fn exchange<Req, Resp>(&self, protocol: Protocol, rest: &Rest, request: Req) -> (Outcome, HeaderMap)
+    where
+        Req: Message + Send + Sync + 'static,
+        Resp: Message + Default + Serialize + Send + Sync + 'static,
+    {
+        let typed = |(result, headers): (Result<Resp, (Code, String)>, HeaderMap)| match result {
+            Ok(message) => (Outcome::Ok(rest.as_json(serde_json::to_value(&message).unwrap())), headers),
+            Err((code, message)) => (Outcome::Err { code, message }, headers),
         };
+        let extra = &rest.headers;
         match protocol {
             Protocol::Grpc => {
-                typed(self.grpc::<Req, Resp>(rest.grpc, request).await.map_err(|s| (s.code(), s.message().to_owned())))
+                let (result, headers) = self.grpc_with::<Req, Resp>(rest.grpc, request, extra).await;
+                typed((result.map_err(|s| (s.code(), s.message().to_owned())), headers))
             }
-            Protocol::GrpcWeb => typed(self.grpc_web::<Req, Resp>(rest.grpc, &request, false).await),
-            Protocol::GrpcWebText => typed(self.grpc_web::<Req, Resp>(rest.grpc, &request, true).await),
+            Protocol::GrpcWeb => typed(self.grpc_web_with::<Req, Resp>(rest.grpc, &request, false, extra).await),
+            Protocol::GrpcWebText => typed(self.grpc_web_with::<Req, Resp>(rest.grpc, &request, true, extra).await),
             Protocol::Json => {
-                let reply = self.json(rest.method.clone(), &rest.path, rest.body.clone()).await;
+                let reply = self.json_with(rest.method.clone(), &rest.path, rest.body.clone(), extra).await;
+                let headers = reply.headers.clone();
                 if reply.status.is_success() {
                     assert_eq!(reply.status, rest.success, "{} {}", rest.method, rest.path);
-                    Outcome::Ok(reply.body)
+                    (Outcome::Ok(reply.body), headers)
                 } else {
                     let code = Code::from_i32(reply.body["code"].as_i64().unwrap() as i32);
                     assert_eq!(reply.status, gateway_status(code), "HTTP status of {code:?}: {}", reply.body);
                     assert_eq!(reply.headers["content-type"], "application/json");
                     assert!(reply.body["details"].is_array(), "{}", reply.body);
-                    Outcome::Err { code, message: reply.body["message"].as_str().unwrap().to_owned() }
+                    (Outcome::Err { code, message: reply.body["message"].as_str().unwrap().to_owned() }, headers)
                 }
             }
         }
@@ -274,11 +357,18 @@ pub struct Rest {
     pub success: StatusCode,
     /// `response_body`: the field of the gRPC answer that JSON answers alone.
     pub select: Option<&'static str>,
+    /// Sent with the call on every protocol (as metadata on gRPC).
+    pub headers: Vec<(&'static str, String)>,
 }
 
 impl Rest {
     pub fn new(grpc: &'static str, method: Method, path: impl Into<String>) -> Rest {
-        Rest { grpc, method, path: path.into(), body: None, success: StatusCode::OK, select: None }
+        Rest { grpc, method, path: path.into(), body: None, success: StatusCode::OK, select: None, headers: Vec::new() }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Rest {
+        self.headers.push((name, value.into()));
+        self
     }
 
     pub fn body(mut self, body: Value) -> Rest {

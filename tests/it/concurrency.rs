@@ -1,0 +1,159 @@
+//! Optimistic concurrency on every protocol: reads and writes answer the object's version
+//! as `etag`, writes take the version they expect as `If-Match`, and a stale one is ABORTED
+//! (409 on JSON) and changes nothing. Writes answer their log position as the consistency
+//! token.
+
+use http::{HeaderMap, Method, StatusCode};
+use iamd::pb::iamd::accounts::v1 as accounts;
+use iamd::pb::iamd::admin::v1 as admin;
+use serde_json::json;
+use tonic::Code;
+
+use crate::support::{Outcome, PROTOCOLS, Rest, TestServer};
+
+fn etag(headers: &HeaderMap) -> &str {
+    headers.get("etag").map(|v| v.to_str().unwrap()).unwrap_or_else(|| panic!("no etag in {headers:?}"))
+}
+
+fn token(headers: &HeaderMap) -> u64 {
+    headers[iamd::CONSISTENCY_TOKEN].to_str().unwrap().parse().unwrap()
+}
+
+fn patch(org: &str, name: &str, if_match: Option<&str>) -> (Rest, accounts::UpdateOrganizationRequest) {
+    let mut rest = Rest::new(
+        "/iamd.accounts.v1.OrganizationService/UpdateOrganization",
+        Method::PATCH,
+        format!("/organizations/{org}"),
+    )
+    .body(json!({"name": name}))
+    .select("organization");
+    if let Some(version) = if_match {
+        rest = rest.header("if-match", version);
+    }
+    let request =
+        accounts::UpdateOrganizationRequest { organization_id: org.into(), name: Some(name.into()), domain: None };
+    (rest, request)
+}
+
+#[tokio::test]
+async fn versions_guard_updates_and_deletes_on_every_protocol() {
+    for protocol in PROTOCOLS {
+        let server = TestServer::start().await;
+        let org = server.create_org("acme").await;
+
+        let get = Rest::new(
+            "/iamd.accounts.v1.OrganizationService/GetOrganization",
+            Method::GET,
+            format!("/organizations/{org}"),
+        )
+        .select("organization");
+        let request = accounts::GetOrganizationRequest { organization_id: org.clone() };
+        let (outcome, headers) = server.exchange::<_, accounts::GetOrganizationResponse>(protocol, &get, request).await;
+        assert_eq!(outcome.code(), Code::Ok);
+        assert_eq!(etag(&headers), "\"1\"", "{protocol:?}");
+
+        // The version read: accepted, and the answer carries the next one and a token.
+        let (rest, request) = patch(&org, "acme-2", Some("\"1\""));
+        let (outcome, headers) =
+            server.exchange::<_, accounts::UpdateOrganizationResponse>(protocol, &rest, request).await;
+        assert_eq!(outcome.code(), Code::Ok, "{protocol:?}: {outcome:?}");
+        assert_eq!(etag(&headers), "\"2\"");
+        let first_token = token(&headers);
+
+        // The same, now stale, version: ABORTED, nothing changes.
+        let (rest, request) = patch(&org, "acme-3", Some("\"1\""));
+        let (outcome, _) = server.exchange::<_, accounts::UpdateOrganizationResponse>(protocol, &rest, request).await;
+        let Outcome::Err { code, message } = outcome else { panic!("{protocol:?}: a stale version was accepted") };
+        assert_eq!(code, Code::Aborted);
+        assert_eq!(message, "the organization is at version \"2\", not \"1\"; read it again and retry");
+        let reply = server.json(Method::GET, &format!("/organizations/{org}"), None).await;
+        assert_eq!(reply.body["name"], "acme-2");
+        assert_eq!(reply.headers["etag"], "\"2\"");
+
+        // Weak and bare forms of the version are understood; a later write has a later token.
+        let (rest, request) = patch(&org, "acme-3", Some("W/\"2\""));
+        let (outcome, headers) =
+            server.exchange::<_, accounts::UpdateOrganizationResponse>(protocol, &rest, request).await;
+        assert_eq!(outcome.code(), Code::Ok);
+        assert!(token(&headers) > first_token);
+        let (rest, request) = patch(&org, "acme-4", Some("garbage"));
+        let (outcome, _) = server.exchange::<_, accounts::UpdateOrganizationResponse>(protocol, &rest, request).await;
+        assert_eq!(outcome.code(), Code::InvalidArgument);
+
+        let delete = |version: &str| {
+            Rest::new(
+                "/iamd.accounts.v1.OrganizationService/DeleteOrganization",
+                Method::DELETE,
+                format!("/organizations/{org}"),
+            )
+            .success(StatusCode::NO_CONTENT)
+            .header("if-match", version)
+        };
+        let request = || accounts::DeleteOrganizationRequest { organization_id: org.clone() };
+        let (outcome, _) =
+            server.exchange::<_, accounts::DeleteOrganizationResponse>(protocol, &delete("\"2\""), request()).await;
+        assert_eq!(outcome.code(), Code::Aborted);
+        let (outcome, headers) =
+            server.exchange::<_, accounts::DeleteOrganizationResponse>(protocol, &delete("3"), request()).await;
+        assert_eq!(outcome.code(), Code::Ok, "{outcome:?}");
+        assert!(headers.contains_key(iamd::CONSISTENCY_TOKEN));
+        server.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn policy_writes_take_versions_too() {
+    let server = TestServer::start().await;
+    let org = server.create_org("acme").await;
+    let path = format!("/admin/v1/orgs/{org}/policies/domain");
+    let added = server.json(Method::POST, &path, Some(json!({"userLoginMustBeDomain": true}))).await;
+    assert_eq!(added.headers["etag"], "\"1\"");
+    let body = json!({"userLoginMustBeDomain": false});
+    let stale = server.json_with(Method::PUT, &path, Some(body.clone()), &[("if-match", "\"7\"".into())]).await;
+    assert_eq!(stale.status, StatusCode::CONFLICT);
+    assert_eq!(stale.body["code"], Code::Aborted as i32);
+    assert_eq!(stale.body["details"][0]["reason"], "VERSION_MISMATCH");
+    let fresh = server.json_with(Method::PUT, &path, Some(body), &[("if-match", "\"1\"".into())]).await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
+    assert_eq!(fresh.headers["etag"], "\"2\"");
+
+    let (result, _) = server
+        .grpc_with::<_, admin::ResetCustomDomainPolicyToDefaultResponse>(
+            "/iamd.admin.v1.AdminService/ResetCustomDomainPolicyToDefault",
+            admin::ResetCustomDomainPolicyToDefaultRequest { org_id: org.clone() },
+            &[("if-match", "\"1\"".into())],
+        )
+        .await;
+    assert_eq!(result.unwrap_err().code(), Code::Aborted);
+    let reply = server.json(Method::GET, &path, None).await;
+    assert_eq!(reply.body["policy"].get("isDefault"), None, "the stale reset changed nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_of_one_version_let_exactly_one_win() {
+    let server = std::sync::Arc::new(TestServer::start().await);
+    let org = server.create_org("race").await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let (server, org) = (server.clone(), org.clone());
+        tasks.push(tokio::spawn(async move {
+            server
+                .json_with(
+                    Method::PATCH,
+                    &format!("/organizations/{org}"),
+                    Some(json!({"name": format!("race-{i}")})),
+                    &[("if-match", "\"1\"".into())],
+                )
+                .await
+                .status
+        }));
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.push(task.await.unwrap());
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::CONFLICT).count(), 7, "{statuses:?}");
+    let reply = server.json(Method::GET, &format!("/organizations/{org}"), None).await;
+    assert_eq!(reply.headers["etag"], "\"2\"");
+}
