@@ -21,6 +21,9 @@ pub struct Config {
     /// Largest request body or message accepted, in bytes.
     #[arg(long, env = "IAMD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// Browser origins allowed to call the API (CORS), comma-separated; `*` allows any.
+    #[arg(long, env = "IAMD_CORS_ALLOWED_ORIGINS", default_value = "*", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
     /// How long in-flight requests may take to finish after a stop signal.
     #[arg(long, env = "IAMD_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -34,6 +37,7 @@ impl Config {
             data_dir: data_dir.into(),
             bootstrap_token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            cors_allowed_origins: vec!["*".into()],
             shutdown_grace: Duration::from_secs(10),
         }
     }

@@ -42,6 +42,7 @@ pub fn build(
     table: Arc<RouteTable>,
     store: Arc<dyn Store>,
     max_body: usize,
+    origins: &[String],
 ) -> Service {
     let stack = tower::ServiceBuilder::new()
         .layer(RecordStatus)
@@ -55,13 +56,20 @@ pub fn build(
         grpc,
         store,
     };
-    cors().layer(dispatch)
+    cors(origins).layer(dispatch)
 }
 
-fn cors() -> CorsLayer {
+/// `*` mirrors any origin (no credentials are ever allowed, so this exposes nothing a
+/// token does not); otherwise only the listed origins.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::mirror_request()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()))
+    };
     let names = |list: &[&'static str]| list.iter().map(|n| HeaderName::from_static(n)).collect::<Vec<_>>();
     CorsLayer::new()
-        .allow_origin(AllowOrigin::mirror_request())
+        .allow_origin(allow_origin)
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS])
         .allow_headers(names(&[
             "accept",

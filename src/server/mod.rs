@@ -126,7 +126,7 @@ async fn prepare(config: &Config) -> Result<(TcpListener, Arc<dyn Store>, dispat
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
 
-    let service = dispatch::build(grpc, routes, store.clone(), limit);
+    let service = dispatch::build(grpc, routes, store.clone(), limit, &config.cors_allowed_origins);
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| ServerError::Listen { addr: config.listen, source })?;
     Ok((listener, store, service))

@@ -114,6 +114,27 @@ async fn cors_preflight_is_answered_on_every_path() {
 }
 
 #[tokio::test]
+async fn cors_can_be_limited_to_listed_origins() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir, |c| iamd::config::Config {
+        cors_allowed_origins: vec!["http://good.example".into()],
+        ..c
+    })
+    .await;
+    for (origin, allowed) in [("http://good.example", true), ("http://evil.example", false)] {
+        let preflight = Request::builder()
+            .method(Method::OPTIONS)
+            .uri(server.url("/organizations"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        let (_, headers, _) = server.raw(preflight).await;
+        assert_eq!(headers.get("access-control-allow-origin").map(|v| v.to_str().unwrap()), allowed.then_some(origin));
+    }
+}
+
+#[tokio::test]
 async fn json_over_http1_never_reaches_the_grpc_web_layer() {
     // tonic-web answers 400 to any HTTP/1.1 request that is not gRPC-web; JSON must not go there.
     let server = TestServer::start().await;
