@@ -42,15 +42,14 @@ impl PageSigner {
     /// Validates a page request and turns it into a store query that fetches one extra row,
     /// which tells whether a next page exists.
     pub fn query(&self, id: &ListId<'_>, request: &PageRequest<'_>) -> Result<PageQuery, AppError> {
-        let limit = match request.limit {
-            None => DEFAULT_LIMIT,
-            Some(n) if (1..=MAX_LIMIT as i32).contains(&n) => n as u32,
-            Some(n) => {
-                return Err(AppError::invalid("limit", format!("limit must be between 1 and {MAX_LIMIT}, not {n}")));
-            }
+        let limit = limit(request.limit)?;
+        let after = if request.token.is_empty() {
+            None
+        } else {
+            let (created_at, last_id) = self.open(id, request.reverse, request.token)?;
+            let created_at = created_at.parse::<Micros>().map_err(|_| invalid_token())?;
+            Some((created_at, last_id))
         };
-        let after =
-            if request.token.is_empty() { None } else { Some(self.open(id, request.reverse, request.token)?) };
         Ok(PageQuery { after, reverse: request.reverse, limit: limit + 1 })
     }
 
@@ -66,7 +65,7 @@ impl PageSigner {
             return (rows, None);
         }
         rows.truncate(limit);
-        let token = rows.last().map(|last| self.seal(id, query.reverse, last.created_at, &last.id));
+        let token = rows.last().map(|last| self.seal(id, query.reverse, &last.created_at.to_string(), &last.id));
         (rows, token)
     }
 
@@ -77,16 +76,19 @@ impl PageSigner {
         full.get(..MAC_LEN).map(<[u8]>::to_vec).unwrap_or_default()
     }
 
-    fn seal(&self, id: &ListId<'_>, reverse: bool, created_at: Micros, last_id: &str) -> String {
-        let payload = format!("1\n{}\n{}\n{}\n{created_at}\n{last_id}", id.list, id.scope, u8::from(reverse));
+    /// A token for the key `(first, second)` of the last row of a page; neither part may
+    /// contain a newline, the first (a number in every list) never does.
+    pub(super) fn seal(&self, id: &ListId<'_>, reverse: bool, first: &str, second: &str) -> String {
+        let payload = format!("1\n{}\n{}\n{}\n{first}\n{second}", id.list, id.scope, u8::from(reverse));
         let mut bytes = payload.into_bytes();
         let mac = self.mac(&bytes);
         bytes.extend_from_slice(&mac);
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
-    fn open(&self, id: &ListId<'_>, reverse: bool, token: &str) -> Result<(Micros, String), AppError> {
-        let invalid = || AppError::invalid("pageToken", "the page token is not valid for this list");
+    /// The key a token holds, if it is genuine and belongs to this list and direction.
+    pub(super) fn open(&self, id: &ListId<'_>, reverse: bool, token: &str) -> Result<(String, String), AppError> {
+        let invalid = invalid_token;
         let bytes = URL_SAFE_NO_PAD.decode(token).map_err(|_| invalid())?;
         if bytes.len() <= MAC_LEN {
             return Err(invalid());
@@ -98,15 +100,27 @@ impl PageSigner {
         check.verify_truncated_left(mac).map_err(|_| invalid())?;
         let text = std::str::from_utf8(payload).map_err(|_| invalid())?;
         let fields: Vec<&str> = text.splitn(6, '\n').collect();
-        let [version, list, scope, direction, created_at, last_id] = fields.as_slice() else {
+        let [version, list, scope, direction, first, second] = fields.as_slice() else {
             return Err(invalid());
         };
         if *version != "1" || *list != id.list || *scope != id.scope || *direction != if reverse { "1" } else { "0" } {
             return Err(invalid());
         }
-        let created_at = created_at.parse::<Micros>().map_err(|_| invalid())?;
-        Ok((created_at, (*last_id).to_owned()))
+        Ok(((*first).to_owned(), (*second).to_owned()))
     }
+}
+
+/// The page size of a request: 1 to 100, 10 when absent.
+pub fn limit(requested: Option<i32>) -> Result<u32, AppError> {
+    match requested {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if (1..=MAX_LIMIT as i32).contains(&n) => Ok(n as u32),
+        Some(n) => Err(AppError::invalid("limit", format!("limit must be between 1 and {MAX_LIMIT}, not {n}"))),
+    }
+}
+
+fn invalid_token() -> AppError {
+    AppError::invalid("pageToken", "the page token is not valid for this list")
 }
 
 #[cfg(test)]
@@ -122,7 +136,7 @@ mod tests {
     #[test]
     fn a_token_round_trips_only_for_its_own_list_and_direction() {
         let signer = PageSigner::new(b"key").unwrap();
-        let token = signer.seal(&ORGS, false, 42, "abc");
+        let token = signer.seal(&ORGS, false, "42", "abc");
         let query = signer.query(&ORGS, &request(&token, false)).unwrap();
         assert_eq!(query.after, Some((42, "abc".into())));
         assert_eq!(query.limit, 3);
@@ -136,7 +150,7 @@ mod tests {
     #[test]
     fn forged_and_garbled_tokens_are_invalid() {
         let signer = PageSigner::new(b"key").unwrap();
-        let token = signer.seal(&ORGS, false, 42, "abc");
+        let token = signer.seal(&ORGS, false, "42", "abc");
         let mut bytes = URL_SAFE_NO_PAD.decode(&token).unwrap();
         bytes[10] ^= 1;
         let forged = URL_SAFE_NO_PAD.encode(bytes);
