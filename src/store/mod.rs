@@ -73,7 +73,9 @@ pub struct Append {
 /// An appended event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    /// Position in the instance-wide log; strictly increasing in commit order on one node.
+    /// Position in the instance-wide log, unique and increasing in the order positions were
+    /// taken. On a shared database a transaction may commit after one with a higher
+    /// position, so readers of the whole log go by [`LogCursor`], not by position alone.
     pub position: u64,
     pub kind: String,
     pub object_id: String,
@@ -85,12 +87,29 @@ pub struct Event {
     pub created_at: Micros,
 }
 
-/// The result of one `Append`: the event and, unless it was a delete, the new state.
+/// A reader's place in the log. Backends deliver events in cursor order and guarantee that
+/// no event becomes readable later with a cursor at or before one already delivered, so a
+/// follower that remembers its last cursor never skips an event that committed late.
+/// SQLite commits in position order and uses `epoch` 0; PostgreSQL uses the writing
+/// transaction's id as `epoch` and delivers only transactions older than every one still
+/// running (the `pg_snapshot_xmin` watermark).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogCursor {
+    pub epoch: u64,
+    pub position: u64,
+}
+
+/// One event with the object state it left behind: what `append` answers and what the log
+/// delivers to followers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Committed {
+    pub cursor: LogCursor,
     pub event: Event,
-    /// The state after the change; for a delete, the state just before it.
+    /// The state after the change; for a delete, the state just before it (with the delete
+    /// event's sequence and time).
     pub object: StoredObject,
+    /// The event removed the object.
+    pub deleted: bool,
 }
 
 /// A page request in (created_at, id) order.
@@ -146,8 +165,13 @@ pub trait Store: Send + Sync + 'static {
     /// Objects of a kind under one parent, in (created_at, id) order.
     async fn list(&self, kind: &str, parent: &str, page: &PageQuery) -> StoreResult<Vec<StoredObject>>;
 
-    /// Events of one object (or of every object when `object` is `None`) after a position.
-    async fn events(&self, object: Option<(&str, &str)>, after: u64, limit: u32) -> StoreResult<Vec<Event>>;
+    /// Committed events after `after` in cursor order, of one object (kind, id) or of all.
+    /// Only events that no running transaction can precede are delivered.
+    async fn read_log(&self, object: Option<(&str, &str)>, after: LogCursor, limit: u32) -> StoreResult<Vec<Committed>>;
+
+    /// The cursor of the event at `position` once `read_log` delivers it; `None` while it is
+    /// not (yet) deliverable or does not exist. Consistency tokens wait on this.
+    async fn cursor_of(&self, position: u64) -> StoreResult<Option<LogCursor>>;
 
     /// Succeeds when the database answers.
     async fn ping(&self) -> StoreResult<()>;
