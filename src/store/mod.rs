@@ -4,8 +4,11 @@
 //! The store knows objects, not domains: an object is a kind, an id, a JSON state, an
 //! optional name that is unique among the objects of its kind and parent, and the per-object
 //! sequence of its events. What a state means is the `app` layer's business. Backends
-//! (SQLite now, PostgreSQL next) implement [`Store`] and pass the same conformance tests.
+//! (SQLite now, PostgreSQL next) implement [`Store`] and pass the same conformance suite
+//! (`conformance.rs`).
 
+#[cfg(test)]
+mod conformance;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -130,7 +133,8 @@ pub struct Instance {
     pub signing_key: Vec<u8>,
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Cloneable so one failure can answer every request it failed (a group commit).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// An `Expect` did not hold; nothing was written.
     #[error("`{kind}` `{id}` is at sequence {actual:?}, expected {expected:?}")]
@@ -167,7 +171,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Committed events after `after` in cursor order, of one object (kind, id) or of all.
     /// Only events that no running transaction can precede are delivered.
-    async fn read_log(&self, object: Option<(&str, &str)>, after: LogCursor, limit: u32) -> StoreResult<Vec<Committed>>;
+    async fn read_log(&self, object: Option<(&str, &str)>, after: LogCursor, limit: u32)
+    -> StoreResult<Vec<Committed>>;
 
     /// The cursor of the event at `position` once `read_log` delivers it; `None` while it is
     /// not (yet) deliverable or does not exist. Consistency tokens wait on this.
