@@ -1,13 +1,17 @@
-//! The store contract, written once and run against every backend (SQLite for now).
+//! The store contract, written once and run against every backend: SQLite always, PostgreSQL
+//! when `IAMD_TEST_DATABASE_URL` names a server (each test in a scratch schema of its own;
+//! without the variable each PostgreSQL test prints that it was skipped and passes).
 //!
 //! Each behaviour is an `async fn(Arc<Harness>)`; [`conformance_suite!`] turns the list at
 //! the bottom into one `#[tokio::test]` per backend and behaviour, named
-//! `store::conformance::sqlite::<behaviour>`. A [`Backend`] is one empty database
+//! `store::conformance::{sqlite,postgres}::<behaviour>`. A [`Backend`] is one empty database
 //! of one kind plus the few raw operations the contract needs to look past the trait
 //! (schema versions, statements the store must refuse, a database left by an older binary).
-//! Backend-specific behaviour (SQLite's files and PRAGMAs) is tested beside each backend.
+//! Backend-specific behaviour (SQLite's files and PRAGMAs, PostgreSQL's visibility watermark
+//! and startup errors) is tested beside each backend.
 //!
-//! Run: `cargo test --lib store::conformance`.
+//! Run: `cargo test --lib store::conformance` (with `IAMD_TEST_DATABASE_URL` set for the
+//! PostgreSQL half).
 
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing, reason = "a failing test panics")]
 
@@ -18,7 +22,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
+use tokio_postgres::types::ToSql;
 
+use crate::store::postgres::testing::TestSchema;
+use crate::store::postgres::{self as pg, PostgresStore};
 use crate::store::sqlite::{self as lite, SqliteStore};
 use crate::store::{
     Append, Change, Committed, Event, Expect, LogCursor, Micros, PageQuery, Store, StoreError, StoreResult,
@@ -49,6 +56,7 @@ pub(crate) trait Backend: Send + Sync {
 #[derive(Clone, Copy)]
 pub(crate) enum Target {
     Sqlite,
+    Postgres,
 }
 
 /// Makes fresh databases for one test and removes them afterwards.
@@ -62,6 +70,9 @@ impl Harness {
     pub(crate) async fn backend(&self) -> Arc<dyn Backend> {
         let backend: Arc<dyn Backend> = match self.target {
             Target::Sqlite => Arc::new(SqliteBackend { dir: tempfile::tempdir().unwrap() }),
+            Target::Postgres => Arc::new(PostgresBackend {
+                schema: TestSchema::create("conformance").await.expect("the harness checked the variable"),
+            }),
         };
         self.made.lock().unwrap().push(Arc::clone(&backend));
         backend
@@ -74,11 +85,16 @@ impl Harness {
 }
 
 /// Runs one behaviour against one backend and removes its databases, pass or fail.
-pub(crate) async fn run<F, Fut>(target: Target, test: F)
+pub(crate) async fn run<F, Fut>(target: Target, name: &str, test: F)
 where
     F: FnOnce(Arc<Harness>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    if let Target::Postgres = target
+        && pg::testing::base_config(&format!("conformance `{name}`")).is_none()
+    {
+        return;
+    }
     let harness = Arc::new(Harness { target, made: Mutex::new(Vec::new()) });
     let body = test(Arc::clone(&harness));
     let outcome = tokio::spawn(async move {
@@ -173,6 +189,92 @@ impl Backend for SqliteBackend {
     }
 
     async fn destroy(&self) {}
+}
+
+struct PostgresBackend {
+    schema: TestSchema,
+}
+
+#[async_trait]
+impl Backend for PostgresBackend {
+    async fn open(&self) -> StoreResult<Arc<dyn Store>> {
+        Ok(Arc::new(PostgresStore::connect_with(self.schema.config()).await?))
+    }
+
+    async fn execute(&self, sql: &str) -> Result<u64, String> {
+        self.schema.client().await.execute(sql, &[]).await.map_err(|e| match e.as_db_error() {
+            Some(db) => db.message().to_owned(),
+            None => e.to_string(),
+        })
+    }
+
+    async fn versions(&self) -> Vec<i64> {
+        let rows =
+            self.schema.client().await.query("SELECT version FROM schema_migrations ORDER BY version", &[]).await;
+        rows.unwrap().iter().map(|r| r.get(0)).collect()
+    }
+
+    fn latest_version(&self) -> i64 {
+        pg::LATEST_VERSION
+    }
+
+    async fn create_at_first_version(&self, log: &[Committed]) {
+        pg::testing::create_at_version(&self.schema.config(), 1).await;
+        let client = self.schema.client().await;
+        for c in log {
+            let (e, o) = (&c.event, &c.object);
+            let sequence = e.sequence as i64;
+            client
+                .execute(
+                    "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, created_at, \
+                     object_owner, parent, name, state, object_created_at, deleted) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    &[
+                        &e.kind,
+                        &e.object_id as &(dyn ToSql + Sync),
+                        &sequence,
+                        &e.event_type,
+                        &e.payload,
+                        &e.actor,
+                        &e.owner,
+                        &e.created_at,
+                        &o.owner,
+                        &o.parent,
+                        &o.name,
+                        &o.state,
+                        &o.created_at,
+                        &c.deleted,
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+        for o in objects_left_by(log) {
+            let sequence = o.sequence as i64;
+            client
+                .execute(
+                    "INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    &[
+                        &o.kind,
+                        &o.id as &(dyn ToSql + Sync),
+                        &o.owner,
+                        &o.parent,
+                        &o.name,
+                        &o.state,
+                        &sequence,
+                        &o.created_at,
+                        &o.updated_at,
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn destroy(&self) {
+        self.schema.drop_schema().await;
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1060,7 +1162,15 @@ macro_rules! conformance_suite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $test() {
-                    super::run(super::Target::Sqlite, super::$test).await;
+                    super::run(super::Target::Sqlite, stringify!($test), super::$test).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::run(super::Target::Postgres, stringify!($test), super::$test).await;
                 }
             )*
         }

@@ -4,11 +4,12 @@
 //! The store knows objects, not domains: an object is a kind, an id, a JSON state, an
 //! optional name that is unique among the objects of its kind and parent, and the per-object
 //! sequence of its events. What a state means is the `app` layer's business. Backends
-//! (SQLite now, PostgreSQL next) implement [`Store`] and pass the same conformance suite
-//! (`conformance.rs`).
+//! (embedded SQLite, the default, and PostgreSQL for several replicas) implement [`Store`]
+//! and pass the same conformance suite (`conformance.rs`).
 
 #[cfg(test)]
 mod conformance;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
