@@ -5,15 +5,20 @@
 //! optional name that is unique among the objects of its kind and parent, and the per-object
 //! sequence of its events. What a state means is the `app` layer's business. Backends
 //! (embedded SQLite, the default, and PostgreSQL for several replicas) implement [`Store`]
-//! and pass the same conformance suite (`conformance.rs`).
+//! and pass the same conformance suite (`conformance.rs`); [`open`] picks one from the
+//! configuration.
 
 #[cfg(test)]
 mod conformance;
 pub mod postgres;
 pub mod sqlite;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde_json::Value;
+
+use crate::config::Config;
 
 /// Microseconds since the Unix epoch, as the store keeps time.
 pub type Micros = i64;
@@ -184,4 +189,55 @@ pub trait Store: Send + Sync + 'static {
 
     /// Flushes and closes; later calls fail with `Unavailable`.
     async fn close(&self) -> StoreResult<()>;
+}
+
+/// Opens the configured backend: PostgreSQL when a database URL is set, else SQLite in the
+/// data directory. Creates and migrates the schema and seeds the instance on first use.
+pub async fn open(config: &Config) -> StoreResult<Arc<dyn Store>> {
+    match &config.database_url {
+        Some(url) => Ok(Arc::new(postgres::PostgresStore::connect(url.expose()).await?)),
+        None => {
+            let dir = config.data_dir.clone();
+            match tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&dir)).await {
+                Ok(store) => Ok(Arc::new(store?)),
+                Err(e) => Err(StoreError::Internal(format!("opening the SQLite store: {e}"))),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "a failing test panics")]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseUrl;
+
+    #[tokio::test]
+    async fn open_picks_sqlite_without_a_database_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&Config::for_data_dir(dir.path())).await.unwrap();
+        store.ping().await.unwrap();
+        assert!(dir.path().join(sqlite::DB_FILE).exists());
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn open_picks_postgres_with_a_database_url() {
+        let Some(schema) = postgres::testing::TestSchema::create("store::open test").await else {
+            return;
+        };
+        let base = std::env::var(postgres::testing::URL_VAR).unwrap();
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{}", schema.name);
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config { database_url: Some(DatabaseUrl::new(url)), ..Config::for_data_dir(dir.path()) };
+        let store = open(&config).await.unwrap();
+        store.ping().await.unwrap();
+        let id = store.instance().await.unwrap().id;
+        let row = schema.client().await.query_one("SELECT id FROM instance", &[]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), id);
+        assert!(!dir.path().join(sqlite::DB_FILE).exists());
+        store.close().await.unwrap();
+        schema.drop_schema().await;
+    }
 }
