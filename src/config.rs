@@ -12,9 +12,12 @@ pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     #[arg(long, env = "IAMD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Directory of the embedded SQLite store.
+    /// Directory of the embedded SQLite store (unused with --database-url).
     #[arg(long, env = "IAMD_DATA_DIR", default_value = "./iamd-data")]
     pub data_dir: PathBuf,
+    /// PostgreSQL store instead of SQLite, as `postgres://user:password@host:port/database`.
+    #[arg(long, env = "IAMD_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<DatabaseUrl>,
     /// Secret of the bootstrap admin's token, sent as `Authorization: Bearer <token>`.
     #[arg(long, env = "IAMD_BOOTSTRAP_TOKEN", hide_env_values = true)]
     pub bootstrap_token: Option<String>,
@@ -35,11 +38,41 @@ impl Config {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.into(),
+            database_url: None,
             bootstrap_token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             cors_allowed_origins: vec!["*".into()],
             shutdown_grace: Duration::from_secs(10),
         }
+    }
+}
+
+/// A database URL. It may hold a password, so `Debug` only says that one is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> DatabaseUrl {
+        DatabaseUrl(url.into())
+    }
+
+    /// The URL itself, password included: for the store's connect call only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(..)")
+    }
+}
+
+impl std::str::FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(url: &str) -> Result<DatabaseUrl, Self::Err> {
+        Ok(DatabaseUrl(url.to_owned()))
     }
 }
 
@@ -53,5 +86,31 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" | "" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         _ => Err(format!("`{text}`: use ms, s or m")),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failing test panics")]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn the_database_url_is_optional_and_never_printed() {
+        let sqlite = Cli::try_parse_from(["iamd"]).unwrap().config;
+        assert_eq!(sqlite.database_url, None);
+
+        let url = "postgres://iamd:s3cret@db:5432/iam";
+        let postgres = Cli::try_parse_from(["iamd", "--database-url", url]).unwrap().config;
+        assert_eq!(postgres.database_url.as_ref().map(DatabaseUrl::expose), Some(url));
+        let printed = format!("{postgres:?}");
+        assert!(printed.contains("DatabaseUrl(..)") && !printed.contains("s3cret"), "{printed}");
     }
 }

@@ -24,7 +24,6 @@ use crate::observe::AccessLog;
 use crate::pb::iamd::accounts::v1::organization_service_server::OrganizationServiceServer;
 use crate::pb::iamd::admin::v1::admin_service_server::AdminServiceServer;
 use crate::store::Store;
-use crate::store::sqlite::SqliteStore;
 use crate::transcode::routes::RouteTable;
 
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +102,7 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
 }
 
 async fn prepare(config: &Config) -> Result<(TcpListener, Arc<dyn Store>, dispatch::Service), ServerError> {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir)?);
+    let store: Arc<dyn Store> = crate::store::open(config).await?;
     let app = App::new(store.clone()).await?;
     let api = Api::new(app, config.bootstrap_token.clone());
 

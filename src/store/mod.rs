@@ -4,12 +4,21 @@
 //! The store knows objects, not domains: an object is a kind, an id, a JSON state, an
 //! optional name that is unique among the objects of its kind and parent, and the per-object
 //! sequence of its events. What a state means is the `app` layer's business. Backends
-//! (SQLite now, PostgreSQL next) implement [`Store`] and pass the same conformance tests.
+//! (embedded SQLite, the default, and PostgreSQL for several replicas) implement [`Store`]
+//! and pass the same conformance suite (`conformance.rs`); [`open`] picks one from the
+//! configuration.
 
+#[cfg(test)]
+mod conformance;
+pub mod postgres;
 pub mod sqlite;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value;
+
+use crate::config::Config;
 
 /// Microseconds since the Unix epoch, as the store keeps time.
 pub type Micros = i64;
@@ -73,7 +82,9 @@ pub struct Append {
 /// An appended event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
-    /// Position in the instance-wide log; strictly increasing in commit order on one node.
+    /// Position in the instance-wide log, unique and increasing in the order positions were
+    /// taken. On a shared database a transaction may commit after one with a higher
+    /// position, so readers of the whole log go by [`LogCursor`], not by position alone.
     pub position: u64,
     pub kind: String,
     pub object_id: String,
@@ -85,12 +96,29 @@ pub struct Event {
     pub created_at: Micros,
 }
 
-/// The result of one `Append`: the event and, unless it was a delete, the new state.
+/// A reader's place in the log. Backends deliver events in cursor order and guarantee that
+/// no event becomes readable later with a cursor at or before one already delivered, so a
+/// follower that remembers its last cursor never skips an event that committed late.
+/// SQLite commits in position order and uses `epoch` 0; PostgreSQL uses the writing
+/// transaction's id as `epoch` and delivers only transactions older than every one still
+/// running (the `pg_snapshot_xmin` watermark).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogCursor {
+    pub epoch: u64,
+    pub position: u64,
+}
+
+/// One event with the object state it left behind: what `append` answers and what the log
+/// delivers to followers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Committed {
+    pub cursor: LogCursor,
     pub event: Event,
-    /// The state after the change; for a delete, the state just before it.
+    /// The state after the change; for a delete, the state just before it (with the delete
+    /// event's sequence and time).
     pub object: StoredObject,
+    /// The event removed the object.
+    pub deleted: bool,
 }
 
 /// A page request in (created_at, id) order.
@@ -111,7 +139,8 @@ pub struct Instance {
     pub signing_key: Vec<u8>,
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Cloneable so one failure can answer every request it failed (a group commit).
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// An `Expect` did not hold; nothing was written.
     #[error("`{kind}` `{id}` is at sequence {actual:?}, expected {expected:?}")]
@@ -146,12 +175,69 @@ pub trait Store: Send + Sync + 'static {
     /// Objects of a kind under one parent, in (created_at, id) order.
     async fn list(&self, kind: &str, parent: &str, page: &PageQuery) -> StoreResult<Vec<StoredObject>>;
 
-    /// Events of one object (or of every object when `object` is `None`) after a position.
-    async fn events(&self, object: Option<(&str, &str)>, after: u64, limit: u32) -> StoreResult<Vec<Event>>;
+    /// Committed events after `after` in cursor order, of one object (kind, id) or of all.
+    /// Only events that no running transaction can precede are delivered.
+    async fn read_log(&self, object: Option<(&str, &str)>, after: LogCursor, limit: u32)
+    -> StoreResult<Vec<Committed>>;
+
+    /// The cursor of the event at `position` once `read_log` delivers it; `None` while it is
+    /// not (yet) deliverable or does not exist. Consistency tokens wait on this.
+    async fn cursor_of(&self, position: u64) -> StoreResult<Option<LogCursor>>;
 
     /// Succeeds when the database answers.
     async fn ping(&self) -> StoreResult<()>;
 
     /// Flushes and closes; later calls fail with `Unavailable`.
     async fn close(&self) -> StoreResult<()>;
+}
+
+/// Opens the configured backend: PostgreSQL when a database URL is set, else SQLite in the
+/// data directory. Creates and migrates the schema and seeds the instance on first use.
+pub async fn open(config: &Config) -> StoreResult<Arc<dyn Store>> {
+    match &config.database_url {
+        Some(url) => Ok(Arc::new(postgres::PostgresStore::connect(url.expose()).await?)),
+        None => {
+            let dir = config.data_dir.clone();
+            match tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&dir)).await {
+                Ok(store) => Ok(Arc::new(store?)),
+                Err(e) => Err(StoreError::Internal(format!("opening the SQLite store: {e}"))),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, reason = "a failing test panics")]
+mod tests {
+    use super::*;
+    use crate::config::DatabaseUrl;
+
+    #[tokio::test]
+    async fn open_picks_sqlite_without_a_database_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&Config::for_data_dir(dir.path())).await.unwrap();
+        store.ping().await.unwrap();
+        assert!(dir.path().join(sqlite::DB_FILE).exists());
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn open_picks_postgres_with_a_database_url() {
+        let Some(schema) = postgres::testing::TestSchema::create("store::open test").await else {
+            return;
+        };
+        let base = std::env::var(postgres::testing::URL_VAR).unwrap();
+        let separator = if base.contains('?') { '&' } else { '?' };
+        let url = format!("{base}{separator}options=-c%20search_path%3D{}", schema.name);
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config { database_url: Some(DatabaseUrl::new(url)), ..Config::for_data_dir(dir.path()) };
+        let store = open(&config).await.unwrap();
+        store.ping().await.unwrap();
+        let id = store.instance().await.unwrap().id;
+        let row = schema.client().await.query_one("SELECT id FROM instance", &[]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), id);
+        assert!(!dir.path().join(sqlite::DB_FILE).exists());
+        store.close().await.unwrap();
+        schema.drop_schema().await;
+    }
 }

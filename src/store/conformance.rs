@@ -1,0 +1,1203 @@
+//! The store contract, written once and run against every backend: SQLite always, PostgreSQL
+//! when `IAMD_TEST_DATABASE_URL` names a server (each test in a scratch schema of its own;
+//! without the variable each PostgreSQL test prints that it was skipped and passes).
+//!
+//! Each behaviour is an `async fn(Arc<Harness>)`; [`conformance_suite!`] turns the list at
+//! the bottom into one `#[tokio::test]` per backend and behaviour, named
+//! `store::conformance::{sqlite,postgres}::<behaviour>`. A [`Backend`] is one empty database
+//! of one kind plus the few raw operations the contract needs to look past the trait
+//! (schema versions, statements the store must refuse, a database left by an older binary).
+//! Backend-specific behaviour (SQLite's files and PRAGMAs, PostgreSQL's visibility watermark
+//! and startup errors) is tested beside each backend.
+//!
+//! Run: `cargo test --lib store::conformance` (with `IAMD_TEST_DATABASE_URL` set for the
+//! PostgreSQL half).
+
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing, reason = "a failing test panics")]
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::{Value, json};
+use tokio::sync::Barrier;
+use tokio_postgres::types::ToSql;
+
+use crate::store::postgres::testing::TestSchema;
+use crate::store::postgres::{self as pg, PostgresStore};
+use crate::store::sqlite::{self as lite, SqliteStore};
+use crate::store::{
+    Append, Change, Committed, Event, Expect, LogCursor, Micros, PageQuery, Store, StoreError, StoreResult,
+    StoredObject,
+};
+
+// ---------------------------------------------------------------------------------------
+// Harness
+
+/// One database of one backend kind, empty until first opened.
+#[async_trait]
+pub(crate) trait Backend: Send + Sync {
+    /// Opens the store on this database, creating and migrating the schema as needed. Each
+    /// call opens the same database anew, as a restart or another replica would.
+    async fn open(&self) -> StoreResult<Arc<dyn Store>>;
+    /// Runs one statement outside the store: rows changed, or the database's message.
+    async fn execute(&self, sql: &str) -> Result<u64, String>;
+    /// The versions recorded in `schema_migrations`, in order.
+    async fn versions(&self) -> Vec<i64>;
+    /// The newest schema version this binary knows.
+    fn latest_version(&self) -> i64;
+    /// Creates the database at schema version 1 holding `log` and the objects it leaves, the
+    /// way a version-1 binary would have written them.
+    async fn create_at_first_version(&self, log: &[Committed]);
+    async fn destroy(&self);
+}
+
+#[derive(Clone, Copy)]
+pub(crate) enum Target {
+    Sqlite,
+    Postgres,
+}
+
+/// Makes fresh databases for one test and removes them afterwards.
+pub(crate) struct Harness {
+    target: Target,
+    made: Mutex<Vec<Arc<dyn Backend>>>,
+}
+
+impl Harness {
+    /// A fresh, empty database.
+    pub(crate) async fn backend(&self) -> Arc<dyn Backend> {
+        let backend: Arc<dyn Backend> = match self.target {
+            Target::Sqlite => Arc::new(SqliteBackend { dir: tempfile::tempdir().unwrap() }),
+            Target::Postgres => Arc::new(PostgresBackend {
+                schema: TestSchema::create("conformance").await.expect("the harness checked the variable"),
+            }),
+        };
+        self.made.lock().unwrap().push(Arc::clone(&backend));
+        backend
+    }
+
+    /// A store on a fresh, empty database.
+    pub(crate) async fn store(&self) -> Arc<dyn Store> {
+        self.backend().await.open().await.unwrap()
+    }
+}
+
+/// Runs one behaviour against one backend and removes its databases, pass or fail.
+pub(crate) async fn run<F, Fut>(target: Target, name: &str, test: F)
+where
+    F: FnOnce(Arc<Harness>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    if let Target::Postgres = target
+        && pg::testing::base_config(&format!("conformance `{name}`")).is_none()
+    {
+        return;
+    }
+    let harness = Arc::new(Harness { target, made: Mutex::new(Vec::new()) });
+    let body = test(Arc::clone(&harness));
+    let outcome = tokio::spawn(async move {
+        if tokio::time::timeout(Duration::from_secs(120), body).await.is_err() {
+            panic!("the test did not finish within 120 s");
+        }
+    })
+    .await;
+    let made = std::mem::take(&mut *harness.made.lock().unwrap());
+    for backend in made {
+        backend.destroy().await;
+    }
+    if let Err(e) = outcome {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+struct SqliteBackend {
+    dir: tempfile::TempDir,
+}
+
+impl SqliteBackend {
+    fn raw(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.path().join(lite::DB_FILE)).unwrap()
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteBackend {
+    async fn open(&self) -> StoreResult<Arc<dyn Store>> {
+        let dir = self.dir.path().to_owned();
+        let store = tokio::task::spawn_blocking(move || SqliteStore::open(&dir)).await.unwrap()?;
+        Ok(Arc::new(store))
+    }
+
+    async fn execute(&self, sql: &str) -> Result<u64, String> {
+        self.raw().execute(sql, []).map(|n| n as u64).map_err(|e| e.to_string())
+    }
+
+    async fn versions(&self) -> Vec<i64> {
+        let raw = self.raw();
+        let mut stmt = raw.prepare("SELECT version FROM schema_migrations ORDER BY version").unwrap();
+        stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    }
+
+    fn latest_version(&self) -> i64 {
+        lite::LATEST_VERSION
+    }
+
+    async fn create_at_first_version(&self, log: &[Committed]) {
+        lite::create_at_version(self.dir.path(), 1).unwrap();
+        let raw = self.raw();
+        for c in log {
+            let e = &c.event;
+            raw.execute(
+                "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                rusqlite::params![
+                    e.kind,
+                    e.object_id,
+                    e.sequence as i64,
+                    e.event_type,
+                    e.payload.to_string(),
+                    e.actor,
+                    e.owner,
+                    e.created_at
+                ],
+            )
+            .unwrap();
+        }
+        for o in objects_left_by(log) {
+            raw.execute(
+                "INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                rusqlite::params![
+                    o.kind,
+                    o.id,
+                    o.owner,
+                    o.parent,
+                    o.name,
+                    o.state.to_string(),
+                    o.sequence as i64,
+                    o.created_at,
+                    o.updated_at
+                ],
+            )
+            .unwrap();
+        }
+    }
+
+    async fn destroy(&self) {}
+}
+
+struct PostgresBackend {
+    schema: TestSchema,
+}
+
+#[async_trait]
+impl Backend for PostgresBackend {
+    async fn open(&self) -> StoreResult<Arc<dyn Store>> {
+        Ok(Arc::new(PostgresStore::connect_with(self.schema.config()).await?))
+    }
+
+    async fn execute(&self, sql: &str) -> Result<u64, String> {
+        self.schema.client().await.execute(sql, &[]).await.map_err(|e| match e.as_db_error() {
+            Some(db) => db.message().to_owned(),
+            None => e.to_string(),
+        })
+    }
+
+    async fn versions(&self) -> Vec<i64> {
+        let rows =
+            self.schema.client().await.query("SELECT version FROM schema_migrations ORDER BY version", &[]).await;
+        rows.unwrap().iter().map(|r| r.get(0)).collect()
+    }
+
+    fn latest_version(&self) -> i64 {
+        pg::LATEST_VERSION
+    }
+
+    async fn create_at_first_version(&self, log: &[Committed]) {
+        pg::testing::create_at_version(&self.schema.config(), 1).await;
+        let client = self.schema.client().await;
+        for c in log {
+            let (e, o) = (&c.event, &c.object);
+            let sequence = e.sequence as i64;
+            client
+                .execute(
+                    "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, created_at, \
+                     object_owner, parent, name, state, object_created_at, deleted) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                    &[
+                        &e.kind,
+                        &e.object_id as &(dyn ToSql + Sync),
+                        &sequence,
+                        &e.event_type,
+                        &e.payload,
+                        &e.actor,
+                        &e.owner,
+                        &e.created_at,
+                        &o.owner,
+                        &o.parent,
+                        &o.name,
+                        &o.state,
+                        &o.created_at,
+                        &c.deleted,
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+        for o in objects_left_by(log) {
+            let sequence = o.sequence as i64;
+            client
+                .execute(
+                    "INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                    &[
+                        &o.kind,
+                        &o.id as &(dyn ToSql + Sync),
+                        &o.owner,
+                        &o.parent,
+                        &o.name,
+                        &o.state,
+                        &sequence,
+                        &o.created_at,
+                        &o.updated_at,
+                    ],
+                )
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn destroy(&self) {
+        self.schema.drop_schema().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+fn put(kind: &str, id: &str, expect: Expect, parent: &str, name: Option<&str>, state: Value) -> Append {
+    Append {
+        kind: kind.into(),
+        id: id.into(),
+        expect,
+        event_type: format!("{kind}.put"),
+        payload: json!({ "put": id }),
+        actor: "user:local:admin".into(),
+        owner: "org-1".into(),
+        change: Change::Put { owner: "org-1".into(), parent: parent.into(), name: name.map(str::to_owned), state },
+    }
+}
+
+fn create(kind: &str, id: &str, parent: &str, name: Option<&str>) -> Append {
+    put(kind, id, Expect::Absent, parent, name, json!({ "id": id }))
+}
+
+fn delete(kind: &str, id: &str, expect: Expect) -> Append {
+    Append {
+        kind: kind.into(),
+        id: id.into(),
+        expect,
+        event_type: format!("{kind}.removed"),
+        payload: json!({}),
+        actor: "system".into(),
+        owner: "org-1".into(),
+        change: Change::Delete,
+    }
+}
+
+/// Waits until the log delivers the event at `position` (at once on SQLite; on PostgreSQL
+/// once every older transaction, of any test on the server, has ended).
+async fn settled(store: &dyn Store, position: u64) -> LogCursor {
+    for _ in 0..3000 {
+        if let Some(cursor) = store.cursor_of(position).await.unwrap() {
+            return cursor;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("position {position} never became readable");
+}
+
+/// Waits until the log delivers every one of `positions`.
+async fn settled_all(store: &dyn Store, positions: &[u64]) {
+    for &position in positions {
+        settled(store, position).await;
+    }
+}
+
+/// The whole log (or one object's), once the event at `through` is readable: after
+/// sequential writes, every earlier one is too.
+async fn log_through(store: &dyn Store, object: Option<(&str, &str)>, through: u64) -> Vec<Committed> {
+    settled(store, through).await;
+    store.read_log(object, LogCursor::default(), u32::MAX).await.unwrap()
+}
+
+async fn event_count(store: &dyn Store, through: u64) -> usize {
+    log_through(store, None, through).await.len()
+}
+
+fn positions(log: &[Committed]) -> Vec<u64> {
+    log.iter().map(|c| c.event.position).collect()
+}
+
+fn events(log: &[Committed]) -> Vec<Event> {
+    log.iter().map(|c| c.event.clone()).collect()
+}
+
+fn ids(objects: Vec<StoredObject>) -> Vec<String> {
+    objects.into_iter().map(|o| o.id).collect()
+}
+
+/// The current state a log leaves: each object's latest snapshot unless it was a delete.
+fn objects_left_by(log: &[Committed]) -> Vec<StoredObject> {
+    let mut latest: Vec<&Committed> = Vec::new();
+    for c in log {
+        match latest.iter_mut().find(|l| l.event.kind == c.event.kind && l.event.object_id == c.event.object_id) {
+            Some(slot) => *slot = c,
+            None => latest.push(c),
+        }
+    }
+    latest.into_iter().filter(|c| !c.deleted).map(|c| c.object.clone()).collect()
+}
+
+fn assert_increasing(log: &[Committed]) {
+    assert!(log.windows(2).all(|w| w[0].cursor < w[1].cursor), "cursors out of order: {log:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Writes and reads
+
+pub(crate) async fn append_then_get_round_trips(h: Arc<Harness>) {
+    let store = h.store().await;
+    let state = json!({ "display": "Alice", "tags": [1, 2.5, null, true], "nested": { "a": "b", "0": [] } });
+    let committed =
+        store.append(vec![put("user", "u1", Expect::Absent, "org-1", Some("alice"), state.clone())]).await.unwrap();
+    assert_eq!(committed.len(), 1);
+    let c = &committed[0];
+    assert_eq!(c.event.position, 1);
+    assert_eq!(c.cursor.position, 1);
+    assert_eq!(c.event.kind, "user");
+    assert_eq!(c.event.object_id, "u1");
+    assert_eq!(c.event.sequence, 1);
+    assert_eq!(c.event.event_type, "user.put");
+    assert_eq!(c.event.payload, json!({ "put": "u1" }));
+    assert_eq!(c.event.actor, "user:local:admin");
+    assert_eq!(c.event.owner, "org-1");
+    assert!(!c.deleted);
+    let expected = StoredObject {
+        kind: "user".into(),
+        id: "u1".into(),
+        owner: "org-1".into(),
+        parent: "org-1".into(),
+        name: Some("alice".into()),
+        state,
+        sequence: 1,
+        created_at: c.event.created_at,
+        updated_at: c.event.created_at,
+    };
+    assert_eq!(c.object, expected);
+    assert_eq!(store.get("user", "u1").await.unwrap(), Some(expected));
+    assert_eq!(store.get("user", "u2").await.unwrap(), None);
+    assert_eq!(store.get("group", "u1").await.unwrap(), None);
+    assert_eq!(log_through(&*store, None, 1).await, committed);
+    // The clock is microseconds since the epoch, near now.
+    let now = chrono::Utc::now().timestamp_micros();
+    assert!((now - c.event.created_at).abs() < 60_000_000, "{} vs {now}", c.event.created_at);
+    store.ping().await.unwrap();
+}
+
+pub(crate) async fn sequence_increments_and_continues_after_delete(h: Arc<Harness>) {
+    let store = h.store().await;
+    let first = store.append(vec![create("user", "u1", "", Some("a"))]).await.unwrap();
+    let second =
+        store.append(vec![put("user", "u1", Expect::Sequence(1), "", Some("b"), json!({ "v": 2 }))]).await.unwrap();
+    assert_eq!(second[0].event.sequence, 2);
+    assert_eq!(second[0].object.sequence, 2);
+    // A replace keeps created_at and moves updated_at.
+    assert_eq!(second[0].object.created_at, first[0].object.created_at);
+    assert_eq!(second[0].object.updated_at, second[0].event.created_at);
+
+    let deleted = store.append(vec![delete("user", "u1", Expect::Sequence(2))]).await.unwrap();
+    assert_eq!(deleted[0].event.sequence, 3);
+    assert_eq!(deleted[0].event.event_type, "user.removed");
+    assert!(deleted[0].deleted);
+    // The state just before the delete, stamped with the delete event.
+    assert_eq!(deleted[0].object.state, json!({ "v": 2 }));
+    assert_eq!(deleted[0].object.name.as_deref(), Some("b"));
+    assert_eq!(deleted[0].object.sequence, 3);
+    assert_eq!(deleted[0].object.created_at, first[0].object.created_at);
+    assert_eq!(deleted[0].object.updated_at, deleted[0].event.created_at);
+    assert_eq!(store.get("user", "u1").await.unwrap(), None);
+
+    let again = store.append(vec![create("user", "u1", "", Some("a"))]).await.unwrap();
+    assert_eq!(again[0].event.sequence, 4);
+    assert_eq!(again[0].object.sequence, 4);
+    assert_eq!(again[0].object.created_at, again[0].event.created_at);
+    assert!(again[0].object.created_at >= deleted[0].event.created_at);
+
+    let log = log_through(&*store, Some(("user", "u1")), again[0].event.position).await;
+    assert_eq!(log.iter().map(|c| c.event.sequence).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
+    assert_eq!(positions(&log), vec![1, 2, 3, 4]);
+    assert!(log.windows(2).all(|w| w[0].event.created_at <= w[1].event.created_at));
+    // Another object starts its own sequence at 1.
+    let other = store.append(vec![create("user", "u2", "", None)]).await.unwrap();
+    assert_eq!((other[0].event.sequence, other[0].event.position), (1, 5));
+}
+
+pub(crate) async fn absent_on_existing_object_conflicts_and_writes_nothing(h: Arc<Harness>) {
+    let store = h.store().await;
+    let before = store.append(vec![create("org", "o1", "", Some("acme"))]).await.unwrap();
+    let err =
+        store.append(vec![put("org", "o1", Expect::Absent, "", Some("acme"), json!({ "v": 9 }))]).await.unwrap_err();
+    match err {
+        StoreError::Conflict { kind, id, expected, actual } => {
+            assert_eq!((kind.as_str(), id.as_str()), ("org", "o1"));
+            assert_eq!(expected, Expect::Absent);
+            assert_eq!(actual, Some(1));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(event_count(&*store, 1).await, 1);
+    assert_eq!(store.get("org", "o1").await.unwrap(), Some(before[0].object.clone()));
+}
+
+pub(crate) async fn stale_or_missing_sequence_conflicts(h: Arc<Harness>) {
+    let store = h.store().await;
+    store.append(vec![create("org", "o1", "", None)]).await.unwrap();
+    let second = store.append(vec![put("org", "o1", Expect::Sequence(1), "", None, json!(2))]).await.unwrap();
+
+    let stale = store.append(vec![put("org", "o1", Expect::Sequence(1), "", None, json!(3))]).await.unwrap_err();
+    assert!(matches!(stale, StoreError::Conflict { expected: Expect::Sequence(1), actual: Some(2), .. }), "{stale:?}");
+    let missing = store.append(vec![put("org", "nope", Expect::Sequence(1), "", None, json!(1))]).await.unwrap_err();
+    assert!(matches!(missing, StoreError::Conflict { expected: Expect::Sequence(1), actual: None, .. }), "{missing:?}");
+    let stale_delete = store.append(vec![delete("org", "o1", Expect::Sequence(7))]).await.unwrap_err();
+    assert!(matches!(stale_delete, StoreError::Conflict { actual: Some(2), .. }), "{stale_delete:?}");
+    // Deleting what is not there conflicts even without an expectation.
+    let delete_missing = store.append(vec![delete("org", "nope", Expect::Any)]).await.unwrap_err();
+    assert!(
+        matches!(delete_missing, StoreError::Conflict { expected: Expect::Any, actual: None, .. }),
+        "{delete_missing:?}"
+    );
+    assert_eq!(event_count(&*store, second[0].event.position).await, 2);
+    assert_eq!(store.get("org", "o1").await.unwrap().unwrap().state, json!(2));
+    // Any replaces whatever is there, and creates what is not.
+    let any = store.append(vec![put("org", "o1", Expect::Any, "", None, json!(4))]).await.unwrap();
+    assert_eq!(any[0].object.sequence, 3);
+    let fresh = store.append(vec![put("org", "o2", Expect::Any, "", None, json!(5))]).await.unwrap();
+    assert_eq!(fresh[0].object.sequence, 1);
+}
+
+pub(crate) async fn failing_write_in_a_request_writes_nothing(h: Arc<Harness>) {
+    let store = h.store().await;
+    let existing = store.append(vec![create("user", "existing", "org-1", Some("taken"))]).await.unwrap();
+    let through = existing[0].event.position;
+
+    // The second write's expectation fails.
+    let err = store
+        .append(vec![create("user", "new", "org-1", Some("fresh")), create("user", "existing", "org-1", None)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { actual: Some(1), .. }), "{err:?}");
+    assert_eq!(store.get("user", "new").await.unwrap(), None);
+    assert_eq!(event_count(&*store, through).await, 1);
+
+    // The second write's name is taken.
+    let err = store
+        .append(vec![create("user", "new", "org-1", Some("fresh")), create("user", "other", "org-1", Some("taken"))])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NameTaken { .. }), "{err:?}");
+    assert_eq!(store.get("user", "new").await.unwrap(), None);
+    assert_eq!(store.get("user", "other").await.unwrap(), None);
+    assert_eq!(event_count(&*store, through).await, 1);
+
+    // The failed requests left no sequence behind (positions may have holes on a backend
+    // whose position counter is not transactional).
+    let ok = store.append(vec![create("user", "new", "org-1", Some("fresh"))]).await.unwrap();
+    assert_eq!(ok[0].event.sequence, 1);
+    assert!(ok[0].event.position > through);
+    assert_eq!(log_through(&*store, None, ok[0].event.position).await.len(), 2);
+}
+
+pub(crate) async fn later_writes_in_a_request_see_earlier_ones(h: Arc<Harness>) {
+    let store = h.store().await;
+    let committed = store
+        .append(vec![
+            create("group", "g1", "", Some("admins")),
+            put("group", "g1", Expect::Sequence(1), "", Some("owners"), json!({ "v": 2 })),
+            // The name freed by the rename is available to another object in the request.
+            create("group", "g2", "", Some("admins")),
+            delete("group", "g1", Expect::Sequence(2)),
+            create("group", "g1", "", Some("owners")),
+        ])
+        .await
+        .unwrap();
+    let summary: Vec<(&str, u64, u64)> =
+        committed.iter().map(|c| (c.event.object_id.as_str(), c.event.sequence, c.event.position)).collect();
+    assert_eq!(summary, vec![("g1", 1, 1), ("g1", 2, 2), ("g2", 1, 3), ("g1", 3, 4), ("g1", 4, 5)]);
+    // One transaction, one timestamp.
+    assert!(committed.iter().all(|c| c.event.created_at == committed[0].event.created_at));
+    assert_eq!(committed.iter().map(|c| c.deleted).collect::<Vec<_>>(), vec![false, false, false, true, false]);
+    assert_eq!(committed[3].object.state, json!({ "v": 2 }));
+    let g1 = store.get("group", "g1").await.unwrap().unwrap();
+    assert_eq!((g1.sequence, g1.name.as_deref()), (4, Some("owners")));
+    let g2 = store.get("group", "g2").await.unwrap().unwrap();
+    assert_eq!((g2.sequence, g2.name.as_deref()), (1, Some("admins")));
+    assert_eq!(log_through(&*store, None, 5).await, committed);
+}
+
+pub(crate) async fn names_are_unique_per_kind_and_parent(h: Arc<Harness>) {
+    let store = h.store().await;
+    store.append(vec![create("user", "u1", "org-1", Some("alice"))]).await.unwrap();
+
+    let err = store.append(vec![create("user", "u2", "org-1", Some("alice"))]).await.unwrap_err();
+    match err {
+        StoreError::NameTaken { kind, name } => assert_eq!((kind.as_str(), name.as_str()), ("user", "alice")),
+        other => panic!("expected NameTaken, got {other:?}"),
+    }
+    assert_eq!(event_count(&*store, 1).await, 1);
+    // A replace of another object onto the taken name fails the same way.
+    store.append(vec![create("user", "u3", "org-1", Some("carol"))]).await.unwrap();
+    let err = store.append(vec![put("user", "u3", Expect::Any, "org-1", Some("alice"), json!({}))]).await.unwrap_err();
+    assert!(matches!(err, StoreError::NameTaken { .. }), "{err:?}");
+    assert_eq!(store.get("user", "u3").await.unwrap().unwrap().name.as_deref(), Some("carol"));
+
+    // Same name under another parent or of another kind is fine, and so are many unnamed.
+    store.append(vec![create("user", "u4", "org-2", Some("alice"))]).await.unwrap();
+    store.append(vec![create("group", "g1", "org-1", Some("alice"))]).await.unwrap();
+    store.append(vec![create("user", "u5", "org-1", None), create("user", "u6", "org-1", None)]).await.unwrap();
+    // Names compare by bytes: case and accents make other names.
+    store
+        .append(vec![create("user", "u7", "org-1", Some("Alice")), create("user", "u8", "org-1", Some("alicé"))])
+        .await
+        .unwrap();
+    // Re-putting an object with its own name is not a collision.
+    store
+        .append(vec![put("user", "u1", Expect::Sequence(1), "org-1", Some("alice"), json!({ "v": 2 }))])
+        .await
+        .unwrap();
+    // A deleted object frees its name.
+    store.append(vec![delete("user", "u1", Expect::Any)]).await.unwrap();
+    let reused = store.append(vec![create("user", "u2", "org-1", Some("alice"))]).await.unwrap();
+    assert_eq!(reused[0].object.name.as_deref(), Some("alice"));
+}
+
+async fn page_through(store: &dyn Store, reverse: bool, limit: u32) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list("user", "org-1", &PageQuery { after: after.clone(), reverse, limit }).await.unwrap();
+        if page.is_empty() {
+            return pages;
+        }
+        let last = page.last().unwrap();
+        after = Some((last.created_at, last.id.clone()));
+        pages.push(ids(page));
+    }
+}
+
+pub(crate) async fn list_pages_by_created_at_then_id(h: Arc<Harness>) {
+    let store = h.store().await;
+    // One request gives its objects one created_at: the tie is broken by id, in byte order.
+    let first = store
+        .append(vec![
+            create("user", "m", "org-1", None),
+            create("user", "k", "org-1", None),
+            create("user", "l", "org-1", None),
+            create("user", "L", "org-1", None),
+        ])
+        .await
+        .unwrap();
+    assert!(first.iter().all(|c| c.object.created_at == first[0].object.created_at));
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    store.append(vec![create("user", "b", "org-1", None), create("user", "a", "org-1", None)]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    store.append(vec![create("user", "f", "org-1", None)]).await.unwrap();
+    // Not listed: another parent, another kind.
+    store.append(vec![create("user", "c", "org-2", None), create("group", "d", "org-1", None)]).await.unwrap();
+    // A replace does not move an object in the order.
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    store.append(vec![put("user", "k", Expect::Sequence(1), "org-1", None, json!({ "v": 2 }))]).await.unwrap();
+
+    let ascending = ["L", "k", "l", "m", "a", "b", "f"];
+    assert_eq!(page_through(&*store, false, 2).await, vec![vec!["L", "k"], vec!["l", "m"], vec!["a", "b"], vec!["f"]]);
+    assert_eq!(page_through(&*store, false, 4).await, vec![vec!["L", "k", "l", "m"], vec!["a", "b", "f"]]);
+    assert_eq!(page_through(&*store, false, 100).await, vec![ascending.to_vec()]);
+    assert_eq!(page_through(&*store, true, 4).await, vec![vec!["f", "b", "a", "m"], vec!["l", "k", "L"]]);
+    assert_eq!(page_through(&*store, true, 1).await.concat(), ["f", "b", "a", "m", "l", "k", "L"]);
+
+    // `after` is exclusive, also inside a group of equal created_at.
+    let l = store.get("user", "l").await.unwrap().unwrap();
+    let after_l = PageQuery { after: Some((l.created_at, "l".into())), reverse: false, limit: 10 };
+    assert_eq!(ids(store.list("user", "org-1", &after_l).await.unwrap()), ["m", "a", "b", "f"]);
+    let before_l = PageQuery { after: Some((l.created_at, "l".into())), reverse: true, limit: 10 };
+    assert_eq!(ids(store.list("user", "org-1", &before_l).await.unwrap()), ["k", "L"]);
+    let none = PageQuery { after: None, reverse: false, limit: 0 };
+    assert!(store.list("user", "org-1", &none).await.unwrap().is_empty());
+    let elsewhere = PageQuery { after: None, reverse: false, limit: 10 };
+    assert!(store.list("user", "org-9", &elsewhere).await.unwrap().is_empty());
+    // The listed objects are the current ones.
+    let listed = store.list("user", "org-1", &elsewhere).await.unwrap();
+    assert_eq!(listed.iter().find(|o| o.id == "k").unwrap().state, json!({ "v": 2 }));
+}
+
+// ---------------------------------------------------------------------------------------
+// The log
+
+pub(crate) async fn read_log_in_cursor_order_with_and_without_object_filter(h: Arc<Harness>) {
+    let store = h.store().await;
+    store.append(vec![create("user", "a", "", None)]).await.unwrap();
+    store.append(vec![create("user", "b", "", None)]).await.unwrap();
+    store.append(vec![put("user", "a", Expect::Sequence(1), "", None, json!(2))]).await.unwrap();
+    store.append(vec![create("group", "a", "", None)]).await.unwrap();
+    store.append(vec![delete("user", "a", Expect::Sequence(2))]).await.unwrap();
+
+    let all = log_through(&*store, None, 5).await;
+    let summary: Vec<(u64, &str, &str, u64)> = all
+        .iter()
+        .map(|c| (c.event.position, c.event.kind.as_str(), c.event.object_id.as_str(), c.event.sequence))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![(1, "user", "a", 1), (2, "user", "b", 1), (3, "user", "a", 2), (4, "group", "a", 1), (5, "user", "a", 3)]
+    );
+    assert_increasing(&all);
+    assert!(all.iter().all(|c| c.cursor.position == c.event.position));
+    assert!(all.windows(2).all(|w| w[0].event.created_at <= w[1].event.created_at));
+
+    // Paging by cursor: `after` is exclusive and `limit` caps the page.
+    let cursor = |i: usize| all[i - 1].cursor;
+    let read = |object: Option<(&'static str, &'static str)>, after: LogCursor, limit: u32| {
+        let store = Arc::clone(&store);
+        async move { positions(&store.read_log(object, after, limit).await.unwrap()) }
+    };
+    assert_eq!(read(None, cursor(2), 2).await, vec![3, 4]);
+    assert_eq!(read(None, cursor(5), 10).await, Vec::<u64>::new());
+    assert_eq!(read(None, LogCursor { epoch: u64::MAX, position: u64::MAX }, 10).await, Vec::<u64>::new());
+    assert_eq!(read(None, LogCursor::default(), 0).await, Vec::<u64>::new());
+    let mut paged = Vec::new();
+    let mut after = LogCursor::default();
+    loop {
+        let page = store.read_log(None, after, 2).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.cursor;
+        paged.extend(page);
+    }
+    assert_eq!(paged, all);
+
+    // One object's events, in the same order.
+    assert_eq!(read(Some(("user", "a")), LogCursor::default(), 10).await, vec![1, 3, 5]);
+    assert_eq!(read(Some(("user", "a")), cursor(1), 10).await, vec![3, 5]);
+    assert_eq!(read(Some(("user", "a")), cursor(2), 10).await, vec![3, 5]);
+    assert_eq!(read(Some(("user", "a")), LogCursor::default(), 2).await, vec![1, 3]);
+    assert_eq!(read(Some(("user", "a")), cursor(3), 1).await, vec![5]);
+    assert_eq!(read(Some(("group", "a")), LogCursor::default(), 10).await, vec![4]);
+    assert_eq!(read(Some(("user", "zzz")), LogCursor::default(), 10).await, Vec::<u64>::new());
+    assert_eq!(read(Some(("user", "a")), LogCursor::default(), 0).await, Vec::<u64>::new());
+}
+
+pub(crate) async fn read_log_carries_the_snapshot_append_answered(h: Arc<Harness>) {
+    let store = h.store().await;
+    let mut answered = Vec::new();
+    answered.extend(store.append(vec![create("org", "o1", "", Some("acme"))]).await.unwrap());
+    answered.extend(
+        store
+            .append(vec![
+                put("user", "u1", Expect::Absent, "o1", Some("alice"), json!({ "roles": ["admin"], "n": 1 })),
+                put("org", "o1", Expect::Sequence(1), "", Some("acme-2"), json!({ "renamed": true })),
+            ])
+            .await
+            .unwrap(),
+    );
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    answered.extend(store.append(vec![delete("user", "u1", Expect::Sequence(1))]).await.unwrap());
+    answered.extend(store.append(vec![put("user", "u1", Expect::Absent, "o1", None, json!(null))]).await.unwrap());
+
+    let last = answered.last().unwrap().event.position;
+    let log = log_through(&*store, None, last).await;
+    // Everything a follower needs, exactly as the writers were told.
+    assert_eq!(log, answered);
+    let deleted = &log[3];
+    assert!(deleted.deleted);
+    assert_eq!(deleted.object.state, json!({ "roles": ["admin"], "n": 1 }));
+    assert_eq!((deleted.object.parent.as_str(), deleted.object.name.as_deref()), ("o1", Some("alice")));
+    assert_eq!(deleted.object.created_at, log[1].object.created_at);
+    assert!(deleted.object.updated_at > deleted.object.created_at);
+    // The re-created object starts over: a new created_at, no name, a null state.
+    assert!(!log[4].deleted);
+    assert_eq!((log[4].object.sequence, log[4].object.name.clone()), (3, None));
+    assert_eq!(log[4].object.created_at, log[4].event.created_at);
+    // Replaying the log gives the current state.
+    for object in objects_left_by(&log) {
+        assert_eq!(store.get(&object.kind, &object.id).await.unwrap(), Some(object));
+    }
+    assert_eq!(
+        log_through(&*store, Some(("user", "u1")), last).await,
+        answered[1..].iter().filter(|c| c.event.kind == "user").cloned().collect::<Vec<_>>()
+    );
+}
+
+pub(crate) async fn cursor_of_finds_readable_events(h: Arc<Harness>) {
+    let store = h.store().await;
+    assert_eq!(store.cursor_of(1).await.unwrap(), None);
+    let committed = store.append(vec![create("org", "o1", "", None), create("org", "o2", "", None)]).await.unwrap();
+    for c in &committed {
+        assert_eq!(settled(&*store, c.event.position).await, c.cursor);
+        assert_eq!(store.cursor_of(c.event.position).await.unwrap(), Some(c.cursor));
+    }
+    // Events in one request share an epoch and keep position order.
+    assert_eq!(committed[0].cursor.epoch, committed[1].cursor.epoch);
+    assert!(committed[0].cursor < committed[1].cursor);
+    let later = store.append(vec![create("org", "o3", "", None)]).await.unwrap();
+    assert!(settled(&*store, later[0].event.position).await > committed[1].cursor);
+    assert_eq!(store.cursor_of(0).await.unwrap(), None);
+    assert_eq!(store.cursor_of(later[0].event.position + 1).await.unwrap(), None);
+    assert_eq!(store.cursor_of(u64::MAX).await.unwrap(), None);
+    // A failed request leaves no event behind for its position.
+    store.append(vec![create("org", "o1", "", None)]).await.unwrap_err();
+    let next = store.append(vec![create("org", "o4", "", None)]).await.unwrap();
+    for position in later[0].event.position + 1..next[0].event.position {
+        assert_eq!(store.cursor_of(position).await.unwrap(), None);
+    }
+    // The log after a cursor is exactly what followed it.
+    let cursor = settled(&*store, next[0].event.position).await;
+    let after = store.read_log(None, committed[1].cursor, 10).await.unwrap();
+    assert_eq!(after.iter().map(|c| c.cursor).collect::<Vec<_>>(), vec![later[0].cursor, cursor]);
+}
+
+// ---------------------------------------------------------------------------------------
+// Concurrency
+
+pub(crate) async fn concurrent_appends_all_land(h: Arc<Harness>) {
+    let store = h.store().await;
+    let mut tasks = Vec::new();
+    for t in 0..50 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let id = format!("obj-{t}");
+            let mut positions = Vec::new();
+            for n in 0..10u64 {
+                let expect = if n == 0 { Expect::Absent } else { Expect::Sequence(n) };
+                let name = format!("name-{t}-{n}");
+                let c = store
+                    .append(vec![put("user", &id, expect, "org-1", Some(&name), json!({ "n": n }))])
+                    .await
+                    .unwrap();
+                assert_eq!(c[0].event.sequence, n + 1);
+                positions.push(c[0].event.position);
+                // Reads interleave with the writes and see what was answered.
+                assert_eq!(store.get("user", &id).await.unwrap().unwrap().sequence, n + 1);
+            }
+            positions
+        }));
+    }
+    let mut all_positions = Vec::new();
+    for task in tasks {
+        let mine = task.await.unwrap();
+        assert!(mine.windows(2).all(|w| w[0] < w[1]));
+        all_positions.extend(mine);
+    }
+    all_positions.sort_unstable();
+    all_positions.dedup();
+    assert_eq!(all_positions.len(), 500);
+
+    settled_all(&*store, &all_positions).await;
+    let log = store.read_log(None, LogCursor::default(), 1000).await.unwrap();
+    assert_eq!(log.len(), 500);
+    assert_increasing(&log);
+    assert_eq!(
+        {
+            let mut p = positions(&log);
+            p.sort_unstable();
+            p
+        },
+        all_positions
+    );
+    for t in 0..50 {
+        let id = format!("obj-{t}");
+        let object = store.get("user", &id).await.unwrap().unwrap();
+        assert_eq!((object.sequence, object.state.clone()), (10, json!({ "n": 9 })));
+        let mine = store.read_log(Some(("user", &id)), LogCursor::default(), 100).await.unwrap();
+        assert_eq!(mine.iter().map(|c| c.event.sequence).collect::<Vec<_>>(), (1..=10).collect::<Vec<u64>>());
+        // Per object, time never goes back.
+        assert!(mine.windows(2).all(|w| w[0].event.created_at <= w[1].event.created_at));
+        assert_eq!(mine.last().map(|c| &c.object), Some(&object));
+    }
+    let listed = store.list("user", "org-1", &PageQuery { after: None, reverse: false, limit: 100 }).await.unwrap();
+    assert_eq!(listed.len(), 50);
+    store.close().await.unwrap();
+}
+
+/// Two writers holding the same sequence race to replace one object: exactly one wins, the
+/// other is told of the conflict with the winner's sequence. Then both race to create one
+/// object, and two objects race for one name.
+pub(crate) async fn racing_writers_exactly_one_wins(h: Arc<Harness>) {
+    let store = h.store().await;
+    for round in 0..20 {
+        let id = format!("o{round}");
+        store.append(vec![create("org", &id, "", None)]).await.unwrap();
+        let barrier = Arc::new(Barrier::new(2));
+        let racers: Vec<_> = (0..2)
+            .map(|racer| {
+                let (store, barrier, id) = (Arc::clone(&store), Arc::clone(&barrier), id.clone());
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    store.append(vec![put("org", &id, Expect::Sequence(1), "", None, json!({ "racer": racer }))]).await
+                })
+            })
+            .collect();
+        let mut won = Vec::new();
+        for (racer, task) in racers.into_iter().enumerate() {
+            match task.await.unwrap() {
+                Ok(c) => won.push((racer, c[0].event.sequence)),
+                Err(StoreError::Conflict { expected: Expect::Sequence(1), actual: Some(2), .. }) => {}
+                Err(other) => panic!("round {round}: {other:?}"),
+            }
+        }
+        assert_eq!(won.len(), 1, "round {round}: {won:?}");
+        let (winner, sequence) = won[0];
+        assert_eq!(sequence, 2);
+        assert_eq!(store.get("org", &id).await.unwrap().unwrap().state, json!({ "racer": winner }));
+    }
+
+    for round in 0..10 {
+        let barrier = Arc::new(Barrier::new(3));
+        let racers: Vec<_> = (0..3)
+            .map(|racer| {
+                let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+                tokio::spawn(async move {
+                    barrier.wait().await;
+                    // The same new id, and for the others one new name.
+                    let same_id = store.append(vec![create("user", &format!("new-{round}"), "p", None)]).await;
+                    let same_name = store
+                        .append(vec![create("group", &format!("g-{round}-{racer}"), "p", Some(&format!("n{round}")))])
+                        .await;
+                    (same_id.is_ok(), same_name)
+                })
+            })
+            .collect();
+        let (mut ids_won, mut names_won) = (0, 0);
+        for task in racers {
+            let (id_won, name) = task.await.unwrap();
+            ids_won += usize::from(id_won);
+            match name {
+                Ok(_) => names_won += 1,
+                Err(StoreError::NameTaken { .. }) => {}
+                Err(other) => panic!("round {round}: {other:?}"),
+            }
+        }
+        assert_eq!((ids_won, names_won), (1, 1), "round {round}");
+    }
+}
+
+/// Requests that fail next to others (as they may, sharing a group commit) fail alone.
+pub(crate) async fn a_failing_request_does_not_fail_its_neighbours(h: Arc<Harness>) {
+    let store = h.store().await;
+    store.append(vec![create("org", "taken", "", Some("taken-name"))]).await.unwrap();
+    let barrier = Arc::new(Barrier::new(32));
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let (store, barrier) = (Arc::clone(&store), Arc::clone(&barrier));
+            tokio::spawn(async move {
+                let request = match i % 8 {
+                    // A conflict on an object that exists.
+                    3 => vec![create("org", &format!("fine-{i}"), "", None), create("org", "taken", "", None)],
+                    // A conflict on one that does not.
+                    5 => vec![put("org", &format!("missing-{i}"), Expect::Sequence(4), "", None, json!(i))],
+                    // A name that is taken.
+                    7 => vec![create("org", &format!("fine-{i}"), "", Some("taken-name"))],
+                    _ => vec![
+                        create("org", &format!("fine-{i}"), "", Some(&format!("n-{i}"))),
+                        create("user", &format!("u-{i}"), "", None),
+                    ],
+                };
+                barrier.wait().await;
+                (i, store.append(request).await)
+            })
+        })
+        .collect();
+    let mut written = vec![1];
+    for task in tasks {
+        let (i, result) = task.await.unwrap();
+        match (i % 8, result) {
+            (3 | 5, Err(StoreError::Conflict { .. })) | (7, Err(StoreError::NameTaken { .. })) => {
+                assert_eq!(store.get("org", &format!("fine-{i}")).await.unwrap(), None, "request {i} half applied");
+            }
+            (3 | 5 | 7, other) => panic!("request {i} should have failed: {other:?}"),
+            (_, Ok(committed)) => {
+                assert_eq!(committed.len(), 2);
+                written.extend(committed.iter().map(|c| c.event.position));
+                assert!(store.get("user", &format!("u-{i}")).await.unwrap().is_some());
+            }
+            (_, Err(e)) => panic!("request {i} failed with its neighbours: {e:?}"),
+        }
+    }
+    settled_all(&*store, &written).await;
+    let log = store.read_log(None, LogCursor::default(), 1000).await.unwrap();
+    assert_eq!(log.len(), 1 + 2 * 20);
+    assert_increasing(&log);
+}
+
+// ---------------------------------------------------------------------------------------
+// Instance, lifecycle and migrations
+
+pub(crate) async fn instance_is_stable_across_reopen(h: Arc<Harness>) {
+    let backend = h.backend().await;
+    let store = backend.open().await.unwrap();
+    let first = store.instance().await.unwrap();
+    let parsed = uuid::Uuid::parse_str(&first.id).unwrap();
+    assert_eq!(parsed.get_version_num(), 4);
+    assert_eq!(first.signing_key.len(), 32);
+    assert_ne!(first.signing_key[..16], first.signing_key[16..]);
+    store.close().await.unwrap();
+
+    let reopened = backend.open().await.unwrap();
+    assert_eq!(reopened.instance().await.unwrap(), first);
+    reopened.close().await.unwrap();
+
+    let other = h.store().await.instance().await.unwrap();
+    assert_ne!(other.id, first.id);
+    assert_ne!(other.signing_key, first.signing_key);
+}
+
+pub(crate) async fn instance_row_and_events_cannot_change(h: Arc<Harness>) {
+    let backend = h.backend().await;
+    let store = backend.open().await.unwrap();
+    let instance = store.instance().await.unwrap();
+    store.append(vec![create("org", "o1", "", None)]).await.unwrap();
+    store.close().await.unwrap();
+    let refused = |sql: &'static str| {
+        let backend = Arc::clone(&backend);
+        async move {
+            match backend.execute(sql).await {
+                Err(e) => e,
+                Ok(n) => panic!("`{sql}` changed {n} rows"),
+            }
+        }
+    };
+    assert!(refused("UPDATE instance SET id = 'x'").await.contains("the instance row is immutable"));
+    assert!(refused("DELETE FROM instance").await.contains("the instance row is immutable"));
+    let duplicate = "INSERT INTO instance (singleton, id, signing_key, created_at) \
+                     SELECT 2, id, signing_key, created_at FROM instance";
+    assert!(refused(duplicate).await.to_lowercase().contains("check constraint"));
+    assert!(refused("UPDATE events SET actor = 'x'").await.contains("events are append-only"));
+    assert!(refused("DELETE FROM events").await.contains("events are append-only"));
+    let store = backend.open().await.unwrap();
+    assert_eq!(store.instance().await.unwrap(), instance);
+    assert_eq!(event_count(&*store, 1).await, 1);
+}
+
+pub(crate) async fn data_survives_reopen(h: Arc<Harness>) {
+    let backend = h.backend().await;
+    let store = backend.open().await.unwrap();
+    let written =
+        store.append(vec![create("org", "o1", "", Some("acme")), create("org", "o2", "", None)]).await.unwrap();
+    store.append(vec![delete("org", "o2", Expect::Sequence(1))]).await.unwrap();
+    let log = log_through(&*store, None, 3).await;
+    store.close().await.unwrap();
+
+    let store = backend.open().await.unwrap();
+    assert_eq!(store.get("org", "o1").await.unwrap(), Some(written[0].object.clone()));
+    assert_eq!(store.get("org", "o2").await.unwrap(), None);
+    assert_eq!(log_through(&*store, None, 3).await, log);
+    // Positions and sequences continue; the clock does not go back.
+    let next = store.append(vec![create("org", "o2", "", None)]).await.unwrap();
+    assert_eq!((next[0].event.position, next[0].event.sequence), (4, 3));
+    assert!(next[0].event.created_at >= log[2].event.created_at);
+    assert!(next[0].cursor > log[2].cursor);
+    assert_eq!(backend.versions().await, (1..=backend.latest_version()).collect::<Vec<_>>());
+}
+
+pub(crate) async fn migrates_an_empty_database(h: Arc<Harness>) {
+    let backend = h.backend().await;
+    let store = backend.open().await.unwrap();
+    assert_eq!(backend.versions().await, (1..=backend.latest_version()).collect::<Vec<_>>());
+    assert_eq!(store.instance().await.unwrap().signing_key.len(), 32);
+    assert_eq!(store.read_log(None, LogCursor::default(), 10).await.unwrap(), vec![]);
+    assert_eq!(store.cursor_of(1).await.unwrap(), None);
+    let all = PageQuery { after: None, reverse: false, limit: 10 };
+    assert_eq!(store.list("org", "", &all).await.unwrap(), vec![]);
+    // Opening again applies nothing twice.
+    store.close().await.unwrap();
+    backend.open().await.unwrap();
+    assert_eq!(backend.versions().await, (1..=backend.latest_version()).collect::<Vec<_>>());
+}
+
+/// Two replicas (or processes) starting together on an empty database: one migrates and
+/// seeds the instance, the other waits and finds it done.
+pub(crate) async fn concurrent_opens_migrate_once(h: Arc<Harness>) {
+    let backend = h.backend().await;
+    let (a, b, c) = tokio::join!(backend.open(), backend.open(), backend.open());
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    let instance = a.instance().await.unwrap();
+    assert_eq!(b.instance().await.unwrap(), instance);
+    assert_eq!(c.instance().await.unwrap(), instance);
+    assert_eq!(backend.versions().await, (1..=backend.latest_version()).collect::<Vec<_>>());
+    // And they share one log.
+    let written = a.append(vec![create("org", "o1", "", None)]).await.unwrap();
+    b.append(vec![put("org", "o1", Expect::Sequence(1), "", None, json!(2))]).await.unwrap();
+    assert_eq!(c.get("org", "o1").await.unwrap().unwrap().sequence, 2);
+    assert_eq!(log_through(&*c, None, 2).await[0], written[0]);
+}
+
+/// A database written by a version-1 binary opens with this one: migrated, its data readable
+/// through every read, its log continuing. The log's latest snapshots match the objects.
+pub(crate) async fn opens_a_database_written_by_the_first_version(h: Arc<Harness>) {
+    let t0: Micros = 1_700_000_000_000_000;
+    let snapshot = |id: &str, parent: &str, name: &str, state: Value, sequence: u64, created_at: Micros, at: Micros| {
+        StoredObject {
+            kind: if parent.is_empty() { "org" } else { "user" }.into(),
+            id: id.into(),
+            owner: "o1".into(),
+            parent: parent.into(),
+            name: Some(name.into()),
+            state,
+            sequence,
+            created_at,
+            updated_at: at,
+        }
+    };
+    let event = |position: u64, object: &StoredObject, event_type: &str, deleted: bool| Committed {
+        cursor: LogCursor { epoch: 0, position },
+        event: Event {
+            position,
+            kind: object.kind.clone(),
+            object_id: object.id.clone(),
+            sequence: object.sequence,
+            event_type: event_type.into(),
+            payload: json!({ "n": position }),
+            actor: "user:local:admin".into(),
+            owner: "o1".into(),
+            created_at: object.updated_at,
+        },
+        object: object.clone(),
+        deleted,
+    };
+    let log = vec![
+        event(1, &snapshot("o1", "", "acme", json!({ "name": "acme", "v": 1 }), 1, t0, t0), "org.added", false),
+        event(2, &snapshot("o2", "", "beta", json!({ "name": "beta" }), 1, t0 + 1, t0 + 1), "org.added", false),
+        event(3, &snapshot("o1", "", "acme", json!({ "name": "acme", "v": 2 }), 2, t0, t0 + 2), "org.changed", false),
+        event(4, &snapshot("u1", "o1", "alice", json!({ "name": "alice" }), 1, t0 + 3, t0 + 3), "user.added", false),
+        event(5, &snapshot("o2", "", "beta", json!({ "name": "beta" }), 2, t0 + 1, t0 + 4), "org.removed", true),
+    ];
+    let backend = h.backend().await;
+    backend.create_at_first_version(&log).await;
+    assert_eq!(backend.versions().await, vec![1]);
+
+    let store = backend.open().await.unwrap();
+    assert_eq!(backend.versions().await, (1..=backend.latest_version()).collect::<Vec<_>>());
+    assert_eq!(store.instance().await.unwrap().signing_key.len(), 32);
+    assert_eq!(store.get("org", "o1").await.unwrap(), Some(log[2].object.clone()));
+    assert_eq!(store.get("org", "o2").await.unwrap(), None);
+    assert_eq!(store.get("user", "u1").await.unwrap(), Some(log[3].object.clone()));
+    let all = PageQuery { after: None, reverse: false, limit: 10 };
+    assert_eq!(ids(store.list("org", "", &all).await.unwrap()), ["o1"]);
+    assert_eq!(ids(store.list("user", "o1", &all).await.unwrap()), ["u1"]);
+
+    let read = log_through(&*store, None, 5).await;
+    assert_eq!(events(&read), events(&log));
+    assert_increasing(&read);
+    // Every object's latest event carries what the current state determines (a live
+    // object's row; that a gone object's last event removed it), so a follower replaying the
+    // log from the start ends with the current objects.
+    for i in [2, 3] {
+        assert_eq!((&read[i].object, read[i].deleted), (&log[i].object, false), "event {}", i + 1);
+    }
+    assert!(read[4].deleted);
+    assert_eq!(objects_left_by(&read), vec![log[2].object.clone(), log[3].object.clone()]);
+
+    // The log, sequences and clock continue.
+    let next =
+        store.append(vec![put("org", "o1", Expect::Sequence(2), "", Some("acme"), json!({ "v": 3 }))]).await.unwrap();
+    assert_eq!((next[0].event.position, next[0].event.sequence), (6, 3));
+    assert_eq!(next[0].object.created_at, t0);
+    assert!(next[0].event.created_at >= t0 + 4);
+    let again = store.append(vec![create("org", "o2", "", Some("beta"))]).await.unwrap();
+    assert_eq!(again[0].event.sequence, 3);
+    assert_eq!(log_through(&*store, Some(("org", "o1")), 7).await.len(), 3);
+}
+
+pub(crate) async fn newer_schema_refuses_to_open(h: Arc<Harness>) {
+    let backend = h.backend().await;
+    backend.open().await.unwrap().close().await.unwrap();
+    backend
+        .execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'future', 0)")
+        .await
+        .unwrap();
+    match backend.open().await.map(|_| ()) {
+        Err(StoreError::Unavailable(message)) => {
+            assert!(message.contains("schema version 999 is newer"), "{message}");
+            assert!(message.contains(&format!("up to {}", backend.latest_version())), "{message}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+pub(crate) async fn closed_store_is_unavailable(h: Arc<Harness>) {
+    let store = h.store().await;
+    store.append(vec![create("org", "o1", "", None)]).await.unwrap();
+    store.close().await.unwrap();
+    let unavailable = |r: StoreError| matches!(r, StoreError::Unavailable(ref m) if m.contains("closed"));
+    assert!(unavailable(store.get("org", "o1").await.unwrap_err()));
+    assert!(unavailable(store.append(vec![create("org", "o2", "", None)]).await.unwrap_err()));
+    assert!(unavailable(store.append(vec![]).await.unwrap_err()));
+    assert!(unavailable(store.ping().await.unwrap_err()));
+    assert!(unavailable(store.instance().await.unwrap_err()));
+    assert!(unavailable(store.read_log(None, LogCursor::default(), 1).await.unwrap_err()));
+    assert!(unavailable(store.cursor_of(1).await.unwrap_err()));
+    assert!(unavailable(
+        store.list("org", "", &PageQuery { after: None, reverse: false, limit: 1 }).await.unwrap_err()
+    ));
+    store.close().await.unwrap();
+}
+
+/// One `#[tokio::test]` per backend and behaviour.
+macro_rules! conformance_suite {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::run(super::Target::Sqlite, stringify!($test), super::$test).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::run(super::Target::Postgres, stringify!($test), super::$test).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance_suite!(
+    append_then_get_round_trips,
+    sequence_increments_and_continues_after_delete,
+    absent_on_existing_object_conflicts_and_writes_nothing,
+    stale_or_missing_sequence_conflicts,
+    failing_write_in_a_request_writes_nothing,
+    later_writes_in_a_request_see_earlier_ones,
+    names_are_unique_per_kind_and_parent,
+    list_pages_by_created_at_then_id,
+    read_log_in_cursor_order_with_and_without_object_filter,
+    read_log_carries_the_snapshot_append_answered,
+    cursor_of_finds_readable_events,
+    concurrent_appends_all_land,
+    racing_writers_exactly_one_wins,
+    a_failing_request_does_not_fail_its_neighbours,
+    instance_is_stable_across_reopen,
+    instance_row_and_events_cannot_change,
+    data_survives_reopen,
+    migrates_an_empty_database,
+    concurrent_opens_migrate_once,
+    opens_a_database_written_by_the_first_version,
+    newer_schema_refuses_to_open,
+    closed_store_is_unavailable,
+);

@@ -1,0 +1,1050 @@
+//! The PostgreSQL backend of the [`Store`], for several replicas sharing one database.
+//!
+//! Owns a connection pool to the database named by the URL given to
+//! [`PostgresStore::connect`], its versioned schema (the migrations embedded from
+//! `migrations/postgres/`, applied under an advisory lock so replicas starting together
+//! migrate and seed the instance once), and the mapping of PostgreSQL failures onto
+//! [`StoreError`]. Same model and semantics as the SQLite backend: an append-only event log
+//! plus current-state rows, written in one transaction per `append`; timestamps come from the
+//! database's clock, so every replica stamps events with the same clock.
+//!
+//! Writers of one object are serialised by a transaction-scoped advisory lock on the object
+//! (which also covers objects that do not exist yet), taken in one global order so that two
+//! requests never wait on each other crosswise. Writers of different objects run in parallel.
+//!
+//! # Reading the log without skipping late commits
+//!
+//! Positions come from a sequence and are taken when a transaction inserts, not when it
+//! commits. Transaction A may take position 7, transaction B position 8, and B commit first.
+//! A reader that goes by position alone sees 8, remembers "after 8", and never delivers 7
+//! once A commits: the classic event-store trap. Serialising appends with a lock held until
+//! commit would avoid it at the cost of all write concurrency.
+//!
+//! Instead each event records its transaction's id (`xid`, 64-bit `xid8`), and the log is read
+//! in (xid, position) order, only below the watermark `pg_snapshot_xmin(pg_current_snapshot())`:
+//! the oldest transaction id still running. Every transaction below it has finished, so the
+//! events below it are final (committed and visible to the reading statement, or rolled back
+//! and gone). A transaction still running has an xid at or above the watermark, and one that
+//! starts later gets a higher xid still, so an event that becomes readable later always sorts
+//! after every event already delivered. A follower that remembers its last [`LogCursor`] never
+//! skips. The price: a transaction that stays open (here or in any other session of the
+//! cluster) holds the watermark back, and events after it wait until it ends.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{NoTls, Row};
+use uuid::Uuid;
+
+use crate::store::{
+    Append, Change, Committed, Event, Expect, Instance, LogCursor, Micros, PageQuery, Store, StoreError, StoreResult,
+    StoredObject,
+};
+
+/// Connections in the pool: enough for the write concurrency a replica needs, few enough for
+/// several replicas to share a server's default `max_connections` (100).
+pub const POOL_SIZE: usize = 16;
+
+/// How long opening one connection may take before the call fails with `Unavailable`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a call waits for a free pooled connection.
+const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Attempts of one `append` that hit a deadlock (or another transient conflict) before it
+/// gives up with `Unavailable`.
+const APPEND_ATTEMPTS: u32 = 5;
+
+/// The advisory lock (two-int form, a key space apart from the one-bigint object locks) that
+/// serialises migrations: "iamd", 1.
+const MIGRATION_LOCK: (i32, i32) = (0x6961_6d64, 1);
+
+/// The PostgreSQL store. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct PostgresStore {
+    pool: Pool,
+    instance: Instance,
+    closed: AtomicBool,
+    /// The database, as `postgres://user@host:port/dbname`, without the password.
+    target: String,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").field("target", &self.target).finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/dbname`, or
+    /// the `key=value` form), applies pending migrations and seeds the instance on first use.
+    ///
+    /// Fails with `Unavailable`, naming the database without its password, when the URL is
+    /// not valid, the server cannot be reached, refuses the credentials, has no such
+    /// database, or holds a schema newer than this binary.
+    pub async fn connect(url: &str) -> StoreResult<PostgresStore> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Unavailable(format!("the database URL is not valid: {}", describe(&e))))?;
+        PostgresStore::connect_with(config).await
+    }
+
+    /// [`PostgresStore::connect`] with a parsed configuration.
+    pub async fn connect_with(mut config: tokio_postgres::Config) -> StoreResult<PostgresStore> {
+        let target = describe_target(&config);
+        let at = |e: StoreError| match e {
+            StoreError::Unavailable(m) => StoreError::Unavailable(format!("PostgreSQL at {target}: {m}")),
+            StoreError::Internal(m) => StoreError::Internal(format!("PostgreSQL at {target}: {m}")),
+            other => other,
+        };
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(WAIT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT * 2))
+            .build()
+            .map_err(|e| at(StoreError::Internal(format!("cannot build the connection pool: {e}"))))?;
+
+        let mut client = pool.get().await.map_err(pool_err).map_err(at)?;
+        migrate(&mut client, LATEST_VERSION).await.map_err(at)?;
+        let instance = load_instance(&client).await.map_err(at)?;
+        drop(client);
+        tracing::info!(database = %target, instance = %instance.id, "opened the PostgreSQL store");
+        Ok(PostgresStore { pool, instance, closed: AtomicBool::new(false), target })
+    }
+
+    fn check_open(&self) -> StoreResult<()> {
+        if self.closed.load(Ordering::Acquire) { Err(closed()) } else { Ok(()) }
+    }
+
+    async fn client(&self) -> StoreResult<deadpool_postgres::Object> {
+        self.check_open()?;
+        self.pool.get().await.map_err(pool_err)
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn instance(&self) -> StoreResult<Instance> {
+        self.check_open()?;
+        Ok(self.instance.clone())
+    }
+
+    async fn append(&self, writes: Vec<Append>) -> StoreResult<Vec<Committed>> {
+        self.check_open()?;
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // On its own task, so that a caller that goes away does not cut a transaction short
+        // between statements: it commits as a whole or rolls back, and nobody hears which.
+        let pool = self.pool.clone();
+        match tokio::spawn(async move { append_with_retries(&pool, &writes).await }).await {
+            Ok(result) => result,
+            Err(e) if e.is_panic() => Err(StoreError::Internal("a store task panicked".into())),
+            Err(_) => Err(StoreError::Unavailable("the runtime is shutting down".into())),
+        }
+    }
+
+    async fn get(&self, kind: &str, id: &str) -> StoreResult<Option<StoredObject>> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT owner, parent, name, state, sequence, created_at, updated_at \
+                 FROM objects WHERE kind = $1 AND id = $2",
+            )
+            .await
+            .map_err(pg_err)?;
+        let row = client.query_opt(&stmt, &[&kind, &id]).await.map_err(pg_err)?;
+        row.map(|row| object_from_row(kind, id, &row)).transpose()
+    }
+
+    async fn list(&self, kind: &str, parent: &str, page: &PageQuery) -> StoreResult<Vec<StoredObject>> {
+        let client = self.client().await?;
+        let (cmp, order) = if page.reverse { ("<", "DESC") } else { (">", "ASC") };
+        let limit = i64::from(page.limit);
+        let mut sql = "SELECT owner, parent, name, state, sequence, created_at, updated_at, id \
+                       FROM objects WHERE kind = $1 AND parent = $2"
+            .to_owned();
+        if page.after.is_some() {
+            sql.push_str(&format!(" AND (created_at, id) {cmp} ($4, $5)"));
+        }
+        sql.push_str(&format!(" ORDER BY created_at {order}, id {order} LIMIT $3"));
+        let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
+        let rows = match &page.after {
+            Some((created_at, id)) => client.query(&stmt, &[&kind, &parent, &limit, created_at, id]).await,
+            None => client.query(&stmt, &[&kind, &parent, &limit]).await,
+        }
+        .map_err(pg_err)?;
+        rows.iter()
+            .map(|row| {
+                let id: String = get(row, 7)?;
+                object_from_row(kind, &id, row)
+            })
+            .collect()
+    }
+
+    async fn read_log(
+        &self,
+        object: Option<(&str, &str)>,
+        after: LogCursor,
+        limit: u32,
+    ) -> StoreResult<Vec<Committed>> {
+        let client = self.client().await?;
+        let epoch = after.epoch.to_string();
+        // Past the largest position a BIGSERIAL can hold there is nothing to return.
+        let position = i64::try_from(after.position).unwrap_or(i64::MAX);
+        let limit = i64::from(limit);
+        // The watermark is taken by the same statement (READ COMMITTED: one snapshot per
+        // statement) that reads the rows, so every event below it is visible to the read.
+        let mut sql = format!(
+            "SELECT {LOG_COLUMNS} FROM events \
+             WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) \
+             AND (xid, position) > ($1::text::xid8, $2)"
+        );
+        if object.is_some() {
+            sql.push_str(" AND kind = $4 AND object_id = $5");
+        }
+        sql.push_str(" ORDER BY xid, position LIMIT $3");
+        let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
+        let rows = match object {
+            Some((kind, id)) => client.query(&stmt, &[&epoch, &position, &limit, &kind, &id]).await,
+            None => client.query(&stmt, &[&epoch, &position, &limit]).await,
+        }
+        .map_err(pg_err)?;
+        rows.iter().map(committed_from_row).collect()
+    }
+
+    async fn cursor_of(&self, position: u64) -> StoreResult<Option<LogCursor>> {
+        let Ok(sql_position) = i64::try_from(position) else {
+            return Ok(None);
+        };
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "SELECT xid::text FROM events \
+                 WHERE position = $1 AND xid < pg_snapshot_xmin(pg_current_snapshot())",
+            )
+            .await
+            .map_err(pg_err)?;
+        let row = client.query_opt(&stmt, &[&sql_position]).await.map_err(pg_err)?;
+        row.map(|row| Ok(LogCursor { epoch: xid_column(&row, 0)?, position })).transpose()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        let client = self.client().await?;
+        client.simple_query("SELECT 1").await.map_err(pg_err)?;
+        Ok(())
+    }
+
+    /// Stops handing out connections and closes the idle ones; appends already running
+    /// finish on theirs. Every commit was durable when it was answered, so there is nothing
+    /// to flush. Closing a closed store succeeds and does nothing.
+    async fn close(&self) -> StoreResult<()> {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.pool.close();
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Writes
+
+/// Why one attempt at an append failed.
+enum Failure {
+    /// A transient conflict between transactions (deadlock, serialization failure): the
+    /// whole request may go again.
+    Retry(StoreError),
+    Fail(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        Failure::Fail(e)
+    }
+}
+
+/// A database error from inside the append transaction.
+fn append_err(e: tokio_postgres::Error) -> Failure {
+    let retry = matches!(e.code(), Some(code) if *code == SqlState::T_R_DEADLOCK_DETECTED
+        || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        // The object locks rule out two writers assigning one sequence or inserting one
+        // row; should a writer that does not take them do it anyway, going again gives
+        // the loser a proper Conflict.
+        || (*code == SqlState::UNIQUE_VIOLATION
+            && matches!(e.as_db_error().and_then(|d| d.constraint()),
+                Some("events_kind_object_id_sequence_key" | "objects_pkey"))));
+    if retry { Failure::Retry(pg_err(e)) } else { Failure::Fail(pg_err(e)) }
+}
+
+async fn append_with_retries(pool: &Pool, writes: &[Append]) -> StoreResult<Vec<Committed>> {
+    let mut attempt = 1;
+    loop {
+        let mut client = pool.get().await.map_err(pool_err)?;
+        match append_once(&mut client, writes).await {
+            Ok(committed) => return Ok(committed),
+            Err(Failure::Fail(e)) => return Err(e),
+            Err(Failure::Retry(e)) if attempt >= APPEND_ATTEMPTS => {
+                return Err(StoreError::Unavailable(format!("the write kept conflicting ({attempt} attempts): {e}")));
+            }
+            Err(Failure::Retry(e)) => {
+                tracing::debug!(attempt, error = %e, "append conflicted with another transaction; retrying");
+                drop(client);
+                tokio::time::sleep(Duration::from_millis(2 << attempt)).await;
+                attempt += 1;
+            }
+        }
+    }
+}
+
+/// An object as the request found it, then as its earlier writes left it.
+struct Tracked {
+    current: Option<StoredObject>,
+    /// The sequence of its latest event (0 for none): without a row, a deleted object's log
+    /// continues.
+    last_sequence: u64,
+}
+
+const INSERT_EVENT: &str = "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, \
+     created_at, object_owner, parent, name, state, object_created_at, deleted) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING position, xid::text";
+
+const UPSERT_OBJECT: &str = "INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, \
+     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (kind, id) DO UPDATE SET owner = excluded.owner, parent = excluded.parent, \
+     name = excluded.name, state = excluded.state, sequence = excluded.sequence, \
+     updated_at = excluded.updated_at";
+
+/// One transaction (READ COMMITTED): lock the objects, read them, check every expectation as
+/// the earlier writes of the request leave the objects, write, commit. Dropping the
+/// transaction on an error rolls it back.
+async fn append_once(client: &mut deadpool_postgres::Object, writes: &[Append]) -> Result<Vec<Committed>, Failure> {
+    let tx = client.transaction().await.map_err(append_err)?;
+
+    // One global order (the keys sorted) so that two requests never hold one lock each
+    // while waiting for the other's. Advisory locks cover objects that have no row yet,
+    // which a row lock (SELECT ... FOR UPDATE) cannot.
+    let mut keys: Vec<i64> = writes.iter().map(|w| lock_key(&w.kind, &w.id)).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let lock =
+        tx.prepare_cached("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k").await.map_err(append_err)?;
+    tx.execute(&lock, &[&keys]).await.map_err(append_err)?;
+
+    // Read under the locks: each statement sees every commit made before it started,
+    // including the previous lock holder's.
+    let load = tx
+        .prepare_cached(
+            "SELECT o.owner, o.parent, o.name, o.state, o.sequence, o.created_at, o.updated_at, \
+                    l.sequence, l.created_at \
+             FROM (SELECT 1) AS one \
+             LEFT JOIN objects AS o ON o.kind = $1 AND o.id = $2 \
+             LEFT JOIN LATERAL (SELECT e.sequence, e.created_at FROM events AS e \
+                                WHERE e.kind = $1 AND e.object_id = $2 \
+                                ORDER BY e.sequence DESC LIMIT 1) AS l ON true",
+        )
+        .await
+        .map_err(append_err)?;
+    let mut objects: HashMap<(&str, &str), Tracked> = HashMap::new();
+    let mut latest: Micros = 0;
+    for write in writes {
+        let key = (write.kind.as_str(), write.id.as_str());
+        if objects.contains_key(&key) {
+            continue;
+        }
+        let row = tx.query_one(&load, &[&write.kind, &write.id]).await.map_err(append_err)?;
+        let current = match get::<Option<i64>>(&row, 4)? {
+            Some(_) => Some(object_from_row(&write.kind, &write.id, &row)?),
+            None => None,
+        };
+        let last_sequence = get::<Option<i64>>(&row, 7)?.map(to_u64).transpose()?.unwrap_or(0);
+        latest = latest.max(get::<Option<i64>>(&row, 8)?.unwrap_or(0));
+        objects.insert(key, Tracked { current, last_sequence });
+    }
+
+    // One timestamp for the transaction, from the database's clock (the one clock every
+    // replica shares), never before the newest event of the log or of an object written
+    // here: per object and for sequential writes, time does not go back.
+    let clock = tx
+        .prepare_cached(
+            "SELECT GREATEST((extract(epoch FROM clock_timestamp()) * 1000000)::int8, \
+                    COALESCE((SELECT created_at FROM events ORDER BY position DESC LIMIT 1), 0))",
+        )
+        .await
+        .map_err(append_err)?;
+    let now: Micros = get::<i64>(&tx.query_one(&clock, &[]).await.map_err(append_err)?, 0)?.max(latest);
+
+    let insert_event = tx.prepare_cached(INSERT_EVENT).await.map_err(append_err)?;
+    let upsert_object = tx.prepare_cached(UPSERT_OBJECT).await.map_err(append_err)?;
+    let delete_object =
+        tx.prepare_cached("DELETE FROM objects WHERE kind = $1 AND id = $2").await.map_err(append_err)?;
+
+    let mut committed = Vec::with_capacity(writes.len());
+    for write in writes {
+        let tracked = objects
+            .get_mut(&(write.kind.as_str(), write.id.as_str()))
+            .ok_or_else(|| StoreError::Internal("an object of the request was not loaded".into()))?;
+        let actual = tracked.current.as_ref().map(|object| object.sequence);
+        let expected = match write.expect {
+            Expect::Any => true,
+            Expect::Absent => actual.is_none(),
+            Expect::Sequence(n) => actual == Some(n),
+        };
+        // Deleting what is not there is a conflict too: the caller's view is stale.
+        let deletes_nothing = matches!(write.change, Change::Delete) && tracked.current.is_none();
+        if !expected || deletes_nothing {
+            return Err(Failure::Fail(StoreError::Conflict {
+                kind: write.kind.clone(),
+                id: write.id.clone(),
+                expected: write.expect,
+                actual,
+            }));
+        }
+        let sequence = tracked.last_sequence.checked_add(1).ok_or_else(|| {
+            StoreError::Internal(format!("`{}` `{}` ran out of sequence numbers", write.kind, write.id))
+        })?;
+        let sequence_sql = to_i64(sequence)?;
+
+        let (object, deleted) = match (&write.change, tracked.current.take()) {
+            (Change::Put { owner, parent, name, state }, current) => (
+                StoredObject {
+                    kind: write.kind.clone(),
+                    id: write.id.clone(),
+                    owner: owner.clone(),
+                    parent: parent.clone(),
+                    name: name.clone(),
+                    state: state.clone(),
+                    sequence,
+                    created_at: current.as_ref().map_or(now, |object| object.created_at),
+                    updated_at: now,
+                },
+                false,
+            ),
+            (Change::Delete, Some(before)) => (StoredObject { sequence, updated_at: now, ..before }, true),
+            (Change::Delete, None) => {
+                return Err(Failure::Fail(StoreError::Internal("delete of a missing object passed the check".into())));
+            }
+        };
+
+        let row = tx
+            .query_one(
+                &insert_event,
+                &[
+                    &write.kind,
+                    &write.id,
+                    &sequence_sql,
+                    &write.event_type,
+                    &write.payload,
+                    &write.actor,
+                    &write.owner,
+                    &now,
+                    &object.owner,
+                    &object.parent,
+                    &object.name,
+                    &object.state,
+                    &object.created_at,
+                    &deleted,
+                ],
+            )
+            .await
+            .map_err(append_err)?;
+        let position = to_u64(get::<i64>(&row, 0)?)?;
+        let epoch = xid_column(&row, 1)?;
+
+        if deleted {
+            tx.execute(&delete_object, &[&write.kind, &write.id]).await.map_err(append_err)?;
+        } else {
+            let upserted = tx
+                .execute(
+                    &upsert_object,
+                    &[
+                        &object.kind,
+                        &object.id,
+                        &object.owner,
+                        &object.parent,
+                        &object.name,
+                        &object.state,
+                        &sequence_sql,
+                        &object.created_at,
+                        &now,
+                    ],
+                )
+                .await;
+            if let Err(e) = upserted {
+                return Err(match &object.name {
+                    Some(name) if is_name_conflict(&e) => {
+                        Failure::Fail(StoreError::NameTaken { kind: write.kind.clone(), name: name.clone() })
+                    }
+                    _ => append_err(e),
+                });
+            }
+        }
+
+        tracked.last_sequence = sequence;
+        tracked.current = (!deleted).then(|| object.clone());
+        let event = Event {
+            position,
+            kind: write.kind.clone(),
+            object_id: write.id.clone(),
+            sequence,
+            event_type: write.event_type.clone(),
+            payload: write.payload.clone(),
+            actor: write.actor.clone(),
+            owner: write.owner.clone(),
+            created_at: now,
+        };
+        committed.push(Committed { cursor: LogCursor { epoch, position }, event, object, deleted });
+    }
+
+    tx.commit().await.map_err(append_err)?;
+    Ok(committed)
+}
+
+/// The advisory lock key of one object: 64 bits of SHA-256 over kind and id. A collision
+/// only makes two objects' writers take turns.
+fn lock_key(kind: &str, id: &str) -> i64 {
+    let digest = Sha256::new().chain_update(kind).chain_update([0u8]).chain_update(id).finalize();
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+    i64::from_be_bytes(bytes)
+}
+
+fn is_name_conflict(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|d| *d.code() == SqlState::UNIQUE_VIOLATION && d.constraint() == Some("objects_name"))
+}
+
+// ---------------------------------------------------------------------------------------
+// Reads
+
+// The xid goes out as text under another name: `ORDER BY xid` must sort by the xid8 column,
+// and an output column called `xid` would take its place there (and sort as text).
+const LOG_COLUMNS: &str = "position, kind, object_id, sequence, event_type, payload, actor, owner, created_at, \
+                           object_owner, parent, name, state, object_created_at, deleted, xid::text AS epoch";
+
+/// A row whose first seven columns are owner, parent, name, state, sequence, created_at,
+/// updated_at.
+fn object_from_row(kind: &str, id: &str, row: &Row) -> StoreResult<StoredObject> {
+    Ok(StoredObject {
+        kind: kind.to_owned(),
+        id: id.to_owned(),
+        owner: get(row, 0)?,
+        parent: get(row, 1)?,
+        name: get(row, 2)?,
+        state: get(row, 3)?,
+        sequence: to_u64(get(row, 4)?)?,
+        created_at: get(row, 5)?,
+        updated_at: get(row, 6)?,
+    })
+}
+
+/// A row of `LOG_COLUMNS`.
+fn committed_from_row(row: &Row) -> StoreResult<Committed> {
+    let event = Event {
+        position: to_u64(get(row, 0)?)?,
+        kind: get(row, 1)?,
+        object_id: get(row, 2)?,
+        sequence: to_u64(get(row, 3)?)?,
+        event_type: get(row, 4)?,
+        payload: get(row, 5)?,
+        actor: get(row, 6)?,
+        owner: get(row, 7)?,
+        created_at: get(row, 8)?,
+    };
+    let object = StoredObject {
+        kind: event.kind.clone(),
+        id: event.object_id.clone(),
+        owner: get(row, 9)?,
+        parent: get(row, 10)?,
+        name: get(row, 11)?,
+        state: get::<Value>(row, 12)?,
+        sequence: event.sequence,
+        created_at: get(row, 13)?,
+        updated_at: event.created_at,
+    };
+    Ok(Committed {
+        cursor: LogCursor { epoch: xid_column(row, 15)?, position: event.position },
+        event,
+        object,
+        deleted: get(row, 14)?,
+    })
+}
+
+fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, idx: usize) -> StoreResult<T> {
+    row.try_get(idx).map_err(|e| StoreError::Internal(format!("reading column {idx}: {}", describe(&e))))
+}
+
+/// An `xid8` selected as text: there is no binary mapping for it in tokio-postgres.
+fn xid_column(row: &Row, idx: usize) -> StoreResult<u64> {
+    let text: &str = get(row, idx)?;
+    text.parse().map_err(|e| StoreError::Internal(format!("transaction id `{text}`: {e}")))
+}
+
+fn to_u64(value: i64) -> StoreResult<u64> {
+    u64::try_from(value).map_err(|_| StoreError::Internal(format!("negative sequence or position {value}")))
+}
+
+fn to_i64(value: u64) -> StoreResult<i64> {
+    i64::try_from(value).map_err(|_| StoreError::Internal(format!("{value} exceeds PostgreSQL's BIGINT")))
+}
+
+// ---------------------------------------------------------------------------------------
+// Opening and schema
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sql: &'static str,
+}
+
+/// Every schema this binary knows, in version order. Never edit an applied migration; add
+/// the next one.
+const MIGRATIONS: &[Migration] =
+    &[Migration { version: 1, name: "initial", sql: include_str!("migrations/postgres/0001_initial.sql") }];
+
+/// The newest schema version this binary knows.
+pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The migration whose transaction also seeds the instance row.
+const INSTANCE_MIGRATION: i64 = 1;
+
+/// Applies pending migrations up to `target` in one transaction, under an advisory lock, and
+/// refuses a schema newer than this binary's. A replica that starts while another migrates
+/// waits for the lock, then finds the work done: the instance is seeded exactly once.
+async fn migrate(client: &mut tokio_postgres::Client, target: i64) -> StoreResult<()> {
+    let tx = client.transaction().await.map_err(pg_err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1, $2)", &[&MIGRATION_LOCK.0, &MIGRATION_LOCK.1])
+        .await
+        .map_err(pg_err)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    BIGINT PRIMARY KEY,
+             name       TEXT   NOT NULL,
+             applied_at BIGINT NOT NULL
+         )",
+    )
+    .await
+    .map_err(pg_err)?;
+    let current: i64 = get(
+        &tx.query_one("SELECT COALESCE(MAX(version), 0)::int8 FROM schema_migrations", &[]).await.map_err(pg_err)?,
+        0,
+    )?;
+    if current > LATEST_VERSION {
+        return Err(StoreError::Unavailable(format!(
+            "database schema version {current} is newer than this binary knows (up to {LATEST_VERSION}); \
+             run a newer iamd or restore a backup made for this version"
+        )));
+    }
+    for migration in MIGRATIONS.iter().filter(|m| m.version > current && m.version <= target) {
+        tx.batch_execute(migration.sql).await.map_err(|e| {
+            StoreError::Internal(format!(
+                "migration {} ({}) failed: {}",
+                migration.version,
+                migration.name,
+                describe(&e)
+            ))
+        })?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) \
+             VALUES ($1, $2, (extract(epoch FROM clock_timestamp()) * 1000000)::int8)",
+            &[&migration.version, &migration.name],
+        )
+        .await
+        .map_err(pg_err)?;
+        if migration.version == INSTANCE_MIGRATION {
+            seed_instance(&tx).await?;
+        }
+        tracing::info!(version = migration.version, name = migration.name, "applying store migration");
+    }
+    tx.commit().await.map_err(pg_err)
+}
+
+async fn seed_instance(tx: &tokio_postgres::Transaction<'_>) -> StoreResult<()> {
+    let id = Uuid::new_v4().to_string();
+    // Two v4 UUIDs from the OS generator: 244 random bits, as the SQLite backend does.
+    let mut signing_key = Vec::with_capacity(32);
+    signing_key.extend_from_slice(Uuid::new_v4().as_bytes());
+    signing_key.extend_from_slice(Uuid::new_v4().as_bytes());
+    tx.execute(
+        "INSERT INTO instance (singleton, id, signing_key, created_at) \
+         VALUES (1, $1, $2, (extract(epoch FROM clock_timestamp()) * 1000000)::int8)",
+        &[&id, &signing_key],
+    )
+    .await
+    .map_err(pg_err)?;
+    tracing::info!(instance = %id, "created store instance");
+    Ok(())
+}
+
+async fn load_instance(client: &tokio_postgres::Client) -> StoreResult<Instance> {
+    let row =
+        client.query_opt("SELECT id, signing_key FROM instance WHERE singleton = 1", &[]).await.map_err(pg_err)?;
+    let row = row.ok_or_else(|| StoreError::Internal("the instance row is missing".into()))?;
+    Ok(Instance { id: get(&row, 0)?, signing_key: get(&row, 1)? })
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors
+
+fn closed() -> StoreError {
+    StoreError::Unavailable("the store is closed".into())
+}
+
+fn pool_err(e: PoolError) -> StoreError {
+    match e {
+        PoolError::Backend(e) => pg_err(e),
+        PoolError::Closed => closed(),
+        PoolError::Timeout(deadpool_postgres::TimeoutType::Wait) => {
+            StoreError::Unavailable(format!("no database connection came free within {WAIT_TIMEOUT:?}"))
+        }
+        PoolError::Timeout(_) => StoreError::Unavailable("timed out connecting to the database".into()),
+        other => StoreError::Internal(format!("connection pool: {other}")),
+    }
+}
+
+/// Connection, resource, operator and authentication failures (and a missing database) are
+/// `Unavailable`; so is any failure without a server error (I/O, a closed connection, a
+/// timeout). Anything else the server reports is `Internal`.
+fn pg_err(e: tokio_postgres::Error) -> StoreError {
+    let message = describe(&e);
+    let Some(code) = e.code() else {
+        return StoreError::Unavailable(message);
+    };
+    let class = code.code().get(..2).unwrap_or_default();
+    let unavailable = matches!(class, "08" | "28" | "53" | "57" | "58" | "3D")
+        || *code == SqlState::T_R_DEADLOCK_DETECTED
+        || *code == SqlState::T_R_SERIALIZATION_FAILURE;
+    if unavailable { StoreError::Unavailable(message) } else { StoreError::Internal(message) }
+}
+
+/// The error with its causes; a server error as its message and SQLSTATE.
+fn describe(e: &tokio_postgres::Error) -> String {
+    if let Some(db) = e.as_db_error() {
+        let mut text = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+        if let Some(detail) = db.detail() {
+            text.push_str(&format!("; {detail}"));
+        }
+        return text;
+    }
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// `postgres://user@host:port/dbname`: where the store connects, without the password.
+fn describe_target(config: &tokio_postgres::Config) -> String {
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .enumerate()
+        .map(|(i, host)| {
+            let host = match host {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            };
+            let port = config.get_ports().get(i).or(config.get_ports().first()).copied().unwrap_or(5432);
+            format!("{host}:{port}")
+        })
+        .collect();
+    let user = config.get_user().map(|user| format!("{user}@")).unwrap_or_default();
+    let dbname = config.get_dbname().or(config.get_user()).unwrap_or_default();
+    format!("postgres://{user}{}/{dbname}", hosts.join(","))
+}
+
+// ---------------------------------------------------------------------------------------
+// Test support: scratch schemas on the test server
+
+/// A scratch schema on the server named by `IAMD_TEST_DATABASE_URL`, for one test: the
+/// store's connections put it first on their `search_path`, so each test has its own tables.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::io::Write;
+
+    use super::*;
+
+    pub(crate) const URL_VAR: &str = "IAMD_TEST_DATABASE_URL";
+
+    /// The test server's configuration, or `None` (and a note on stderr, past the test
+    /// harness's capture) when the variable is unset.
+    pub(crate) fn base_config(what: &str) -> Option<tokio_postgres::Config> {
+        match std::env::var(URL_VAR) {
+            Ok(url) => Some(url.parse().expect("IAMD_TEST_DATABASE_URL is a valid PostgreSQL URL")),
+            Err(_) => {
+                let _ = writeln!(std::io::stderr(), "postgres {what} skipped: {URL_VAR} is unset");
+                None
+            }
+        }
+    }
+
+    /// A raw connection, outside any pool.
+    pub(crate) async fn connect(config: &tokio_postgres::Config) -> tokio_postgres::Client {
+        let (client, connection) = config.connect(NoTls).await.expect("the test server answers");
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        client
+    }
+
+    pub(crate) struct TestSchema {
+        base: tokio_postgres::Config,
+        pub(crate) name: String,
+    }
+
+    impl TestSchema {
+        pub(crate) async fn create(what: &str) -> Option<TestSchema> {
+            let base = base_config(what)?;
+            let name = format!("iamd_test_{}", Uuid::new_v4().simple());
+            connect(&base).await.batch_execute(&format!("CREATE SCHEMA {name}")).await.expect("CREATE SCHEMA");
+            Some(TestSchema { base, name })
+        }
+
+        /// The server's configuration with this schema first on the search path.
+        pub(crate) fn config(&self) -> tokio_postgres::Config {
+            let mut config = self.base.clone();
+            config.options(format!("-c search_path={}", self.name));
+            config
+        }
+
+        pub(crate) async fn client(&self) -> tokio_postgres::Client {
+            connect(&self.config()).await
+        }
+
+        pub(crate) async fn drop_schema(&self) {
+            let dropped = connect(&self.base).await.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name)).await;
+            if let Err(e) = dropped {
+                let _ = writeln!(std::io::stderr(), "could not drop test schema {}: {e}", self.name);
+            }
+        }
+    }
+
+    /// Creates the schema at `version`, as the binary of that version left it.
+    pub(crate) async fn create_at_version(config: &tokio_postgres::Config, version: i64) {
+        migrate(&mut connect(config).await, version).await.expect("migrations apply");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing, reason = "a failing test panics")]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::testing::TestSchema;
+    use super::*;
+
+    fn create(kind: &str, id: &str) -> Append {
+        Append {
+            kind: kind.into(),
+            id: id.into(),
+            expect: Expect::Absent,
+            event_type: format!("{kind}.added"),
+            payload: json!({}),
+            actor: "system".into(),
+            owner: "org-1".into(),
+            change: Change::Put {
+                owner: "org-1".into(),
+                parent: String::new(),
+                name: None,
+                state: json!({ "id": id }),
+            },
+        }
+    }
+
+    async fn settled(store: &PostgresStore, position: u64) -> LogCursor {
+        for _ in 0..3000 {
+            if let Some(cursor) = store.cursor_of(position).await.unwrap() {
+                return cursor;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("position {position} never became readable");
+    }
+
+    /// The classic trap: a transaction takes a position, a later one takes a higher position
+    /// and commits first. Delivering by position would hand out the higher one, move the
+    /// reader past the lower one and skip it once its transaction commits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_late_commit_with_a_lower_position_is_not_skipped() {
+        let Some(schema) = TestSchema::create("late-commit test").await else {
+            return;
+        };
+        let store = Arc::new(PostgresStore::connect_with(schema.config()).await.unwrap());
+        let first = store.append(vec![create("org", "before")]).await.unwrap();
+        let start = settled(&store, first[0].event.position).await;
+        assert_eq!(store.read_log(None, start, 100).await.unwrap(), vec![]);
+
+        // The slow writer: a transaction that appends and stays open.
+        let mut raw = schema.client().await;
+        let slow = raw.transaction().await.unwrap();
+        let row = slow
+            .query_one(
+                "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, created_at, \
+                 object_owner, parent, name, state, object_created_at, deleted) \
+                 VALUES ('org', 'slow', 1, 'org.added', '{}', 'system', 'org-1', 0, 'org-1', '', NULL, '{}', 0, false) \
+                 RETURNING position, xid::text",
+                &[],
+            )
+            .await
+            .unwrap();
+        let slow_position = u64::try_from(row.get::<_, i64>(0)).unwrap();
+        let slow_xid: u64 = row.get::<_, &str>(1).parse().unwrap();
+
+        // The fast writer takes a higher position and commits first.
+        let fast = store.append(vec![create("org", "fast")]).await.unwrap();
+        assert!(fast[0].event.position > slow_position);
+        assert!(fast[0].cursor.epoch > slow_xid);
+        // Readable by position now, so a position-ordered reader would deliver it and move
+        // past `slow_position`. The watermark holds it back instead.
+        assert!(store.get("org", "fast").await.unwrap().is_some());
+        for _ in 0..5 {
+            assert_eq!(store.read_log(None, start, 100).await.unwrap(), vec![]);
+            assert_eq!(store.cursor_of(fast[0].event.position).await.unwrap(), None);
+            assert_eq!(store.cursor_of(slow_position).await.unwrap(), None);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+
+        slow.commit().await.unwrap();
+        settled(&store, fast[0].event.position).await;
+        let delivered = store.read_log(None, start, 100).await.unwrap();
+        let order: Vec<(u64, u64)> = delivered.iter().map(|c| (c.cursor.epoch, c.event.position)).collect();
+        assert_eq!(order, vec![(slow_xid, slow_position), (fast[0].cursor.epoch, fast[0].event.position)]);
+        assert_eq!(delivered[1], fast[0]);
+        assert_eq!(store.cursor_of(slow_position).await.unwrap(), Some(delivered[0].cursor));
+        store.close().await.unwrap();
+        schema.drop_schema().await;
+    }
+
+    /// A rolled-back transaction leaves a hole in the positions and nothing else.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_rolled_back_transaction_holds_the_log_only_while_it_runs() {
+        let Some(schema) = TestSchema::create("rollback test").await else {
+            return;
+        };
+        let store = PostgresStore::connect_with(schema.config()).await.unwrap();
+        let mut raw = schema.client().await;
+        let doomed = raw.transaction().await.unwrap();
+        doomed
+            .execute(
+                "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, created_at, \
+                 object_owner, parent, name, state, object_created_at, deleted) \
+                 VALUES ('org', 'doomed', 1, 'org.added', '{}', 'system', 'org-1', 0, 'org-1', '', NULL, '{}', 0, false)",
+                &[],
+            )
+            .await
+            .unwrap();
+        let after = store.append(vec![create("org", "after")]).await.unwrap();
+        assert_eq!(store.cursor_of(after[0].event.position).await.unwrap(), None);
+        doomed.rollback().await.unwrap();
+        let cursor = settled(&store, after[0].event.position).await;
+        let log = store.read_log(None, LogCursor::default(), 100).await.unwrap();
+        assert_eq!(log.iter().map(|c| c.cursor).collect::<Vec<_>>(), vec![cursor]);
+        schema.drop_schema().await;
+    }
+
+    /// Cursor order is numeric in the xid, across a change in digit count too (text order
+    /// would put 10 before 9).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_log_is_in_numeric_transaction_id_order() {
+        let Some(schema) = TestSchema::create("xid order test").await else {
+            return;
+        };
+        let store = PostgresStore::connect_with(schema.config()).await.unwrap();
+        // Transaction ids long finished, given by hand: the later position has the older xid.
+        schema
+            .client()
+            .await
+            .batch_execute(
+                "INSERT INTO events (xid, kind, object_id, sequence, event_type, payload, actor, owner, created_at, \
+                 object_owner, parent, name, state, object_created_at, deleted) VALUES \
+                 ('10', 'org', 'a', 1, 'org.added', '{}', 'system', 'o', 0, 'o', '', NULL, '{}', 0, false); \
+                 INSERT INTO events (xid, kind, object_id, sequence, event_type, payload, actor, owner, created_at, \
+                 object_owner, parent, name, state, object_created_at, deleted) VALUES \
+                 ('9', 'org', 'b', 1, 'org.added', '{}', 'system', 'o', 0, 'o', '', NULL, '{}', 0, false);",
+            )
+            .await
+            .unwrap();
+        let log = store.read_log(None, LogCursor::default(), 10).await.unwrap();
+        let cursors: Vec<(u64, u64)> = log.iter().map(|c| (c.cursor.epoch, c.cursor.position)).collect();
+        assert_eq!(cursors, vec![(9, 2), (10, 1)]);
+        let after_first = store.read_log(None, log[0].cursor, 10).await.unwrap();
+        assert_eq!(after_first.iter().map(|c| c.cursor).collect::<Vec<_>>(), vec![log[1].cursor]);
+        assert_eq!(store.cursor_of(2).await.unwrap(), Some(log[0].cursor));
+        schema.drop_schema().await;
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_unavailable_and_named_without_the_password() {
+        // Port 1 on the loopback: nothing listens, the connection is refused at once.
+        let err = PostgresStore::connect("postgres://iamd:s3cret@127.0.0.1:1/iamd").await.unwrap_err();
+        let StoreError::Unavailable(message) = err else { panic!("expected Unavailable, got {err:?}") };
+        assert!(message.contains("PostgreSQL at postgres://iamd@127.0.0.1:1/iamd"), "{message}");
+        assert!(message.contains("error connecting to server"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn an_invalid_url_is_unavailable_without_echoing_it() {
+        let err = PostgresStore::connect("postgres://iamd:s3cret@127.0.0.1:notaport/iamd").await.unwrap_err();
+        let StoreError::Unavailable(message) = err else { panic!("expected Unavailable, got {err:?}") };
+        assert!(message.contains("the database URL is not valid"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_database_or_role_is_unavailable_with_the_cause() {
+        let Some(base) = testing::base_config("startup error test") else {
+            return;
+        };
+        let mut missing_db = base.clone();
+        missing_db.dbname("iamd_no_such_database");
+        let err = PostgresStore::connect_with(missing_db).await.unwrap_err();
+        let StoreError::Unavailable(message) = err else { panic!("expected Unavailable, got {err:?}") };
+        assert!(message.contains("/iamd_no_such_database"), "{message}");
+        assert!(message.contains("database \"iamd_no_such_database\" does not exist"), "{message}");
+
+        // The test server trusts every password, so an unknown role stands in for wrong
+        // credentials: both are refused at authentication (SQLSTATE class 28).
+        let mut bad_role = base.clone();
+        bad_role.user("iamd_no_such_role").password("s3cret");
+        let err = PostgresStore::connect_with(bad_role).await.unwrap_err();
+        let StoreError::Unavailable(message) = err else { panic!("expected Unavailable, got {err:?}") };
+        assert!(message.contains("iamd_no_such_role@"), "{message}");
+        assert!(message.contains("SQLSTATE 28"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
+    }
+
+    #[test]
+    fn targets_are_described_without_passwords() {
+        let config: tokio_postgres::Config = "postgres://u:pw@db.example:6432/iam".parse().unwrap();
+        assert_eq!(describe_target(&config), "postgres://u@db.example:6432/iam");
+        let config: tokio_postgres::Config = "host=/run/postgresql user=me password=pw".parse().unwrap();
+        assert_eq!(describe_target(&config), "postgres://me@/run/postgresql:5432/me");
+    }
+
+    #[test]
+    fn lock_keys_separate_kind_from_id() {
+        assert_ne!(lock_key("ab", "c"), lock_key("a", "bc"));
+        assert_eq!(lock_key("org", "o1"), lock_key("org", "o1"));
+    }
+
+    #[test]
+    fn migrations_are_numbered_from_one_without_gaps() {
+        for (i, migration) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(migration.version, i64::try_from(i).unwrap() + 1, "{}", migration.name);
+        }
+        assert_eq!(LATEST_VERSION, 1);
+    }
+}
