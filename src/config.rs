@@ -27,6 +27,13 @@ pub struct Config {
     /// Browser origins allowed to call the API (CORS), comma-separated; `*` allows any.
     #[arg(long, env = "IAMD_CORS_ALLOWED_ORIGINS", default_value = "*", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
+    /// How long a request carrying a consistency token may wait for this replica to catch
+    /// up before it is UNAVAILABLE.
+    #[arg(long, env = "IAMD_CONSISTENCY_WAIT", default_value = "2s", value_parser = parse_duration)]
+    pub consistency_wait: Duration,
+    /// How often the replica polls the event log for other replicas' writes.
+    #[arg(long, env = "IAMD_FOLLOW_INTERVAL", default_value = "50ms", value_parser = parse_duration)]
+    pub follow_interval: Duration,
     /// How long in-flight requests may take to finish after a stop signal.
     #[arg(long, env = "IAMD_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -42,6 +49,8 @@ impl Config {
             bootstrap_token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             cors_allowed_origins: vec!["*".into()],
+            consistency_wait: Duration::from_secs(2),
+            follow_interval: Duration::from_millis(50),
             shutdown_grace: Duration::from_secs(10),
         }
     }

@@ -29,6 +29,13 @@ pub mod iamd {
         }
     }
 
+    pub mod history {
+        pub mod v1 {
+            tonic::include_proto!("iamd.history.v1");
+            include!(concat!(env!("OUT_DIR"), "/iamd.history.v1.serde.rs"));
+        }
+    }
+
     pub mod accounts {
         pub mod v1 {
             tonic::include_proto!("iamd.accounts.v1");

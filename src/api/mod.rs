@@ -3,6 +3,7 @@
 //! message. Only this module and `transcode` see protobuf types.
 
 mod admin;
+mod history;
 mod organizations;
 pub mod status;
 

@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::organizations::{from_json, missing_commit, to_json};
 use super::{Actor, App, AppError, Details, ErrorKind, Receipt, check_version};
-use crate::store::{Append, Change, Expect, StoreError, StoredObject};
+use crate::store::{Append, Change, Expect, Store, StoreError, StoredObject};
 
 pub const KIND: &str = "domain_policy";
 
@@ -53,7 +53,7 @@ impl App {
             "instance.policy.domain.added",
             settings,
         )?;
-        match self.store.append(vec![write]).await {
+        match self.view.append(vec![write]).await {
             // Another replica seeded it first: same defaults, nothing to do.
             Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -61,7 +61,7 @@ impl App {
     }
 
     pub async fn default_domain_policy(&self) -> Result<DomainPolicy, AppError> {
-        let object = self.store.get(KIND, &self.instance.id).await?.ok_or_else(|| {
+        let object = self.view.get(KIND, &self.instance.id).await?.ok_or_else(|| {
             AppError::not_found("DOMAIN_POLICY_NOT_FOUND", "the instance has no default domain policy")
         })?;
         policy(&object, true)
@@ -69,8 +69,8 @@ impl App {
 
     /// The organization's own policy, or the default when it has none.
     pub async fn org_domain_policy(&self, org_id: &str) -> Result<DomainPolicy, AppError> {
-        self.require_org(org_id).await?;
-        match self.store.get(KIND, org_id).await? {
+        self.require_org(&*self.view, org_id).await?;
+        match self.view.get(KIND, org_id).await? {
             Some(object) => policy(&object, false),
             None => self.default_domain_policy().await,
         }
@@ -82,9 +82,9 @@ impl App {
         org_id: &str,
         settings: DomainSettings,
     ) -> Result<Receipt<Details>, AppError> {
-        self.require_org(org_id).await?;
+        self.require_org(&*self.store, org_id).await?;
         let write = self.policy_write(actor, org_id, Expect::Absent, "org.policy.domain.added", settings)?;
-        match self.store.append(vec![write]).await {
+        match self.view.append(vec![write]).await {
             Ok(committed) => first_details(committed),
             Err(StoreError::Conflict { .. }) => Err(AppError::new(
                 ErrorKind::AlreadyExists,
@@ -102,7 +102,7 @@ impl App {
         settings: DomainSettings,
         expected: Option<u64>,
     ) -> Result<Receipt<Details>, AppError> {
-        self.require_org(org_id).await?;
+        self.require_org(&*self.store, org_id).await?;
         let current = self.store.get(KIND, org_id).await?.ok_or_else(|| own_policy_missing(org_id))?;
         self.change(actor, &current, "org.policy.domain.changed", settings, expected).await
     }
@@ -113,10 +113,10 @@ impl App {
         org_id: &str,
         expected: Option<u64>,
     ) -> Result<Receipt<Details>, AppError> {
-        self.require_org(org_id).await?;
+        self.require_org(&*self.store, org_id).await?;
         let current = self.store.get(KIND, org_id).await?.ok_or_else(|| own_policy_missing(org_id))?;
         check_version(expected, &current, "domain policy")?;
-        first_details(self.store.append(vec![removal(actor, &current)]).await?)
+        first_details(self.view.append(vec![removal(actor, &current)]).await?)
     }
 
     pub async fn change_default_domain_policy(
@@ -149,14 +149,15 @@ impl App {
             ));
         }
         let write = self.policy_write(actor, &current.id, Expect::Sequence(current.sequence), event, settings)?;
-        first_details(self.store.append(vec![write]).await?)
+        first_details(self.view.append(vec![write]).await?)
     }
 
-    async fn require_org(&self, org_id: &str) -> Result<(), AppError> {
+    /// Checks `org_id` names an organization: in the view for reads, the store for writes.
+    async fn require_org(&self, source: &dyn Store, org_id: &str) -> Result<(), AppError> {
         if org_id.is_empty() || org_id.chars().count() > 200 {
             return Err(AppError::invalid("orgId", "the organization id must be 1 to 200 characters"));
         }
-        self.organization_object(org_id).await.map(|_| ())
+        self.organization_object(source, org_id).await.map(|_| ())
     }
 
     fn policy_write(

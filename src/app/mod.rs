@@ -4,11 +4,13 @@
 
 pub mod domain_policy;
 pub mod error;
+pub mod history;
 pub mod organizations;
 pub mod page;
 
 use std::sync::Arc;
 
+use crate::store::view::View;
 use crate::store::{Instance, Micros, Store, StoredObject};
 pub use error::{AppError, ErrorKind};
 
@@ -70,28 +72,29 @@ pub(crate) fn check_version(expected: Option<u64>, current: &StoredObject, what:
     }
 }
 
-/// The application: the store and the facts of this instance.
+/// The application: the store, this replica's view of it, and the facts of the instance.
+///
+/// Answers to reads come from the `view`. Writes go through the `view` too (so this replica
+/// reads its own writes at once), but the checks before a write read the backend `store`,
+/// so a replica whose view lags never refuses a write on a version it has not seen yet.
 pub struct App {
     store: Arc<dyn Store>,
+    view: Arc<View>,
     instance: Instance,
     pages: page::PageSigner,
 }
 
 impl App {
-    /// Opens the application on a store, seeding what a new instance starts with.
-    pub async fn new(store: Arc<dyn Store>) -> Result<Arc<App>, AppError> {
+    /// Opens the application on a store and its view, seeding what a new instance starts with.
+    pub async fn new(store: Arc<dyn Store>, view: Arc<View>) -> Result<Arc<App>, AppError> {
         let instance = store.instance().await?;
         let pages = page::PageSigner::new(&instance.signing_key)?;
-        let app = App { store, instance, pages };
+        let app = App { store, view, instance, pages };
         app.seed_default_domain_policy().await?;
         Ok(Arc::new(app))
     }
 
     pub fn instance_id(&self) -> &str {
         &self.instance.id
-    }
-
-    pub fn store(&self) -> &Arc<dyn Store> {
-        &self.store
     }
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::page::{ListId, PageRequest};
 use super::{Actor, App, AppError, ErrorKind, Receipt, check_version, domain_policy};
-use crate::store::{Append, Change, Expect, Micros, StoreError, StoredObject};
+use crate::store::{Append, Change, Expect, Micros, Store, StoreError, StoredObject};
 
 pub const KIND: &str = "organization";
 const LIST: ListId<'static> = ListId { list: "organizations", scope: "" };
@@ -48,7 +48,7 @@ impl App {
         let id = uuid::Uuid::new_v4().to_string();
         let state = State { name: name.clone(), domain };
         let committed = self
-            .store
+            .view
             .append(vec![Append {
                 kind: KIND.into(),
                 id: id.clone(),
@@ -75,22 +75,22 @@ impl App {
         page: &PageRequest<'_>,
     ) -> Result<(Vec<Organization>, Option<String>), AppError> {
         let query = self.pages.query(&LIST, page)?;
-        let rows = self.store.list(KIND, "", &query).await?;
+        let rows = self.view.list(KIND, "", &query).await?;
         let (rows, next) = self.pages.page(&LIST, &query, rows);
         let organizations = rows.iter().map(from_object).collect::<Result<_, _>>()?;
         Ok((organizations, next))
     }
 
     pub async fn organization(&self, id: &str) -> Result<Organization, AppError> {
-        from_object(&self.organization_object(id).await?)
+        from_object(&self.organization_object(&*self.view, id).await?)
     }
 
     /// The stored organization, or NotFound; the admin surface uses it to check `orgId`.
-    pub(crate) async fn organization_object(&self, id: &str) -> Result<StoredObject, AppError> {
+    pub(crate) async fn organization_object(&self, source: &dyn Store, id: &str) -> Result<StoredObject, AppError> {
         if id.is_empty() {
             return Err(AppError::invalid("organizationId", "the organization id is required"));
         }
-        self.store.get(KIND, id).await?.ok_or_else(|| not_found(id))
+        source.get(KIND, id).await?.ok_or_else(|| not_found(id))
     }
 
     pub async fn update_organization(
@@ -100,7 +100,7 @@ impl App {
         patch: OrganizationPatch,
         expected: Option<u64>,
     ) -> Result<Receipt<Organization>, AppError> {
-        let current = self.organization_object(id).await?;
+        let current = self.organization_object(&*self.store, id).await?;
         check_version(expected, &current, "organization")?;
         let mut state: State = from_json(&current)?;
         let mut changed = serde_json::Map::new();
@@ -123,7 +123,7 @@ impl App {
             return Ok(Receipt { value: from_object(&current)?, position: None });
         }
         let committed = self
-            .store
+            .view
             .append(vec![Append {
                 kind: KIND.into(),
                 id: id.into(),
@@ -152,7 +152,7 @@ impl App {
         id: &str,
         expected: Option<u64>,
     ) -> Result<Receipt<()>, AppError> {
-        let current = self.organization_object(id).await?;
+        let current = self.organization_object(&*self.store, id).await?;
         check_version(expected, &current, "organization")?;
         let mut writes = Vec::new();
         if let Some(policy) = self.store.get(domain_policy::KIND, id).await? {
@@ -168,7 +168,7 @@ impl App {
             owner: id.into(),
             change: Change::Delete,
         });
-        let committed = self.store.append(writes).await?;
+        let committed = self.view.append(writes).await?;
         Ok(Receipt::of((), &committed))
     }
 }

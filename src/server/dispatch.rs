@@ -16,6 +16,7 @@ use tower::util::BoxCloneSyncService;
 use tower::{Layer, ServiceExt};
 use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
+use super::consistency::ConsistencyLayer;
 use super::deadline::DeadlineLayer;
 use super::limit::MessageLimitLayer;
 use crate::observe::{Protocol, RecordStatus};
@@ -43,10 +44,12 @@ pub fn build(
     store: Arc<dyn Store>,
     max_body: usize,
     origins: &[String],
+    consistency: ConsistencyLayer,
 ) -> Service {
     let stack = tower::ServiceBuilder::new()
         .layer(RecordStatus)
         .layer(DeadlineLayer)
+        .layer(consistency)
         .layer(MessageLimitLayer { max: max_body })
         .service(routes);
     let grpc: GrpcService = BoxCloneSyncService::new(stack);

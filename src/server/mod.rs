@@ -2,6 +2,7 @@
 //! gRPC-web and JSON on one port (HTTP/1.1 and h2c), and stops cleanly: stop accepting,
 //! let in-flight requests finish, close the store.
 
+mod consistency;
 mod deadline;
 mod dispatch;
 mod limit;
@@ -23,8 +24,11 @@ use crate::config::Config;
 use crate::observe::AccessLog;
 use crate::pb::iamd::accounts::v1::organization_service_server::OrganizationServiceServer;
 use crate::pb::iamd::admin::v1::admin_service_server::AdminServiceServer;
+use crate::pb::iamd::history::v1::history_service_server::HistoryServiceServer;
 use crate::store::Store;
+use crate::store::view::View;
 use crate::transcode::routes::RouteTable;
+use consistency::ConsistencyLayer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -102,8 +106,11 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
 }
 
 async fn prepare(config: &Config) -> Result<(TcpListener, Arc<dyn Store>, dispatch::Service), ServerError> {
-    let store: Arc<dyn Store> = crate::store::open(config).await?;
-    let app = App::new(store.clone()).await?;
+    let backend: Arc<dyn Store> = crate::store::open(config).await?;
+    let view = View::open(backend.clone(), config.follow_interval).await?;
+    let app = App::new(backend, view.clone()).await?;
+    // Closing the view stops its follower, then closes the backend.
+    let store: Arc<dyn Store> = view.clone();
     let api = Api::new(app, config.bootstrap_token.clone());
 
     let pool =
@@ -114,18 +121,21 @@ async fn prepare(config: &Config) -> Result<(TcpListener, Arc<dyn Store>, dispat
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AdminServiceServer<Api>>().await;
     health.set_serving::<OrganizationServiceServer<Api>>().await;
+    health.set_serving::<HistoryServiceServer<Api>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
     let grpc = tonic::service::Routes::new(AdminServiceServer::new(api.clone()).max_decoding_message_size(limit))
-        .add_service(OrganizationServiceServer::new(api).max_decoding_message_size(limit))
+        .add_service(OrganizationServiceServer::new(api.clone()).max_decoding_message_size(limit))
+        .add_service(HistoryServiceServer::new(api).max_decoding_message_size(limit))
         .add_service(health_service)
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
 
-    let service = dispatch::build(grpc, routes, store.clone(), limit, &config.cors_allowed_origins);
+    let consistency = ConsistencyLayer { view, bound: config.consistency_wait };
+    let service = dispatch::build(grpc, routes, store.clone(), limit, &config.cors_allowed_origins, consistency);
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| ServerError::Listen { addr: config.listen, source })?;
     Ok((listener, store, service))

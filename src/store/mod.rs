@@ -12,6 +12,7 @@
 mod conformance;
 pub mod postgres;
 pub mod sqlite;
+pub mod view;
 
 use std::sync::Arc;
 

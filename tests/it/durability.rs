@@ -11,21 +11,27 @@ use serde_json::json;
 
 use crate::support::TestServer;
 
-struct Process {
-    child: Child,
-    addr: String,
+pub struct Process {
+    pub child: Child,
+    pub addr: String,
 }
 
 fn spawn(data_dir: &Path) -> Process {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iamd"))
+    spawn_with(data_dir, &[])
+}
+
+/// Starts the `iamd` binary on a free port with extra environment, and reads its address.
+pub fn spawn_with(data_dir: &Path, env: &[(&str, &str)]) -> Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_iamd"));
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("IAMD_BOOTSTRAP_TOKEN", crate::support::TOKEN)
-        .env("IAMD_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+        .env("IAMD_LOG", "warn");
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let addr = line

@@ -9,4 +9,5 @@ mod concurrency;
 mod durability;
 mod parity;
 mod protocol;
+mod replicas;
 mod seeds;
