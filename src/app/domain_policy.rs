@@ -13,7 +13,10 @@ use crate::store::{Append, Change, Expect, Store, StoreError, StoredObject};
 pub const KIND: &str = "domain_policy";
 
 /// The three settings.
+// Stored states and event payloads use the API's lowerCamelCase names, so the history
+// reads like the rest of the JSON.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DomainSettings {
     pub user_login_must_be_domain: bool,
     pub validate_org_domains: bool,

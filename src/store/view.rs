@@ -218,3 +218,151 @@ impl Store for View {
 fn poisoned() -> StoreError {
     StoreError::Internal("the in-memory view's lock was poisoned".into())
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::store::sqlite::SqliteStore;
+    use crate::store::{Change, Event, Expect};
+
+    fn put(kind: &str, id: &str, parent: &str, name: &str, expect: Expect) -> Append {
+        Append {
+            kind: kind.into(),
+            id: id.into(),
+            expect,
+            event_type: "put".into(),
+            payload: json!({}),
+            actor: "test".into(),
+            owner: "owner".into(),
+            change: Change::Put {
+                owner: "owner".into(),
+                parent: parent.into(),
+                name: Some(name.into()),
+                state: json!({"name": name}),
+            },
+        }
+    }
+
+    async fn stores() -> (tempfile::TempDir, Arc<dyn Store>, Arc<View>) {
+        let dir = tempfile::tempdir().unwrap();
+        let backend: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let view = View::open(backend.clone(), Duration::from_millis(10)).await.unwrap();
+        (dir, backend, view)
+    }
+
+    fn committed(id: &str, sequence: u64, name: &str, deleted: bool) -> Committed {
+        Committed {
+            cursor: LogCursor { epoch: 0, position: sequence },
+            event: Event {
+                position: sequence,
+                kind: "k".into(),
+                object_id: id.into(),
+                sequence,
+                event_type: "e".into(),
+                payload: json!({}),
+                actor: "a".into(),
+                owner: "o".into(),
+                created_at: 1,
+            },
+            object: StoredObject {
+                kind: "k".into(),
+                id: id.into(),
+                owner: "o".into(),
+                parent: String::new(),
+                name: Some(name.into()),
+                state: json!({}),
+                sequence,
+                created_at: 1,
+                updated_at: 1,
+            },
+            deleted,
+        }
+    }
+
+    #[test]
+    fn an_older_snapshot_never_replaces_a_newer_one() {
+        let mut state = State::default();
+        state.apply(&committed("x", 2, "new", false));
+        state.apply(&committed("x", 1, "old", false));
+        assert_eq!(state.objects[&("k".to_owned(), "x".to_owned())].name.as_deref(), Some("new"));
+        // A delete is remembered, so the follower replaying the create cannot bring it back.
+        state.apply(&committed("x", 3, "new", true));
+        state.apply(&committed("x", 2, "new", false));
+        assert!(state.objects.is_empty());
+        assert!(state.lists.values().all(BTreeSet::is_empty));
+    }
+
+    #[tokio::test]
+    async fn writes_through_the_view_are_read_at_once() {
+        let (_dir, _, view) = stores().await;
+        view.append(vec![put("k", "a", "p", "alpha", Expect::Absent)]).await.unwrap();
+        assert_eq!(view.get("k", "a").await.unwrap().unwrap().name.as_deref(), Some("alpha"));
+    }
+
+    #[tokio::test]
+    async fn writes_another_replica_made_arrive_by_following_the_log() {
+        let (_dir, backend, view) = stores().await;
+        // Straight to the backend, as another replica on the same database would.
+        let written = backend.append(vec![put("k", "b", "p", "beta", Expect::Absent)]).await.unwrap();
+        view.wait_for(written[0].event.position, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(view.get("k", "b").await.unwrap().unwrap().sequence, 1);
+        assert!(view.applied() >= written[0].cursor);
+    }
+
+    #[tokio::test]
+    async fn a_position_that_never_comes_is_unavailable_after_the_bound() {
+        let (_dir, _, view) = stores().await;
+        let error = view.wait_for(10_000, Duration::from_millis(50)).await.unwrap_err();
+        assert!(matches!(error, StoreError::Unavailable(_)), "{error}");
+    }
+
+    #[tokio::test]
+    async fn pages_from_memory_match_the_backend() {
+        let (_dir, backend, view) = stores().await;
+        for i in 0..12 {
+            view.append(vec![put("k", &format!("id-{i:02}"), "p", &format!("n{i}"), Expect::Absent)]).await.unwrap();
+        }
+        // Other kinds and parents stay out of the list.
+        view.append(vec![put("k", "other", "q", "x", Expect::Absent), put("j", "id-00", "p", "y", Expect::Absent)])
+            .await
+            .unwrap();
+        for reverse in [false, true] {
+            let mut after = None;
+            loop {
+                let page = PageQuery { after: after.clone(), reverse, limit: 5 };
+                let from_view = view.list("k", "p", &page).await.unwrap();
+                let from_backend = backend.list("k", "p", &page).await.unwrap();
+                assert_eq!(from_view, from_backend);
+                match from_view.last() {
+                    Some(last) => after = Some((last.created_at, last.id.clone())),
+                    None => break,
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_reopened_view_loads_the_whole_log() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let backend: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+            let view = View::open(backend, Duration::from_millis(10)).await.unwrap();
+            view.append(vec![put("k", "a", "p", "alpha", Expect::Absent)]).await.unwrap();
+            view.append(vec![put("k", "b", "p", "beta", Expect::Absent)]).await.unwrap();
+            let b = view.get("k", "b").await.unwrap().unwrap();
+            view.append(vec![Append {
+                change: Change::Delete,
+                ..put("k", "b", "p", "beta", Expect::Sequence(b.sequence))
+            }])
+            .await
+            .unwrap();
+            view.close().await.unwrap();
+        }
+        let backend: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let view = View::open(backend, Duration::from_millis(10)).await.unwrap();
+        assert!(view.get("k", "a").await.unwrap().is_some());
+        assert!(view.get("k", "b").await.unwrap().is_none());
+    }
+}

@@ -157,3 +157,36 @@ async fn concurrent_updates_of_one_version_let_exactly_one_win() {
     let reply = server.json(Method::GET, &format!("/organizations/{org}"), None).await;
     assert_eq!(reply.headers["etag"], "\"2\"");
 }
+
+#[tokio::test]
+async fn consistency_tokens_on_every_protocol() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir, |c| iamd::config::Config {
+        consistency_wait: std::time::Duration::from_millis(200),
+        ..c
+    })
+    .await;
+    let created = server.json(Method::POST, "/organizations", Some(json!({"name": "tokened"}))).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let written = token(&created.headers);
+    let get = |token: String| {
+        Rest::new("/iamd.accounts.v1.OrganizationService/GetOrganization", Method::GET, format!("/organizations/{id}"))
+            .select("organization")
+            .header(iamd::CONSISTENCY_TOKEN, token)
+    };
+    let request = || accounts::GetOrganizationRequest { organization_id: id.clone() };
+    for protocol in PROTOCOLS {
+        let outcome =
+            server.call::<_, accounts::GetOrganizationResponse>(protocol, &get(written.to_string()), request()).await;
+        assert_eq!(outcome.code(), Code::Ok, "{protocol:?}");
+        let outcome =
+            server.call::<_, accounts::GetOrganizationResponse>(protocol, &get("soon".into()), request()).await;
+        assert_eq!(outcome.code(), Code::InvalidArgument, "{protocol:?}");
+        let started = std::time::Instant::now();
+        let outcome = server
+            .call::<_, accounts::GetOrganizationResponse>(protocol, &get((written + 1000).to_string()), request())
+            .await;
+        assert_eq!(outcome.code(), Code::Unavailable, "{protocol:?}");
+        assert!(started.elapsed() >= std::time::Duration::from_millis(200), "answered before the bound");
+    }
+}

@@ -7,6 +7,7 @@ mod support;
 
 mod concurrency;
 mod durability;
+mod history;
 mod parity;
 mod protocol;
 mod replicas;

@@ -16,7 +16,7 @@ use crate::support::{Outcome, PROTOCOLS, Protocol, Rest, TestServer, normalize};
 const UNKNOWN: &str = "00000000-0000-4000-8000-000000000000";
 
 /// A setup step over JSON; `{org}` stands for the organization created first.
-type Step = (Method, &'static str, Option<&'static str>);
+pub type Step = (Method, &'static str, Option<&'static str>);
 
 const ADD_ORG_IAM: Step =
     (Method::POST, "/admin/v1/orgs/{org}/policies/orgiam", Some(r#"{"userLoginMustBeDomain":true}"#));
@@ -28,7 +28,7 @@ const ADD_DOMAIN: Step = (
 const SECOND_ORG: Step = (Method::POST, "/organizations", Some(r#"{"name":"globex"}"#));
 
 /// Runs one call on every protocol from the same state and returns the common answer.
-async fn parity<Req, Resp>(
+pub async fn parity<Req, Resp>(
     setup: &[Step],
     rest: impl Fn(&str) -> Rest,
     request: impl Fn(&str) -> Req,
