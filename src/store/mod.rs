@@ -80,6 +80,58 @@ pub struct Append {
     pub change: Change,
 }
 
+impl Append {
+    /// Checks the write's expectation against the object's current state. A failed
+    /// `Expect`, or a delete of what is not there (the caller's view is stale), is a Conflict.
+    pub(crate) fn check(&self, current: Option<&StoredObject>) -> StoreResult<()> {
+        let actual = current.map(|object| object.sequence);
+        let expected = match self.expect {
+            Expect::Any => true,
+            Expect::Absent => actual.is_none(),
+            Expect::Sequence(n) => actual == Some(n),
+        };
+        let deletes_nothing = matches!(self.change, Change::Delete) && current.is_none();
+        if !expected || deletes_nothing {
+            return Err(StoreError::Conflict {
+                kind: self.kind.clone(),
+                id: self.id.clone(),
+                expected: self.expect,
+                actual,
+            });
+        }
+        Ok(())
+    }
+
+    /// The object as this write leaves it at `sequence` and time `now` (for a delete: as it
+    /// was, with the delete's sequence and time), and whether the write deleted it. Every
+    /// backend stores exactly this as the current row and as the event's snapshot.
+    pub(crate) fn outcome(
+        &self,
+        current: Option<StoredObject>,
+        sequence: u64,
+        now: Micros,
+    ) -> StoreResult<(StoredObject, bool)> {
+        match (&self.change, current) {
+            (Change::Put { owner, parent, name, state }, current) => Ok((
+                StoredObject {
+                    kind: self.kind.clone(),
+                    id: self.id.clone(),
+                    owner: owner.clone(),
+                    parent: parent.clone(),
+                    name: name.clone(),
+                    state: state.clone(),
+                    sequence,
+                    created_at: current.as_ref().map_or(now, |object| object.created_at),
+                    updated_at: now,
+                },
+                false,
+            )),
+            (Change::Delete, Some(before)) => Ok((StoredObject { sequence, updated_at: now, ..before }, true)),
+            (Change::Delete, None) => Err(StoreError::Internal("delete of a missing object passed the check".into())),
+        }
+    }
+}
+
 /// An appended event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {

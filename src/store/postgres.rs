@@ -43,8 +43,7 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use crate::store::{
-    Append, Change, Committed, Event, Expect, Instance, LogCursor, Micros, PageQuery, Store, StoreError, StoreResult,
-    StoredObject,
+    Append, Committed, Event, Instance, LogCursor, Micros, PageQuery, Store, StoreError, StoreResult, StoredObject,
 };
 
 /// Connections in the pool: enough for the write concurrency a replica needs, few enough for
@@ -393,47 +392,13 @@ async fn append_once(client: &mut deadpool_postgres::Object, writes: &[Append]) 
         let tracked = objects
             .get_mut(&(write.kind.as_str(), write.id.as_str()))
             .ok_or_else(|| StoreError::Internal("an object of the request was not loaded".into()))?;
-        let actual = tracked.current.as_ref().map(|object| object.sequence);
-        let expected = match write.expect {
-            Expect::Any => true,
-            Expect::Absent => actual.is_none(),
-            Expect::Sequence(n) => actual == Some(n),
-        };
-        // Deleting what is not there is a conflict too: the caller's view is stale.
-        let deletes_nothing = matches!(write.change, Change::Delete) && tracked.current.is_none();
-        if !expected || deletes_nothing {
-            return Err(Failure::Fail(StoreError::Conflict {
-                kind: write.kind.clone(),
-                id: write.id.clone(),
-                expected: write.expect,
-                actual,
-            }));
-        }
+        write.check(tracked.current.as_ref()).map_err(Failure::Fail)?;
         let sequence = tracked.last_sequence.checked_add(1).ok_or_else(|| {
             StoreError::Internal(format!("`{}` `{}` ran out of sequence numbers", write.kind, write.id))
         })?;
         let sequence_sql = to_i64(sequence)?;
 
-        let (object, deleted) = match (&write.change, tracked.current.take()) {
-            (Change::Put { owner, parent, name, state }, current) => (
-                StoredObject {
-                    kind: write.kind.clone(),
-                    id: write.id.clone(),
-                    owner: owner.clone(),
-                    parent: parent.clone(),
-                    name: name.clone(),
-                    state: state.clone(),
-                    sequence,
-                    created_at: current.as_ref().map_or(now, |object| object.created_at),
-                    updated_at: now,
-                },
-                false,
-            ),
-            (Change::Delete, Some(before)) => (StoredObject { sequence, updated_at: now, ..before }, true),
-            (Change::Delete, None) => {
-                return Err(Failure::Fail(StoreError::Internal("delete of a missing object passed the check".into())));
-            }
-        };
+        let (object, deleted) = write.outcome(tracked.current.take(), sequence, now).map_err(Failure::Fail)?;
 
         let row = tx
             .query_one(
@@ -844,6 +809,7 @@ mod tests {
 
     use super::testing::TestSchema;
     use super::*;
+    use crate::store::{Change, Expect};
 
     fn create(kind: &str, id: &str) -> Append {
         Append {

@@ -31,8 +31,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::store::{
-    Append, Change, Committed, Event, Expect, Instance, LogCursor, Micros, PageQuery, Store, StoreError, StoreResult,
-    StoredObject,
+    Append, Committed, Event, Instance, LogCursor, Micros, PageQuery, Store, StoreError, StoreResult, StoredObject,
 };
 
 /// The database file inside the store directory.
@@ -476,22 +475,8 @@ fn next_timestamp(conn: &Connection) -> StoreResult<Micros> {
 
 fn apply(conn: &Connection, write: &Append, now: Micros) -> StoreResult<Committed> {
     let current = select_object(conn, &write.kind, &write.id)?;
+    write.check(current.as_ref())?;
     let actual = current.as_ref().map(|object| object.sequence);
-    let expected = match write.expect {
-        Expect::Any => true,
-        Expect::Absent => actual.is_none(),
-        Expect::Sequence(n) => actual == Some(n),
-    };
-    // Deleting what is not there is a conflict too: the caller's view of the object is stale.
-    let deletes_nothing = matches!(write.change, Change::Delete) && current.is_none();
-    if !expected || deletes_nothing {
-        return Err(StoreError::Conflict {
-            kind: write.kind.clone(),
-            id: write.id.clone(),
-            expected: write.expect,
-            actual,
-        });
-    }
 
     // INVARIANT: a row's sequence is its object's latest event's; both are written here, in
     // one transaction. Without a row, the object may have been deleted and its log continues.
@@ -505,26 +490,7 @@ fn apply(conn: &Connection, write: &Append, now: Micros) -> StoreResult<Committe
     let sequence_sql = to_sql_int(sequence)?;
 
     // The object as the event leaves it, which the event records too.
-    let (object, deleted) = match (&write.change, current) {
-        (Change::Put { owner, parent, name, state }, current) => (
-            StoredObject {
-                kind: write.kind.clone(),
-                id: write.id.clone(),
-                owner: owner.clone(),
-                parent: parent.clone(),
-                name: name.clone(),
-                state: state.clone(),
-                sequence,
-                created_at: current.as_ref().map_or(now, |object| object.created_at),
-                updated_at: now,
-            },
-            false,
-        ),
-        (Change::Delete, Some(before)) => (StoredObject { sequence, updated_at: now, ..before }, true),
-        (Change::Delete, None) => {
-            return Err(StoreError::Internal("delete of a missing object passed the check".into()));
-        }
-    };
+    let (object, deleted) = write.outcome(current, sequence, now)?;
     let state_json = to_json(&object.state)?;
 
     conn.prepare_cached(
@@ -954,6 +920,7 @@ fn with_context(e: StoreError, path: &Path) -> StoreError {
 #[allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing, reason = "a failing test panics")]
 mod tests {
     use super::*;
+    use crate::store::{Change, Expect};
     use serde_json::json;
 
     fn create(kind: &str, id: &str, name: Option<&str>) -> Append {
