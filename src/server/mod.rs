@@ -149,7 +149,10 @@ async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let addr = listener.local_addr().map_err(|source| ServerError::Listen { addr: config.listen, source })?;
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), "iamd listening");
+    match &config.database_url {
+        Some(_) => tracing::info!(%addr, store = "postgresql", "iamd listening"),
+        None => tracing::info!(%addr, store = "sqlite", data_dir = %config.data_dir.display(), "iamd listening"),
+    }
     // Tests and scripts read the address from this line.
     println!("iamd listening on http://{addr}");
 

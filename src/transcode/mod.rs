@@ -144,28 +144,24 @@ where
             check_content_type(&parts.headers)?;
         }
         let json = request::build(route, bindings, parts.uri.query(), &body).map_err(bad_request)?;
-        let message = (route.codec.request)(json).map_err(|e| {
+        let frame = (route.codec.request)(json).map_err(|e| {
             bad_request(request::RequestError { field: None, message: format!("invalid request: {e}") })
         })?;
 
-        let grpc_request = grpc_request(route, &parts.headers, parts.extensions, &message);
+        let grpc_request = grpc_request(route, &parts.headers, parts.extensions, frame);
         let Ok(response) = self.grpc.oneshot(grpc_request).await;
         let (head, grpc_body) = response.into_parts();
         if let Some(status) = tonic::Status::from_header_map(&head.headers).filter(|s| s.code() != Code::Ok) {
             // Trailers-only answer: the call failed before any message.
             return Err(status.into());
         }
-        let collected = grpc_body
-            .collect()
-            .await
-            .map_err(|e| tonic::Status::internal(format!("reading the gRPC answer failed: {e}")))?;
-        let trailers = collected.trailers().cloned().unwrap_or_default();
+        let (body, trailers) = read_answer(grpc_body).await?;
         let status = tonic::Status::from_header_map(&trailers)
             .unwrap_or_else(|| tonic::Status::internal("the gRPC answer carried no status"));
         if status.code() != Code::Ok {
             return Err(status.into());
         }
-        let message = first_message(collected.to_bytes())?;
+        let message = first_message(body)?;
         answer(route, &head.headers, &message)
     }
 }
@@ -175,13 +171,13 @@ fn answer(route: &Route, grpc_headers: &HeaderMap, message: &[u8]) -> Result<Res
     let body = if route.success == StatusCode::NO_CONTENT {
         Bytes::new()
     } else if let Some(field) = &route.response_body {
-        let mut value = (route.codec.response_value)(message).map_err(internal)?;
-        // A field the surface's JSON left out is at its zero value; answer that, not nothing.
-        let selected = value
-            .as_object_mut()
-            .and_then(|o| o.remove(field.json_name()))
-            .unwrap_or_else(|| request::zero_json(field));
-        Bytes::from(serde_json::to_vec(&selected).map_err(|e| tonic::Status::internal(e.to_string()))?)
+        match (route.codec.response_field)(message, field.json_name()).map_err(internal)? {
+            Some(json) => Bytes::from(json),
+            // A field the surface's JSON left out is at its zero value; answer that, not nothing.
+            None => Bytes::from(
+                serde_json::to_vec(&request::zero_json(field)).map_err(|e| tonic::Status::internal(e.to_string()))?,
+            ),
+        }
     } else {
         Bytes::from((route.codec.response)(message).map_err(internal)?)
     };
@@ -203,19 +199,13 @@ fn grpc_request(
     route: &Route,
     headers: &HeaderMap,
     extensions: http::Extensions,
-    message: &[u8],
+    frame: Bytes,
 ) -> Request<tonic::body::Body> {
-    let mut frame = BytesMut::with_capacity(5 + message.len());
-    frame.put_u8(0);
-    frame.put_u32(u32::try_from(message.len()).unwrap_or(u32::MAX));
-    frame.put_slice(message);
-    let mut request = Request::new(tonic::body::Body::new(Full::new(frame.freeze())));
+    let mut request = Request::new(tonic::body::Body::new(Full::new(frame)));
     *request.method_mut() = Method::POST;
     *request.version_mut() = Version::HTTP_2;
     *request.extensions_mut() = extensions;
-    if let Ok(uri) = route.grpc_path.parse() {
-        *request.uri_mut() = uri;
-    }
+    *request.uri_mut() = route.grpc_uri.clone();
     let grpc_headers = request.headers_mut();
     grpc_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     grpc_headers.insert(header::TE, HeaderValue::from_static("trailers"));
@@ -225,6 +215,35 @@ fn grpc_request(
         }
     }
     request
+}
+
+/// The data and trailers of the in-process gRPC answer. A unary answer is almost always one
+/// data frame, which is kept as it is instead of being copied into a buffer.
+async fn read_answer(mut body: ResponseBody) -> Result<(Bytes, HeaderMap), Failure> {
+    let failed = |e: tonic::Status| tonic::Status::internal(format!("reading the gRPC answer failed: {e}"));
+    let mut data: Option<Bytes> = None;
+    let mut trailers = HeaderMap::new();
+    while let Some(frame) = body.frame().await {
+        match frame.map_err(failed)?.into_data() {
+            Ok(chunk) => {
+                data = Some(match data.take() {
+                    None => chunk,
+                    Some(previous) => {
+                        let mut joined = BytesMut::with_capacity(previous.len() + chunk.len());
+                        joined.put_slice(&previous);
+                        joined.put_slice(&chunk);
+                        joined.freeze()
+                    }
+                });
+            }
+            Err(frame) => {
+                if let Ok(map) = frame.into_trailers() {
+                    trailers = map;
+                }
+            }
+        }
+    }
+    Ok((data.unwrap_or_default(), trailers))
 }
 
 /// The one message of a unary answer, unframed.
@@ -245,6 +264,10 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    // GET and DELETE mostly come without a body: nothing to read.
+    if body.is_end_stream() {
+        return Ok(Bytes::new());
+    }
     match Limited::new(body, max).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Failure {

@@ -29,6 +29,8 @@ pub struct Route {
     pub response_body: Option<FieldDescriptor>,
     /// `/package.Service/Method`.
     pub grpc_path: String,
+    /// The same, parsed once for the in-process call.
+    pub grpc_uri: http::Uri,
     pub input: MessageDescriptor,
     /// The resolved fields of each template variable, in template order.
     pub path_fields: Vec<Vec<FieldDescriptor>>,
@@ -115,15 +117,20 @@ impl RouteTable {
     }
 
     pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
+        // Routes of the request's method first: that is every successful request, and it
+        // matches templates against a fraction of the table.
+        let found = self
+            .routes
+            .iter()
+            .filter(|route| route.method == *method)
+            .find_map(|route| route.template.matches(path).map(|bindings| (route, bindings)));
+        if let Some((route, bindings)) = found {
+            return Lookup::Found(route, bindings);
+        }
         let mut allowed = Vec::new();
         for route in &self.routes {
-            if let Some(bindings) = route.template.matches(path) {
-                if route.method == *method {
-                    return Lookup::Found(route, bindings);
-                }
-                if !allowed.contains(&route.method) {
-                    allowed.push(route.method.clone());
-                }
+            if !allowed.contains(&route.method) && route.template.matches(path).is_some() {
+                allowed.push(route.method.clone());
             }
         }
         if allowed.is_empty() { Lookup::NotFound } else { Lookup::MethodNotAllowed(allowed) }
@@ -197,11 +204,13 @@ impl RouteBase<'_> {
                 Some(field)
             }
         };
+        let grpc_uri = self.grpc_path.parse().map_err(|e| format!("`{}` is not a URI path: {e}", self.grpc_path))?;
         Ok(Route {
             method,
             template,
             body,
             response_body,
+            grpc_uri,
             grpc_path: self.grpc_path.clone(),
             input,
             path_fields,
