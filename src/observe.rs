@@ -112,8 +112,9 @@ where
         request.extensions_mut().insert(info.clone());
         let line = LogLine {
             started: Instant::now(),
-            method: request.method().to_string(),
-            path: request.uri().path().to_owned(),
+            // Clones of these share their bytes; the line is formatted only if it is logged.
+            method: request.method().clone(),
+            uri: request.uri().clone(),
             info,
             http_status: 0,
             done: false,
@@ -130,8 +131,8 @@ where
 
 struct LogLine {
     started: Instant,
-    method: String,
-    path: String,
+    method: http::Method,
+    uri: http::Uri,
     info: CallInfo,
     http_status: u16,
     done: bool,
@@ -147,7 +148,7 @@ impl LogLine {
             target: "iamd::access",
             protocol = %self.info.protocol(),
             http_method = %self.method,
-            path = %self.path,
+            path = %self.uri.path(),
             http_status = self.http_status,
             grpc_code = code,
             latency_us = self.started.elapsed().as_micros() as u64,
