@@ -114,7 +114,13 @@ async fn replication_lag(url: &str) -> Histogram<u64> {
     let mut on_a = OrganizationServiceClient::new(channel(a.addr).await);
     let mut on_b = OrganizationServiceClient::new(channel(b.addr).await);
     let mut histogram = Histogram::<u64>::new(3).unwrap();
+    // Writes spaced by a varying pause, so they do not fall into step with B's polling.
+    let mut jitter = 0x2545_f491_4f6c_dd1d_u64;
     for i in 0..LAG_SAMPLES {
+        jitter ^= jitter << 13;
+        jitter ^= jitter >> 7;
+        jitter ^= jitter << 17;
+        tokio::time::sleep(Duration::from_micros(jitter % 60_000)).await;
         let created = on_a
             .create_organization(pb::CreateOrganizationRequest { name: format!("lag-{i}"), domain: String::new() })
             .await
