@@ -116,3 +116,28 @@ async fn sigterm_stops_cleanly_and_keeps_data() {
     assert_eq!(reply.body["name"], "kept");
     stop(process);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_in_flight_requests_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut process = spawn_with(dir.path(), &[("IAMD_CONSISTENCY_WAIT", "1s")]);
+    let api = client(&process.addr);
+    api.create_org("before").await;
+    // A request that stays in flight for the whole wait: a token from the future.
+    let in_flight = {
+        let api = client(&process.addr);
+        tokio::spawn(async move {
+            api.json_with(Method::GET, "/organizations", None, &[(iamd::CONSISTENCY_TOKEN, "999999".into())]).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = Command::new("kill").args(["-TERM", &process.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    // Answered in full after the stop signal, not cut off.
+    let reply = in_flight.await.unwrap();
+    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.body);
+    assert_eq!(reply.body["code"], tonic::Code::Unavailable as i32);
+    assert!(process.child.wait().unwrap().success());
+    // Nothing listens any more.
+    assert!(api.try_json(Method::GET, "/healthz", None).await.is_none());
+}
