@@ -4,7 +4,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::AppError;
@@ -34,7 +34,7 @@ pub struct PageRequest<'a> {
 
 impl PageSigner {
     pub fn new(key: &[u8]) -> Result<Self, AppError> {
-        let keyed = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        let keyed = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
             .map_err(|_| AppError::new(super::ErrorKind::Internal, "INTERNAL", "the page signing key is unusable"))?;
         Ok(PageSigner { keyed })
     }
