@@ -240,6 +240,12 @@ pub trait Store: Send + Sync + 'static {
     /// Succeeds when the database answers.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Changes whenever the log may have grown by another replica's write, for backends that
+    /// can tell; followers read the log at once instead of at their next poll.
+    fn log_grew(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        None
+    }
+
     /// Flushes and closes; later calls fail with `Unavailable`.
     async fn close(&self) -> StoreResult<()>;
 }

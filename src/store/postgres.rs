@@ -34,6 +34,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use serde_json::Value;
@@ -69,6 +71,10 @@ pub struct PostgresStore {
     pool: Pool,
     instance: Instance,
     closed: AtomicBool,
+    /// Counts `iamd_log` notifications (see [`listen`]); followers wait on it.
+    log_grew: watch::Sender<u64>,
+    /// Ends the listener when the store closes or is dropped.
+    stop_listening: watch::Sender<bool>,
     /// The database, as `postgres://user@host:port/dbname`, without the password.
     target: String,
 }
@@ -104,6 +110,7 @@ impl PostgresStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
+        let listen_config = config.clone();
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
@@ -117,8 +124,11 @@ impl PostgresStore {
         migrate(&mut client, LATEST_VERSION).await.map_err(at)?;
         let instance = load_instance(&client).await.map_err(at)?;
         drop(client);
+        let (log_grew, _) = watch::channel(0);
+        let (stop_listening, stopped) = watch::channel(false);
+        tokio::spawn(listen(listen_config, log_grew.clone(), stopped));
         tracing::info!(database = %target, instance = %instance.id, "opened the PostgreSQL store");
-        Ok(PostgresStore { pool, instance, closed: AtomicBool::new(false), target })
+        Ok(PostgresStore { pool, instance, closed: AtomicBool::new(false), log_grew, stop_listening, target })
     }
 
     fn check_open(&self) -> StoreResult<()> {
@@ -249,9 +259,14 @@ impl Store for PostgresStore {
     /// to flush. Closing a closed store succeeds and does nothing.
     async fn close(&self) -> StoreResult<()> {
         if !self.closed.swap(true, Ordering::AcqRel) {
+            self.stop_listening.send_replace(true);
             self.pool.close();
         }
         Ok(())
+    }
+
+    fn log_grew(&self) -> Option<watch::Receiver<u64>> {
+        Some(self.log_grew.subscribe())
     }
 }
 
@@ -474,6 +489,50 @@ async fn append_once(client: &mut deadpool_postgres::Object, writes: &[Append]) 
     Ok(committed)
 }
 
+/// Keeps one connection that LISTENs on `iamd_log` (migration 2 notifies it on every commit
+/// that appends events) and counts the notifications in `grew`, so followers read the log
+/// when it grows instead of at their next poll. A lost connection is made again after a
+/// pause; notifications missed meanwhile are caught by the followers' polling, and a
+/// reconnect counts as growth so they look at once.
+async fn listen(config: tokio_postgres::Config, grew: watch::Sender<u64>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let session = async {
+            let (client, mut connection) = config.connect(NoTls).await?;
+            // The connection must be polled for LISTEN to be answered, so both run together.
+            let notifications = async {
+                while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    if let tokio_postgres::AsyncMessage::Notification(_) = message? {
+                        grew.send_modify(|count| *count += 1);
+                    }
+                }
+                Ok::<(), tokio_postgres::Error>(())
+            };
+            let subscribe = async {
+                client.batch_execute("LISTEN iamd_log").await?;
+                grew.send_modify(|count| *count += 1);
+                std::future::pending::<Result<(), tokio_postgres::Error>>().await
+            };
+            // Whichever ends first ends the session: a lost connection, or a failed LISTEN.
+            tokio::select! {
+                result = notifications => result,
+                result = subscribe => result,
+            }
+        };
+        tokio::select! {
+            result = session => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %describe(&e), "the log listener lost its connection");
+                }
+            }
+            _ = stop.changed() => return,
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 /// The advisory lock key of one object: 64 bits of SHA-256 over kind and id. A collision
 /// only makes two objects' writers take turns.
 fn lock_key(kind: &str, id: &str) -> i64 {
@@ -572,8 +631,10 @@ struct Migration {
 
 /// Every schema this binary knows, in version order. Never edit an applied migration; add
 /// the next one.
-const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "initial", sql: include_str!("migrations/postgres/0001_initial.sql") }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "initial", sql: include_str!("migrations/postgres/0001_initial.sql") },
+    Migration { version: 2, name: "notify_log", sql: include_str!("migrations/postgres/0002_notify_log.sql") },
+];
 
 /// The newest schema version this binary knows.
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -842,6 +903,23 @@ mod tests {
     /// The classic trap: a transaction takes a position, a later one takes a higher position
     /// and commits first. Delivering by position would hand out the higher one, move the
     /// reader past the lower one and skip it once its transaction commits.
+    #[tokio::test]
+    async fn another_stores_commit_signals_that_the_log_grew() {
+        let Some(schema) = TestSchema::create("log signal test").await else {
+            return;
+        };
+        let reader = PostgresStore::connect_with(schema.config()).await.unwrap();
+        let writer = PostgresStore::connect_with(schema.config()).await.unwrap();
+        let mut grew = reader.log_grew().unwrap();
+        // The listener counts its own LISTEN as growth: from then on it hears every commit.
+        tokio::time::timeout(Duration::from_secs(5), grew.wait_for(|count| *count >= 1)).await.unwrap().unwrap();
+        let _ = grew.borrow_and_update();
+        writer.append(vec![create("org", "signalled")]).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), grew.changed()).await.expect("no notification").unwrap();
+        reader.close().await.unwrap();
+        writer.close().await.unwrap();
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_late_commit_with_a_lower_position_is_not_skipped() {
         let Some(schema) = TestSchema::create("late-commit test").await else {
@@ -1011,6 +1089,6 @@ mod tests {
         for (i, migration) in MIGRATIONS.iter().enumerate() {
             assert_eq!(migration.version, i64::try_from(i).unwrap() + 1, "{}", migration.name);
         }
-        assert_eq!(LATEST_VERSION, 1);
+        assert_eq!(LATEST_VERSION, 2);
     }
 }

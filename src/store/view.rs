@@ -103,6 +103,7 @@ impl View {
 
     async fn follow(self: Arc<Self>) {
         let mut stop = self.stop.subscribe();
+        let mut grew = self.store.log_grew();
         while !*stop.borrow() {
             let pause = match self.catch_up().await {
                 Ok(0) => self.poll,
@@ -115,6 +116,7 @@ impl View {
             tokio::select! {
                 () = self.wake.notified() => {}
                 () = tokio::time::sleep(pause) => {}
+                () = changed(&mut grew) => {}
                 _ = stop.changed() => {}
             }
         }
@@ -213,6 +215,20 @@ impl Store for View {
         self.stop.send_replace(true);
         self.store.close().await
     }
+
+    fn log_grew(&self) -> Option<watch::Receiver<u64>> {
+        self.store.log_grew()
+    }
+}
+
+/// Resolves when the backend's log signal changes; never, if it has none or it ended.
+async fn changed(signal: &mut Option<watch::Receiver<u64>>) {
+    if let Some(receiver) = signal
+        && receiver.changed().await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
 }
 
 fn poisoned() -> StoreError {
