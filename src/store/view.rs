@@ -26,7 +26,7 @@ pub struct View {
     state: RwLock<State>,
     /// The cursor of the last event the follower applied.
     applied: watch::Sender<LogCursor>,
-    /// Wakes the follower early: after a local write, or when a reader waits for a token.
+    /// Wakes the follower early, when a reader waits for a token.
     wake: Notify,
     /// Set by `close`; the follower ends.
     stop: watch::Sender<bool>,
@@ -89,8 +89,8 @@ impl State {
 }
 
 impl View {
-    /// Loads the whole log into memory, then follows it in the background every `poll`
-    /// (and at once after a local write).
+    /// Loads the whole log into memory, then follows it in the background: every `poll`,
+    /// and at once when the backend signals that another replica wrote.
     pub async fn open(store: Arc<dyn Store>, poll: Duration) -> StoreResult<Arc<View>> {
         let (applied, _) = watch::channel(LogCursor::default());
         let (stop, _) = watch::channel(false);
@@ -180,7 +180,8 @@ impl Store for View {
                 state.apply(change);
             }
         }
-        self.wake.notify_one();
+        // The follower is not woken: this replica's view has the write already, and a
+        // reader waiting on its token wakes the follower itself.
         Ok(committed)
     }
 
