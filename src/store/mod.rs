@@ -21,6 +21,14 @@ use serde_json::Value;
 
 use crate::config::Config;
 
+/// One numbered schema change of a backend, embedded in the binary. Each backend lists its
+/// own, in version order from 1 without gaps, and refuses a database newer than its last.
+pub(crate) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
 /// Microseconds since the Unix epoch, as the store keeps time.
 pub type Micros = i64;
 

@@ -47,7 +47,8 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use crate::store::{
-    Append, Committed, Event, Instance, LogCursor, Micros, PageQuery, Store, StoreError, StoreResult, StoredObject,
+    Append, Committed, Event, Instance, LogCursor, Micros, Migration, PageQuery, Store, StoreError, StoreResult,
+    StoredObject,
 };
 
 /// Connections in the pool: enough for the write concurrency a replica needs, few enough for
@@ -656,12 +657,6 @@ fn to_i64(value: u64) -> StoreResult<i64> {
 
 // ---------------------------------------------------------------------------------------
 // Opening and schema
-
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sql: &'static str,
-}
 
 /// Every schema this binary knows, in version order. Never edit an applied migration; add
 /// the next one.

@@ -31,7 +31,8 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::store::{
-    Append, Committed, Event, Instance, LogCursor, Micros, PageQuery, Store, StoreError, StoreResult, StoredObject,
+    Append, Committed, Event, Instance, LogCursor, Micros, Migration, PageQuery, Store, StoreError, StoreResult,
+    StoredObject,
 };
 
 /// The database file inside the store directory.
@@ -725,12 +726,6 @@ fn to_sql_int(value: u64) -> StoreResult<i64> {
 
 // ---------------------------------------------------------------------------------------
 // Opening and schema
-
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sql: &'static str,
-}
 
 /// Every schema this binary knows, in version order. Never edit an applied migration; add
 /// the next one.
