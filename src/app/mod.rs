@@ -93,8 +93,4 @@ impl App {
         app.seed_default_domain_policy().await?;
         Ok(Arc::new(app))
     }
-
-    pub fn instance_id(&self) -> &str {
-        &self.instance.id
-    }
 }

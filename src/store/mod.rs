@@ -110,6 +110,21 @@ impl Append {
         Ok(())
     }
 
+    /// The event this write appends at `position`, as the object's `sequence`-th, at `now`.
+    pub(crate) fn event(&self, position: u64, sequence: u64, now: Micros) -> Event {
+        Event {
+            position,
+            kind: self.kind.clone(),
+            object_id: self.id.clone(),
+            sequence,
+            event_type: self.event_type.clone(),
+            payload: self.payload.clone(),
+            actor: self.actor.clone(),
+            owner: self.owner.clone(),
+            created_at: now,
+        }
+    }
+
     /// The object as this write leaves it at `sequence` and time `now` (for a delete: as it
     /// was, with the delete's sequence and time), and whether the write deleted it. Every
     /// backend stores exactly this as the current row and as the event's snapshot.

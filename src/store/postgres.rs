@@ -485,17 +485,7 @@ async fn append_once(client: &mut deadpool_postgres::Object, writes: &[Append]) 
 
         tracked.last_sequence = sequence;
         tracked.current = (!deleted).then(|| object.clone());
-        let event = Event {
-            position,
-            kind: write.kind.clone(),
-            object_id: write.id.clone(),
-            sequence,
-            event_type: write.event_type.clone(),
-            payload: write.payload.clone(),
-            actor: write.actor.clone(),
-            owner: write.owner.clone(),
-            created_at: now,
-        };
+        let event = write.event(position, sequence, now);
         committed.push(Committed { cursor: LogCursor { epoch, position }, event, object, deleted });
     }
 

@@ -554,17 +554,7 @@ fn apply(conn: &Connection, write: &Append, now: Micros) -> StoreResult<Committe
         })?;
     }
 
-    let event = Event {
-        position,
-        kind: write.kind.clone(),
-        object_id: write.id.clone(),
-        sequence,
-        event_type: write.event_type.clone(),
-        payload: write.payload.clone(),
-        actor: write.actor.clone(),
-        owner: write.owner.clone(),
-        created_at: now,
-    };
+    let event = write.event(position, sequence, now);
     Ok(Committed { cursor: LogCursor { epoch: 0, position }, event, object, deleted })
 }
 
