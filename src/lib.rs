@@ -5,6 +5,8 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod kinds;
+pub mod model;
 pub mod observe;
 pub mod pb;
 pub mod server;

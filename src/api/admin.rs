@@ -4,7 +4,8 @@ use tonic::{Request, Response, Status};
 
 use super::{Api, if_match, object_details, respond, written};
 use crate::app::Details;
-use crate::app::domain_policy::{DomainPolicy, DomainSettings};
+use crate::app::domain_policy::DomainPolicy;
+use crate::kinds::domain_policy::DomainSettings;
 use crate::pb::iamd::admin::v1 as pb;
 use crate::pb::iamd::admin::v1::admin_service_server::AdminService;
 

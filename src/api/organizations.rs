@@ -3,14 +3,16 @@
 use tonic::{Request, Response, Status};
 
 use super::{Api, if_match, respond, written};
-use crate::app::organizations::{Organization, OrganizationPatch};
+use crate::app::organizations::OrganizationPatch;
 use crate::app::page::PageRequest;
+use crate::kinds::organization::Organization;
+use crate::model::objects::Obj;
 use crate::pb::iamd::accounts::v1 as pb;
 use crate::pb::iamd::accounts::v1::organization_service_server::OrganizationService;
 use crate::wkt::Timestamp;
 
-fn version(organization: &Organization) -> Option<u64> {
-    Some(organization.sequence)
+fn version(organization: &Obj<Organization>) -> Option<u64> {
+    Some(organization.meta.sequence)
 }
 
 #[tonic::async_trait]
@@ -68,12 +70,12 @@ impl OrganizationService for Api {
     }
 }
 
-fn to_pb(organization: Organization) -> pb::Organization {
+fn to_pb(organization: Obj<Organization>) -> pb::Organization {
     pb::Organization {
-        id: organization.id,
-        name: organization.name,
-        domain: organization.domain,
-        created_at: Some(Timestamp::from_micros(organization.created_at)),
-        updated_at: Some(Timestamp::from_micros(organization.updated_at)),
+        id: organization.id.to_string(),
+        name: organization.name.clone(),
+        domain: organization.domain.clone(),
+        created_at: Some(Timestamp::from_micros(organization.meta.created_at)),
+        updated_at: Some(Timestamp::from_micros(organization.meta.updated_at)),
     }
 }

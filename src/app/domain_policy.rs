@@ -1,39 +1,17 @@
 //! Domain settings (ZITADEL's domain policy; the deprecated Org IAM policy is a view of its
 //! first setting). The instance has a default, seeded with every setting true; an
 //! organization may have its own, which then wins. Reads of an organization without its own
-//! answer the default with `is_default` true.
+//! answer the default with `is_default` true. An organization's own policy references its
+//! organization, so it is written only while the organization exists, and goes with it.
 
-use serde::{Deserialize, Serialize};
-use serde_json::json;
-
-use super::organizations::{from_json, missing_commit, to_json};
+use super::organizations::{missing_commit, not_found};
 use super::{Actor, App, AppError, Details, ErrorKind, Receipt, check_version};
-use crate::store::{Append, Change, Expect, Store, StoreError, StoredObject};
-
-pub const KIND: &str = "domain_policy";
-
-/// The three settings.
-// Stored states and event payloads use the API's lowerCamelCase names, so the history
-// reads like the rest of the JSON.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DomainSettings {
-    pub user_login_must_be_domain: bool,
-    pub validate_org_domains: bool,
-    pub smtp_sender_address_matches_instance_domain: bool,
-}
-
-impl DomainSettings {
-    /// What the deprecated Org IAM endpoints write: the two newer settings forced on, as
-    /// ZITADEL does.
-    pub fn from_org_iam(user_login_must_be_domain: bool) -> Self {
-        DomainSettings {
-            user_login_must_be_domain,
-            validate_org_domains: true,
-            smtp_sender_address_matches_instance_domain: true,
-        }
-    }
-}
+use crate::kinds::domain_policy::{DomainPolicy as Policy, DomainPolicyEvent, DomainSettings};
+use crate::kinds::organization::Organization;
+use crate::model::draft::Draft;
+use crate::model::kind::Kind;
+use crate::model::objects::{Obj, Objects};
+use crate::model::replica::Written;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DomainPolicy {
@@ -45,37 +23,31 @@ pub struct DomainPolicy {
 
 impl App {
     pub(super) async fn seed_default_domain_policy(&self) -> Result<(), AppError> {
-        if self.store.get(KIND, &self.instance.id).await?.is_some() {
-            return Ok(());
-        }
+        let instance = self.instance.id.clone();
         let settings = DomainSettings::from_org_iam(true);
-        let write = self.policy_write(
-            &Actor::system(),
-            &self.instance.id,
-            Expect::Absent,
-            "instance.policy.domain.added",
-            settings,
-        )?;
-        match self.view.append(vec![write]).await {
-            // Another replica seeded it first: same defaults, nothing to do.
-            Ok(_) | Err(StoreError::Conflict { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        self.write(&Actor::system(), |draft| {
+            // Another replica may have seeded it first: same defaults, nothing to do.
+            if draft.get::<Policy>(&instance).is_none() {
+                draft.create::<Policy>(&instance, &instance, DomainPolicyEvent::InstanceAdded(settings))?;
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(())
     }
 
     pub async fn default_domain_policy(&self) -> Result<DomainPolicy, AppError> {
-        let object = self.view.get(KIND, &self.instance.id).await?.ok_or_else(|| {
-            AppError::not_found("DOMAIN_POLICY_NOT_FOUND", "the instance has no default domain policy")
-        })?;
-        policy(&object, true)
+        default_policy(&*self.objects()?, &self.instance.id)
     }
 
     /// The organization's own policy, or the default when it has none.
     pub async fn org_domain_policy(&self, org_id: &str) -> Result<DomainPolicy, AppError> {
-        self.require_org(&*self.view, org_id).await?;
-        match self.view.get(KIND, org_id).await? {
-            Some(object) => policy(&object, false),
-            None => self.default_domain_policy().await,
+        valid_org_id(org_id)?;
+        let objects = self.objects()?;
+        objects.get::<Organization>(org_id).ok_or_else(|| not_found(org_id))?;
+        match objects.get::<Policy>(org_id) {
+            Some(own) => Ok(policy(&own, false)),
+            None => default_policy(&objects, &self.instance.id),
         }
     }
 
@@ -85,17 +57,23 @@ impl App {
         org_id: &str,
         settings: DomainSettings,
     ) -> Result<Receipt<Details>, AppError> {
-        self.require_org(&*self.store, org_id).await?;
-        let write = self.policy_write(actor, org_id, Expect::Absent, "org.policy.domain.added", settings)?;
-        match self.view.append(vec![write]).await {
-            Ok(committed) => first_details(committed),
-            Err(StoreError::Conflict { .. }) => Err(AppError::new(
-                ErrorKind::AlreadyExists,
-                "DOMAIN_POLICY_ALREADY_EXISTS",
-                format!("organization `{org_id}` already has its own domain policy"),
-            )),
-            Err(e) => Err(e.into()),
-        }
+        valid_org_id(org_id)?;
+        let ((), written) = self
+            .write(actor, |draft| {
+                require_org(draft, org_id)?;
+                if draft.get::<Policy>(org_id).is_some() {
+                    return Err(AppError::new(
+                        ErrorKind::AlreadyExists,
+                        "DOMAIN_POLICY_ALREADY_EXISTS",
+                        format!("organization `{org_id}` already has its own domain policy"),
+                    ));
+                }
+                // Owned by the organization: the write is guarded on it existing.
+                draft.create::<Policy>(org_id, org_id, DomainPolicyEvent::OrgAdded(settings))?;
+                Ok(())
+            })
+            .await?;
+        details(org_id, written)
     }
 
     pub async fn change_org_domain_policy(
@@ -105,9 +83,15 @@ impl App {
         settings: DomainSettings,
         expected: Option<u64>,
     ) -> Result<Receipt<Details>, AppError> {
-        self.require_org(&*self.store, org_id).await?;
-        let current = self.store.get(KIND, org_id).await?.ok_or_else(|| own_policy_missing(org_id))?;
-        self.change(actor, &current, "org.policy.domain.changed", settings, expected).await
+        valid_org_id(org_id)?;
+        let ((), written) = self
+            .write(actor, |draft| {
+                require_org(draft, org_id)?;
+                let current = own_policy(draft, org_id)?;
+                change(draft, &current, DomainPolicyEvent::OrgChanged(settings), expected)
+            })
+            .await?;
+        details(org_id, written)
     }
 
     pub async fn remove_org_domain_policy(
@@ -116,10 +100,16 @@ impl App {
         org_id: &str,
         expected: Option<u64>,
     ) -> Result<Receipt<Details>, AppError> {
-        self.require_org(&*self.store, org_id).await?;
-        let current = self.store.get(KIND, org_id).await?.ok_or_else(|| own_policy_missing(org_id))?;
-        check_version(expected, &current, "domain policy")?;
-        first_details(self.view.append(vec![removal(actor, &current)]).await?)
+        valid_org_id(org_id)?;
+        let ((), written) = self
+            .write(actor, |draft| {
+                require_org(draft, org_id)?;
+                let current = own_policy(draft, org_id)?;
+                check_version(expected, &current.meta, "domain policy")?;
+                Ok(draft.delete(&current, DomainPolicyEvent::OrgRemoved {})?)
+            })
+            .await?;
+        details(org_id, written)
     }
 
     pub async fn change_default_domain_policy(
@@ -128,92 +118,73 @@ impl App {
         settings: DomainSettings,
         expected: Option<u64>,
     ) -> Result<Receipt<Details>, AppError> {
-        let current = self.store.get(KIND, &self.instance.id).await?.ok_or_else(|| {
-            AppError::not_found("DOMAIN_POLICY_NOT_FOUND", "the instance has no default domain policy")
-        })?;
-        self.change(actor, &current, "instance.policy.domain.changed", settings, expected).await
-    }
-
-    async fn change(
-        &self,
-        actor: &Actor,
-        current: &StoredObject,
-        event: &str,
-        settings: DomainSettings,
-        expected: Option<u64>,
-    ) -> Result<Receipt<Details>, AppError> {
-        check_version(expected, current, "domain policy")?;
-        let stored: DomainSettings = from_json(current)?;
-        if stored == settings {
-            return Err(AppError::new(
-                ErrorKind::FailedPrecondition,
-                "DOMAIN_POLICY_NOT_CHANGED",
-                "the domain policy already has these settings",
-            ));
-        }
-        let write = self.policy_write(actor, &current.id, Expect::Sequence(current.sequence), event, settings)?;
-        first_details(self.view.append(vec![write]).await?)
-    }
-
-    /// Checks `org_id` names an organization: in the view for reads, the store for writes.
-    async fn require_org(&self, source: &dyn Store, org_id: &str) -> Result<(), AppError> {
-        if org_id.is_empty() || org_id.chars().count() > 200 {
-            return Err(AppError::invalid("orgId", "the organization id must be 1 to 200 characters"));
-        }
-        self.organization_object(source, org_id).await.map(|_| ())
-    }
-
-    fn policy_write(
-        &self,
-        actor: &Actor,
-        owner: &str,
-        expect: Expect,
-        event: &str,
-        settings: DomainSettings,
-    ) -> Result<Append, AppError> {
-        let state = to_json(&settings)?;
-        Ok(Append {
-            kind: KIND.into(),
-            id: owner.into(),
-            expect,
-            event_type: event.into(),
-            payload: state.clone(),
-            actor: actor.0.clone(),
-            owner: owner.into(),
-            change: Change::Put { owner: owner.into(), parent: String::new(), name: None, state },
-        })
+        let instance = &self.instance.id;
+        let ((), written) = self
+            .write(actor, |draft| {
+                let current = draft.get::<Policy>(instance).ok_or_else(no_default)?;
+                change(draft, &current, DomainPolicyEvent::InstanceChanged(settings), expected)
+            })
+            .await?;
+        details(instance, written)
     }
 }
 
-/// The event that removes an organization's own policy; organization deletion uses it too.
-pub(super) fn removal(actor: &Actor, current: &StoredObject) -> Append {
-    Append {
-        kind: KIND.into(),
-        id: current.id.clone(),
-        expect: Expect::Sequence(current.sequence),
-        event_type: "org.policy.domain.removed".into(),
-        payload: json!({}),
-        actor: actor.0.clone(),
-        owner: current.owner.clone(),
-        change: Change::Delete,
-    }
-}
-
-fn policy(object: &StoredObject, is_default: bool) -> Result<DomainPolicy, AppError> {
-    Ok(DomainPolicy { settings: from_json(object)?, is_default, details: Details::of(object) })
-}
-
-fn first_details(committed: Vec<crate::store::Committed>) -> Result<Receipt<Details>, AppError> {
-    let first = committed.first().ok_or_else(missing_commit)?;
-    let details = Details {
-        sequence: first.event.sequence,
-        created_at: first.object.created_at,
-        changed_at: first.event.created_at,
-        owner: first.object.owner.clone(),
+fn change(
+    draft: &mut Draft<'_>,
+    current: &Obj<Policy>,
+    event: DomainPolicyEvent,
+    expected: Option<u64>,
+) -> Result<(), AppError> {
+    check_version(expected, &current.meta, "domain policy")?;
+    let (DomainPolicyEvent::InstanceChanged(settings) | DomainPolicyEvent::OrgChanged(settings)) = &event else {
+        return Err(AppError::new(ErrorKind::Internal, "INTERNAL", "not a change of the settings"));
     };
-    Ok(Receipt::of(details, &committed))
+    if *current.state == *settings {
+        return Err(AppError::new(
+            ErrorKind::FailedPrecondition,
+            "DOMAIN_POLICY_NOT_CHANGED",
+            "the domain policy already has these settings",
+        ));
+    }
+    draft.change(current, event)?;
+    Ok(())
 }
 
-fn own_policy_missing(org_id: &str) -> AppError {
-    AppError::not_found("DOMAIN_POLICY_NOT_FOUND", format!("organization `{org_id}` has no domain policy of its own"))
+fn valid_org_id(org_id: &str) -> Result<(), AppError> {
+    if org_id.is_empty() || org_id.chars().count() > 200 {
+        return Err(AppError::invalid("orgId", "the organization id must be 1 to 200 characters"));
+    }
+    Ok(())
+}
+
+/// The organization a write names must exist.
+fn require_org(draft: &mut Draft<'_>, org_id: &str) -> Result<(), AppError> {
+    draft.get::<Organization>(org_id).map(drop).ok_or_else(|| not_found(org_id))
+}
+
+fn own_policy(draft: &mut Draft<'_>, org_id: &str) -> Result<Obj<Policy>, AppError> {
+    draft.get::<Policy>(org_id).ok_or_else(|| {
+        AppError::not_found(
+            "DOMAIN_POLICY_NOT_FOUND",
+            format!("organization `{org_id}` has no domain policy of its own"),
+        )
+    })
+}
+
+fn default_policy(objects: &Objects, instance: &str) -> Result<DomainPolicy, AppError> {
+    objects.get::<Policy>(instance).map(|object| policy(&object, true)).ok_or_else(no_default)
+}
+
+fn no_default() -> AppError {
+    AppError::not_found("DOMAIN_POLICY_NOT_FOUND", "the instance has no default domain policy")
+}
+
+fn policy(object: &Obj<Policy>, is_default: bool) -> DomainPolicy {
+    DomainPolicy { settings: *object.state, is_default, details: Details::of(&object.meta) }
+}
+
+/// The details of the policy write: of its event, for a removal too.
+fn details(id: &str, written: Written) -> Result<Receipt<Details>, AppError> {
+    let meta = written.meta(Policy::NAME, id).ok_or_else(missing_commit)?;
+    Ok(Receipt::of(Details::of(meta), &written))
 }

@@ -2,6 +2,7 @@
 //! message and, for bad input, the fields at fault. `api::status` is the only place that
 //! turns it into a `tonic::Status`.
 
+use crate::model::ModelError;
 use crate::store::StoreError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,6 +46,42 @@ impl AppError {
     pub fn not_found(reason: &'static str, message: impl Into<String>) -> Self {
         AppError::new(ErrorKind::NotFound, reason, message)
     }
+
+    /// Whether the state this replica holds decided the error, so a fresher state might not.
+    pub fn may_depend_on_state(&self) -> bool {
+        matches!(
+            self.kind,
+            ErrorKind::NotFound | ErrorKind::FailedPrecondition | ErrorKind::Aborted | ErrorKind::AlreadyExists
+        )
+    }
+}
+
+impl From<ModelError> for AppError {
+    fn from(error: ModelError) -> Self {
+        match error {
+            ModelError::StillReferenced { target, by } => {
+                let mut names: Vec<String> =
+                    by.iter().take(10).map(|key| format!("{} `{}`", label(key.kind), key.id)).collect();
+                if by.len() > names.len() {
+                    names.push(format!("{} more", by.len() - names.len()));
+                }
+                AppError::new(
+                    ErrorKind::FailedPrecondition,
+                    "STILL_REFERENCED",
+                    format!("the {} `{}` is still in use by {}", label(target.kind), target.id, names.join(", ")),
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "the object model refused a write");
+                AppError::new(ErrorKind::Internal, "INTERNAL", "an internal error occurred")
+            }
+        }
+    }
+}
+
+/// A kind's name in messages: its stored name with spaces.
+pub(crate) fn label(kind: &str) -> String {
+    kind.replace('_', " ")
 }
 
 impl From<StoreError> for AppError {
@@ -55,8 +92,18 @@ impl From<StoreError> for AppError {
                 "CONCURRENT_MODIFICATION",
                 format!("the {kind} `{id}` was changed by another request; read it again and retry"),
             ),
-            StoreError::NameTaken { kind, name } => {
-                AppError::new(ErrorKind::AlreadyExists, "NAME_TAKEN", format!("a {kind} named `{name}` already exists"))
+            StoreError::NameTaken { kind, name } => AppError::new(
+                ErrorKind::AlreadyExists,
+                "NAME_TAKEN",
+                format!("{} named `{name}` already exists", super::with_article(&label(&kind))),
+            ),
+            StoreError::Referenced { kind, id, by } => {
+                let names: Vec<String> = by.iter().map(|key| format!("{} `{}`", label(&key.kind), key.id)).collect();
+                AppError::new(
+                    ErrorKind::FailedPrecondition,
+                    "STILL_REFERENCED",
+                    format!("the {} `{id}` is still in use by {}", label(&kind), names.join(", ")),
+                )
             }
             StoreError::Unavailable(message) => {
                 tracing::warn!(%message, "store unavailable");

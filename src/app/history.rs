@@ -1,9 +1,9 @@
 //! The audit trail: the events of one object or of the whole instance, in log order, a page
-//! at a time. Read from the backend itself, not the in-memory view: the log is the record.
+//! at a time. Read from the store itself, not the replica's state: the log is the record.
 
 use super::page::{ListId, limit};
 use super::{App, AppError};
-use crate::store::{Event, LogCursor};
+use crate::store::{Event, Located, LogCursor};
 
 pub struct HistoryQuery<'a> {
     /// (object type, object id), or the whole instance.
@@ -15,14 +15,21 @@ pub struct HistoryQuery<'a> {
 
 impl App {
     pub async fn list_events(&self, query: &HistoryQuery<'_>) -> Result<(Vec<Event>, Option<String>), AppError> {
+        let store = self.replica.store();
         let scope = query.object.map(|(kind, id)| format!("{kind}/{id}")).unwrap_or_default();
         let list = ListId { list: "events", scope: &scope };
         let limit = limit(query.limit)?;
         let after = match (query.page_token, query.after_position) {
             ("", 0) => LogCursor::default(),
-            ("", position) => self.store.cursor_of(position).await?.ok_or_else(|| {
-                AppError::invalid("afterPosition", format!("position {position} is not in the event log"))
-            })?,
+            ("", position) => match store.locate(position).await? {
+                Located::At(cursor) => cursor,
+                _ => {
+                    return Err(AppError::invalid(
+                        "afterPosition",
+                        format!("position {position} is not in the event log"),
+                    ));
+                }
+            },
             (_, 0) => {
                 let (epoch, position) = self.pages.open(&list, false, query.page_token)?;
                 let parse = |text: &str| text.parse::<u64>().map_err(|_| invalid_token());
@@ -30,7 +37,7 @@ impl App {
             }
             _ => return Err(AppError::invalid("afterPosition", "send either afterPosition or a page token, not both")),
         };
-        let mut rows = self.store.read_log(query.object, after, limit + 1).await?;
+        let mut rows = store.read_log(query.object, after, limit + 1).await?;
         let next = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
             rows.last().map(|last| {

@@ -1,6 +1,7 @@
 //! Use cases: what each API method does, in domain terms. No protobuf types and no SQL
-//! here; handlers in `api/` convert, call these, and convert back. Every write is an
-//! event appended through the [`Store`], checked against the object's current sequence.
+//! here; handlers in `api/` convert, call these, and convert back. Reads answer from this
+//! replica's typed state; every write is planned against it through a
+//! [`Draft`](crate::model::draft::Draft) and committed as one batch of events.
 
 pub mod domain_policy;
 pub mod error;
@@ -8,11 +9,20 @@ pub mod history;
 pub mod organizations;
 pub mod page;
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLockReadGuard};
+use std::time::Duration;
 
-use crate::store::view::View;
-use crate::store::{Instance, Micros, Store, StoredObject};
+use crate::model::draft::Draft;
+use crate::model::kind::Key;
+use crate::model::objects::{Meta, Objects};
+use crate::model::replica::{Replica, Written};
+use crate::store::{Instance, Micros, StoreError};
 pub use error::{AppError, ErrorKind};
+
+/// How often a write whose plan went stale is planned again before it gives up; each retry
+/// means another write to one of its objects succeeded meanwhile, so a request only runs
+/// out under sustained contention on its objects.
+const WRITE_ATTEMPTS: u32 = 100;
 
 /// Who asked for a write, recorded with its event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,12 +44,12 @@ pub struct Details {
 }
 
 impl Details {
-    pub fn of(object: &StoredObject) -> Details {
+    pub fn of(meta: &Meta) -> Details {
         Details {
-            sequence: object.sequence,
-            created_at: object.created_at,
-            changed_at: object.updated_at,
-            owner: object.owner.clone(),
+            sequence: meta.sequence,
+            created_at: meta.created_at,
+            changed_at: meta.updated_at,
+            owner: meta.owner.to_string(),
         }
     }
 }
@@ -54,14 +64,14 @@ pub struct Receipt<T> {
 }
 
 impl<T> Receipt<T> {
-    pub(crate) fn of(value: T, committed: &[crate::store::Committed]) -> Receipt<T> {
-        Receipt { value, position: committed.iter().map(|c| c.event.position).max() }
+    pub(crate) fn of(value: T, written: &Written) -> Receipt<T> {
+        Receipt { value, position: written.position }
     }
 }
 
 /// Optimistic concurrency: a write that names the version it read (`If-Match`) fails with
 /// ABORTED, changing nothing, when the object has moved on since.
-pub(crate) fn check_version(expected: Option<u64>, current: &StoredObject, what: &str) -> Result<(), AppError> {
+pub(crate) fn check_version(expected: Option<u64>, current: &Meta, what: &str) -> Result<(), AppError> {
     match expected {
         Some(expected) if expected != current.sequence => Err(AppError::new(
             ErrorKind::Aborted,
@@ -72,25 +82,102 @@ pub(crate) fn check_version(expected: Option<u64>, current: &StoredObject, what:
     }
 }
 
-/// The application: the store, this replica's view of it, and the facts of the instance.
-///
-/// Answers to reads come from the `view`. Writes go through the `view` too (so this replica
-/// reads its own writes at once), but the checks before a write read the backend `store`,
-/// so a replica whose view lags never refuses a write on a version it has not seen yet.
+/// The application: this replica's state of the store, and the facts of the instance.
 pub struct App {
-    store: Arc<dyn Store>,
-    view: Arc<View>,
+    replica: Arc<Replica>,
     instance: Instance,
     pages: page::PageSigner,
 }
 
 impl App {
-    /// Opens the application on a store and its view, seeding what a new instance starts with.
-    pub async fn new(store: Arc<dyn Store>, view: Arc<View>) -> Result<Arc<App>, AppError> {
-        let instance = store.instance().await?;
+    /// Opens the application on a replica, seeding what a new instance starts with.
+    pub async fn new(replica: Arc<Replica>) -> Result<Arc<App>, AppError> {
+        let instance = replica.store().instance().await?;
         let pages = page::PageSigner::new(&instance.signing_key)?;
-        let app = App { store, view, instance, pages };
+        let app = App { replica, instance, pages };
         app.seed_default_domain_policy().await?;
         Ok(Arc::new(app))
     }
+
+    /// The state, for reads; held only while a use case reads.
+    fn objects(&self) -> Result<RwLockReadGuard<'_, Objects>, AppError> {
+        Ok(self.replica.read()?)
+    }
+
+    /// Plans a write against this replica's state and commits it. Only a request that named
+    /// a version (`If-Match`) fails for a version: when the plan or its commit finds the state
+    /// stale (another request wrote one of its objects first, or this replica has not heard
+    /// of an object yet), the objects it read are read again from the store and the plan is
+    /// made again, so a write fails only for a real rule or a version it asked for.
+    pub(crate) async fn write<T>(
+        &self,
+        actor: &Actor,
+        mut plan: impl FnMut(&mut Draft<'_>) -> Result<T, AppError>,
+    ) -> Result<(T, Written), AppError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (planned, mut reads) = {
+                let objects = self.objects()?;
+                let mut draft = Draft::new(&objects);
+                let result = plan(&mut draft);
+                let plan = draft.finish();
+                let reads = plan.reads.clone();
+                (result.map(|value| (value, plan)), reads)
+            };
+            let (value, plan) = match planned {
+                Ok(planned) => planned,
+                Err(error) => {
+                    // A verdict of the state may be a verdict of a stale state.
+                    if attempt < WRITE_ATTEMPTS && error.may_depend_on_state() && self.replica.refresh(&reads).await? {
+                        continue;
+                    }
+                    return Err(error);
+                }
+            };
+            let stale = match self.replica.commit(&actor.0, plan).await {
+                Ok(written) => return Ok((value, written)),
+                Err(StoreError::NameTaken { kind, name }) => return Err(self.name_taken(&kind, &name)),
+                Err(StoreError::Conflict { kind, id, .. }) => self.keys([(kind, id)]),
+                Err(StoreError::Referenced { by, .. }) => self.keys(by.into_iter().map(|r| (r.kind, r.id))),
+                Err(e) => return Err(e.into()),
+            };
+            if attempt >= WRITE_ATTEMPTS {
+                return Err(AppError::new(
+                    ErrorKind::Aborted,
+                    "CONCURRENT_MODIFICATION",
+                    "the objects of this request kept changing while it was written; retry",
+                ));
+            }
+            reads.extend(stale);
+            self.replica.refresh(&reads).await?;
+            tokio::time::sleep(backoff(attempt)).await;
+        }
+    }
+
+    fn keys(&self, keys: impl IntoIterator<Item = (String, String)>) -> Vec<Key> {
+        let Ok(objects) = self.objects() else { return Vec::new() };
+        let registry = objects.registry();
+        keys.into_iter().filter_map(|(kind, id)| Some(Key::new(registry.intern(&kind)?, id))).collect()
+    }
+
+    fn name_taken(&self, kind: &str, name: &str) -> AppError {
+        let reason = self.objects().map_or("NAME_TAKEN", |objects| objects.registry().name_taken(kind));
+        let what = with_article(&error::label(kind));
+        AppError::new(ErrorKind::AlreadyExists, reason, format!("{what} named `{name}` already exists"))
+    }
+}
+
+/// `an organization`, `a domain policy`.
+pub(crate) fn with_article(label: &str) -> String {
+    let vowel = label.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {label}", if vowel { "an" } else { "a" })
+}
+
+/// A short random pause before the next attempt, growing with the attempts, so writers that
+/// collided do not collide again in step.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = 100 * u64::from(attempt.min(50));
+    let jitter = getrandom::u32().map_or(ceiling / 2, |r| u64::from(r) % ceiling.max(1));
+    Duration::from_micros(jitter)
 }

@@ -8,7 +8,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use super::AppError;
-use crate::store::{Micros, PageQuery, StoredObject};
+use crate::store::Micros;
 
 const MAC_LEN: usize = 16;
 pub const DEFAULT_LIMIT: u32 = 10;
@@ -25,6 +25,28 @@ pub struct PageSigner {
     keyed: Hmac<Sha256>,
 }
 
+/// A validated page request: where it starts and how many rows it fetches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageQuery {
+    /// Only rows strictly after this key in the requested direction.
+    pub after: Option<(Micros, String)>,
+    /// Newest first.
+    pub reverse: bool,
+    /// The page size the client asked for.
+    pub limit: u32,
+}
+
+impl PageQuery {
+    pub fn after(&self) -> Option<(Micros, &str)> {
+        self.after.as_ref().map(|(created_at, id)| (*created_at, id.as_str()))
+    }
+
+    /// One row more than the page: it tells whether a next page exists.
+    pub fn fetch(&self) -> usize {
+        self.limit as usize + 1
+    }
+}
+
 /// A page request as the client sent it.
 pub struct PageRequest<'a> {
     pub limit: Option<i32>,
@@ -39,8 +61,7 @@ impl PageSigner {
         Ok(PageSigner { keyed })
     }
 
-    /// Validates a page request and turns it into a store query that fetches one extra row,
-    /// which tells whether a next page exists.
+    /// Validates a page request.
     pub fn query(&self, id: &ListId<'_>, request: &PageRequest<'_>) -> Result<PageQuery, AppError> {
         let limit = limit(request.limit)?;
         let after = if request.token.is_empty() {
@@ -50,22 +71,27 @@ impl PageSigner {
             let created_at = created_at.parse::<Micros>().map_err(|_| invalid_token())?;
             Some((created_at, last_id))
         };
-        Ok(PageQuery { after, reverse: request.reverse, limit: limit + 1 })
+        Ok(PageQuery { after, reverse: request.reverse, limit })
     }
 
-    /// Cuts the extra row off and makes the token for the next page, if there is one.
-    pub fn page(
+    /// Cuts the extra row off and makes the token for the next page, if there is one. `key`
+    /// is a row's (created_at, id).
+    pub fn page<T>(
         &self,
         id: &ListId<'_>,
         query: &PageQuery,
-        mut rows: Vec<StoredObject>,
-    ) -> (Vec<StoredObject>, Option<String>) {
-        let limit = query.limit.saturating_sub(1) as usize;
+        mut rows: Vec<T>,
+        key: impl Fn(&T) -> (Micros, &str),
+    ) -> (Vec<T>, Option<String>) {
+        let limit = query.limit as usize;
         if rows.len() <= limit {
             return (rows, None);
         }
         rows.truncate(limit);
-        let token = rows.last().map(|last| self.seal(id, query.reverse, &last.created_at.to_string(), &last.id));
+        let token = rows.last().map(|last| {
+            let (created_at, last_id) = key(last);
+            self.seal(id, query.reverse, &created_at.to_string(), last_id)
+        });
         (rows, token)
     }
 
@@ -139,7 +165,7 @@ mod tests {
         let token = signer.seal(&ORGS, false, "42", "abc");
         let query = signer.query(&ORGS, &request(&token, false)).unwrap();
         assert_eq!(query.after, Some((42, "abc".into())));
-        assert_eq!(query.limit, 3);
+        assert_eq!((query.limit, query.fetch()), (2, 3));
         assert!(signer.query(&ORGS, &request(&token, true)).is_err());
         let other = ListId { list: "policies", scope: "org-1" };
         assert!(signer.query(&other, &request(&token, false)).is_err());
@@ -174,6 +200,6 @@ mod tests {
             assert_eq!(error.violations[0].0, "limit");
         }
         let default = signer.query(&ORGS, &PageRequest { limit: None, token: "", reverse: false }).unwrap();
-        assert_eq!(default.limit, DEFAULT_LIMIT + 1);
+        assert_eq!(default.limit, DEFAULT_LIMIT);
     }
 }

@@ -1,7 +1,8 @@
 //! Consistency tokens, for every protocol: a request that carries
-//! `x-iamd-consistency-token` (a log position another replica answered for a write) waits
-//! until this replica's view has applied that position, for at most a bound, and is
-//! UNAVAILABLE after it. A token this replica cannot parse is INVALID_ARGUMENT.
+//! `x-iamd-consistency-token` (a log position a replica answered for a write) waits until
+//! this replica holds that write, for at most a bound, and is UNAVAILABLE after it. A token
+//! this replica cannot parse is INVALID_ARGUMENT; one past the store's last position
+//! (no write ever answered it) is OUT_OF_RANGE at once, so a made-up token costs one lookup.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,26 +13,26 @@ use std::time::Duration;
 use http::{Request, Response};
 use tower::{Layer, Service};
 
-use crate::store::view::View;
+use crate::model::replica::{Replica, WaitError};
 use crate::transcode::ResponseBody;
 
 #[derive(Clone)]
 pub struct ConsistencyLayer {
-    pub view: Arc<View>,
+    pub replica: Arc<Replica>,
     pub bound: Duration,
 }
 
 impl<S> Layer<S> for ConsistencyLayer {
     type Service = Consistency<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Consistency { inner, view: self.view.clone(), bound: self.bound }
+        Consistency { inner, replica: self.replica.clone(), bound: self.bound }
     }
 }
 
 #[derive(Clone)]
 pub struct Consistency<S> {
     inner: S,
-    view: Arc<View>,
+    replica: Arc<Replica>,
     bound: Duration,
 }
 
@@ -57,7 +58,7 @@ where
         // The inner service was made ready for this call; a clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (view, bound) = (self.view.clone(), self.bound);
+        let (replica, bound) = (self.replica.clone(), self.bound);
         Box::pin(async move {
             let Some(position) = position else {
                 let status = tonic::Status::invalid_argument(format!(
@@ -66,11 +67,20 @@ where
                 ));
                 return Ok(status.into_http());
             };
-            if let Err(e) = view.wait_for(position, bound).await {
-                tracing::debug!(error = %e, position, "consistency token not reached");
-                let status = tonic::Status::unavailable(format!(
+            let refused = match replica.wait_for(position, bound).await {
+                Ok(()) => None,
+                Err(WaitError::Beyond) => Some(tonic::Status::out_of_range(format!(
+                    "consistency token {position} is past the end of the event log; send a token a write answered"
+                ))),
+                Err(WaitError::Late) => Some(tonic::Status::unavailable(format!(
                     "this replica has not caught up with consistency token {position} within {bound:?}; retry"
-                ));
+                ))),
+                Err(WaitError::Store(e)) => {
+                    tracing::warn!(error = %e, position, "cannot look up a consistency token");
+                    Some(tonic::Status::unavailable("the store is unavailable; retry later"))
+                }
+            };
+            if let Some(status) = refused {
                 return Ok(status.into_http());
             }
             inner.call(request).await

@@ -21,12 +21,12 @@ use tower::Layer;
 use crate::api::Api;
 use crate::app::App;
 use crate::config::Config;
+use crate::model::registry::Registry;
+use crate::model::replica::Replica;
 use crate::observe::AccessLog;
 use crate::pb::iamd::accounts::v1::organization_service_server::OrganizationServiceServer;
 use crate::pb::iamd::admin::v1::admin_service_server::AdminServiceServer;
 use crate::pb::iamd::history::v1::history_service_server::HistoryServiceServer;
-use crate::store::Store;
-use crate::store::view::View;
 use crate::transcode::routes::RouteTable;
 use consistency::ConsistencyLayer;
 
@@ -90,27 +90,35 @@ pub async fn stop_signal() {
 
 /// Runs until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
-    let (listener, store, service) = prepare(&config).await?;
-    serve(listener, store, service, config, shutdown).await
+    let (listener, replica, service) = prepare(&config, crate::kinds::registry()).await?;
+    serve(listener, replica, service, config, shutdown).await
 }
 
-/// Starts on `config.listen` (port 0 for a free port) and returns at once.
+/// Starts on `config.listen` (port 0 for a free port) and returns once it is ready.
 pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
-    let (listener, store, service) = prepare(&config).await?;
+    start_with(config, crate::kinds::registry()).await
+}
+
+/// [`start`] with the kinds of `registry`, which benchmarks extend with kinds of their own.
+pub async fn start_with(config: Config, registry: Registry) -> Result<RunningServer, ServerError> {
+    let (listener, replica, service) = prepare(&config, registry).await?;
     let addr = listener.local_addr().map_err(|source| ServerError::Listen { addr: config.listen, source })?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(serve(listener, store, service, config, async move {
+    let done = tokio::spawn(serve(listener, replica, service, config, async move {
         let _ = stopped.await;
     }));
     Ok(RunningServer { addr, stop: Some(stop), done })
 }
 
-async fn prepare(config: &Config) -> Result<(TcpListener, Arc<dyn Store>, dispatch::Service), ServerError> {
-    let backend: Arc<dyn Store> = crate::store::open(config).await?;
-    let view = View::open(backend.clone(), config.follow_interval).await?;
-    let app = App::new(backend, view.clone()).await?;
-    // Closing the view stops its follower, then closes the backend.
-    let store: Arc<dyn Store> = view.clone();
+async fn prepare(
+    config: &Config,
+    registry: Registry,
+) -> Result<(TcpListener, Arc<Replica>, dispatch::Service), ServerError> {
+    let backend = crate::store::open(config).await?;
+    let replica = Replica::open(backend, registry, config.follow_interval).await?;
+    let started = replica.started();
+    tracing::info!(objects = started.loaded.objects, followed = started.followed, "loaded the current state");
+    let app = App::new(replica.clone()).await?;
     let api = Api::new(app, config.bootstrap_token.clone());
 
     let pool =
@@ -134,16 +142,17 @@ async fn prepare(config: &Config) -> Result<(TcpListener, Arc<dyn Store>, dispat
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
 
-    let consistency = ConsistencyLayer { view, bound: config.consistency_wait };
-    let service = dispatch::build(grpc, routes, store.clone(), limit, &config.cors_allowed_origins, consistency);
+    let consistency = ConsistencyLayer { replica: replica.clone(), bound: config.consistency_wait };
+    let service =
+        dispatch::build(grpc, routes, replica.store().clone(), limit, &config.cors_allowed_origins, consistency);
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| ServerError::Listen { addr: config.listen, source })?;
-    Ok((listener, store, service))
+    Ok((listener, replica, service))
 }
 
 async fn serve(
     listener: TcpListener,
-    store: Arc<dyn Store>,
+    replica: Arc<Replica>,
     service: dispatch::Service,
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -189,7 +198,8 @@ async fn serve(
     if tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await.is_err() {
         tracing::warn!(grace = ?config.shutdown_grace, "in-flight requests did not finish in time");
     }
-    store.close().await?;
+    // Stops the follower, then closes the store.
+    replica.close().await?;
     tracing::info!("stopped");
     Ok(())
 }

@@ -28,8 +28,8 @@ use crate::store::postgres::testing::TestSchema;
 use crate::store::postgres::{self as pg, PostgresStore};
 use crate::store::sqlite::{self as lite, SqliteStore};
 use crate::store::{
-    Append, Change, Committed, Event, Expect, LogCursor, Micros, PageQuery, Store, StoreError, StoreResult,
-    StoredObject,
+    Append, Batch, Change, Committed, Event, Expect, Guard, Located, LogCursor, Micros, ObjectKey, PageQuery, Store,
+    StoreError, StoreResult, StoredObject,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -47,10 +47,19 @@ pub(crate) trait Backend: Send + Sync {
     async fn versions(&self) -> Vec<i64>;
     /// The newest schema version this binary knows.
     fn latest_version(&self) -> i64;
-    /// Creates the database at schema version 1 holding `log` and the objects it leaves, the
-    /// way a version-1 binary would have written them.
-    async fn create_at_first_version(&self, log: &[Committed]);
+    /// Creates the database at schema version 1 holding `events` and `objects`, the way a
+    /// version-1 binary would have written them.
+    async fn create_at_first_version(&self, events: &[Event], objects: &[StoredObject]);
+    /// Starts a transaction that appends `event` and puts `object` like a replica's write,
+    /// and holds it open, on backends where a transaction can commit after a later one.
+    async fn hold_open(&self, event: &Event, object: &StoredObject) -> Option<Box<dyn OpenWrite>>;
     async fn destroy(&self);
+}
+
+/// A write held open by [`Backend::hold_open`].
+#[async_trait]
+pub(crate) trait OpenWrite: Send {
+    async fn commit(self: Box<Self>);
 }
 
 #[derive(Clone, Copy)]
@@ -147,11 +156,10 @@ impl Backend for SqliteBackend {
         lite::LATEST_VERSION
     }
 
-    async fn create_at_first_version(&self, log: &[Committed]) {
+    async fn create_at_first_version(&self, events: &[Event], objects: &[StoredObject]) {
         lite::create_at_version(self.dir.path(), 1).unwrap();
         let raw = self.raw();
-        for c in log {
-            let e = &c.event;
+        for e in events {
             raw.execute(
                 "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -168,7 +176,7 @@ impl Backend for SqliteBackend {
             )
             .unwrap();
         }
-        for o in objects_left_by(log) {
+        for o in objects {
             raw.execute(
                 "INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -178,7 +186,7 @@ impl Backend for SqliteBackend {
                     o.owner,
                     o.parent,
                     o.name,
-                    o.state.to_string(),
+                    o.state,
                     o.sequence as i64,
                     o.created_at,
                     o.updated_at
@@ -186,6 +194,11 @@ impl Backend for SqliteBackend {
             )
             .unwrap();
         }
+    }
+
+    async fn hold_open(&self, _: &Event, _: &StoredObject) -> Option<Box<dyn OpenWrite>> {
+        // One writer: SQLite commits in position order.
+        None
     }
 
     async fn destroy(&self) {}
@@ -218,17 +231,17 @@ impl Backend for PostgresBackend {
         pg::LATEST_VERSION
     }
 
-    async fn create_at_first_version(&self, log: &[Committed]) {
+    async fn create_at_first_version(&self, events: &[Event], objects: &[StoredObject]) {
         pg::testing::create_at_version(&self.schema.config(), 1).await;
         let client = self.schema.client().await;
-        for c in log {
-            let (e, o) = (&c.event, &c.object);
+        for e in events {
+            // Version 1 kept a snapshot with each event; what it held is gone from version 2.
             let sequence = e.sequence as i64;
             client
                 .execute(
                     "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, created_at, \
                      object_owner, parent, name, state, object_created_at, deleted) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $7, '', NULL, 'null', $8, false)",
                     &[
                         &e.kind,
                         &e.object_id as &(dyn ToSql + Sync),
@@ -238,23 +251,17 @@ impl Backend for PostgresBackend {
                         &e.actor,
                         &e.owner,
                         &e.created_at,
-                        &o.owner,
-                        &o.parent,
-                        &o.name,
-                        &o.state,
-                        &o.created_at,
-                        &c.deleted,
                     ],
                 )
                 .await
                 .unwrap();
         }
-        for o in objects_left_by(log) {
+        for o in objects {
             let sequence = o.sequence as i64;
             client
                 .execute(
                     "INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8, $9)",
                     &[
                         &o.kind,
                         &o.id as &(dyn ToSql + Sync),
@@ -272,13 +279,54 @@ impl Backend for PostgresBackend {
         }
     }
 
+    async fn hold_open(&self, e: &Event, o: &StoredObject) -> Option<Box<dyn OpenWrite>> {
+        let client = self.schema.client().await;
+        client.batch_execute("BEGIN").await.unwrap();
+        let sequence = e.sequence as i64;
+        client
+            .execute(
+                "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[&e.kind, &e.object_id, &sequence, &e.event_type, &e.payload, &e.actor, &e.owner, &e.created_at],
+            )
+            .await
+            .unwrap();
+        let sequence = o.sequence as i64;
+        client
+            .execute(
+                "INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8, $9) \
+                 ON CONFLICT (kind, id) DO UPDATE SET state = excluded.state, sequence = excluded.sequence, \
+                 updated_at = excluded.updated_at",
+                &[&o.kind, &o.id, &o.owner, &o.parent, &o.name, &o.state, &sequence, &o.created_at, &o.updated_at],
+            )
+            .await
+            .unwrap();
+        Some(Box::new(PostgresOpenWrite { client }))
+    }
+
     async fn destroy(&self) {
         self.schema.drop_schema().await;
     }
 }
 
+struct PostgresOpenWrite {
+    client: tokio_postgres::Client,
+}
+
+#[async_trait]
+impl OpenWrite for PostgresOpenWrite {
+    async fn commit(self: Box<Self>) {
+        self.client.batch_execute("COMMIT").await.unwrap();
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Helpers
+
+fn batch(writes: Vec<Append>) -> Batch {
+    Batch::new("user:local:admin", writes)
+}
 
 fn put(kind: &str, id: &str, expect: Expect, parent: &str, name: Option<&str>, state: Value) -> Append {
     Append {
@@ -287,10 +335,23 @@ fn put(kind: &str, id: &str, expect: Expect, parent: &str, name: Option<&str>, s
         expect,
         event_type: format!("{kind}.put"),
         payload: json!({ "put": id }),
-        actor: "user:local:admin".into(),
-        owner: "org-1".into(),
-        change: Change::Put { owner: "org-1".into(), parent: parent.into(), name: name.map(str::to_owned), state },
+        change: Change::Put {
+            owner: "org-1".into(),
+            parent: parent.into(),
+            name: name.map(str::to_owned),
+            state: state.to_string(),
+            refs: None,
+        },
     }
+}
+
+/// A put that references `refs` from now on.
+fn put_refs(kind: &str, id: &str, expect: Expect, refs: &[(&str, &str)]) -> Append {
+    let mut write = put(kind, id, expect, "", None, json!({}));
+    if let Change::Put { refs: stored, .. } = &mut write.change {
+        *stored = Some(refs.iter().map(|(kind, id)| ObjectKey::new(*kind, *id)).collect());
+    }
+    write
 }
 
 fn create(kind: &str, id: &str, parent: &str, name: Option<&str>) -> Append {
@@ -304,17 +365,24 @@ fn delete(kind: &str, id: &str, expect: Expect) -> Append {
         expect,
         event_type: format!("{kind}.removed"),
         payload: json!({}),
-        actor: "system".into(),
-        owner: "org-1".into(),
         change: Change::Delete,
     }
+}
+
+fn guard(kind: &str, id: &str, expect: Expect) -> Guard {
+    Guard { kind: kind.into(), id: id.into(), expect }
+}
+
+/// An object's state as JSON: PostgreSQL keeps it as `jsonb`, which normalises the text.
+fn state(object: &StoredObject) -> Value {
+    serde_json::from_str(&object.state).unwrap()
 }
 
 /// Waits until the log delivers the event at `position` (at once on SQLite; on PostgreSQL
 /// once every older transaction, of any test on the server, has ended).
 async fn settled(store: &dyn Store, position: u64) -> LogCursor {
     for _ in 0..3000 {
-        if let Some(cursor) = store.cursor_of(position).await.unwrap() {
+        if let Located::At(cursor) = store.locate(position).await.unwrap() {
             return cursor;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -344,24 +412,8 @@ fn positions(log: &[Committed]) -> Vec<u64> {
     log.iter().map(|c| c.event.position).collect()
 }
 
-fn events(log: &[Committed]) -> Vec<Event> {
-    log.iter().map(|c| c.event.clone()).collect()
-}
-
 fn ids(objects: Vec<StoredObject>) -> Vec<String> {
     objects.into_iter().map(|o| o.id).collect()
-}
-
-/// The current state a log leaves: each object's latest snapshot unless it was a delete.
-fn objects_left_by(log: &[Committed]) -> Vec<StoredObject> {
-    let mut latest: Vec<&Committed> = Vec::new();
-    for c in log {
-        match latest.iter_mut().find(|l| l.event.kind == c.event.kind && l.event.object_id == c.event.object_id) {
-            Some(slot) => *slot = c,
-            None => latest.push(c),
-        }
-    }
-    latest.into_iter().filter(|c| !c.deleted).map(|c| c.object.clone()).collect()
 }
 
 fn assert_increasing(log: &[Committed]) {
@@ -373,9 +425,11 @@ fn assert_increasing(log: &[Committed]) {
 
 pub(crate) async fn append_then_get_round_trips(h: Arc<Harness>) {
     let store = h.store().await;
-    let state = json!({ "display": "Alice", "tags": [1, 2.5, null, true], "nested": { "a": "b", "0": [] } });
-    let committed =
-        store.append(vec![put("user", "u1", Expect::Absent, "org-1", Some("alice"), state.clone())]).await.unwrap();
+    let value = json!({ "display": "Alice", "tags": [1, 2.5, null, true], "nested": { "a": "b", "0": [] } });
+    let committed = store
+        .append(batch(vec![put("user", "u1", Expect::Absent, "org-1", Some("alice"), value.clone())]))
+        .await
+        .unwrap();
     assert_eq!(committed.len(), 1);
     let c = &committed[0];
     assert_eq!(c.event.position, 1);
@@ -386,21 +440,22 @@ pub(crate) async fn append_then_get_round_trips(h: Arc<Harness>) {
     assert_eq!(c.event.event_type, "user.put");
     assert_eq!(c.event.payload, json!({ "put": "u1" }));
     assert_eq!(c.event.actor, "user:local:admin");
+    // The event's resource owner is the object's.
     assert_eq!(c.event.owner, "org-1");
-    assert!(!c.deleted);
+    let object = store.get("user", "u1").await.unwrap().unwrap();
+    assert_eq!(state(&object), value);
     let expected = StoredObject {
         kind: "user".into(),
         id: "u1".into(),
         owner: "org-1".into(),
         parent: "org-1".into(),
         name: Some("alice".into()),
-        state,
+        state: object.state.clone(),
         sequence: 1,
         created_at: c.event.created_at,
         updated_at: c.event.created_at,
     };
-    assert_eq!(c.object, expected);
-    assert_eq!(store.get("user", "u1").await.unwrap(), Some(expected));
+    assert_eq!(object, expected);
     assert_eq!(store.get("user", "u2").await.unwrap(), None);
     assert_eq!(store.get("group", "u1").await.unwrap(), None);
     assert_eq!(log_through(&*store, None, 1).await, committed);
@@ -412,47 +467,49 @@ pub(crate) async fn append_then_get_round_trips(h: Arc<Harness>) {
 
 pub(crate) async fn sequence_increments_and_continues_after_delete(h: Arc<Harness>) {
     let store = h.store().await;
-    let first = store.append(vec![create("user", "u1", "", Some("a"))]).await.unwrap();
-    let second =
-        store.append(vec![put("user", "u1", Expect::Sequence(1), "", Some("b"), json!({ "v": 2 }))]).await.unwrap();
+    let first = store.append(batch(vec![create("user", "u1", "", Some("a"))])).await.unwrap();
+    let second = store
+        .append(batch(vec![put("user", "u1", Expect::Sequence(1), "", Some("b"), json!({ "v": 2 }))]))
+        .await
+        .unwrap();
     assert_eq!(second[0].event.sequence, 2);
-    assert_eq!(second[0].object.sequence, 2);
     // A replace keeps created_at and moves updated_at.
-    assert_eq!(second[0].object.created_at, first[0].object.created_at);
-    assert_eq!(second[0].object.updated_at, second[0].event.created_at);
+    let object = store.get("user", "u1").await.unwrap().unwrap();
+    assert_eq!((object.sequence, object.created_at), (2, first[0].event.created_at));
+    assert_eq!(object.updated_at, second[0].event.created_at);
 
-    let deleted = store.append(vec![delete("user", "u1", Expect::Sequence(2))]).await.unwrap();
+    let deleted = store.append(batch(vec![delete("user", "u1", Expect::Sequence(2))])).await.unwrap();
     assert_eq!(deleted[0].event.sequence, 3);
     assert_eq!(deleted[0].event.event_type, "user.removed");
-    assert!(deleted[0].deleted);
-    // The state just before the delete, stamped with the delete event.
-    assert_eq!(deleted[0].object.state, json!({ "v": 2 }));
-    assert_eq!(deleted[0].object.name.as_deref(), Some("b"));
-    assert_eq!(deleted[0].object.sequence, 3);
-    assert_eq!(deleted[0].object.created_at, first[0].object.created_at);
-    assert_eq!(deleted[0].object.updated_at, deleted[0].event.created_at);
+    // The delete's resource owner is the deleted object's.
+    assert_eq!(deleted[0].event.owner, "org-1");
     assert_eq!(store.get("user", "u1").await.unwrap(), None);
+    let head = store.head("user", "u1").await.unwrap();
+    assert_eq!((head.object, head.sequence), (None, 3));
 
-    let again = store.append(vec![create("user", "u1", "", Some("a"))]).await.unwrap();
+    let again = store.append(batch(vec![create("user", "u1", "", Some("a"))])).await.unwrap();
     assert_eq!(again[0].event.sequence, 4);
-    assert_eq!(again[0].object.sequence, 4);
-    assert_eq!(again[0].object.created_at, again[0].event.created_at);
-    assert!(again[0].object.created_at >= deleted[0].event.created_at);
+    let object = store.get("user", "u1").await.unwrap().unwrap();
+    assert_eq!((object.sequence, object.created_at), (4, again[0].event.created_at));
+    assert!(object.created_at >= deleted[0].event.created_at);
 
     let log = log_through(&*store, Some(("user", "u1")), again[0].event.position).await;
     assert_eq!(log.iter().map(|c| c.event.sequence).collect::<Vec<_>>(), vec![1, 2, 3, 4]);
     assert_eq!(positions(&log), vec![1, 2, 3, 4]);
     assert!(log.windows(2).all(|w| w[0].event.created_at <= w[1].event.created_at));
-    // Another object starts its own sequence at 1.
-    let other = store.append(vec![create("user", "u2", "", None)]).await.unwrap();
+    // Another object starts its own sequence at 1; one that never was has none.
+    let other = store.append(batch(vec![create("user", "u2", "", None)])).await.unwrap();
     assert_eq!((other[0].event.sequence, other[0].event.position), (1, 5));
+    assert_eq!(store.head("user", "never").await.unwrap().sequence, 0);
 }
 
 pub(crate) async fn absent_on_existing_object_conflicts_and_writes_nothing(h: Arc<Harness>) {
     let store = h.store().await;
-    let before = store.append(vec![create("org", "o1", "", Some("acme"))]).await.unwrap();
-    let err =
-        store.append(vec![put("org", "o1", Expect::Absent, "", Some("acme"), json!({ "v": 9 }))]).await.unwrap_err();
+    let before = store.append(batch(vec![create("org", "o1", "", Some("acme"))])).await.unwrap();
+    let err = store
+        .append(batch(vec![put("org", "o1", Expect::Absent, "", Some("acme"), json!({ "v": 9 }))]))
+        .await
+        .unwrap_err();
     match err {
         StoreError::Conflict { kind, id, expected, actual } => {
             assert_eq!((kind.as_str(), id.as_str()), ("org", "o1"));
@@ -462,43 +519,49 @@ pub(crate) async fn absent_on_existing_object_conflicts_and_writes_nothing(h: Ar
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert_eq!(event_count(&*store, 1).await, 1);
-    assert_eq!(store.get("org", "o1").await.unwrap(), Some(before[0].object.clone()));
+    let object = store.get("org", "o1").await.unwrap().unwrap();
+    assert_eq!((object.sequence, object.updated_at), (1, before[0].event.created_at));
 }
 
 pub(crate) async fn stale_or_missing_sequence_conflicts(h: Arc<Harness>) {
     let store = h.store().await;
-    store.append(vec![create("org", "o1", "", None)]).await.unwrap();
-    let second = store.append(vec![put("org", "o1", Expect::Sequence(1), "", None, json!(2))]).await.unwrap();
+    store.append(batch(vec![create("org", "o1", "", None)])).await.unwrap();
+    let second = store.append(batch(vec![put("org", "o1", Expect::Sequence(1), "", None, json!(2))])).await.unwrap();
 
-    let stale = store.append(vec![put("org", "o1", Expect::Sequence(1), "", None, json!(3))]).await.unwrap_err();
+    let stale = store.append(batch(vec![put("org", "o1", Expect::Sequence(1), "", None, json!(3))])).await.unwrap_err();
     assert!(matches!(stale, StoreError::Conflict { expected: Expect::Sequence(1), actual: Some(2), .. }), "{stale:?}");
-    let missing = store.append(vec![put("org", "nope", Expect::Sequence(1), "", None, json!(1))]).await.unwrap_err();
+    let missing =
+        store.append(batch(vec![put("org", "nope", Expect::Sequence(1), "", None, json!(1))])).await.unwrap_err();
     assert!(matches!(missing, StoreError::Conflict { expected: Expect::Sequence(1), actual: None, .. }), "{missing:?}");
-    let stale_delete = store.append(vec![delete("org", "o1", Expect::Sequence(7))]).await.unwrap_err();
+    let stale_delete = store.append(batch(vec![delete("org", "o1", Expect::Sequence(7))])).await.unwrap_err();
     assert!(matches!(stale_delete, StoreError::Conflict { actual: Some(2), .. }), "{stale_delete:?}");
     // Deleting what is not there conflicts even without an expectation.
-    let delete_missing = store.append(vec![delete("org", "nope", Expect::Any)]).await.unwrap_err();
+    let delete_missing = store.append(batch(vec![delete("org", "nope", Expect::Any)])).await.unwrap_err();
     assert!(
         matches!(delete_missing, StoreError::Conflict { expected: Expect::Any, actual: None, .. }),
         "{delete_missing:?}"
     );
     assert_eq!(event_count(&*store, second[0].event.position).await, 2);
-    assert_eq!(store.get("org", "o1").await.unwrap().unwrap().state, json!(2));
+    assert_eq!(state(&store.get("org", "o1").await.unwrap().unwrap()), json!(2));
     // Any replaces whatever is there, and creates what is not.
-    let any = store.append(vec![put("org", "o1", Expect::Any, "", None, json!(4))]).await.unwrap();
-    assert_eq!(any[0].object.sequence, 3);
-    let fresh = store.append(vec![put("org", "o2", Expect::Any, "", None, json!(5))]).await.unwrap();
-    assert_eq!(fresh[0].object.sequence, 1);
+    let any = store.append(batch(vec![put("org", "o1", Expect::Any, "", None, json!(4))])).await.unwrap();
+    assert_eq!(any[0].event.sequence, 3);
+    let fresh = store.append(batch(vec![put("org", "o2", Expect::Any, "", None, json!(5))])).await.unwrap();
+    assert_eq!(fresh[0].event.sequence, 1);
+    // Exists needs the object, at any sequence.
+    store.append(batch(vec![put("org", "o1", Expect::Exists, "", None, json!(6))])).await.unwrap();
+    let gone = store.append(batch(vec![put("org", "nope", Expect::Exists, "", None, json!(1))])).await.unwrap_err();
+    assert!(matches!(gone, StoreError::Conflict { expected: Expect::Exists, actual: None, .. }), "{gone:?}");
 }
 
 pub(crate) async fn failing_write_in_a_request_writes_nothing(h: Arc<Harness>) {
     let store = h.store().await;
-    let existing = store.append(vec![create("user", "existing", "org-1", Some("taken"))]).await.unwrap();
+    let existing = store.append(batch(vec![create("user", "existing", "org-1", Some("taken"))])).await.unwrap();
     let through = existing[0].event.position;
 
     // The second write's expectation fails.
     let err = store
-        .append(vec![create("user", "new", "org-1", Some("fresh")), create("user", "existing", "org-1", None)])
+        .append(batch(vec![create("user", "new", "org-1", Some("fresh")), create("user", "existing", "org-1", None)]))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { actual: Some(1), .. }), "{err:?}");
@@ -507,7 +570,10 @@ pub(crate) async fn failing_write_in_a_request_writes_nothing(h: Arc<Harness>) {
 
     // The second write's name is taken.
     let err = store
-        .append(vec![create("user", "new", "org-1", Some("fresh")), create("user", "other", "org-1", Some("taken"))])
+        .append(batch(vec![
+            create("user", "new", "org-1", Some("fresh")),
+            create("user", "other", "org-1", Some("taken")),
+        ]))
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NameTaken { .. }), "{err:?}");
@@ -517,7 +583,7 @@ pub(crate) async fn failing_write_in_a_request_writes_nothing(h: Arc<Harness>) {
 
     // The failed requests left no sequence behind (positions may have holes on a backend
     // whose position counter is not transactional).
-    let ok = store.append(vec![create("user", "new", "org-1", Some("fresh"))]).await.unwrap();
+    let ok = store.append(batch(vec![create("user", "new", "org-1", Some("fresh"))])).await.unwrap();
     assert_eq!(ok[0].event.sequence, 1);
     assert!(ok[0].event.position > through);
     assert_eq!(log_through(&*store, None, ok[0].event.position).await.len(), 2);
@@ -526,14 +592,14 @@ pub(crate) async fn failing_write_in_a_request_writes_nothing(h: Arc<Harness>) {
 pub(crate) async fn later_writes_in_a_request_see_earlier_ones(h: Arc<Harness>) {
     let store = h.store().await;
     let committed = store
-        .append(vec![
+        .append(batch(vec![
             create("group", "g1", "", Some("admins")),
             put("group", "g1", Expect::Sequence(1), "", Some("owners"), json!({ "v": 2 })),
             // The name freed by the rename is available to another object in the request.
             create("group", "g2", "", Some("admins")),
             delete("group", "g1", Expect::Sequence(2)),
             create("group", "g1", "", Some("owners")),
-        ])
+        ]))
         .await
         .unwrap();
     let summary: Vec<(&str, u64, u64)> =
@@ -541,8 +607,7 @@ pub(crate) async fn later_writes_in_a_request_see_earlier_ones(h: Arc<Harness>) 
     assert_eq!(summary, vec![("g1", 1, 1), ("g1", 2, 2), ("g2", 1, 3), ("g1", 3, 4), ("g1", 4, 5)]);
     // One transaction, one timestamp.
     assert!(committed.iter().all(|c| c.event.created_at == committed[0].event.created_at));
-    assert_eq!(committed.iter().map(|c| c.deleted).collect::<Vec<_>>(), vec![false, false, false, true, false]);
-    assert_eq!(committed[3].object.state, json!({ "v": 2 }));
+    assert_eq!(committed[3].event.event_type, "group.removed");
     let g1 = store.get("group", "g1").await.unwrap().unwrap();
     assert_eq!((g1.sequence, g1.name.as_deref()), (4, Some("owners")));
     let g2 = store.get("group", "g2").await.unwrap().unwrap();
@@ -552,38 +617,39 @@ pub(crate) async fn later_writes_in_a_request_see_earlier_ones(h: Arc<Harness>) 
 
 pub(crate) async fn names_are_unique_per_kind_and_parent(h: Arc<Harness>) {
     let store = h.store().await;
-    store.append(vec![create("user", "u1", "org-1", Some("alice"))]).await.unwrap();
+    store.append(batch(vec![create("user", "u1", "org-1", Some("alice"))])).await.unwrap();
 
-    let err = store.append(vec![create("user", "u2", "org-1", Some("alice"))]).await.unwrap_err();
+    let err = store.append(batch(vec![create("user", "u2", "org-1", Some("alice"))])).await.unwrap_err();
     match err {
         StoreError::NameTaken { kind, name } => assert_eq!((kind.as_str(), name.as_str()), ("user", "alice")),
         other => panic!("expected NameTaken, got {other:?}"),
     }
     assert_eq!(event_count(&*store, 1).await, 1);
     // A replace of another object onto the taken name fails the same way.
-    store.append(vec![create("user", "u3", "org-1", Some("carol"))]).await.unwrap();
-    let err = store.append(vec![put("user", "u3", Expect::Any, "org-1", Some("alice"), json!({}))]).await.unwrap_err();
+    store.append(batch(vec![create("user", "u3", "org-1", Some("carol"))])).await.unwrap();
+    let err =
+        store.append(batch(vec![put("user", "u3", Expect::Any, "org-1", Some("alice"), json!({}))])).await.unwrap_err();
     assert!(matches!(err, StoreError::NameTaken { .. }), "{err:?}");
     assert_eq!(store.get("user", "u3").await.unwrap().unwrap().name.as_deref(), Some("carol"));
 
     // Same name under another parent or of another kind is fine, and so are many unnamed.
-    store.append(vec![create("user", "u4", "org-2", Some("alice"))]).await.unwrap();
-    store.append(vec![create("group", "g1", "org-1", Some("alice"))]).await.unwrap();
-    store.append(vec![create("user", "u5", "org-1", None), create("user", "u6", "org-1", None)]).await.unwrap();
+    store.append(batch(vec![create("user", "u4", "org-2", Some("alice"))])).await.unwrap();
+    store.append(batch(vec![create("group", "g1", "org-1", Some("alice"))])).await.unwrap();
+    store.append(batch(vec![create("user", "u5", "org-1", None), create("user", "u6", "org-1", None)])).await.unwrap();
     // Names compare by bytes: case and accents make other names.
     store
-        .append(vec![create("user", "u7", "org-1", Some("Alice")), create("user", "u8", "org-1", Some("alicé"))])
+        .append(batch(vec![create("user", "u7", "org-1", Some("Alice")), create("user", "u8", "org-1", Some("alicé"))]))
         .await
         .unwrap();
     // Re-putting an object with its own name is not a collision.
     store
-        .append(vec![put("user", "u1", Expect::Sequence(1), "org-1", Some("alice"), json!({ "v": 2 }))])
+        .append(batch(vec![put("user", "u1", Expect::Sequence(1), "org-1", Some("alice"), json!({ "v": 2 }))]))
         .await
         .unwrap();
     // A deleted object frees its name.
-    store.append(vec![delete("user", "u1", Expect::Any)]).await.unwrap();
-    let reused = store.append(vec![create("user", "u2", "org-1", Some("alice"))]).await.unwrap();
-    assert_eq!(reused[0].object.name.as_deref(), Some("alice"));
+    store.append(batch(vec![delete("user", "u1", Expect::Any)])).await.unwrap();
+    store.append(batch(vec![create("user", "u2", "org-1", Some("alice"))])).await.unwrap();
+    assert_eq!(store.get("user", "u2").await.unwrap().unwrap().name.as_deref(), Some("alice"));
 }
 
 async fn page_through(store: &dyn Store, reverse: bool, limit: u32) -> Vec<Vec<String>> {
@@ -604,24 +670,24 @@ pub(crate) async fn list_pages_by_created_at_then_id(h: Arc<Harness>) {
     let store = h.store().await;
     // One request gives its objects one created_at: the tie is broken by id, in byte order.
     let first = store
-        .append(vec![
+        .append(batch(vec![
             create("user", "m", "org-1", None),
             create("user", "k", "org-1", None),
             create("user", "l", "org-1", None),
             create("user", "L", "org-1", None),
-        ])
+        ]))
         .await
         .unwrap();
-    assert!(first.iter().all(|c| c.object.created_at == first[0].object.created_at));
+    assert!(first.iter().all(|c| c.event.created_at == first[0].event.created_at));
     tokio::time::sleep(Duration::from_millis(3)).await;
-    store.append(vec![create("user", "b", "org-1", None), create("user", "a", "org-1", None)]).await.unwrap();
+    store.append(batch(vec![create("user", "b", "org-1", None), create("user", "a", "org-1", None)])).await.unwrap();
     tokio::time::sleep(Duration::from_millis(3)).await;
-    store.append(vec![create("user", "f", "org-1", None)]).await.unwrap();
+    store.append(batch(vec![create("user", "f", "org-1", None)])).await.unwrap();
     // Not listed: another parent, another kind.
-    store.append(vec![create("user", "c", "org-2", None), create("group", "d", "org-1", None)]).await.unwrap();
+    store.append(batch(vec![create("user", "c", "org-2", None), create("group", "d", "org-1", None)])).await.unwrap();
     // A replace does not move an object in the order.
     tokio::time::sleep(Duration::from_millis(3)).await;
-    store.append(vec![put("user", "k", Expect::Sequence(1), "org-1", None, json!({ "v": 2 }))]).await.unwrap();
+    store.append(batch(vec![put("user", "k", Expect::Sequence(1), "org-1", None, json!({ "v": 2 }))])).await.unwrap();
 
     let ascending = ["L", "k", "l", "m", "a", "b", "f"];
     assert_eq!(page_through(&*store, false, 2).await, vec![vec!["L", "k"], vec!["l", "m"], vec!["a", "b"], vec!["f"]]);
@@ -642,7 +708,7 @@ pub(crate) async fn list_pages_by_created_at_then_id(h: Arc<Harness>) {
     assert!(store.list("user", "org-9", &elsewhere).await.unwrap().is_empty());
     // The listed objects are the current ones.
     let listed = store.list("user", "org-1", &elsewhere).await.unwrap();
-    assert_eq!(listed.iter().find(|o| o.id == "k").unwrap().state, json!({ "v": 2 }));
+    assert_eq!(state(listed.iter().find(|o| o.id == "k").unwrap()), json!({ "v": 2 }));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -650,11 +716,11 @@ pub(crate) async fn list_pages_by_created_at_then_id(h: Arc<Harness>) {
 
 pub(crate) async fn read_log_in_cursor_order_with_and_without_object_filter(h: Arc<Harness>) {
     let store = h.store().await;
-    store.append(vec![create("user", "a", "", None)]).await.unwrap();
-    store.append(vec![create("user", "b", "", None)]).await.unwrap();
-    store.append(vec![put("user", "a", Expect::Sequence(1), "", None, json!(2))]).await.unwrap();
-    store.append(vec![create("group", "a", "", None)]).await.unwrap();
-    store.append(vec![delete("user", "a", Expect::Sequence(2))]).await.unwrap();
+    store.append(batch(vec![create("user", "a", "", None)])).await.unwrap();
+    store.append(batch(vec![create("user", "b", "", None)])).await.unwrap();
+    store.append(batch(vec![put("user", "a", Expect::Sequence(1), "", None, json!(2))])).await.unwrap();
+    store.append(batch(vec![create("group", "a", "", None)])).await.unwrap();
+    store.append(batch(vec![delete("user", "a", Expect::Sequence(2))])).await.unwrap();
 
     let all = log_through(&*store, None, 5).await;
     let summary: Vec<(u64, &str, &str, u64)> = all
@@ -700,68 +766,68 @@ pub(crate) async fn read_log_in_cursor_order_with_and_without_object_filter(h: A
     assert_eq!(read(Some(("user", "a")), LogCursor::default(), 0).await, Vec::<u64>::new());
 }
 
-pub(crate) async fn read_log_carries_the_snapshot_append_answered(h: Arc<Harness>) {
+/// The log holds each event as its append answered it: what changed (the payload), who,
+/// when, and the object's owner, never a copy of the object.
+pub(crate) async fn read_log_carries_what_append_answered(h: Arc<Harness>) {
     let store = h.store().await;
     let mut answered = Vec::new();
-    answered.extend(store.append(vec![create("org", "o1", "", Some("acme"))]).await.unwrap());
+    answered.extend(store.append(batch(vec![create("org", "o1", "", Some("acme"))])).await.unwrap());
+    let mut member_added = put("user", "u1", Expect::Sequence(1), "o1", Some("alice"), json!({ "roles": ["admin"] }));
+    member_added.payload = json!({ "rolesAdded": ["admin"] });
     answered.extend(
         store
-            .append(vec![
-                put("user", "u1", Expect::Absent, "o1", Some("alice"), json!({ "roles": ["admin"], "n": 1 })),
+            .append(batch(vec![
+                put("user", "u1", Expect::Absent, "o1", Some("alice"), json!({ "roles": [] })),
+                member_added,
                 put("org", "o1", Expect::Sequence(1), "", Some("acme-2"), json!({ "renamed": true })),
-            ])
+            ]))
             .await
             .unwrap(),
     );
     tokio::time::sleep(Duration::from_millis(2)).await;
-    answered.extend(store.append(vec![delete("user", "u1", Expect::Sequence(1))]).await.unwrap());
-    answered.extend(store.append(vec![put("user", "u1", Expect::Absent, "o1", None, json!(null))]).await.unwrap());
+    answered.extend(store.append(batch(vec![delete("user", "u1", Expect::Sequence(2))])).await.unwrap());
+    answered
+        .extend(store.append(batch(vec![put("user", "u1", Expect::Absent, "o1", None, json!(null))])).await.unwrap());
 
     let last = answered.last().unwrap().event.position;
     let log = log_through(&*store, None, last).await;
-    // Everything a follower needs, exactly as the writers were told.
     assert_eq!(log, answered);
-    let deleted = &log[3];
-    assert!(deleted.deleted);
-    assert_eq!(deleted.object.state, json!({ "roles": ["admin"], "n": 1 }));
-    assert_eq!((deleted.object.parent.as_str(), deleted.object.name.as_deref()), ("o1", Some("alice")));
-    assert_eq!(deleted.object.created_at, log[1].object.created_at);
-    assert!(deleted.object.updated_at > deleted.object.created_at);
-    // The re-created object starts over: a new created_at, no name, a null state.
-    assert!(!log[4].deleted);
-    assert_eq!((log[4].object.sequence, log[4].object.name.clone()), (3, None));
-    assert_eq!(log[4].object.created_at, log[4].event.created_at);
-    // Replaying the log gives the current state.
-    for object in objects_left_by(&log) {
-        assert_eq!(store.get(&object.kind, &object.id).await.unwrap(), Some(object));
-    }
+    assert_eq!(log[2].event.payload, json!({ "rolesAdded": ["admin"] }));
+    assert_eq!(log[2].event.owner, "org-1");
+    assert_eq!(log[4].event.event_type, "user.removed");
     assert_eq!(
         log_through(&*store, Some(("user", "u1")), last).await,
-        answered[1..].iter().filter(|c| c.event.kind == "user").cloned().collect::<Vec<_>>()
+        answered.iter().filter(|c| c.event.kind == "user").cloned().collect::<Vec<_>>()
     );
+    // The current state is in the rows: the re-created object starts over.
+    let u1 = store.get("user", "u1").await.unwrap().unwrap();
+    assert_eq!((u1.sequence, u1.name.clone(), state(&u1)), (4, None, json!(null)));
+    assert_eq!(u1.created_at, log[5].event.created_at);
 }
 
-pub(crate) async fn cursor_of_finds_readable_events(h: Arc<Harness>) {
+pub(crate) async fn locate_finds_readable_positions(h: Arc<Harness>) {
     let store = h.store().await;
-    assert_eq!(store.cursor_of(1).await.unwrap(), None);
-    let committed = store.append(vec![create("org", "o1", "", None), create("org", "o2", "", None)]).await.unwrap();
+    assert_eq!(store.locate(1).await.unwrap(), Located::Beyond);
+    let committed =
+        store.append(batch(vec![create("org", "o1", "", None), create("org", "o2", "", None)])).await.unwrap();
     for c in &committed {
         assert_eq!(settled(&*store, c.event.position).await, c.cursor);
-        assert_eq!(store.cursor_of(c.event.position).await.unwrap(), Some(c.cursor));
+        assert_eq!(store.locate(c.event.position).await.unwrap(), Located::At(c.cursor));
     }
     // Events in one request share an epoch and keep position order.
     assert_eq!(committed[0].cursor.epoch, committed[1].cursor.epoch);
     assert!(committed[0].cursor < committed[1].cursor);
-    let later = store.append(vec![create("org", "o3", "", None)]).await.unwrap();
+    let later = store.append(batch(vec![create("org", "o3", "", None)])).await.unwrap();
     assert!(settled(&*store, later[0].event.position).await > committed[1].cursor);
-    assert_eq!(store.cursor_of(0).await.unwrap(), None);
-    assert_eq!(store.cursor_of(later[0].event.position + 1).await.unwrap(), None);
-    assert_eq!(store.cursor_of(u64::MAX).await.unwrap(), None);
-    // A failed request leaves no event behind for its position.
-    store.append(vec![create("org", "o1", "", None)]).await.unwrap_err();
-    let next = store.append(vec![create("org", "o4", "", None)]).await.unwrap();
+    assert_eq!(store.locate(0).await.unwrap(), Located::Beyond);
+    // Past the last position handed out: no write ever answered it.
+    assert_eq!(store.locate(later[0].event.position + 1).await.unwrap(), Located::Beyond);
+    assert_eq!(store.locate(u64::MAX).await.unwrap(), Located::Beyond);
+    // A failed request leaves no event behind for its position, if it took one.
+    store.append(batch(vec![create("org", "o1", "", None)])).await.unwrap_err();
+    let next = store.append(batch(vec![create("org", "o4", "", None)])).await.unwrap();
     for position in later[0].event.position + 1..next[0].event.position {
-        assert_eq!(store.cursor_of(position).await.unwrap(), None);
+        assert_eq!(store.locate(position).await.unwrap(), Located::Pending);
     }
     // The log after a cursor is exactly what followed it.
     let cursor = settled(&*store, next[0].event.position).await;
@@ -784,7 +850,7 @@ pub(crate) async fn concurrent_appends_all_land(h: Arc<Harness>) {
                 let expect = if n == 0 { Expect::Absent } else { Expect::Sequence(n) };
                 let name = format!("name-{t}-{n}");
                 let c = store
-                    .append(vec![put("user", &id, expect, "org-1", Some(&name), json!({ "n": n }))])
+                    .append(batch(vec![put("user", &id, expect, "org-1", Some(&name), json!({ "n": n }))]))
                     .await
                     .unwrap();
                 assert_eq!(c[0].event.sequence, n + 1);
@@ -820,12 +886,12 @@ pub(crate) async fn concurrent_appends_all_land(h: Arc<Harness>) {
     for t in 0..50 {
         let id = format!("obj-{t}");
         let object = store.get("user", &id).await.unwrap().unwrap();
-        assert_eq!((object.sequence, object.state.clone()), (10, json!({ "n": 9 })));
+        assert_eq!((object.sequence, state(&object)), (10, json!({ "n": 9 })));
         let mine = store.read_log(Some(("user", &id)), LogCursor::default(), 100).await.unwrap();
         assert_eq!(mine.iter().map(|c| c.event.sequence).collect::<Vec<_>>(), (1..=10).collect::<Vec<u64>>());
         // Per object, time never goes back.
         assert!(mine.windows(2).all(|w| w[0].event.created_at <= w[1].event.created_at));
-        assert_eq!(mine.last().map(|c| &c.object), Some(&object));
+        assert_eq!(mine.last().map(|c| c.event.created_at), Some(object.updated_at));
     }
     let listed = store.list("user", "org-1", &PageQuery { after: None, reverse: false, limit: 100 }).await.unwrap();
     assert_eq!(listed.len(), 50);
@@ -839,14 +905,16 @@ pub(crate) async fn racing_writers_exactly_one_wins(h: Arc<Harness>) {
     let store = h.store().await;
     for round in 0..20 {
         let id = format!("o{round}");
-        store.append(vec![create("org", &id, "", None)]).await.unwrap();
+        store.append(batch(vec![create("org", &id, "", None)])).await.unwrap();
         let barrier = Arc::new(Barrier::new(2));
         let racers: Vec<_> = (0..2)
             .map(|racer| {
                 let (store, barrier, id) = (Arc::clone(&store), Arc::clone(&barrier), id.clone());
                 tokio::spawn(async move {
                     barrier.wait().await;
-                    store.append(vec![put("org", &id, Expect::Sequence(1), "", None, json!({ "racer": racer }))]).await
+                    store
+                        .append(batch(vec![put("org", &id, Expect::Sequence(1), "", None, json!({ "racer": racer }))]))
+                        .await
                 })
             })
             .collect();
@@ -861,7 +929,7 @@ pub(crate) async fn racing_writers_exactly_one_wins(h: Arc<Harness>) {
         assert_eq!(won.len(), 1, "round {round}: {won:?}");
         let (winner, sequence) = won[0];
         assert_eq!(sequence, 2);
-        assert_eq!(store.get("org", &id).await.unwrap().unwrap().state, json!({ "racer": winner }));
+        assert_eq!(state(&store.get("org", &id).await.unwrap().unwrap()), json!({ "racer": winner }));
     }
 
     for round in 0..10 {
@@ -872,9 +940,14 @@ pub(crate) async fn racing_writers_exactly_one_wins(h: Arc<Harness>) {
                 tokio::spawn(async move {
                     barrier.wait().await;
                     // The same new id, and for the others one new name.
-                    let same_id = store.append(vec![create("user", &format!("new-{round}"), "p", None)]).await;
+                    let same_id = store.append(batch(vec![create("user", &format!("new-{round}"), "p", None)])).await;
                     let same_name = store
-                        .append(vec![create("group", &format!("g-{round}-{racer}"), "p", Some(&format!("n{round}")))])
+                        .append(batch(vec![create(
+                            "group",
+                            &format!("g-{round}-{racer}"),
+                            "p",
+                            Some(&format!("n{round}")),
+                        )]))
                         .await;
                     (same_id.is_ok(), same_name)
                 })
@@ -897,7 +970,7 @@ pub(crate) async fn racing_writers_exactly_one_wins(h: Arc<Harness>) {
 /// Requests that fail next to others (as they may, sharing a group commit) fail alone.
 pub(crate) async fn a_failing_request_does_not_fail_its_neighbours(h: Arc<Harness>) {
     let store = h.store().await;
-    store.append(vec![create("org", "taken", "", Some("taken-name"))]).await.unwrap();
+    store.append(batch(vec![create("org", "taken", "", Some("taken-name"))])).await.unwrap();
     let barrier = Arc::new(Barrier::new(32));
     let tasks: Vec<_> = (0..32)
         .map(|i| {
@@ -916,7 +989,7 @@ pub(crate) async fn a_failing_request_does_not_fail_its_neighbours(h: Arc<Harnes
                     ],
                 };
                 barrier.wait().await;
-                (i, store.append(request).await)
+                (i, store.append(batch(request)).await)
             })
         })
         .collect();
@@ -940,6 +1013,193 @@ pub(crate) async fn a_failing_request_does_not_fail_its_neighbours(h: Arc<Harnes
     let log = store.read_log(None, LogCursor::default(), 1000).await.unwrap();
     assert_eq!(log.len(), 1 + 2 * 20);
     assert_increasing(&log);
+}
+
+// ---------------------------------------------------------------------------------------
+// Guards and references
+
+pub(crate) async fn guards_hold_in_the_writes_transaction(h: Arc<Harness>) {
+    let store = h.store().await;
+    store.append(batch(vec![create("org", "o1", "", None)])).await.unwrap();
+    let guarded = |expect: Expect, id: &str| Batch {
+        actor: "system".into(),
+        writes: vec![create("user", id, "o1", None)],
+        guards: vec![guard("org", "o1", expect)],
+    };
+    store.append(guarded(Expect::Exists, "u1")).await.unwrap();
+    store.append(guarded(Expect::Sequence(1), "u2")).await.unwrap();
+    let stale = store.append(guarded(Expect::Sequence(7), "u3")).await.unwrap_err();
+    assert!(
+        matches!(&stale, StoreError::Conflict { kind, expected: Expect::Sequence(7), actual: Some(1), .. } if kind == "org"),
+        "{stale:?}"
+    );
+    let missing = Batch { guards: vec![guard("org", "nope", Expect::Exists)], ..guarded(Expect::Any, "u4") };
+    let missing = store.append(missing).await.unwrap_err();
+    assert!(matches!(&missing, StoreError::Conflict { id, actual: None, .. } if id == "nope"), "{missing:?}");
+    // A failed guard writes nothing.
+    assert_eq!(store.get("user", "u3").await.unwrap(), None);
+    assert_eq!(store.get("user", "u4").await.unwrap(), None);
+    // Guards see the objects as the request found them: not an object it creates itself.
+    let own = Batch {
+        guards: vec![guard("org", "o2", Expect::Exists)],
+        ..Batch::new("system", vec![create("org", "o2", "", None)])
+    };
+    assert!(matches!(store.append(own).await.unwrap_err(), StoreError::Conflict { actual: None, .. }));
+    let through = store.append(batch(vec![create("org", "o3", "", None)])).await.unwrap();
+    assert_eq!(event_count(&*store, through[0].event.position).await, 4);
+}
+
+pub(crate) async fn a_referenced_object_cannot_be_deleted(h: Arc<Harness>) {
+    let store = h.store().await;
+    store.append(batch(vec![create("role", "r1", "", None), create("role", "r2", "", None)])).await.unwrap();
+    store
+        .append(batch(vec![put_refs("policy", "p1", Expect::Absent, &[("role", "r1"), ("role", "r2")])]))
+        .await
+        .unwrap();
+    store.append(batch(vec![put_refs("policy", "p2", Expect::Absent, &[("role", "r1")])])).await.unwrap();
+    assert_eq!(
+        store.referrers("role", "r1").await.unwrap(),
+        vec![ObjectKey::new("policy", "p1"), ObjectKey::new("policy", "p2")]
+    );
+
+    let refused = store.append(batch(vec![delete("role", "r1", Expect::Sequence(1))])).await.unwrap_err();
+    match refused {
+        StoreError::Referenced { kind, id, by } => {
+            assert_eq!((kind.as_str(), id.as_str()), ("role", "r1"));
+            assert_eq!(by, vec![ObjectKey::new("policy", "p1"), ObjectKey::new("policy", "p2")]);
+        }
+        other => panic!("expected Referenced, got {other:?}"),
+    }
+    assert!(store.get("role", "r1").await.unwrap().is_some());
+
+    // A put without `refs` keeps them; with, replaces them.
+    store.append(batch(vec![put("policy", "p2", Expect::Sequence(1), "", None, json!({ "v": 2 }))])).await.unwrap();
+    assert_eq!(store.referrers("role", "r1").await.unwrap().len(), 2);
+    store.append(batch(vec![put_refs("policy", "p2", Expect::Sequence(2), &[("role", "r2")])])).await.unwrap();
+    assert_eq!(store.referrers("role", "r1").await.unwrap(), vec![ObjectKey::new("policy", "p1")]);
+    // Deleting the referrer first, in the same request, frees the referenced object.
+    store
+        .append(batch(vec![delete("policy", "p1", Expect::Sequence(1)), delete("role", "r1", Expect::Sequence(1))]))
+        .await
+        .unwrap();
+    assert_eq!(store.referrers("role", "r2").await.unwrap(), vec![ObjectKey::new("policy", "p2")]);
+    // The other way round it is refused, and nothing of the request is written.
+    let refused = store
+        .append(batch(vec![delete("role", "r2", Expect::Sequence(1)), delete("policy", "p2", Expect::Sequence(3))]))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, StoreError::Referenced { .. }), "{refused:?}");
+    assert!(store.get("policy", "p2").await.unwrap().is_some());
+}
+
+/// A delete racing a write that starts to reference the deleted object: exactly one of the
+/// two wins, and an object never references one that is gone.
+pub(crate) async fn a_delete_racing_a_reference_leaves_no_dangling_reference(h: Arc<Harness>) {
+    let store = h.store().await;
+    let (mut deletes_won, mut references_won) = (0, 0);
+    for round in 0..40 {
+        let target = format!("t{round}");
+        store.append(batch(vec![create("role", &target, "", None)])).await.unwrap();
+        let barrier = Arc::new(Barrier::new(2));
+        let reference = {
+            let (store, barrier, target) = (Arc::clone(&store), Arc::clone(&barrier), target.clone());
+            tokio::spawn(async move {
+                let write = Batch {
+                    guards: vec![guard("role", &target, Expect::Exists)],
+                    ..batch(vec![put_refs("policy", &format!("p{round}"), Expect::Absent, &[("role", &target)])])
+                };
+                barrier.wait().await;
+                store.append(write).await
+            })
+        };
+        let removal = {
+            let (store, barrier, target) = (Arc::clone(&store), Arc::clone(&barrier), target.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.append(batch(vec![delete("role", &target, Expect::Sequence(1))])).await
+            })
+        };
+        match (reference.await.unwrap(), removal.await.unwrap()) {
+            (Ok(_), Err(StoreError::Referenced { .. })) => references_won += 1,
+            (Err(StoreError::Conflict { actual: None, .. }), Ok(_)) => deletes_won += 1,
+            other => panic!("round {round}: {other:?}"),
+        }
+        let policy = store.get("policy", &format!("p{round}")).await.unwrap();
+        let role = store.get("role", &target).await.unwrap();
+        assert_eq!(policy.is_some(), role.is_some(), "round {round}: a dangling reference");
+    }
+    assert_eq!(deletes_won + references_won, 40);
+}
+
+// ---------------------------------------------------------------------------------------
+// Starting from state
+
+/// A snapshot and the log after its cursor account for every event once: every event at or
+/// before the cursor is in the rows, and every event the rows lack comes after it, one that
+/// commits late included.
+pub(crate) async fn a_snapshot_and_the_log_after_it_miss_nothing(h: Arc<Harness>) {
+    let backend = h.backend().await;
+    let store = backend.open().await.unwrap();
+    for i in 0..5 {
+        store.append(batch(vec![create("tally", &format!("t{i}"), "", None)])).await.unwrap();
+        for n in 1..8 {
+            let write = put("tally", &format!("t{i}"), Expect::Sequence(n), "", None, json!({ "n": n }));
+            store.append(batch(vec![write])).await.unwrap();
+        }
+    }
+    // A writer that takes its position now and commits after a later writer (PostgreSQL).
+    let late_event = Event {
+        position: 0,
+        kind: "tally".into(),
+        object_id: "late".into(),
+        sequence: 1,
+        event_type: "tally.put".into(),
+        payload: json!({}),
+        actor: "system".into(),
+        owner: "org-1".into(),
+        created_at: 1,
+    };
+    let late_row = StoredObject {
+        kind: "tally".into(),
+        id: "late".into(),
+        owner: "org-1".into(),
+        parent: String::new(),
+        name: None,
+        state: "{}".into(),
+        sequence: 1,
+        created_at: 1,
+        updated_at: 1,
+    };
+    let held = backend.hold_open(&late_event, &late_row).await;
+    let after = store.append(batch(vec![create("tally", "after", "", None)])).await.unwrap();
+    let snapshot = store.snapshot().await.unwrap();
+    if let Some(held) = held {
+        held.commit().await;
+    }
+    let last = store.append(batch(vec![create("tally", "last", "", None)])).await.unwrap();
+    let whole = log_through(&*store, None, last[0].event.position).await;
+    let followed = store.read_log(None, snapshot.cursor, 10_000).await.unwrap();
+
+    let row = |kind: &str, id: &str| snapshot.objects.iter().find(|o| o.kind == kind && o.id == id);
+    let reflected = |e: &Event| row(&e.kind, &e.object_id).is_some_and(|o| o.sequence >= e.sequence);
+    for c in &whole {
+        if c.cursor <= snapshot.cursor {
+            assert!(reflected(&c.event), "event {} is before the cursor but not in the rows", c.event.position);
+        }
+        if !reflected(&c.event) {
+            assert!(followed.contains(c), "event {} is in neither the rows nor the log after them", c.event.position);
+        }
+    }
+    assert_eq!(row("tally", "t3").map(|o| o.sequence), Some(8));
+    assert!(row("tally", "after").is_some());
+    assert!(followed.iter().any(|c| c.event.object_id == "last"));
+    if whole.iter().any(|c| c.event.object_id == "late") {
+        assert!(row("tally", "late").is_none(), "the held write was not committed at the snapshot");
+        assert!(followed.iter().any(|c| c.event.object_id == "late"), "the late commit was skipped");
+    }
+    // What the log holds after the cursor is little: the history of the rows is not replayed.
+    assert!(followed.len() <= 3, "{} events after the snapshot", followed.len());
+    let _ = after;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -968,7 +1228,7 @@ pub(crate) async fn instance_row_and_events_cannot_change(h: Arc<Harness>) {
     let backend = h.backend().await;
     let store = backend.open().await.unwrap();
     let instance = store.instance().await.unwrap();
-    store.append(vec![create("org", "o1", "", None)]).await.unwrap();
+    store.append(batch(vec![create("org", "o1", "", None)])).await.unwrap();
     store.close().await.unwrap();
     let refused = |sql: &'static str| {
         let backend = Arc::clone(&backend);
@@ -995,17 +1255,19 @@ pub(crate) async fn data_survives_reopen(h: Arc<Harness>) {
     let backend = h.backend().await;
     let store = backend.open().await.unwrap();
     let written =
-        store.append(vec![create("org", "o1", "", Some("acme")), create("org", "o2", "", None)]).await.unwrap();
-    store.append(vec![delete("org", "o2", Expect::Sequence(1))]).await.unwrap();
+        store.append(batch(vec![create("org", "o1", "", Some("acme")), create("org", "o2", "", None)])).await.unwrap();
+    store.append(batch(vec![delete("org", "o2", Expect::Sequence(1))])).await.unwrap();
     let log = log_through(&*store, None, 3).await;
+    let before = store.get("org", "o1").await.unwrap();
     store.close().await.unwrap();
 
     let store = backend.open().await.unwrap();
-    assert_eq!(store.get("org", "o1").await.unwrap(), Some(written[0].object.clone()));
+    assert_eq!(store.get("org", "o1").await.unwrap(), before);
+    assert_eq!(before.map(|o| o.updated_at), Some(written[0].event.created_at));
     assert_eq!(store.get("org", "o2").await.unwrap(), None);
     assert_eq!(log_through(&*store, None, 3).await, log);
     // Positions and sequences continue; the clock does not go back.
-    let next = store.append(vec![create("org", "o2", "", None)]).await.unwrap();
+    let next = store.append(batch(vec![create("org", "o2", "", None)])).await.unwrap();
     assert_eq!((next[0].event.position, next[0].event.sequence), (4, 3));
     assert!(next[0].event.created_at >= log[2].event.created_at);
     assert!(next[0].cursor > log[2].cursor);
@@ -1018,7 +1280,8 @@ pub(crate) async fn migrates_an_empty_database(h: Arc<Harness>) {
     assert_eq!(backend.versions().await, (1..=backend.latest_version()).collect::<Vec<_>>());
     assert_eq!(store.instance().await.unwrap().signing_key.len(), 32);
     assert_eq!(store.read_log(None, LogCursor::default(), 10).await.unwrap(), vec![]);
-    assert_eq!(store.cursor_of(1).await.unwrap(), None);
+    assert_eq!(store.locate(1).await.unwrap(), Located::Beyond);
+    assert_eq!(store.snapshot().await.unwrap().objects, vec![]);
     let all = PageQuery { after: None, reverse: false, limit: 10 };
     assert_eq!(store.list("org", "", &all).await.unwrap(), vec![]);
     // Opening again applies nothing twice.
@@ -1038,85 +1301,85 @@ pub(crate) async fn concurrent_opens_migrate_once(h: Arc<Harness>) {
     assert_eq!(c.instance().await.unwrap(), instance);
     assert_eq!(backend.versions().await, (1..=backend.latest_version()).collect::<Vec<_>>());
     // And they share one log.
-    let written = a.append(vec![create("org", "o1", "", None)]).await.unwrap();
-    b.append(vec![put("org", "o1", Expect::Sequence(1), "", None, json!(2))]).await.unwrap();
+    let written = a.append(batch(vec![create("org", "o1", "", None)])).await.unwrap();
+    b.append(batch(vec![put("org", "o1", Expect::Sequence(1), "", None, json!(2))])).await.unwrap();
     assert_eq!(c.get("org", "o1").await.unwrap().unwrap().sequence, 2);
     assert_eq!(log_through(&*c, None, 2).await[0], written[0]);
 }
 
-/// A database written by a version-1 binary opens with this one: migrated, its data readable
-/// through every read, its log continuing. The log's latest snapshots match the objects.
+/// A database written by a version-1 binary opens with this one: migrated, its objects and
+/// its log readable, the log continuing.
 pub(crate) async fn opens_a_database_written_by_the_first_version(h: Arc<Harness>) {
     let t0: Micros = 1_700_000_000_000_000;
-    let snapshot = |id: &str, parent: &str, name: &str, state: Value, sequence: u64, created_at: Micros, at: Micros| {
+    let row = |id: &str, parent: &str, name: &str, state: Value, sequence: u64, created_at: Micros, at: Micros| {
         StoredObject {
             kind: if parent.is_empty() { "org" } else { "user" }.into(),
             id: id.into(),
             owner: "o1".into(),
             parent: parent.into(),
             name: Some(name.into()),
-            state,
+            state: state.to_string(),
             sequence,
             created_at,
             updated_at: at,
         }
     };
-    let event = |position: u64, object: &StoredObject, event_type: &str, deleted: bool| Committed {
-        cursor: LogCursor { epoch: 0, position },
-        event: Event {
-            position,
-            kind: object.kind.clone(),
-            object_id: object.id.clone(),
-            sequence: object.sequence,
-            event_type: event_type.into(),
-            payload: json!({ "n": position }),
-            actor: "user:local:admin".into(),
-            owner: "o1".into(),
-            created_at: object.updated_at,
-        },
-        object: object.clone(),
-        deleted,
+    let event = |position: u64, kind: &str, id: &str, sequence: u64, event_type: &str, at: Micros| Event {
+        position,
+        kind: kind.into(),
+        object_id: id.into(),
+        sequence,
+        event_type: event_type.into(),
+        payload: json!({ "n": position }),
+        actor: "user:local:admin".into(),
+        owner: "o1".into(),
+        created_at: at,
     };
-    let log = vec![
-        event(1, &snapshot("o1", "", "acme", json!({ "name": "acme", "v": 1 }), 1, t0, t0), "org.added", false),
-        event(2, &snapshot("o2", "", "beta", json!({ "name": "beta" }), 1, t0 + 1, t0 + 1), "org.added", false),
-        event(3, &snapshot("o1", "", "acme", json!({ "name": "acme", "v": 2 }), 2, t0, t0 + 2), "org.changed", false),
-        event(4, &snapshot("u1", "o1", "alice", json!({ "name": "alice" }), 1, t0 + 3, t0 + 3), "user.added", false),
-        event(5, &snapshot("o2", "", "beta", json!({ "name": "beta" }), 2, t0 + 1, t0 + 4), "org.removed", true),
+    let events = vec![
+        event(1, "org", "o1", 1, "org.added", t0),
+        event(2, "org", "o2", 1, "org.added", t0 + 1),
+        event(3, "org", "o1", 2, "org.changed", t0 + 2),
+        event(4, "user", "u1", 1, "user.added", t0 + 3),
+        event(5, "org", "o2", 2, "org.removed", t0 + 4),
+    ];
+    let objects = vec![
+        row("o1", "", "acme", json!({ "name": "acme", "v": 2 }), 2, t0, t0 + 2),
+        row("u1", "o1", "alice", json!({ "name": "alice" }), 1, t0 + 3, t0 + 3),
     ];
     let backend = h.backend().await;
-    backend.create_at_first_version(&log).await;
+    backend.create_at_first_version(&events, &objects).await;
     assert_eq!(backend.versions().await, vec![1]);
 
     let store = backend.open().await.unwrap();
     assert_eq!(backend.versions().await, (1..=backend.latest_version()).collect::<Vec<_>>());
     assert_eq!(store.instance().await.unwrap().signing_key.len(), 32);
-    assert_eq!(store.get("org", "o1").await.unwrap(), Some(log[2].object.clone()));
+    let o1 = store.get("org", "o1").await.unwrap().unwrap();
+    assert_eq!(
+        (o1.sequence, o1.created_at, o1.updated_at, state(&o1)),
+        (2, t0, t0 + 2, json!({ "name": "acme", "v": 2 }))
+    );
     assert_eq!(store.get("org", "o2").await.unwrap(), None);
-    assert_eq!(store.get("user", "u1").await.unwrap(), Some(log[3].object.clone()));
+    assert_eq!(store.head("org", "o2").await.unwrap().sequence, 2);
+    assert_eq!(store.get("user", "u1").await.unwrap().map(|u| u.parent), Some("o1".to_owned()));
     let all = PageQuery { after: None, reverse: false, limit: 10 };
     assert_eq!(ids(store.list("org", "", &all).await.unwrap()), ["o1"]);
     assert_eq!(ids(store.list("user", "o1", &all).await.unwrap()), ["u1"]);
+    let snapshot = store.snapshot().await.unwrap();
+    assert_eq!(snapshot.objects.len(), 2);
 
     let read = log_through(&*store, None, 5).await;
-    assert_eq!(events(&read), events(&log));
+    assert_eq!(read.iter().map(|c| c.event.clone()).collect::<Vec<_>>(), events);
     assert_increasing(&read);
-    // Every object's latest event carries what the current state determines (a live
-    // object's row; that a gone object's last event removed it), so a follower replaying the
-    // log from the start ends with the current objects.
-    for i in [2, 3] {
-        assert_eq!((&read[i].object, read[i].deleted), (&log[i].object, false), "event {}", i + 1);
-    }
-    assert!(read[4].deleted);
-    assert_eq!(objects_left_by(&read), vec![log[2].object.clone(), log[3].object.clone()]);
 
     // The log, sequences and clock continue.
-    let next =
-        store.append(vec![put("org", "o1", Expect::Sequence(2), "", Some("acme"), json!({ "v": 3 }))]).await.unwrap();
+    let next = store
+        .append(batch(vec![put("org", "o1", Expect::Sequence(2), "", Some("acme"), json!({ "v": 3 }))]))
+        .await
+        .unwrap();
     assert_eq!((next[0].event.position, next[0].event.sequence), (6, 3));
-    assert_eq!(next[0].object.created_at, t0);
+    assert_eq!(store.get("org", "o1").await.unwrap().unwrap().created_at, t0);
     assert!(next[0].event.created_at >= t0 + 4);
-    let again = store.append(vec![create("org", "o2", "", Some("beta"))]).await.unwrap();
+    let again = store.append(batch(vec![create("org", "o2", "", Some("beta"))])).await.unwrap();
     assert_eq!(again[0].event.sequence, 3);
     assert_eq!(log_through(&*store, Some(("org", "o1")), 7).await.len(), 3);
 }
@@ -1139,16 +1402,19 @@ pub(crate) async fn newer_schema_refuses_to_open(h: Arc<Harness>) {
 
 pub(crate) async fn closed_store_is_unavailable(h: Arc<Harness>) {
     let store = h.store().await;
-    store.append(vec![create("org", "o1", "", None)]).await.unwrap();
+    store.append(batch(vec![create("org", "o1", "", None)])).await.unwrap();
     store.close().await.unwrap();
     let unavailable = |r: StoreError| matches!(r, StoreError::Unavailable(ref m) if m.contains("closed"));
     assert!(unavailable(store.get("org", "o1").await.unwrap_err()));
-    assert!(unavailable(store.append(vec![create("org", "o2", "", None)]).await.unwrap_err()));
-    assert!(unavailable(store.append(vec![]).await.unwrap_err()));
+    assert!(unavailable(store.append(batch(vec![create("org", "o2", "", None)])).await.unwrap_err()));
+    assert!(unavailable(store.append(batch(vec![])).await.unwrap_err()));
     assert!(unavailable(store.ping().await.unwrap_err()));
     assert!(unavailable(store.instance().await.unwrap_err()));
     assert!(unavailable(store.read_log(None, LogCursor::default(), 1).await.unwrap_err()));
-    assert!(unavailable(store.cursor_of(1).await.unwrap_err()));
+    assert!(unavailable(store.locate(1).await.unwrap_err()));
+    assert!(unavailable(store.snapshot().await.unwrap_err()));
+    assert!(unavailable(store.head("org", "o1").await.unwrap_err()));
+    assert!(unavailable(store.referrers("org", "o1").await.unwrap_err()));
     assert!(unavailable(
         store.list("org", "", &PageQuery { after: None, reverse: false, limit: 1 }).await.unwrap_err()
     ));
@@ -1187,11 +1453,15 @@ conformance_suite!(
     names_are_unique_per_kind_and_parent,
     list_pages_by_created_at_then_id,
     read_log_in_cursor_order_with_and_without_object_filter,
-    read_log_carries_the_snapshot_append_answered,
-    cursor_of_finds_readable_events,
+    read_log_carries_what_append_answered,
+    locate_finds_readable_positions,
     concurrent_appends_all_land,
     racing_writers_exactly_one_wins,
     a_failing_request_does_not_fail_its_neighbours,
+    guards_hold_in_the_writes_transaction,
+    a_referenced_object_cannot_be_deleted,
+    a_delete_racing_a_reference_leaves_no_dangling_reference,
+    a_snapshot_and_the_log_after_it_miss_nothing,
     instance_is_stable_across_reopen,
     instance_row_and_events_cannot_change,
     data_survives_reopen,

@@ -1,18 +1,19 @@
-//! The durable store: an append-only event log plus current-state rows, written in one
-//! transaction so a read sees every write that was answered.
+//! The durable store: an append-only event log plus current-state rows and the references
+//! between objects, written in one transaction so a read sees every write that was answered.
 //!
-//! The store knows objects, not domains: an object is a kind, an id, a JSON state, an
-//! optional name that is unique among the objects of its kind and parent, and the per-object
-//! sequence of its events. What a state means is the `app` layer's business. Backends
-//! (embedded SQLite, the default, and PostgreSQL for several replicas) implement [`Store`]
-//! and pass the same conformance suite (`conformance.rs`); [`open`] picks one from the
-//! configuration.
+//! The store knows objects, not domains: an object is a kind, an id, a JSON state, an owner,
+//! an optional name that is unique among the objects of its kind and parent, the objects it
+//! references, and the per-object sequence of its events. An event records what changed (its
+//! payload), never the whole object: the current-state row holds the object. What a state or
+//! a payload means is the `model` layer's business, and nothing here branches on a kind.
+//! Backends (embedded SQLite, the default, and PostgreSQL for several replicas) implement
+//! [`Store`] and pass the same conformance suite (`conformance.rs`); [`open`] picks one from
+//! the configuration.
 
 #[cfg(test)]
-mod conformance;
+pub(crate) mod conformance;
 pub mod postgres;
 pub mod sqlite;
-pub mod view;
 
 use std::sync::Arc;
 
@@ -32,6 +33,19 @@ pub(crate) struct Migration {
 /// Microseconds since the Unix epoch, as the store keeps time.
 pub type Micros = i64;
 
+/// An object's identity: its kind and its id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub kind: String,
+    pub id: String,
+}
+
+impl ObjectKey {
+    pub fn new(kind: impl Into<String>, id: impl Into<String>) -> ObjectKey {
+        ObjectKey { kind: kind.into(), id: id.into() }
+    }
+}
+
 /// An object as it stands after its latest event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredObject {
@@ -42,7 +56,8 @@ pub struct StoredObject {
     /// The scope that lists the object and in which its name is unique ("" for top level).
     pub parent: String,
     pub name: Option<String>,
-    pub state: Value,
+    /// The state, as JSON text.
+    pub state: String,
     /// The sequence of the object's latest event; the first event is 1.
     pub sequence: u64,
     /// The time of the object's first event since it last came into existence.
@@ -51,28 +66,50 @@ pub struct StoredObject {
     pub updated_at: Micros,
 }
 
-/// What a write expects of the object before it applies.
+/// What a write expects of an object before it applies; what a guard asserts of one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
     /// No check.
     Any,
     /// The object must not exist (a create).
     Absent,
+    /// The object must exist, at any sequence (a reference to it).
+    Exists,
     /// The object must exist with exactly this latest sequence (optimistic concurrency).
     Sequence(u64),
+}
+
+impl Expect {
+    /// Whether an object at `actual` (`None`: absent) meets the expectation.
+    pub fn holds(self, actual: Option<u64>) -> bool {
+        match self {
+            Expect::Any => true,
+            Expect::Absent => actual.is_none(),
+            Expect::Exists => actual.is_some(),
+            Expect::Sequence(n) => actual == Some(n),
+        }
+    }
 }
 
 /// What a write does to the current state.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// Creates or replaces the object's current state.
-    Put { owner: String, parent: String, name: Option<String>, state: Value },
-    /// Removes the object's current state. Its events stay, and a later `Put` continues its
-    /// sequence.
+    Put {
+        owner: String,
+        parent: String,
+        name: Option<String>,
+        /// JSON text.
+        state: String,
+        /// The objects it references from now on; `None` keeps the references it had.
+        refs: Option<Vec<ObjectKey>>,
+    },
+    /// Removes the object's current state and its references. Its events stay, and a later
+    /// `Put` continues its sequence. Refused while another object references it.
     Delete,
 }
 
-/// One event to append, with the change it makes.
+/// One event to append to one object, with the change it makes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Append {
     pub kind: String,
@@ -80,12 +117,36 @@ pub struct Append {
     pub expect: Expect,
     /// For example `org.added`, `org.policy.domain.changed`.
     pub event_type: String,
+    /// What changed, never the whole object.
     pub payload: Value,
-    /// Who asked for the write (a subject such as `user:local:admin`, or `system`).
-    pub actor: String,
-    /// The resource owner recorded with the event.
-    pub owner: String,
     pub change: Change,
+}
+
+/// An assertion about an object the request does not write, checked in the same transaction
+/// as the writes (and, on PostgreSQL, under the same lock as a write of that object), so a
+/// concurrent write or delete of it serialises with the request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Guard {
+    pub kind: String,
+    pub id: String,
+    pub expect: Expect,
+}
+
+/// One request's writes: all or nothing, in order, each later write seeing the earlier ones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// Who asked for the writes (a subject such as `user:local:admin`, or `system`).
+    pub actor: String,
+    pub writes: Vec<Append>,
+    /// Checked against the objects as they were before the request's writes.
+    pub guards: Vec<Guard>,
+}
+
+impl Batch {
+    /// Writes without guards.
+    pub fn new(actor: impl Into<String>, writes: Vec<Append>) -> Batch {
+        Batch { actor: actor.into(), writes, guards: Vec::new() }
+    }
 }
 
 impl Append {
@@ -93,13 +154,8 @@ impl Append {
     /// `Expect`, or a delete of what is not there (the caller's view is stale), is a Conflict.
     pub(crate) fn check(&self, current: Option<&StoredObject>) -> StoreResult<()> {
         let actual = current.map(|object| object.sequence);
-        let expected = match self.expect {
-            Expect::Any => true,
-            Expect::Absent => actual.is_none(),
-            Expect::Sequence(n) => actual == Some(n),
-        };
         let deletes_nothing = matches!(self.change, Change::Delete) && current.is_none();
-        if !expected || deletes_nothing {
+        if !self.expect.holds(actual) || deletes_nothing {
             return Err(StoreError::Conflict {
                 kind: self.kind.clone(),
                 id: self.id.clone(),
@@ -111,7 +167,8 @@ impl Append {
     }
 
     /// The event this write appends at `position`, as the object's `sequence`-th, at `now`.
-    pub(crate) fn event(&self, position: u64, sequence: u64, now: Micros) -> Event {
+    /// Its resource owner is the object's.
+    pub(crate) fn event(&self, actor: &str, owner: &str, position: u64, sequence: u64, now: Micros) -> Event {
         Event {
             position,
             kind: self.kind.clone(),
@@ -119,38 +176,47 @@ impl Append {
             sequence,
             event_type: self.event_type.clone(),
             payload: self.payload.clone(),
-            actor: self.actor.clone(),
-            owner: self.owner.clone(),
+            actor: actor.to_owned(),
+            owner: owner.to_owned(),
             created_at: now,
         }
     }
 
-    /// The object as this write leaves it at `sequence` and time `now` (for a delete: as it
-    /// was, with the delete's sequence and time), and whether the write deleted it. Every
-    /// backend stores exactly this as the current row and as the event's snapshot.
-    pub(crate) fn outcome(
-        &self,
-        current: Option<StoredObject>,
-        sequence: u64,
-        now: Micros,
-    ) -> StoreResult<(StoredObject, bool)> {
-        match (&self.change, current) {
-            (Change::Put { owner, parent, name, state }, current) => Ok((
-                StoredObject {
-                    kind: self.kind.clone(),
-                    id: self.id.clone(),
-                    owner: owner.clone(),
-                    parent: parent.clone(),
-                    name: name.clone(),
-                    state: state.clone(),
-                    sequence,
-                    created_at: current.as_ref().map_or(now, |object| object.created_at),
-                    updated_at: now,
-                },
-                false,
-            )),
-            (Change::Delete, Some(before)) => Ok((StoredObject { sequence, updated_at: now, ..before }, true)),
-            (Change::Delete, None) => Err(StoreError::Internal("delete of a missing object passed the check".into())),
+    /// The row this write leaves at `sequence` and time `now`: `None` for a delete. Every
+    /// backend stores exactly this as the current row.
+    pub(crate) fn outcome(&self, current: Option<&StoredObject>, sequence: u64, now: Micros) -> Option<StoredObject> {
+        match &self.change {
+            Change::Put { owner, parent, name, state, .. } => Some(StoredObject {
+                kind: self.kind.clone(),
+                id: self.id.clone(),
+                owner: owner.clone(),
+                parent: parent.clone(),
+                name: name.clone(),
+                state: state.clone(),
+                sequence,
+                created_at: current.map_or(now, |object| object.created_at),
+                updated_at: now,
+            }),
+            Change::Delete => None,
+        }
+    }
+
+    /// The resource owner of this write's event: the new owner of a put, the current one of
+    /// a delete.
+    pub(crate) fn owner<'a>(&'a self, current: Option<&'a StoredObject>) -> &'a str {
+        match &self.change {
+            Change::Put { owner, .. } => owner,
+            Change::Delete => current.map_or("", |object| object.owner.as_str()),
+        }
+    }
+}
+
+impl Guard {
+    pub(crate) fn check(&self, actual: Option<u64>) -> StoreResult<()> {
+        if self.expect.holds(actual) {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict { kind: self.kind.clone(), id: self.id.clone(), expected: self.expect, actual })
         }
     }
 }
@@ -168,6 +234,7 @@ pub struct Event {
     pub event_type: String,
     pub payload: Value,
     pub actor: String,
+    /// The object's owner.
     pub owner: String,
     pub created_at: Micros,
 }
@@ -184,46 +251,71 @@ pub struct LogCursor {
     pub position: u64,
 }
 
-/// One event with the object state it left behind: what `append` answers and what the log
-/// delivers to followers.
+/// One event with its place in the log: what `append` answers and what the log delivers.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Committed {
     pub cursor: LogCursor,
     pub event: Event,
-    /// The state after the change; for a delete, the state just before it (with the delete
-    /// event's sequence and time).
-    pub object: StoredObject,
-    /// The event removed the object.
-    pub deleted: bool,
 }
 
-/// A page request in (created_at, id) order.
+/// The current state of every object, and the place in the log from which a follower picks
+/// up what the rows do not reflect yet.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PageQuery {
-    /// Only objects strictly after this key in the requested direction.
-    pub after: Option<(Micros, String)>,
-    /// Newest first.
-    pub reverse: bool,
-    pub limit: u32,
+pub struct Snapshot {
+    /// INVARIANT: every event at or before `cursor` is reflected in `objects`; an event after
+    /// it may be reflected already (on PostgreSQL, a transaction that committed before the
+    /// snapshot while an older one was still running), and is then at or below its object's
+    /// sequence in `objects`, so a follower that skips those applies nothing twice.
+    pub cursor: LogCursor,
+    pub objects: Vec<StoredObject>,
+}
+
+/// One object's row if it exists, and the sequence of its latest event either way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Head {
+    pub object: Option<StoredObject>,
+    /// 0 when the object never had an event.
+    pub sequence: u64,
+}
+
+/// Where a log position stands, for consistency tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Located {
+    /// The log delivers it, at this cursor.
+    At(LogCursor),
+    /// Taken, but not delivered yet: still committing, held behind an older transaction, or
+    /// never to come (a rolled-back transaction's position).
+    Pending,
+    /// Past the last position the store has handed out: no write ever answered it.
+    Beyond,
 }
 
 /// Facts written once when the store is first created, the same on every replica.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Instance {
     pub id: String,
     /// Key for signing page tokens.
     pub signing_key: Vec<u8>,
 }
 
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance").field("id", &self.id).field("signing_key", &"<redacted>").finish()
+    }
+}
+
 /// Cloneable so one failure can answer every request it failed (a group commit).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// An `Expect` did not hold; nothing was written.
+    /// An `Expect` of a write or a guard did not hold; nothing was written.
     #[error("`{kind}` `{id}` is at sequence {actual:?}, expected {expected:?}")]
     Conflict { kind: String, id: String, expected: Expect, actual: Option<u64> },
     /// A `Put` named a name that another object of the kind and parent holds.
     #[error("a `{kind}` named `{name}` already exists")]
     NameTaken { kind: String, name: String },
+    /// A `Delete` of an object that other objects still reference; nothing was written.
+    #[error("`{kind}` `{id}` is still referenced by {by:?}")]
+    Referenced { kind: String, id: String, by: Vec<ObjectKey> },
     /// The backing database cannot be reached or refused the work.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -234,6 +326,9 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// How many referrers a refused delete names.
+pub(crate) const REFERRERS_NAMED: i64 = 10;
+
 /// A backend of the store. All methods are cancel-safe from the caller's view: a write either
 /// commits as a whole or not at all.
 #[async_trait]
@@ -241,24 +336,36 @@ pub trait Store: Send + Sync + 'static {
     /// The instance facts, created on first open.
     async fn instance(&self) -> StoreResult<Instance>;
 
-    /// Appends the events in order in one transaction and applies their changes. If any
-    /// `Expect` fails or a name is taken, nothing is written.
-    async fn append(&self, writes: Vec<Append>) -> StoreResult<Vec<Committed>>;
+    /// Checks the guards, then appends the events in order in one transaction and applies
+    /// their changes. If a guard or an `Expect` fails, a name is taken or a deleted object is
+    /// still referenced, nothing is written.
+    async fn append(&self, batch: Batch) -> StoreResult<Vec<Committed>>;
 
     /// The current state of one object, if it exists.
-    async fn get(&self, kind: &str, id: &str) -> StoreResult<Option<StoredObject>>;
+    async fn get(&self, kind: &str, id: &str) -> StoreResult<Option<StoredObject>> {
+        Ok(self.head(kind, id).await?.object)
+    }
+
+    /// One object's row and latest sequence: what a replica needs to catch up on one object
+    /// without following the log.
+    async fn head(&self, kind: &str, id: &str) -> StoreResult<Head>;
 
     /// Objects of a kind under one parent, in (created_at, id) order.
     async fn list(&self, kind: &str, parent: &str, page: &PageQuery) -> StoreResult<Vec<StoredObject>>;
+
+    /// Every current object and the log cursor they reflect, read in one consistent snapshot.
+    async fn snapshot(&self) -> StoreResult<Snapshot>;
+
+    /// The objects that reference `(kind, id)`.
+    async fn referrers(&self, kind: &str, id: &str) -> StoreResult<Vec<ObjectKey>>;
 
     /// Committed events after `after` in cursor order, of one object (kind, id) or of all.
     /// Only events that no running transaction can precede are delivered.
     async fn read_log(&self, object: Option<(&str, &str)>, after: LogCursor, limit: u32)
     -> StoreResult<Vec<Committed>>;
 
-    /// The cursor of the event at `position` once `read_log` delivers it; `None` while it is
-    /// not (yet) deliverable or does not exist. Consistency tokens wait on this.
-    async fn cursor_of(&self, position: u64) -> StoreResult<Option<LogCursor>>;
+    /// Where the event at log `position` stands. Consistency tokens wait on this.
+    async fn locate(&self, position: u64) -> StoreResult<Located>;
 
     /// Succeeds when the database answers.
     async fn ping(&self) -> StoreResult<()>;
@@ -271,6 +378,16 @@ pub trait Store: Send + Sync + 'static {
 
     /// Flushes and closes; later calls fail with `Unavailable`.
     async fn close(&self) -> StoreResult<()>;
+}
+
+/// A page request in (created_at, id) order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageQuery {
+    /// Only objects strictly after this key in the requested direction.
+    pub after: Option<(Micros, String)>,
+    /// Newest first.
+    pub reverse: bool,
+    pub limit: u32,
 }
 
 /// Opens the configured backend: PostgreSQL when a database URL is set, else SQLite in the
@@ -286,6 +403,14 @@ pub async fn open(config: &Config) -> StoreResult<Arc<dyn Store>> {
             }
         }
     }
+}
+
+/// A new instance's page-signing key: 32 bytes from the operating system's random source.
+pub(crate) fn new_signing_key() -> StoreResult<Vec<u8>> {
+    let mut key = vec![0u8; 32];
+    getrandom::fill(&mut key)
+        .map_err(|e| StoreError::Unavailable(format!("the operating system's random source failed: {e}")))?;
+    Ok(key)
 }
 
 #[cfg(test)]
@@ -321,5 +446,16 @@ mod tests {
         assert!(!dir.path().join(sqlite::DB_FILE).exists());
         store.close().await.unwrap();
         schema.drop_schema().await;
+    }
+
+    #[test]
+    fn the_signing_key_is_never_printed_and_new_keys_differ() {
+        let key = new_signing_key().unwrap();
+        assert_eq!(key.len(), 32);
+        assert_ne!(key, new_signing_key().unwrap());
+        let instance = Instance { id: "i".into(), signing_key: key.clone() };
+        let printed = format!("{instance:?}");
+        assert!(printed.contains("<redacted>"), "{printed}");
+        assert!(!printed.contains(&format!("{key:?}")), "{printed}");
     }
 }

@@ -40,15 +40,14 @@ use tokio::sync::{Notify, watch};
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use crate::store::{
-    Append, Committed, Event, Instance, LogCursor, Micros, Migration, PageQuery, Store, StoreError, StoreResult,
-    StoredObject,
+    Batch, Change, Committed, Event, Head, Instance, Located, LogCursor, Micros, Migration, ObjectKey, PageQuery,
+    REFERRERS_NAMED, Snapshot, Store, StoreError, StoreResult, StoredObject,
 };
 
 /// Connections in the pool: enough for the write concurrency a replica needs, few enough for
@@ -157,15 +156,15 @@ impl Store for PostgresStore {
         Ok(self.instance.clone())
     }
 
-    async fn append(&self, writes: Vec<Append>) -> StoreResult<Vec<Committed>> {
+    async fn append(&self, batch: Batch) -> StoreResult<Vec<Committed>> {
         self.check_open()?;
-        if writes.is_empty() {
+        if batch.writes.is_empty() {
             return Ok(Vec::new());
         }
         // On its own task, so that a caller that goes away does not cut a transaction short
         // between statements: it commits as a whole or rolls back, and nobody hears which.
         let pool = self.pool.clone();
-        match tokio::spawn(async move { append_with_retries(&pool, &writes).await }).await {
+        match tokio::spawn(async move { append_with_retries(&pool, &batch).await }).await {
             Ok(result) => {
                 if result.is_ok() {
                     self.announce.notify_one();
@@ -177,26 +176,19 @@ impl Store for PostgresStore {
         }
     }
 
-    async fn get(&self, kind: &str, id: &str) -> StoreResult<Option<StoredObject>> {
+    async fn head(&self, kind: &str, id: &str) -> StoreResult<Head> {
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "SELECT owner, parent, name, state, sequence, created_at, updated_at \
-                 FROM objects WHERE kind = $1 AND id = $2",
-            )
-            .await
-            .map_err(pg_err)?;
-        let row = client.query_opt(&stmt, &[&kind, &id]).await.map_err(pg_err)?;
-        row.map(|row| object_from_row(kind, id, &row)).transpose()
+        let stmt = client.prepare_cached(LOAD).await.map_err(pg_err)?;
+        let row = client.query_one(&stmt, &[&kind, &id]).await.map_err(pg_err)?;
+        let (object, sequence, _) = head_from_row(kind, id, &row)?;
+        Ok(Head { object, sequence })
     }
 
     async fn list(&self, kind: &str, parent: &str, page: &PageQuery) -> StoreResult<Vec<StoredObject>> {
         let client = self.client().await?;
         let (cmp, order) = if page.reverse { ("<", "DESC") } else { (">", "ASC") };
         let limit = i64::from(page.limit);
-        let mut sql = "SELECT owner, parent, name, state, sequence, created_at, updated_at, id \
-                       FROM objects WHERE kind = $1 AND parent = $2"
-            .to_owned();
+        let mut sql = format!("SELECT {OBJECT_COLUMNS}, id FROM objects WHERE kind = $1 AND parent = $2");
         if page.after.is_some() {
             sql.push_str(&format!(" AND (created_at, id) {cmp} ($4, $5)"));
         }
@@ -213,6 +205,41 @@ impl Store for PostgresStore {
                 object_from_row(kind, &id, row)
             })
             .collect()
+    }
+
+    async fn snapshot(&self) -> StoreResult<Snapshot> {
+        let mut client = self.client().await?;
+        // One REPEATABLE READ snapshot for the rows and the watermark: every transaction below
+        // its xmin had finished, so its events are in the rows; one at or above it may or may
+        // not be, and the follower reads those again (see `Snapshot`).
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await
+            .map_err(pg_err)?;
+        let xmin = tx.query_one("SELECT pg_snapshot_xmin(pg_current_snapshot())::text", &[]).await.map_err(pg_err)?;
+        let xmin = xid_column(&xmin, 0)?;
+        let rows = tx.query(&format!("SELECT {OBJECT_COLUMNS}, kind, id FROM objects"), &[]).await.map_err(pg_err)?;
+        let objects = rows
+            .iter()
+            .map(|row| {
+                let (kind, id): (String, String) = (get(row, 7)?, get(row, 8)?);
+                object_from_row(&kind, &id, row)
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        tx.commit().await.map_err(pg_err)?;
+        // Positions stay below i64::MAX, so this cursor is just before every event of xmin.
+        let cursor = LogCursor { epoch: xmin.saturating_sub(1), position: i64::MAX as u64 };
+        Ok(Snapshot { cursor, objects })
+    }
+
+    async fn referrers(&self, kind: &str, id: &str) -> StoreResult<Vec<ObjectKey>> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(REFERRERS).await.map_err(pg_err)?;
+        let rows = client.query(&stmt, &[&kind, &id, &i64::MAX]).await.map_err(pg_err)?;
+        rows.iter().map(|row| Ok(ObjectKey { kind: get(row, 0)?, id: get(row, 1)? })).collect()
     }
 
     async fn read_log(
@@ -246,20 +273,30 @@ impl Store for PostgresStore {
         rows.iter().map(committed_from_row).collect()
     }
 
-    async fn cursor_of(&self, position: u64) -> StoreResult<Option<LogCursor>> {
+    async fn locate(&self, position: u64) -> StoreResult<Located> {
         let Ok(sql_position) = i64::try_from(position) else {
-            return Ok(None);
+            return Ok(Located::Beyond);
         };
         let client = self.client().await?;
+        // The sequence's last value covers positions of transactions still running too: a
+        // position above it was never handed out.
         let stmt = client
             .prepare_cached(
-                "SELECT xid::text FROM events \
-                 WHERE position = $1 AND xid < pg_snapshot_xmin(pg_current_snapshot())",
+                "SELECT (SELECT xid::text FROM events \
+                         WHERE position = $1 AND xid < pg_snapshot_xmin(pg_current_snapshot())), \
+                        (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_position_seq)",
             )
             .await
             .map_err(pg_err)?;
-        let row = client.query_opt(&stmt, &[&sql_position]).await.map_err(pg_err)?;
-        row.map(|row| Ok(LogCursor { epoch: xid_column(&row, 0)?, position })).transpose()
+        let row = client.query_one(&stmt, &[&sql_position]).await.map_err(pg_err)?;
+        let last: i64 = get(&row, 1)?;
+        if sql_position < 1 || sql_position > last {
+            return Ok(Located::Beyond);
+        }
+        Ok(match get::<Option<&str>>(&row, 0)? {
+            Some(_) => Located::At(LogCursor { epoch: xid_column(&row, 0)?, position }),
+            None => Located::Pending,
+        })
     }
 
     async fn ping(&self) -> StoreResult<()> {
@@ -314,11 +351,11 @@ fn append_err(e: tokio_postgres::Error) -> Failure {
     if retry { Failure::Retry(pg_err(e)) } else { Failure::Fail(pg_err(e)) }
 }
 
-async fn append_with_retries(pool: &Pool, writes: &[Append]) -> StoreResult<Vec<Committed>> {
+async fn append_with_retries(pool: &Pool, batch: &Batch) -> StoreResult<Vec<Committed>> {
     let mut attempt = 1;
     loop {
         let mut client = pool.get().await.map_err(pool_err)?;
-        match append_once(&mut client, writes).await {
+        match append_once(&mut client, batch).await {
             Ok(committed) => return Ok(committed),
             Err(Failure::Fail(e)) => return Err(e),
             Err(Failure::Retry(e)) if attempt >= APPEND_ATTEMPTS => {
@@ -342,26 +379,54 @@ struct Tracked {
     last_sequence: u64,
 }
 
+/// One object's row (the first seven columns, then the latest event's sequence and time),
+/// whether or not the row exists.
+const LOAD: &str = "SELECT o.owner, o.parent, o.name, o.state::text, o.sequence, o.created_at, o.updated_at, \
+                           l.sequence, l.created_at \
+                    FROM (SELECT 1) AS one \
+                    LEFT JOIN objects AS o ON o.kind = $1 AND o.id = $2 \
+                    LEFT JOIN LATERAL (SELECT e.sequence, e.created_at FROM events AS e \
+                                       WHERE e.kind = $1 AND e.object_id = $2 \
+                                       ORDER BY e.sequence DESC LIMIT 1) AS l ON true";
+
 const INSERT_EVENT: &str = "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, \
-     created_at, object_owner, parent, name, state, object_created_at, deleted) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING position, xid::text";
+     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING position, xid::text";
 
 const UPSERT_OBJECT: &str = "INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, \
-     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+     updated_at) VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8, $9) \
      ON CONFLICT (kind, id) DO UPDATE SET owner = excluded.owner, parent = excluded.parent, \
      name = excluded.name, state = excluded.state, sequence = excluded.sequence, \
      updated_at = excluded.updated_at";
 
-/// One transaction (READ COMMITTED): lock the objects, read them, check every expectation as
-/// the earlier writes of the request leave the objects, write, commit. Dropping the
-/// transaction on an error rolls it back.
-async fn append_once(client: &mut deadpool_postgres::Object, writes: &[Append]) -> Result<Vec<Committed>, Failure> {
+const REFERRERS: &str = "SELECT from_kind, from_id FROM refs WHERE to_kind = $1 AND to_id = $2 \
+     ORDER BY from_kind, from_id LIMIT $3";
+
+/// A row of `LOAD`: the object, the sequence of its latest event, and that event's time.
+fn head_from_row(kind: &str, id: &str, row: &Row) -> StoreResult<(Option<StoredObject>, u64, Micros)> {
+    let object = match get::<Option<i64>>(row, 4)? {
+        Some(_) => Some(object_from_row(kind, id, row)?),
+        None => None,
+    };
+    let last_sequence = get::<Option<i64>>(row, 7)?.map(to_u64).transpose()?.unwrap_or(0);
+    Ok((object, last_sequence, get::<Option<i64>>(row, 8)?.unwrap_or(0)))
+}
+
+/// One transaction (READ COMMITTED): lock the objects, read them, check the guards and then
+/// every expectation as the earlier writes of the request leave the objects, write, commit.
+/// Dropping the transaction on an error rolls it back.
+async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> Result<Vec<Committed>, Failure> {
     let tx = client.transaction().await.map_err(append_err)?;
 
     // One global order (the keys sorted) so that two requests never hold one lock each
     // while waiting for the other's. Advisory locks cover objects that have no row yet,
-    // which a row lock (SELECT ... FOR UPDATE) cannot.
-    let mut keys: Vec<i64> = writes.iter().map(|w| lock_key(&w.kind, &w.id)).collect();
+    // which a row lock (SELECT ... FOR UPDATE) cannot. A guard takes the same lock as a
+    // write of its object, so a write and a delete of what it guards serialise.
+    let targets = batch
+        .writes
+        .iter()
+        .map(|w| (w.kind.as_str(), w.id.as_str()))
+        .chain(batch.guards.iter().map(|g| (g.kind.as_str(), g.id.as_str())));
+    let mut keys: Vec<i64> = targets.clone().map(|(kind, id)| lock_key(kind, id)).collect();
     keys.sort_unstable();
     keys.dedup();
     let lock =
@@ -370,33 +435,21 @@ async fn append_once(client: &mut deadpool_postgres::Object, writes: &[Append]) 
 
     // Read under the locks: each statement sees every commit made before it started,
     // including the previous lock holder's.
-    let load = tx
-        .prepare_cached(
-            "SELECT o.owner, o.parent, o.name, o.state, o.sequence, o.created_at, o.updated_at, \
-                    l.sequence, l.created_at \
-             FROM (SELECT 1) AS one \
-             LEFT JOIN objects AS o ON o.kind = $1 AND o.id = $2 \
-             LEFT JOIN LATERAL (SELECT e.sequence, e.created_at FROM events AS e \
-                                WHERE e.kind = $1 AND e.object_id = $2 \
-                                ORDER BY e.sequence DESC LIMIT 1) AS l ON true",
-        )
-        .await
-        .map_err(append_err)?;
+    let load = tx.prepare_cached(LOAD).await.map_err(append_err)?;
     let mut objects: HashMap<(&str, &str), Tracked> = HashMap::new();
     let mut latest: Micros = 0;
-    for write in writes {
-        let key = (write.kind.as_str(), write.id.as_str());
+    for key in targets {
         if objects.contains_key(&key) {
             continue;
         }
-        let row = tx.query_one(&load, &[&write.kind, &write.id]).await.map_err(append_err)?;
-        let current = match get::<Option<i64>>(&row, 4)? {
-            Some(_) => Some(object_from_row(&write.kind, &write.id, &row)?),
-            None => None,
-        };
-        let last_sequence = get::<Option<i64>>(&row, 7)?.map(to_u64).transpose()?.unwrap_or(0);
-        latest = latest.max(get::<Option<i64>>(&row, 8)?.unwrap_or(0));
+        let row = tx.query_one(&load, &[&key.0, &key.1]).await.map_err(append_err)?;
+        let (current, last_sequence, last_at) = head_from_row(key.0, key.1, &row)?;
+        latest = latest.max(last_at);
         objects.insert(key, Tracked { current, last_sequence });
+    }
+    for guard in &batch.guards {
+        let tracked = objects.get(&(guard.kind.as_str(), guard.id.as_str()));
+        guard.check(tracked.and_then(|t| t.current.as_ref()).map(|o| o.sequence))?;
     }
 
     // One timestamp for the transaction, from the database's clock (the one clock every
@@ -415,9 +468,19 @@ async fn append_once(client: &mut deadpool_postgres::Object, writes: &[Append]) 
     let upsert_object = tx.prepare_cached(UPSERT_OBJECT).await.map_err(append_err)?;
     let delete_object =
         tx.prepare_cached("DELETE FROM objects WHERE kind = $1 AND id = $2").await.map_err(append_err)?;
+    let delete_refs =
+        tx.prepare_cached("DELETE FROM refs WHERE from_kind = $1 AND from_id = $2").await.map_err(append_err)?;
+    let insert_refs = tx
+        .prepare_cached(
+            "INSERT INTO refs (to_kind, to_id, from_kind, from_id) \
+             SELECT t.kind, t.id, $3, $4 FROM unnest($1::text[], $2::text[]) AS t(kind, id) ON CONFLICT DO NOTHING",
+        )
+        .await
+        .map_err(append_err)?;
+    let referrers = tx.prepare_cached(REFERRERS).await.map_err(append_err)?;
 
-    let mut committed = Vec::with_capacity(writes.len());
-    for write in writes {
+    let mut committed = Vec::with_capacity(batch.writes.len());
+    for write in &batch.writes {
         let tracked = objects
             .get_mut(&(write.kind.as_str(), write.id.as_str()))
             .ok_or_else(|| StoreError::Internal("an object of the request was not loaded".into()))?;
@@ -426,67 +489,75 @@ async fn append_once(client: &mut deadpool_postgres::Object, writes: &[Append]) 
             StoreError::Internal(format!("`{}` `{}` ran out of sequence numbers", write.kind, write.id))
         })?;
         let sequence_sql = to_i64(sequence)?;
-
-        let (object, deleted) = write.outcome(tracked.current.take(), sequence, now).map_err(Failure::Fail)?;
+        let owner = write.owner(tracked.current.as_ref()).to_owned();
 
         let row = tx
             .query_one(
                 &insert_event,
-                &[
-                    &write.kind,
-                    &write.id,
-                    &sequence_sql,
-                    &write.event_type,
-                    &write.payload,
-                    &write.actor,
-                    &write.owner,
-                    &now,
-                    &object.owner,
-                    &object.parent,
-                    &object.name,
-                    &object.state,
-                    &object.created_at,
-                    &deleted,
-                ],
+                &[&write.kind, &write.id, &sequence_sql, &write.event_type, &write.payload, &batch.actor, &owner, &now],
             )
             .await
             .map_err(append_err)?;
         let position = to_u64(get::<i64>(&row, 0)?)?;
         let epoch = xid_column(&row, 1)?;
 
-        if deleted {
-            tx.execute(&delete_object, &[&write.kind, &write.id]).await.map_err(append_err)?;
-        } else {
-            let upserted = tx
-                .execute(
-                    &upsert_object,
-                    &[
-                        &object.kind,
-                        &object.id,
-                        &object.owner,
-                        &object.parent,
-                        &object.name,
-                        &object.state,
-                        &sequence_sql,
-                        &object.created_at,
-                        &now,
-                    ],
-                )
-                .await;
-            if let Err(e) = upserted {
-                return Err(match &object.name {
-                    Some(name) if is_name_conflict(&e) => {
-                        Failure::Fail(StoreError::NameTaken { kind: write.kind.clone(), name: name.clone() })
-                    }
-                    _ => append_err(e),
-                });
+        let outcome = write.outcome(tracked.current.as_ref(), sequence, now);
+        match (&write.change, &outcome) {
+            (Change::Put { refs, .. }, Some(object)) => {
+                let upserted = tx
+                    .execute(
+                        &upsert_object,
+                        &[
+                            &object.kind,
+                            &object.id,
+                            &object.owner,
+                            &object.parent,
+                            &object.name,
+                            &object.state,
+                            &sequence_sql,
+                            &object.created_at,
+                            &now,
+                        ],
+                    )
+                    .await;
+                if let Err(e) = upserted {
+                    return Err(match &object.name {
+                        Some(name) if is_name_conflict(&e) => {
+                            Failure::Fail(StoreError::NameTaken { kind: write.kind.clone(), name: name.clone() })
+                        }
+                        _ => append_err(e),
+                    });
+                }
+                if let Some(refs) = refs {
+                    tx.execute(&delete_refs, &[&write.kind, &write.id]).await.map_err(append_err)?;
+                    let kinds: Vec<&str> = refs.iter().map(|r| r.kind.as_str()).collect();
+                    let ids: Vec<&str> = refs.iter().map(|r| r.id.as_str()).collect();
+                    tx.execute(&insert_refs, &[&kinds, &ids, &write.kind, &write.id]).await.map_err(append_err)?;
+                }
+            }
+            _ => {
+                tx.execute(&delete_refs, &[&write.kind, &write.id]).await.map_err(append_err)?;
+                let rows =
+                    tx.query(&referrers, &[&write.kind, &write.id, &REFERRERS_NAMED]).await.map_err(append_err)?;
+                if !rows.is_empty() {
+                    let by = rows
+                        .iter()
+                        .map(|row| Ok(ObjectKey { kind: get(row, 0)?, id: get(row, 1)? }))
+                        .collect::<StoreResult<Vec<_>>>()?;
+                    return Err(Failure::Fail(StoreError::Referenced {
+                        kind: write.kind.clone(),
+                        id: write.id.clone(),
+                        by,
+                    }));
+                }
+                tx.execute(&delete_object, &[&write.kind, &write.id]).await.map_err(append_err)?;
             }
         }
 
         tracked.last_sequence = sequence;
-        tracked.current = (!deleted).then(|| object.clone());
-        let event = write.event(position, sequence, now);
-        committed.push(Committed { cursor: LogCursor { epoch, position }, event, object, deleted });
+        tracked.current = outcome;
+        let event = write.event(&batch.actor, &owner, position, sequence, now);
+        committed.push(Committed { cursor: LogCursor { epoch, position }, event });
     }
 
     tx.commit().await.map_err(append_err)?;
@@ -576,11 +647,13 @@ fn is_name_conflict(e: &tokio_postgres::Error) -> bool {
 
 // The xid goes out as text under another name: `ORDER BY xid` must sort by the xid8 column,
 // and an output column called `xid` would take its place there (and sort as text).
-const LOG_COLUMNS: &str = "position, kind, object_id, sequence, event_type, payload, actor, owner, created_at, \
-                           object_owner, parent, name, state, object_created_at, deleted, xid::text AS epoch";
+const LOG_COLUMNS: &str =
+    "position, kind, object_id, sequence, event_type, payload, actor, owner, created_at, xid::text AS epoch";
 
-/// A row whose first seven columns are owner, parent, name, state, sequence, created_at,
-/// updated_at.
+/// The columns `object_from_row` reads, in its order.
+const OBJECT_COLUMNS: &str = "owner, parent, name, state::text, sequence, created_at, updated_at";
+
+/// A row whose first seven columns are `OBJECT_COLUMNS`.
 fn object_from_row(kind: &str, id: &str, row: &Row) -> StoreResult<StoredObject> {
     Ok(StoredObject {
         kind: kind.to_owned(),
@@ -608,23 +681,7 @@ fn committed_from_row(row: &Row) -> StoreResult<Committed> {
         owner: get(row, 7)?,
         created_at: get(row, 8)?,
     };
-    let object = StoredObject {
-        kind: event.kind.clone(),
-        id: event.object_id.clone(),
-        owner: get(row, 9)?,
-        parent: get(row, 10)?,
-        name: get(row, 11)?,
-        state: get::<Value>(row, 12)?,
-        sequence: event.sequence,
-        created_at: get(row, 13)?,
-        updated_at: event.created_at,
-    };
-    Ok(Committed {
-        cursor: LogCursor { epoch: xid_column(row, 15)?, position: event.position },
-        event,
-        object,
-        deleted: get(row, 14)?,
-    })
+    Ok(Committed { cursor: LogCursor { epoch: xid_column(row, 9)?, position: event.position }, event })
 }
 
 fn get<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a Row, idx: usize) -> StoreResult<T> {
@@ -650,8 +707,14 @@ fn to_i64(value: u64) -> StoreResult<i64> {
 
 /// Every schema this binary knows, in version order. Never edit an applied migration; add
 /// the next one.
-const MIGRATIONS: &[Migration] =
-    &[Migration { version: 1, name: "initial", sql: include_str!("migrations/postgres/0001_initial.sql") }];
+const MIGRATIONS: &[Migration] = &[
+    Migration { version: 1, name: "initial", sql: include_str!("migrations/postgres/0001_initial.sql") },
+    Migration {
+        version: 2,
+        name: "changes_and_refs",
+        sql: include_str!("migrations/postgres/0002_changes_and_refs.sql"),
+    },
+];
 
 /// The newest schema version this binary knows.
 pub const LATEST_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -712,14 +775,10 @@ async fn migrate(client: &mut tokio_postgres::Client, target: i64) -> StoreResul
 
 async fn seed_instance(tx: &tokio_postgres::Transaction<'_>) -> StoreResult<()> {
     let id = Uuid::new_v4().to_string();
-    // Two v4 UUIDs from the OS generator: 244 random bits, as the SQLite backend does.
-    let mut signing_key = Vec::with_capacity(32);
-    signing_key.extend_from_slice(Uuid::new_v4().as_bytes());
-    signing_key.extend_from_slice(Uuid::new_v4().as_bytes());
     tx.execute(
         "INSERT INTO instance (singleton, id, signing_key, created_at) \
          VALUES (1, $1, $2, (extract(epoch FROM clock_timestamp()) * 1000000)::int8)",
-        &[&id, &signing_key],
+        &[&id, &crate::store::new_signing_key()?],
     )
     .await
     .map_err(pg_err)?;
@@ -887,29 +946,29 @@ mod tests {
 
     use super::testing::TestSchema;
     use super::*;
-    use crate::store::{Change, Expect};
+    use crate::store::{Append, Expect};
 
-    fn create(kind: &str, id: &str) -> Append {
-        Append {
+    fn create(kind: &str, id: &str) -> Batch {
+        let write = Append {
             kind: kind.into(),
             id: id.into(),
             expect: Expect::Absent,
             event_type: format!("{kind}.added"),
             payload: json!({}),
-            actor: "system".into(),
-            owner: "org-1".into(),
             change: Change::Put {
                 owner: "org-1".into(),
                 parent: String::new(),
                 name: None,
-                state: json!({ "id": id }),
+                state: json!({ "id": id }).to_string(),
+                refs: None,
             },
-        }
+        };
+        Batch::new("system", vec![write])
     }
 
     async fn settled(store: &PostgresStore, position: u64) -> LogCursor {
         for _ in 0..3000 {
-            if let Some(cursor) = store.cursor_of(position).await.unwrap() {
+            if let Located::At(cursor) = store.locate(position).await.unwrap() {
                 return cursor;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -931,7 +990,7 @@ mod tests {
         // The listener counts its own LISTEN as growth: from then on it hears every commit.
         tokio::time::timeout(Duration::from_secs(5), grew.wait_for(|count| *count >= 1)).await.unwrap().unwrap();
         let _ = grew.borrow_and_update();
-        writer.append(vec![create("org", "signalled")]).await.unwrap();
+        writer.append(create("org", "signalled")).await.unwrap();
         tokio::time::timeout(Duration::from_secs(5), grew.changed()).await.expect("no notification").unwrap();
         reader.close().await.unwrap();
         writer.close().await.unwrap();
@@ -943,7 +1002,7 @@ mod tests {
             return;
         };
         let store = Arc::new(PostgresStore::connect_with(schema.config()).await.unwrap());
-        let first = store.append(vec![create("org", "before")]).await.unwrap();
+        let first = store.append(create("org", "before")).await.unwrap();
         let start = settled(&store, first[0].event.position).await;
         assert_eq!(store.read_log(None, start, 100).await.unwrap(), vec![]);
 
@@ -952,9 +1011,8 @@ mod tests {
         let slow = raw.transaction().await.unwrap();
         let row = slow
             .query_one(
-                "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, created_at, \
-                 object_owner, parent, name, state, object_created_at, deleted) \
-                 VALUES ('org', 'slow', 1, 'org.added', '{}', 'system', 'org-1', 0, 'org-1', '', NULL, '{}', 0, false) \
+                "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, created_at) \
+                 VALUES ('org', 'slow', 1, 'org.added', '{}', 'system', 'org-1', 0) \
                  RETURNING position, xid::text",
                 &[],
             )
@@ -964,7 +1022,7 @@ mod tests {
         let slow_xid: u64 = row.get::<_, &str>(1).parse().unwrap();
 
         // The fast writer takes a higher position and commits first.
-        let fast = store.append(vec![create("org", "fast")]).await.unwrap();
+        let fast = store.append(create("org", "fast")).await.unwrap();
         assert!(fast[0].event.position > slow_position);
         assert!(fast[0].cursor.epoch > slow_xid);
         // Readable by position now, so a position-ordered reader would deliver it and move
@@ -972,8 +1030,8 @@ mod tests {
         assert!(store.get("org", "fast").await.unwrap().is_some());
         for _ in 0..5 {
             assert_eq!(store.read_log(None, start, 100).await.unwrap(), vec![]);
-            assert_eq!(store.cursor_of(fast[0].event.position).await.unwrap(), None);
-            assert_eq!(store.cursor_of(slow_position).await.unwrap(), None);
+            assert_eq!(store.locate(fast[0].event.position).await.unwrap(), Located::Pending);
+            assert_eq!(store.locate(slow_position).await.unwrap(), Located::Pending);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
 
@@ -983,7 +1041,7 @@ mod tests {
         let order: Vec<(u64, u64)> = delivered.iter().map(|c| (c.cursor.epoch, c.event.position)).collect();
         assert_eq!(order, vec![(slow_xid, slow_position), (fast[0].cursor.epoch, fast[0].event.position)]);
         assert_eq!(delivered[1], fast[0]);
-        assert_eq!(store.cursor_of(slow_position).await.unwrap(), Some(delivered[0].cursor));
+        assert_eq!(store.locate(slow_position).await.unwrap(), Located::At(delivered[0].cursor));
         store.close().await.unwrap();
         schema.drop_schema().await;
     }
@@ -999,15 +1057,14 @@ mod tests {
         let doomed = raw.transaction().await.unwrap();
         doomed
             .execute(
-                "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, created_at, \
-                 object_owner, parent, name, state, object_created_at, deleted) \
-                 VALUES ('org', 'doomed', 1, 'org.added', '{}', 'system', 'org-1', 0, 'org-1', '', NULL, '{}', 0, false)",
+                "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, created_at) \
+                 VALUES ('org', 'doomed', 1, 'org.added', '{}', 'system', 'org-1', 0)",
                 &[],
             )
             .await
             .unwrap();
-        let after = store.append(vec![create("org", "after")]).await.unwrap();
-        assert_eq!(store.cursor_of(after[0].event.position).await.unwrap(), None);
+        let after = store.append(create("org", "after")).await.unwrap();
+        assert_eq!(store.locate(after[0].event.position).await.unwrap(), Located::Pending);
         doomed.rollback().await.unwrap();
         let cursor = settled(&store, after[0].event.position).await;
         let log = store.read_log(None, LogCursor::default(), 100).await.unwrap();
@@ -1028,12 +1085,10 @@ mod tests {
             .client()
             .await
             .batch_execute(
-                "INSERT INTO events (xid, kind, object_id, sequence, event_type, payload, actor, owner, created_at, \
-                 object_owner, parent, name, state, object_created_at, deleted) VALUES \
-                 ('10', 'org', 'a', 1, 'org.added', '{}', 'system', 'o', 0, 'o', '', NULL, '{}', 0, false); \
-                 INSERT INTO events (xid, kind, object_id, sequence, event_type, payload, actor, owner, created_at, \
-                 object_owner, parent, name, state, object_created_at, deleted) VALUES \
-                 ('9', 'org', 'b', 1, 'org.added', '{}', 'system', 'o', 0, 'o', '', NULL, '{}', 0, false);",
+                "INSERT INTO events (xid, kind, object_id, sequence, event_type, payload, actor, owner, created_at) VALUES \
+                 ('10', 'org', 'a', 1, 'org.added', '{}', 'system', 'o', 0); \
+                 INSERT INTO events (xid, kind, object_id, sequence, event_type, payload, actor, owner, created_at) VALUES \
+                 ('9', 'org', 'b', 1, 'org.added', '{}', 'system', 'o', 0);",
             )
             .await
             .unwrap();
@@ -1042,7 +1097,7 @@ mod tests {
         assert_eq!(cursors, vec![(9, 2), (10, 1)]);
         let after_first = store.read_log(None, log[0].cursor, 10).await.unwrap();
         assert_eq!(after_first.iter().map(|c| c.cursor).collect::<Vec<_>>(), vec![log[1].cursor]);
-        assert_eq!(store.cursor_of(2).await.unwrap(), Some(log[0].cursor));
+        assert_eq!(store.locate(2).await.unwrap(), Located::At(log[0].cursor));
         schema.drop_schema().await;
     }
 
@@ -1106,6 +1161,6 @@ mod tests {
         for (i, migration) in MIGRATIONS.iter().enumerate() {
             assert_eq!(migration.version, i64::try_from(i).unwrap() + 1, "{}", migration.name);
         }
-        assert_eq!(LATEST_VERSION, 1);
+        assert_eq!(LATEST_VERSION, 2);
     }
 }

@@ -26,13 +26,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior, params};
-use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use uuid::Uuid;
 
 use crate::store::{
-    Append, Committed, Event, Instance, LogCursor, Micros, Migration, PageQuery, Store, StoreError, StoreResult,
-    StoredObject,
+    Append, Batch, Change, Committed, Event, Head, Instance, Located, LogCursor, Micros, Migration, ObjectKey,
+    PageQuery, REFERRERS_NAMED, Snapshot, Store, StoreError, StoreResult, StoredObject,
 };
 
 /// The database file inside the store directory.
@@ -167,26 +166,61 @@ impl Store for SqliteStore {
         Ok(self.inner.instance.clone())
     }
 
-    async fn append(&self, writes: Vec<Append>) -> StoreResult<Vec<Committed>> {
+    async fn append(&self, batch: Batch) -> StoreResult<Vec<Committed>> {
         self.check_open()?;
-        if writes.is_empty() {
+        if batch.writes.is_empty() {
             return Ok(Vec::new());
         }
         let (reply, answer) = oneshot::channel();
         // Once queued, the write goes ahead even if this future is dropped: it commits as a
         // whole or not at all, and nobody hears which.
-        self.submit(Job::Append(AppendRequest { writes, reply })).await?;
+        self.submit(Job::Append(AppendRequest { batch, reply })).await?;
         answer.await.map_err(|_| self.writer_gone())?
     }
 
-    async fn get(&self, kind: &str, id: &str) -> StoreResult<Option<StoredObject>> {
+    async fn head(&self, kind: &str, id: &str) -> StoreResult<Head> {
         let (kind, id) = (kind.to_owned(), id.to_owned());
-        self.read(move |conn| select_object(conn, &kind, &id)).await
+        self.read(move |conn| {
+            let object = select_object(conn, &kind, &id)?;
+            let sequence = match &object {
+                Some(object) => object.sequence,
+                None => last_event_sequence(conn, &kind, &id)?,
+            };
+            Ok(Head { object, sequence })
+        })
+        .await
     }
 
     async fn list(&self, kind: &str, parent: &str, page: &PageQuery) -> StoreResult<Vec<StoredObject>> {
         let (kind, parent, page) = (kind.to_owned(), parent.to_owned(), page.clone());
         self.read(move |conn| list_objects(conn, &kind, &parent, &page)).await
+    }
+
+    async fn snapshot(&self) -> StoreResult<Snapshot> {
+        self.read(|conn| {
+            // One read transaction: the rows and the last position come from one WAL snapshot,
+            // and one writer commits in position order, so the rows reflect exactly the events
+            // up to that position.
+            conn.execute_batch("BEGIN").map_err(db_err)?;
+            let read = || -> StoreResult<Snapshot> {
+                let last: i64 = conn
+                    .query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |row| row.get(0))
+                    .map_err(db_err)?;
+                let mut stmt = conn.prepare(&format!("SELECT {OBJECT_COLUMNS} FROM objects")).map_err(db_err)?;
+                let objects = stmt.query_map([], object_from_row).map_err(db_err)?.collect::<rusqlite::Result<_>>();
+                let position = u64::try_from(last).map_err(|e| StoreError::Internal(format!("log position: {e}")))?;
+                Ok(Snapshot { cursor: LogCursor { epoch: 0, position }, objects: objects.map_err(db_err)? })
+            };
+            let result = read();
+            conn.execute_batch("COMMIT").map_err(db_err)?;
+            result
+        })
+        .await
+    }
+
+    async fn referrers(&self, kind: &str, id: &str) -> StoreResult<Vec<ObjectKey>> {
+        let (kind, id) = (kind.to_owned(), id.to_owned());
+        self.read(move |conn| select_referrers(conn, &kind, &id, i64::MAX)).await
     }
 
     async fn read_log(
@@ -199,17 +233,20 @@ impl Store for SqliteStore {
         self.read(move |conn| select_log(conn, object.as_ref(), after, limit)).await
     }
 
-    async fn cursor_of(&self, position: u64) -> StoreResult<Option<LogCursor>> {
+    async fn locate(&self, position: u64) -> StoreResult<Located> {
         let Ok(sql_position) = i64::try_from(position) else {
-            return Ok(None);
+            return Ok(Located::Beyond);
         };
         self.read(move |conn| {
-            let found = conn
-                .query_row("SELECT 1 FROM events WHERE position = ?1", [sql_position], |_| Ok(()))
-                .optional()
+            let last: i64 = conn
+                .query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |row| row.get(0))
                 .map_err(db_err)?;
-            // Committed means readable: one writer commits in position order.
-            Ok(found.map(|()| LogCursor { epoch: 0, position }))
+            // Committed means readable: one writer commits in position order, without holes.
+            Ok(if sql_position >= 1 && sql_position <= last {
+                Located::At(LogCursor { epoch: 0, position })
+            } else {
+                Located::Beyond
+            })
         })
         .await
     }
@@ -319,7 +356,7 @@ enum Job {
 }
 
 struct AppendRequest {
-    writes: Vec<Append>,
+    batch: Batch,
     reply: oneshot::Sender<StoreResult<Vec<Committed>>>,
 }
 
@@ -380,7 +417,7 @@ fn group_commit(conn: &mut Connection, requests: Vec<AppendRequest>, commits: &A
         };
         let mut applied: Vec<(AppendRequest, Vec<Committed>)> = Vec::with_capacity(pending.len());
         while let Some(request) = pending.pop_front() {
-            match apply_in_savepoint(conn, &request.writes, now) {
+            match apply_in_savepoint(conn, &request.batch, now) {
                 Ok(committed) => applied.push((request, committed)),
                 Err(Failure::Request(e)) => request.answer(Err(e)),
                 Err(Failure::Transaction(e)) => {
@@ -445,10 +482,11 @@ fn rollback(conn: &mut Connection) {
     }
 }
 
-/// Applies one request's writes, all or nothing, inside the open transaction.
-fn apply_in_savepoint(conn: &mut Connection, writes: &[Append], now: Micros) -> Result<Vec<Committed>, Failure> {
+/// Applies one request's guards and writes, all or nothing, inside the open transaction.
+fn apply_in_savepoint(conn: &mut Connection, batch: &Batch, now: Micros) -> Result<Vec<Committed>, Failure> {
     conn.execute_batch("SAVEPOINT request").map_err(|e| Failure::Transaction(db_err(e)))?;
-    let result = writes.iter().map(|write| apply(conn, write, now)).collect::<StoreResult<Vec<_>>>();
+    let result = check_guards(conn, batch)
+        .and_then(|()| batch.writes.iter().map(|write| apply(conn, write, &batch.actor, now)).collect());
     match result {
         Ok(committed) => {
             conn.execute_batch("RELEASE request").map_err(|e| Failure::Transaction(db_err(e)))?;
@@ -460,6 +498,19 @@ fn apply_in_savepoint(conn: &mut Connection, writes: &[Append], now: Micros) -> 
             Err(rollback) => Err(Failure::Transaction(db_err(rollback))),
         },
     }
+}
+
+/// The guards hold against the objects as the request found them. One writer means nothing
+/// can change them before the request's transaction commits.
+fn check_guards(conn: &Connection, batch: &Batch) -> StoreResult<()> {
+    for guard in &batch.guards {
+        let actual = conn
+            .prepare_cached("SELECT sequence FROM objects WHERE kind = ?1 AND id = ?2")
+            .and_then(|mut stmt| stmt.query_row(params![guard.kind, guard.id], |row| u64_column(row, 0)).optional())
+            .map_err(db_err)?;
+        guard.check(actual)?;
+    }
+    Ok(())
 }
 
 /// The time of a transaction's events: the wall clock, but never before the newest event
@@ -474,30 +525,25 @@ fn next_timestamp(conn: &Connection) -> StoreResult<Micros> {
     Ok(last.map_or(wall, |last| last.max(wall)))
 }
 
-fn apply(conn: &Connection, write: &Append, now: Micros) -> StoreResult<Committed> {
+fn apply(conn: &Connection, write: &Append, actor: &str, now: Micros) -> StoreResult<Committed> {
     let current = select_object(conn, &write.kind, &write.id)?;
     write.check(current.as_ref())?;
-    let actual = current.as_ref().map(|object| object.sequence);
 
     // INVARIANT: a row's sequence is its object's latest event's; both are written here, in
     // one transaction. Without a row, the object may have been deleted and its log continues.
-    let previous = match actual {
-        Some(sequence) => sequence,
+    let previous = match &current {
+        Some(object) => object.sequence,
         None => last_event_sequence(conn, &write.kind, &write.id)?,
     };
     let sequence = previous
         .checked_add(1)
         .ok_or_else(|| StoreError::Internal(format!("`{}` `{}` ran out of sequence numbers", write.kind, write.id)))?;
     let sequence_sql = to_sql_int(sequence)?;
-
-    // The object as the event leaves it, which the event records too.
-    let (object, deleted) = write.outcome(current, sequence, now)?;
-    let state_json = to_json(&object.state)?;
+    let owner = write.owner(current.as_ref()).to_owned();
 
     conn.prepare_cached(
-        "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, created_at, \
-         object_owner, parent, name, state, object_created_at, deleted) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -505,57 +551,91 @@ fn apply(conn: &Connection, write: &Append, now: Micros) -> StoreResult<Committe
             write.id,
             sequence_sql,
             write.event_type,
-            to_json(&write.payload).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?,
-            write.actor,
-            write.owner,
-            now,
-            object.owner,
-            object.parent,
-            object.name,
-            state_json,
-            object.created_at,
-            deleted,
+            write.payload.to_string(),
+            actor,
+            owner,
+            now
         ])
     })
     .map_err(db_err)?;
     let position = u64::try_from(conn.last_insert_rowid())
         .map_err(|e| StoreError::Internal(format!("negative event position: {e}")))?;
 
-    if deleted {
-        conn.prepare_cached("DELETE FROM objects WHERE kind = ?1 AND id = ?2")
-            .and_then(|mut stmt| stmt.execute(params![write.kind, write.id]))
-            .map_err(db_err)?;
-    } else {
-        conn.prepare_cached(
-            "INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-             ON CONFLICT (kind, id) DO UPDATE SET owner = excluded.owner, parent = excluded.parent, \
-             name = excluded.name, state = excluded.state, sequence = excluded.sequence, \
-             updated_at = excluded.updated_at",
-        )
-        .and_then(|mut stmt| {
-            stmt.execute(params![
-                object.kind,
-                object.id,
-                object.owner,
-                object.parent,
-                object.name,
-                state_json,
-                sequence_sql,
-                object.created_at,
-                now,
-            ])
-        })
-        .map_err(|e| match &object.name {
-            Some(name) if is_name_conflict(&e) => {
-                StoreError::NameTaken { kind: write.kind.clone(), name: name.clone() }
+    match (&write.change, write.outcome(current.as_ref(), sequence, now)) {
+        (Change::Put { refs, .. }, Some(object)) => {
+            conn.prepare_cached(
+                "INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+                 ON CONFLICT (kind, id) DO UPDATE SET owner = excluded.owner, parent = excluded.parent, \
+                 name = excluded.name, state = excluded.state, sequence = excluded.sequence, \
+                 updated_at = excluded.updated_at",
+            )
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    object.kind,
+                    object.id,
+                    object.owner,
+                    object.parent,
+                    object.name,
+                    object.state,
+                    sequence_sql,
+                    object.created_at,
+                    now,
+                ])
+            })
+            .map_err(|e| match &object.name {
+                Some(name) if is_name_conflict(&e) => {
+                    StoreError::NameTaken { kind: write.kind.clone(), name: name.clone() }
+                }
+                _ => db_err(e),
+            })?;
+            if let Some(refs) = refs {
+                replace_refs(conn, &write.kind, &write.id, refs)?;
             }
-            _ => db_err(e),
-        })?;
+        }
+        _ => {
+            replace_refs(conn, &write.kind, &write.id, &[])?;
+            let by = select_referrers(conn, &write.kind, &write.id, REFERRERS_NAMED)?;
+            if !by.is_empty() {
+                return Err(StoreError::Referenced { kind: write.kind.clone(), id: write.id.clone(), by });
+            }
+            conn.prepare_cached("DELETE FROM objects WHERE kind = ?1 AND id = ?2")
+                .and_then(|mut stmt| stmt.execute(params![write.kind, write.id]))
+                .map_err(db_err)?;
+        }
     }
 
-    let event = write.event(position, sequence, now);
-    Ok(Committed { cursor: LogCursor { epoch: 0, position }, event, object, deleted })
+    let event = write.event(actor, &owner, position, sequence, now);
+    Ok(Committed { cursor: LogCursor { epoch: 0, position }, event })
+}
+
+/// Makes `refs` the references of `(kind, id)`.
+fn replace_refs(conn: &Connection, kind: &str, id: &str, refs: &[ObjectKey]) -> StoreResult<()> {
+    conn.prepare_cached("DELETE FROM refs WHERE from_kind = ?1 AND from_id = ?2")
+        .and_then(|mut stmt| stmt.execute(params![kind, id]))
+        .map_err(db_err)?;
+    let mut insert = conn
+        .prepare_cached(
+            "INSERT INTO refs (to_kind, to_id, from_kind, from_id) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        )
+        .map_err(db_err)?;
+    for target in refs {
+        insert.execute(params![target.kind, target.id, kind, id]).map_err(db_err)?;
+    }
+    Ok(())
+}
+
+fn select_referrers(conn: &Connection, kind: &str, id: &str, limit: i64) -> StoreResult<Vec<ObjectKey>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT from_kind, from_id FROM refs WHERE to_kind = ?1 AND to_id = ?2 \
+             ORDER BY from_kind, from_id LIMIT ?3",
+        )
+        .map_err(db_err)?;
+    let rows = stmt
+        .query_map(params![kind, id, limit], |row| Ok(ObjectKey { kind: row.get(0)?, id: row.get(1)? }))
+        .map_err(db_err)?;
+    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
 }
 
 fn last_event_sequence(conn: &Connection, kind: &str, id: &str) -> StoreResult<u64> {
@@ -585,8 +665,7 @@ fn is_name_conflict(e: &rusqlite::Error) -> bool {
 // Reads
 
 const OBJECT_COLUMNS: &str = "kind, id, owner, parent, name, state, sequence, created_at, updated_at";
-const LOG_COLUMNS: &str = "position, kind, object_id, sequence, event_type, payload, actor, owner, created_at, \
-                           object_owner, parent, name, state, object_created_at, deleted";
+const LOG_COLUMNS: &str = "position, kind, object_id, sequence, event_type, payload, actor, owner, created_at";
 
 fn select_object(conn: &Connection, kind: &str, id: &str) -> StoreResult<Option<StoredObject>> {
     conn.prepare_cached(&format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = ?1 AND id = ?2"))
@@ -658,7 +737,7 @@ fn object_from_row(row: &Row<'_>) -> rusqlite::Result<StoredObject> {
         owner: row.get(2)?,
         parent: row.get(3)?,
         name: row.get(4)?,
-        state: json_column(row, 5)?,
+        state: row.get(5)?,
         sequence: u64_column(row, 6)?,
         created_at: row.get(7)?,
         updated_at: row.get(8)?,
@@ -678,21 +757,10 @@ fn committed_from_row(row: &Row<'_>) -> rusqlite::Result<Committed> {
         owner: row.get(7)?,
         created_at: row.get(8)?,
     };
-    let object = StoredObject {
-        kind: event.kind.clone(),
-        id: event.object_id.clone(),
-        owner: row.get(9)?,
-        parent: row.get(10)?,
-        name: row.get(11)?,
-        state: json_column(row, 12)?,
-        sequence: event.sequence,
-        created_at: row.get(13)?,
-        updated_at: event.created_at,
-    };
-    Ok(Committed { cursor: LogCursor { epoch: 0, position: event.position }, event, object, deleted: row.get(14)? })
+    Ok(Committed { cursor: LogCursor { epoch: 0, position: event.position }, event })
 }
 
-fn json_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<Value> {
+fn json_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<serde_json::Value> {
     let text = row.get_ref(idx)?.as_str()?;
     serde_json::from_str(text)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
@@ -704,10 +772,6 @@ fn u64_column(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
     let value: i64 = row.get(idx)?;
     u64::try_from(value)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Integer, Box::new(e)))
-}
-
-fn to_json(value: &Value) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Internal(format!("encoding JSON: {e}")))
 }
 
 fn to_sql_int(value: u64) -> StoreResult<i64> {
@@ -722,6 +786,11 @@ fn to_sql_int(value: u64) -> StoreResult<i64> {
 const MIGRATIONS: &[Migration] = &[
     Migration { version: 1, name: "initial", sql: include_str!("migrations/sqlite/0001_initial.sql") },
     Migration { version: 2, name: "event_snapshots", sql: include_str!("migrations/sqlite/0002_event_snapshots.sql") },
+    Migration {
+        version: 3,
+        name: "changes_and_refs",
+        sql: include_str!("migrations/sqlite/0003_changes_and_refs.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
@@ -812,14 +881,9 @@ pub(crate) fn create_at_version(dir: &Path, version: i64) -> StoreResult<()> {
 
 fn seed_instance(tx: &Transaction<'_>, now: Micros) -> StoreResult<()> {
     let id = Uuid::new_v4().to_string();
-    // Two v4 UUIDs from the OS generator: 244 random bits (6 bits of each are fixed by the
-    // UUID version and variant), plenty for an HMAC key, without another crate.
-    let mut signing_key = Vec::with_capacity(32);
-    signing_key.extend_from_slice(Uuid::new_v4().as_bytes());
-    signing_key.extend_from_slice(Uuid::new_v4().as_bytes());
     tx.execute(
         "INSERT INTO instance (singleton, id, signing_key, created_at) VALUES (1, ?1, ?2, ?3)",
-        params![id, signing_key, now],
+        params![id, crate::store::new_signing_key()?, now],
     )
     .map_err(db_err)?;
     tracing::info!(instance = %id, "created store instance");
@@ -905,11 +969,11 @@ fn with_context(e: StoreError, path: &Path) -> StoreError {
 #[allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing, reason = "a failing test panics")]
 mod tests {
     use super::*;
-    use crate::store::{Change, Expect};
-    use serde_json::json;
+    use crate::store::Expect;
+    use serde_json::{Value, json};
 
-    fn create(kind: &str, id: &str, name: Option<&str>) -> Append {
-        put(kind, id, Expect::Absent, name, json!({ "id": id }))
+    fn create(kind: &str, id: &str, name: Option<&str>) -> Batch {
+        Batch::new("system", vec![put(kind, id, Expect::Absent, name, json!({ "id": id }))])
     }
 
     fn put(kind: &str, id: &str, expect: Expect, name: Option<&str>, state: Value) -> Append {
@@ -919,9 +983,13 @@ mod tests {
             expect,
             event_type: format!("{kind}.put"),
             payload: json!({}),
-            actor: "system".into(),
-            owner: "org-1".into(),
-            change: Change::Put { owner: "org-1".into(), parent: "org-1".into(), name: name.map(str::to_owned), state },
+            change: Change::Put {
+                owner: "org-1".into(),
+                parent: "org-1".into(),
+                name: name.map(str::to_owned),
+                state: state.to_string(),
+                refs: None,
+            },
         }
     }
 
@@ -946,7 +1014,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let nested = dir.path().join("a").join("b");
         let store = open(&nested);
-        store.append(vec![create("org", "o1", None)]).await.unwrap();
+        store.append(create("org", "o1", None)).await.unwrap();
         assert!(nested.join(DB_FILE).exists());
         store.close().await.unwrap();
         assert!(!nested.join(format!("{DB_FILE}-wal")).exists());
@@ -959,7 +1027,7 @@ mod tests {
     async fn reads_proceed_while_another_writer_holds_the_lock() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store.append(vec![create("org", "o1", None)]).await.unwrap();
+        store.append(create("org", "o1", None)).await.unwrap();
         let mut other = Connection::open(dir.path().join(DB_FILE)).unwrap();
         let tx = other.transaction_with_behavior(TransactionBehavior::Immediate).unwrap();
         tx.execute("INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, updated_at) VALUES ('org', 'o2', '', '', NULL, '{}', 1, 0, 0)", []).unwrap();
@@ -1001,13 +1069,13 @@ mod tests {
     async fn positions_are_gap_free_and_time_follows_them() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(open(dir.path()));
-        store.append(vec![create("org", "o1", Some("taken"))]).await.unwrap();
+        store.append(create("org", "o1", Some("taken"))).await.unwrap();
         let tasks: Vec<_> = (0..64)
             .map(|i| {
                 let store = Arc::clone(&store);
                 tokio::spawn(async move {
                     let name = if i % 4 == 0 { "taken".to_owned() } else { format!("n{i}") };
-                    store.append(vec![create("org", &format!("x{i}"), Some(&name))]).await
+                    store.append(create("org", &format!("x{i}"), Some(&name))).await
                 })
             })
             .collect();
@@ -1038,7 +1106,7 @@ mod tests {
                 let store = Arc::clone(&store);
                 tokio::spawn(async move {
                     for n in 0..WRITES_EACH {
-                        store.append(vec![create("org", &format!("o{t}-{n}"), None)]).await.unwrap();
+                        store.append(create("org", &format!("o{t}-{n}"), None)).await.unwrap();
                     }
                 })
             })
@@ -1059,7 +1127,7 @@ mod tests {
     async fn a_failed_commit_fails_its_group_and_the_next_group_commits() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store.append(vec![create("org", "o1", None)]).await.unwrap();
+        store.append(create("org", "o1", None)).await.unwrap();
         // Another connection holds a read transaction open on the old snapshot and a write
         // lock past the busy timeout would be slow to test; instead make COMMIT itself fail
         // with a deferred foreign key violation, which only COMMIT checks.
@@ -1073,59 +1141,12 @@ mod tests {
                 .unwrap();
             })
             .await;
-        let err = store.append(vec![create("org", "doomed", None)]).await.unwrap_err();
+        let err = store.append(create("org", "doomed", None)).await.unwrap_err();
         assert!(matches!(err, StoreError::Internal(ref m) if m.contains("FOREIGN KEY")), "{err:?}");
         assert_eq!(store.get("org", "doomed").await.unwrap(), None);
-        let next = store.append(vec![create("org", "o2", None)]).await.unwrap();
+        let next = store.append(create("org", "o2", None)).await.unwrap();
         assert_eq!(next[0].event.position, 2);
         assert_eq!(whole_log(&store).await.len(), 2);
-    }
-
-    #[tokio::test]
-    async fn version_1_events_get_the_snapshots_their_objects_determine() {
-        let dir = tempfile::tempdir().unwrap();
-        create_at_version(dir.path(), 1).unwrap();
-        let raw = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        raw.execute_batch(
-            "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, created_at) VALUES
-                 ('org', 'o1', 1, 'org.added', '{}', 'a', 'o1', 10),
-                 ('org', 'o1', 2, 'org.changed', '{}', 'a', 'o1', 20),
-                 ('org', 'gone', 1, 'org.added', '{}', 'a', 'gone', 30),
-                 ('org', 'gone', 2, 'org.removed', '{}', 'a', 'gone', 40);
-             INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, updated_at) VALUES
-                 ('org', 'o1', 'owner-1', 'p', 'acme', '{\"v\":2}', 2, 10, 20);",
-        )
-        .unwrap();
-        drop(raw);
-
-        let store = open(dir.path());
-        let log = whole_log(&store).await;
-        // Per event: position, and the snapshot's owner, state, name, parent, created_at, deleted.
-        let summary: Vec<Value> = log
-            .iter()
-            .map(|c| {
-                let o = &c.object;
-                json!([c.event.position, o.owner, o.state, o.name, o.parent, o.created_at, c.deleted])
-            })
-            .collect();
-        assert_eq!(
-            summary,
-            vec![
-                // Unknown: the state is null, the rest defaults.
-                json!([1, "o1", null, null, "", 10, false]),
-                // Determined by the object's row.
-                json!([2, "owner-1", { "v": 2 }, "acme", "p", 10, false]),
-                json!([3, "gone", null, null, "", 30, false]),
-                // The last event of an object without a row removed it.
-                json!([4, "gone", null, null, "", 40, true]),
-            ]
-        );
-        assert_eq!(Some(&log[1].object), store.get("org", "o1").await.unwrap().as_ref());
-        // The backfill did not lift the guard.
-        store.close().await.unwrap();
-        let raw = Connection::open(dir.path().join(DB_FILE)).unwrap();
-        let refused = raw.execute("UPDATE events SET actor = 'x'", []).unwrap_err();
-        assert!(refused.to_string().contains("append-only"), "{refused}");
     }
 
     const CRASH_DIR: &str = "IAMD_STORE_CRASH_DIR";
@@ -1144,7 +1165,7 @@ mod tests {
                 tokio::spawn(async move {
                     for i in 0..100_000 {
                         let id = format!("obj-{t}-{i}");
-                        store.append(vec![create("org", &id, None)]).await.unwrap();
+                        store.append(create("org", &id, None)).await.unwrap();
                         use std::io::Write;
                         let mut out = std::io::stdout().lock();
                         writeln!(out, "answered {id}").unwrap();
@@ -1197,7 +1218,8 @@ mod tests {
             let log = whole_log(&store).await;
             assert!(log.len() >= 200);
             for c in &log {
-                assert_eq!(store.get("org", &c.event.object_id).await.unwrap().as_ref(), Some(&c.object));
+                let object = store.get("org", &c.event.object_id).await.unwrap();
+                assert_eq!(object.map(|o| o.sequence), Some(c.event.sequence), "{}", c.event.object_id);
             }
         });
     }
@@ -1207,7 +1229,7 @@ mod tests {
         for (i, migration) in MIGRATIONS.iter().enumerate() {
             assert_eq!(migration.version, i64::try_from(i).unwrap() + 1, "{}", migration.name);
         }
-        assert_eq!(LATEST_VERSION, 2);
+        assert_eq!(LATEST_VERSION, 3);
     }
 
     #[test]

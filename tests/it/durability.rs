@@ -119,24 +119,37 @@ async fn sigterm_stops_cleanly_and_keeps_data() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_in_flight_requests_finish() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
     let dir = tempfile::tempdir().unwrap();
-    let mut process = spawn_with(dir.path(), &[("IAMD_CONSISTENCY_WAIT", "1s")]);
+    let mut process = spawn(dir.path());
     let api = client(&process.addr);
     api.create_org("before").await;
-    // A request that stays in flight for the whole wait: a token from the future.
-    let in_flight = {
-        let api = client(&process.addr);
-        tokio::spawn(async move {
-            api.json_with(Method::GET, "/organizations", None, &[(iamd::CONSISTENCY_TOKEN, "999999".into())]).await
-        })
-    };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A request that is in flight when the signal comes: its body arrives in two halves, the
+    // second after the signal.
+    let body = br#"{"name":"in-flight"}"#;
+    let (first, second) = body.split_at(8);
+    let mut stream = tokio::net::TcpStream::connect(&process.addr).await.unwrap();
+    let head = format!(
+        "POST /organizations HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        process.addr,
+        crate::support::TOKEN,
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(first).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let status = Command::new("kill").args(["-TERM", &process.child.id().to_string()]).status().unwrap();
     assert!(status.success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stream.write_all(second).await.unwrap();
     // Answered in full after the stop signal, not cut off.
-    let reply = in_flight.await.unwrap();
-    assert_eq!(reply.status, StatusCode::SERVICE_UNAVAILABLE, "{}", reply.body);
-    assert_eq!(reply.body["code"], tonic::Code::Unavailable as i32);
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    assert!(answer.contains("\"name\":\"in-flight\""), "{answer}");
     assert!(process.child.wait().unwrap().success());
     // Nothing listens any more.
     assert!(api.try_json(Method::GET, "/healthz", None).await.is_none());

@@ -1,0 +1,220 @@
+//! One request's writes, planned against the replica's state: the builders every use case
+//! writes through. A create, a change or a delete of a typed object becomes the store's
+//! [`Append`] (its event, its next state, its name and references), guarded on the objects
+//! it starts to reference; a delete first plans what the registry says its referrers do
+//! (refuse, cascade, or drop the reference). Nothing here is per kind.
+//!
+//! The draft remembers what it read, so a use case whose plan turns out stale (a conflict
+//! in the store, or a missing object this replica has not heard of yet) can refresh exactly
+//! those objects from the store and plan again.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::ModelError;
+use super::kind::{Key, Kind, OnDelete, encode_event};
+use super::objects::{Entry, Obj, Objects};
+use super::registry::{AnyState, Next, next};
+use crate::store::{Append, Change, Expect, Guard, Micros, ObjectKey};
+
+/// One write with what this replica installs once it commits.
+pub(crate) struct Planned {
+    pub key: Key,
+    pub append: Append,
+    /// The state after the write; `None` for a delete.
+    pub state: Option<AnyState>,
+    /// The object's created_at when the write does not create it.
+    pub created_at: Option<Micros>,
+}
+
+/// A finished plan: the writes, the guards, and the objects the plan was made from.
+pub struct Plan {
+    pub(crate) planned: Vec<Planned>,
+    pub(crate) guards: Vec<Guard>,
+    pub reads: Vec<Key>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.planned.is_empty()
+    }
+}
+
+pub struct Draft<'a> {
+    objects: &'a Objects,
+    planned: Vec<Planned>,
+    guards: Vec<Guard>,
+    written: HashSet<Key>,
+    reads: Vec<Key>,
+}
+
+impl<'a> Draft<'a> {
+    pub fn new(objects: &'a Objects) -> Draft<'a> {
+        Draft { objects, planned: Vec::new(), guards: Vec::new(), written: HashSet::new(), reads: Vec::new() }
+    }
+
+    /// The state the plan is made against, for reads the plan need not remember.
+    pub fn objects(&self) -> &'a Objects {
+        self.objects
+    }
+
+    /// Reads one object and remembers that the plan depends on it.
+    pub fn get<K: Kind>(&mut self, id: &str) -> Option<Obj<K>> {
+        self.reads.push(Key::new(K::NAME, id));
+        self.objects.get::<K>(id)
+    }
+
+    /// Creates an object of kind `K` owned by `owner` (an organization's id, or the
+    /// instance's), with the event that creates it.
+    pub fn create<K: Kind>(&mut self, id: &str, owner: &str, event: K::Event) -> Result<Arc<K::State>, ModelError> {
+        let key = Key::new(K::NAME, id);
+        let next = next::<K>(id, None, &event)?.ok_or_else(|| apply_error::<K>(id, "the event creates nothing"))?;
+        let state = downcast::<K>(id, &next.state)?;
+        self.put(key, owner, None, next, Expect::Absent)?;
+        Ok(state)
+    }
+
+    /// Changes `current` by `event`, expecting it unchanged since it was read.
+    pub fn change<K: Kind>(&mut self, current: &Obj<K>, event: K::Event) -> Result<Arc<K::State>, ModelError> {
+        let next = next::<K>(&current.id, Some(&current.state), &event)?
+            .ok_or_else(|| apply_error::<K>(&current.id, "a change that deletes; delete it instead"))?;
+        let state = downcast::<K>(&current.id, &next.state)?;
+        let entry = self.objects.entry(&current.key());
+        self.put(current.key(), &current.meta.owner, entry, next, Expect::Sequence(current.meta.sequence))?;
+        Ok(state)
+    }
+
+    /// Deletes `current` by `event`, expecting it unchanged since it was read, after what
+    /// its referrers' kinds say a delete does to them. A referrer that restricts the delete
+    /// fails the plan with [`ModelError::StillReferenced`], naming every such referrer.
+    pub fn delete<K: Kind>(&mut self, current: &Obj<K>, event: K::Event) -> Result<(), ModelError> {
+        if K::apply(Some(&current.state), &event).ok().flatten().is_some() {
+            return Err(apply_error::<K>(&current.id, "the event does not delete"));
+        }
+        let (event_type, payload) = encode_event::<K>(&event)?;
+        self.remove(current.key(), current.meta.sequence, current.meta.created_at, event_type, payload)
+    }
+
+    /// Asserts, in the write's transaction, that an object the plan does not write is as
+    /// expected: `Exists` for a reference, `Sequence` when the rule depends on its version.
+    pub fn guard(&mut self, key: Key, expect: Expect) {
+        self.reads.push(key.clone());
+        self.add_guard(&key, expect);
+    }
+
+    pub fn finish(self) -> Plan {
+        Plan { planned: self.planned, guards: self.guards, reads: self.reads }
+    }
+
+    fn claim(&mut self, key: &Key) -> Result<(), ModelError> {
+        if self.written.insert(key.clone()) {
+            Ok(())
+        } else {
+            Err(ModelError::WrittenTwice { kind: key.kind, id: key.id.to_string() })
+        }
+    }
+
+    fn add_guard(&mut self, key: &Key, expect: Expect) {
+        let exists = self.guards.iter().any(|g| g.kind == key.kind && *g.id == *key.id);
+        if !exists {
+            self.guards.push(Guard { kind: key.kind.to_owned(), id: key.id.to_string(), expect });
+        }
+    }
+
+    fn put(
+        &mut self,
+        key: Key,
+        owner: &str,
+        current: Option<&Entry>,
+        next: Next,
+        expect: Expect,
+    ) -> Result<(), ModelError> {
+        self.claim(&key)?;
+        let (refs, _) = self.objects.refs_of(&key, owner, &next.state);
+        let old: HashSet<&Key> = current.map(|entry| entry.refs.iter().collect()).unwrap_or_default();
+        let unchanged = current.is_some() && old.len() == refs.len() && refs.iter().all(|r| old.contains(r));
+        for target in refs.iter().filter(|r| !old.contains(r)) {
+            if !self.written.contains(target) {
+                self.add_guard(target, Expect::Exists);
+            }
+        }
+        let stored_refs = (!unchanged).then(|| refs.iter().map(|r| ObjectKey::new(r.kind, &*r.id)).collect());
+        let append = Append {
+            kind: key.kind.to_owned(),
+            id: key.id.to_string(),
+            expect,
+            event_type: next.event_type,
+            payload: next.payload,
+            change: Change::Put {
+                owner: owner.to_owned(),
+                parent: self.objects.parent_of(&key.id, owner).to_owned(),
+                name: next.name,
+                state: next.json,
+                refs: stored_refs,
+            },
+        };
+        let created_at = current.map(|entry| entry.meta.created_at);
+        self.planned.push(Planned { key, append, state: Some(next.state), created_at });
+        Ok(())
+    }
+
+    /// Plans the delete of `key` after its referrers', depth first, so that every object
+    /// is gone (or no longer refers to it) before what it referenced goes.
+    fn remove(
+        &mut self,
+        key: Key,
+        sequence: u64,
+        created_at: Micros,
+        event_type: String,
+        payload: serde_json::Value,
+    ) -> Result<(), ModelError> {
+        self.claim(&key)?;
+        let objects = self.objects;
+        let mut blocked = Vec::new();
+        for referrer in objects.referrers(&key) {
+            if self.written.contains(referrer) {
+                continue;
+            }
+            self.reads.push(referrer.clone());
+            let (Some(kind), Some(entry)) = (objects.registry().kind(referrer.kind), objects.entry(referrer)) else {
+                continue;
+            };
+            match kind.on_delete(key.kind) {
+                OnDelete::Restrict => blocked.push(referrer.clone()),
+                OnDelete::Cascade => {
+                    let (event_type, payload) = kind.removal(&referrer.id, &entry.state)?;
+                    let (sequence, created_at) = (entry.meta.sequence, entry.meta.created_at);
+                    self.remove(referrer.clone(), sequence, created_at, event_type, payload)?;
+                }
+                OnDelete::Detach => match kind.detach(&referrer.id, &entry.state, &key)? {
+                    Some(next) => {
+                        let expect = Expect::Sequence(entry.meta.sequence);
+                        self.put(referrer.clone(), &entry.meta.owner, Some(entry), next, expect)?;
+                    }
+                    None => blocked.push(referrer.clone()),
+                },
+            }
+        }
+        if !blocked.is_empty() {
+            return Err(ModelError::StillReferenced { target: key, by: blocked });
+        }
+        let append = Append {
+            kind: key.kind.to_owned(),
+            id: key.id.to_string(),
+            expect: Expect::Sequence(sequence),
+            event_type,
+            payload,
+            change: Change::Delete,
+        };
+        self.planned.push(Planned { key, append, state: None, created_at: Some(created_at) });
+        Ok(())
+    }
+}
+
+fn apply_error<K: Kind>(id: &str, message: &str) -> ModelError {
+    ModelError::Apply { kind: K::NAME, id: id.to_owned(), message: message.to_owned() }
+}
+
+fn downcast<K: Kind>(id: &str, state: &AnyState) -> Result<Arc<K::State>, ModelError> {
+    state.clone().downcast::<K::State>().map_err(|_| apply_error::<K>(id, "the state is of another kind"))
+}

@@ -1,0 +1,160 @@
+//! The kinds one server knows. [`Registry`] erases each [`Kind`]'s types behind [`AnyKind`],
+//! so the state, its indexes and the cascades of a delete work on every kind alike; typed
+//! code reaches its own states again by downcasting.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::ModelError;
+use super::kind::{Key, Kind, OnDelete, Term, decode_event, encode_event};
+
+/// A typed state behind a shared pointer; only its kind knows its type.
+pub type AnyState = Arc<dyn Any + Send + Sync>;
+
+/// A state about to be written: the event that leads to it and what the store keeps of it.
+pub(crate) struct Next {
+    pub event_type: String,
+    pub payload: Value,
+    pub state: AnyState,
+    pub json: String,
+    pub name: Option<String>,
+}
+
+/// A [`Kind`] without its types.
+pub(crate) trait AnyKind: Send + Sync {
+    fn name_taken(&self) -> &'static str;
+    fn decode_state(&self, json: &str) -> Result<AnyState, ModelError>;
+    /// The state a stored event leaves.
+    fn apply(
+        &self,
+        id: &str,
+        state: Option<&AnyState>,
+        event_type: &str,
+        payload: Value,
+    ) -> Result<Option<AnyState>, ModelError>;
+    /// The references (besides the owner) and lookup terms of a state.
+    fn index(&self, state: &AnyState) -> (Vec<Key>, Vec<Term>);
+    fn on_delete(&self, target: &'static str) -> OnDelete;
+    /// The event that deletes an object of this kind in a cascade.
+    fn removal(&self, id: &str, state: &AnyState) -> Result<(String, Value), ModelError>;
+    /// The next state of an object that drops its reference to `target`.
+    fn detach(&self, id: &str, state: &AnyState, target: &Key) -> Result<Option<Next>, ModelError>;
+}
+
+struct KindOf<K>(PhantomData<fn() -> K>);
+
+fn typed<'a, K: Kind>(id: &str, state: &'a AnyState) -> Result<&'a K::State, ModelError> {
+    state.downcast_ref::<K::State>().ok_or_else(|| ModelError::Apply {
+        kind: K::NAME,
+        id: id.to_owned(),
+        message: "the state is of another kind".into(),
+    })
+}
+
+/// The state an event leaves, ready to be written; errors name the object.
+pub(crate) fn next<K: Kind>(id: &str, state: Option<&K::State>, event: &K::Event) -> Result<Option<Next>, ModelError> {
+    let after =
+        K::apply(state, event).map_err(|message| ModelError::Apply { kind: K::NAME, id: id.to_owned(), message })?;
+    let Some(after) = after else { return Ok(None) };
+    let (event_type, payload) = encode_event::<K>(event)?;
+    let json = serde_json::to_string(&after)
+        .map_err(|e| ModelError::Codec { kind: K::NAME.to_owned(), message: e.to_string() })?;
+    let name = K::name(&after).map(str::to_owned);
+    Ok(Some(Next { event_type, payload, state: Arc::new(after), json, name }))
+}
+
+impl<K: Kind> AnyKind for KindOf<K> {
+    fn name_taken(&self) -> &'static str {
+        K::NAME_TAKEN
+    }
+
+    fn decode_state(&self, json: &str) -> Result<AnyState, ModelError> {
+        let state: K::State = serde_json::from_str(json)
+            .map_err(|e| ModelError::Codec { kind: K::NAME.to_owned(), message: format!("state: {e}") })?;
+        Ok(Arc::new(state))
+    }
+
+    fn apply(
+        &self,
+        id: &str,
+        state: Option<&AnyState>,
+        event_type: &str,
+        payload: Value,
+    ) -> Result<Option<AnyState>, ModelError> {
+        let event = decode_event::<K>(event_type, payload)?;
+        let before = state.map(|s| typed::<K>(id, s)).transpose()?;
+        let after = K::apply(before, &event).map_err(|message| ModelError::Apply {
+            kind: K::NAME,
+            id: id.to_owned(),
+            message,
+        })?;
+        Ok(after.map(|after| Arc::new(after) as AnyState))
+    }
+
+    fn index(&self, state: &AnyState) -> (Vec<Key>, Vec<Term>) {
+        match state.downcast_ref::<K::State>() {
+            Some(state) => (K::references(state), K::terms(state)),
+            None => (Vec::new(), Vec::new()),
+        }
+    }
+
+    fn on_delete(&self, target: &'static str) -> OnDelete {
+        K::on_delete(target)
+    }
+
+    fn removal(&self, id: &str, state: &AnyState) -> Result<(String, Value), ModelError> {
+        encode_event::<K>(&K::removal(typed::<K>(id, state)?))
+    }
+
+    fn detach(&self, id: &str, state: &AnyState, target: &Key) -> Result<Option<Next>, ModelError> {
+        let state = typed::<K>(id, state)?;
+        match K::detach(state, target) {
+            Some(event) => next::<K>(id, Some(state), &event),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The kinds a server knows, and which of them owns objects (an object owned by one of
+/// those references it, and is listed under it).
+#[derive(Clone)]
+pub struct Registry {
+    kinds: HashMap<&'static str, Arc<dyn AnyKind>>,
+    owner: &'static str,
+}
+
+impl Registry {
+    /// A registry whose objects are owned by the instance or by an object of kind `Owner`.
+    pub fn new<Owner: Kind>() -> Registry {
+        Registry { kinds: HashMap::new(), owner: Owner::NAME }.with::<Owner>()
+    }
+
+    /// Adds a kind.
+    pub fn with<K: Kind>(mut self) -> Registry {
+        self.kinds.insert(K::NAME, Arc::new(KindOf::<K>(PhantomData)));
+        self
+    }
+
+    /// The kind whose objects own others.
+    pub fn owner(&self) -> &'static str {
+        self.owner
+    }
+
+    pub(crate) fn kind(&self, name: &str) -> Option<&dyn AnyKind> {
+        self.kinds.get(name).map(|kind| &**kind)
+    }
+
+    /// The static name of a kind this registry knows.
+    pub fn intern(&self, name: &str) -> Option<&'static str> {
+        self.kinds.get_key_value(name).map(|(name, _)| *name)
+    }
+
+    /// The `ErrorInfo` reason when the store refuses a name of this kind as taken.
+    pub fn name_taken(&self, name: &str) -> &'static str {
+        self.kind(name).map_or("NAME_TAKEN", |kind| kind.name_taken())
+    }
+}

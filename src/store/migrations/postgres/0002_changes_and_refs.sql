@@ -1,0 +1,25 @@
+-- Events record what changed, not the whole object: the current-state row holds the object,
+-- and a replica starts from the rows, not by replaying the log. The snapshot columns of
+-- version 1 go; their history stays readable as payloads. (Dropping columns does not touch the
+-- rows, so the append-only triggers stay as they are.)
+ALTER TABLE events
+    DROP COLUMN object_owner,
+    DROP COLUMN parent,
+    DROP COLUMN name,
+    DROP COLUMN state,
+    DROP COLUMN object_created_at,
+    DROP COLUMN deleted;
+
+-- Which objects reference which, so that a delete checks in its own transaction that nothing
+-- references the object any more. Written with each put from this version on; objects written
+-- before it get theirs when next written (until then their references are known to the
+-- replicas' in-memory state, which plans cascades, but not to this check).
+CREATE TABLE refs (
+    to_kind   TEXT COLLATE "C" NOT NULL,
+    to_id     TEXT COLLATE "C" NOT NULL,
+    from_kind TEXT COLLATE "C" NOT NULL,
+    from_id   TEXT COLLATE "C" NOT NULL,
+    PRIMARY KEY (to_kind, to_id, from_kind, from_id)
+);
+
+CREATE INDEX refs_from ON refs (from_kind, from_id);

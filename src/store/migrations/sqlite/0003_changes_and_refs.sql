@@ -1,0 +1,23 @@
+-- Events record what changed, not the whole object: the current-state row holds the object,
+-- and a replica starts from the rows, not by replaying the log. The snapshot columns of
+-- version 2 go; their history stays readable as payloads.
+ALTER TABLE events DROP COLUMN object_owner;
+ALTER TABLE events DROP COLUMN parent;
+ALTER TABLE events DROP COLUMN name;
+ALTER TABLE events DROP COLUMN state;
+ALTER TABLE events DROP COLUMN object_created_at;
+ALTER TABLE events DROP COLUMN deleted;
+
+-- Which objects reference which, so that a delete checks in its own transaction that nothing
+-- references the object any more. Written with each put from this version on; objects written
+-- before it get theirs when next written (until then their references are known to the
+-- replicas' in-memory state, which plans cascades, but not to this check).
+CREATE TABLE refs (
+    to_kind   TEXT NOT NULL,
+    to_id     TEXT NOT NULL,
+    from_kind TEXT NOT NULL,
+    from_id   TEXT NOT NULL,
+    PRIMARY KEY (to_kind, to_id, from_kind, from_id)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX refs_from ON refs (from_kind, from_id);
