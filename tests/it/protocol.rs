@@ -341,3 +341,37 @@ async fn pages_follow_creation_order_with_keyset_tokens() {
     let reply = server.json(Method::GET, &format!("/organizations?limit=10&pageToken={token}"), None).await;
     assert_eq!(reply.body["results"][0]["id"], created[10].as_str());
 }
+
+/// The canonical proto3 JSON form of a timestamp, written out apart from the server's: UTC,
+/// `Z`, and the fewest of 0, 3, 6 or 9 fractional digits that hold the nanoseconds.
+fn canonical(ts: &iamd::wkt::Timestamp) -> String {
+    let whole = chrono::DateTime::from_timestamp(ts.seconds, 0).unwrap().format("%Y-%m-%dT%H:%M:%S");
+    let nanos = ts.nanos;
+    let fraction = match nanos {
+        0 => String::new(),
+        n if n % 1_000_000 == 0 => format!(".{:03}", n / 1_000_000),
+        n if n % 1_000 == 0 => format!(".{:06}", n / 1_000),
+        n => format!(".{n:09}"),
+    };
+    format!("{whole}{fraction}Z")
+}
+
+#[tokio::test]
+async fn json_prints_the_timestamps_grpc_carries() {
+    let server = TestServer::start().await;
+    let id = server.create_org("clock").await;
+    let path = "/iamd.accounts.v1.OrganizationService/GetOrganization";
+    let get = accounts::GetOrganizationRequest { organization_id: id.clone() };
+    let grpc =
+        server.grpc::<_, accounts::GetOrganizationResponse>(path, get.clone()).await.unwrap().organization.unwrap();
+    let web = server.grpc_web::<_, accounts::GetOrganizationResponse>(path, &get, false).await.unwrap();
+    assert_eq!(web.organization.as_ref(), Some(&grpc), "gRPC-web carries what gRPC does");
+    let json = server.json(Method::GET, &format!("/organizations/{id}"), None).await;
+    assert_eq!(json.status, StatusCode::OK, "{}", json.body);
+    for (field, value) in [("createdAt", grpc.created_at), ("updatedAt", grpc.updated_at)] {
+        let value = value.unwrap();
+        // The store keeps microseconds, so that is what every protocol carries.
+        assert_eq!(value.nanos % 1_000, 0, "{field}: {value:?}");
+        assert_eq!(json.body[field], canonical(&value), "{field}: {}", json.body);
+    }
+}
