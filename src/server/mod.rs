@@ -5,6 +5,7 @@
 mod consistency;
 mod deadline;
 mod dispatch;
+mod grpc_web_text;
 mod limit;
 
 use std::future::Future;
@@ -134,6 +135,9 @@ async fn prepare(config: &Config) -> Result<(TcpListener, Arc<dyn Store>, dispat
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
 
+    let health_pool = DescriptorPool::decode(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .map_err(|e| ServerError::Descriptors(e.to_string()))?;
+    let limit = limit::MessageLimitLayer::new(limit, &[&pool, &health_pool]);
     let consistency = ConsistencyLayer { view, bound: config.consistency_wait };
     let service = dispatch::build(grpc, routes, store.clone(), limit, &config.cors_allowed_origins, consistency);
     let listener =

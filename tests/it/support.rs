@@ -258,11 +258,21 @@ impl TestServer {
         frame.put_u8(0);
         frame.put_u32(message.len() as u32);
         frame.put_slice(message);
-        let (content_type, body) = if text {
-            ("application/grpc-web-text", Bytes::from(base64::engine::general_purpose::STANDARD.encode(&frame)))
-        } else {
-            ("application/grpc-web+proto", frame.freeze())
-        };
+        let body =
+            if text { Bytes::from(base64::engine::general_purpose::STANDARD.encode(&frame)) } else { frame.freeze() };
+        self.grpc_web_send(path, body, text, extra).await
+    }
+
+    /// A gRPC-web request with the body exactly as given: the framing, and for text the
+    /// base64, are the caller's.
+    pub async fn grpc_web_send(
+        &self,
+        path: &str,
+        body: Bytes,
+        text: bool,
+        extra: &[(&str, String)],
+    ) -> (StatusCode, HeaderMap, Bytes) {
+        let content_type = if text { "application/grpc-web-text" } else { "application/grpc-web+proto" };
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(self.url(path))
@@ -275,6 +285,36 @@ impl TestServer {
             request = request.header(*name, value);
         }
         self.raw(request.body(Full::new(body)).unwrap()).await
+    }
+
+    /// `grpc_web_send`, answered as `grpc_web` answers.
+    pub async fn grpc_web_body<Resp: Message + Default>(
+        &self,
+        path: &str,
+        body: Bytes,
+        text: bool,
+    ) -> Result<Resp, (Code, String)> {
+        let (status, headers, answer) = self.grpc_web_send(path, body, text, &[]).await;
+        decode_grpc_web(status, &headers, answer, text)
+    }
+
+    /// A native gRPC request (h2c) with the body exactly as given; answers the status.
+    pub async fn grpc_body(&self, path: &str, body: Bytes) -> tonic::Status {
+        let client: Http = Client::builder(TokioExecutor::new()).http2_only(true).build_http();
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(self.url(path))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Full::new(body))
+            .unwrap();
+        let (parts, body) = client.request(request).await.unwrap().into_parts();
+        let trailers = body.collect().await.unwrap().trailers().cloned().unwrap_or_default();
+        // A trailers-only answer carries the status in the headers.
+        tonic::Status::from_header_map(&parts.headers)
+            .or_else(|| tonic::Status::from_header_map(&trailers))
+            .expect("a gRPC answer has a status")
     }
 }
 
