@@ -112,7 +112,7 @@ async fn prepare(config: &Config) -> Result<(TcpListener, Arc<dyn Store>, dispat
     let app = App::new(backend, view.clone()).await?;
     // Closing the view stops its follower, then closes the backend.
     let store: Arc<dyn Store> = view.clone();
-    let api = Api::new(app, config.bootstrap_token.clone());
+    let api = Api::new(app, config.bootstrap_token.as_ref());
 
     let pool =
         DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).map_err(|e| ServerError::Descriptors(e.to_string()))?;

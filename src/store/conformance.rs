@@ -955,6 +955,7 @@ pub(crate) async fn instance_is_stable_across_reopen(h: Arc<Harness>) {
     assert_ne!(first.signing_key[..16], first.signing_key[16..]);
     store.close().await.unwrap();
 
+    // The key is drawn once: a reopened store keeps it, so page tokens stay valid.
     let reopened = backend.open().await.unwrap();
     assert_eq!(reopened.instance().await.unwrap(), first);
     reopened.close().await.unwrap();
@@ -962,6 +963,15 @@ pub(crate) async fn instance_is_stable_across_reopen(h: Arc<Harness>) {
     let other = h.store().await.instance().await.unwrap();
     assert_ne!(other.id, first.id);
     assert_ne!(other.signing_key, first.signing_key);
+    // From the OS random source, not two v4 UUIDs: both keys would look like UUIDs by
+    // chance with a probability of 2^-24.
+    assert!(!(looks_like_two_uuids(&first.signing_key) && looks_like_two_uuids(&other.signing_key)));
+}
+
+/// Whether 32 bytes have the version (4) and variant (10) bits of two v4 UUIDs, as the
+/// signing keys that stores created before they used the OS random source directly do.
+pub(crate) fn looks_like_two_uuids(key: &[u8]) -> bool {
+    key.len() == 32 && key.chunks(16).all(|uuid| uuid[6] >> 4 == 4 && uuid[8] >> 6 == 0b10)
 }
 
 pub(crate) async fn instance_row_and_events_cannot_change(h: Arc<Harness>) {

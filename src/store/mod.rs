@@ -208,11 +208,26 @@ pub struct PageQuery {
 }
 
 /// Facts written once when the store is first created, the same on every replica.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Instance {
     pub id: String,
-    /// Key for signing page tokens.
+    /// Key for signing page tokens; `Debug` leaves it out.
     pub signing_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Instance {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Instance").field("id", &self.id).field("signing_key", &format_args!("..")).finish()
+    }
+}
+
+/// The page-token signing key of a new instance: 32 bytes from the OS random source, drawn
+/// once when the instance row is written and kept for the life of the store, so tokens
+/// stay valid across restarts and on every replica.
+pub(crate) fn new_signing_key() -> StoreResult<Vec<u8>> {
+    let mut key = vec![0; 32];
+    getrandom::fill(&mut key).map_err(|e| StoreError::Internal(format!("the OS random source failed: {e}")))?;
+    Ok(key)
 }
 
 /// Cloneable so one failure can answer every request it failed (a group commit).
@@ -293,6 +308,25 @@ pub async fn open(config: &Config) -> StoreResult<Arc<dyn Store>> {
 mod tests {
     use super::*;
     use crate::config::DatabaseUrl;
+
+    #[test]
+    fn the_signing_key_is_never_printed() {
+        let instance = Instance { id: "i-1".into(), signing_key: vec![0xab; 32] };
+        let printed = format!("{instance:?} {instance:#?}");
+        assert!(printed.contains("i-1") && !printed.contains("171") && !printed.contains("ab"), "{printed}");
+    }
+
+    #[test]
+    fn a_new_signing_key_is_32_random_bytes() {
+        let keys: Vec<Vec<u8>> = (0..8).map(|_| new_signing_key().unwrap()).collect();
+        assert!(keys.iter().all(|key| key.len() == 32));
+        for (i, key) in keys.iter().enumerate() {
+            assert!(keys.iter().skip(i + 1).all(|other| other != key), "two keys are equal");
+        }
+        // Not two v4 UUIDs, whose version and variant bits are fixed: all eight keys would
+        // have them by chance with a probability of 2^-96.
+        assert!(!keys.iter().all(|key| conformance::looks_like_two_uuids(key)));
+    }
 
     #[tokio::test]
     async fn open_picks_sqlite_without_a_database_url() {

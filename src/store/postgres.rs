@@ -712,10 +712,7 @@ async fn migrate(client: &mut tokio_postgres::Client, target: i64) -> StoreResul
 
 async fn seed_instance(tx: &tokio_postgres::Transaction<'_>) -> StoreResult<()> {
     let id = Uuid::new_v4().to_string();
-    // Two v4 UUIDs from the OS generator: 244 random bits, as the SQLite backend does.
-    let mut signing_key = Vec::with_capacity(32);
-    signing_key.extend_from_slice(Uuid::new_v4().as_bytes());
-    signing_key.extend_from_slice(Uuid::new_v4().as_bytes());
+    let signing_key = super::new_signing_key()?;
     tx.execute(
         "INSERT INTO instance (singleton, id, signing_key, created_at) \
          VALUES (1, $1, $2, (extract(epoch FROM clock_timestamp()) * 1000000)::int8)",

@@ -812,11 +812,7 @@ pub(crate) fn create_at_version(dir: &Path, version: i64) -> StoreResult<()> {
 
 fn seed_instance(tx: &Transaction<'_>, now: Micros) -> StoreResult<()> {
     let id = Uuid::new_v4().to_string();
-    // Two v4 UUIDs from the OS generator: 244 random bits (6 bits of each are fixed by the
-    // UUID version and variant), plenty for an HMAC key, without another crate.
-    let mut signing_key = Vec::with_capacity(32);
-    signing_key.extend_from_slice(Uuid::new_v4().as_bytes());
-    signing_key.extend_from_slice(Uuid::new_v4().as_bytes());
+    let signing_key = super::new_signing_key()?;
     tx.execute(
         "INSERT INTO instance (singleton, id, signing_key, created_at) VALUES (1, ?1, ?2, ?3)",
         params![id, signing_key, now],
