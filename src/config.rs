@@ -20,7 +20,7 @@ pub struct Config {
     pub database_url: Option<DatabaseUrl>,
     /// Secret of the bootstrap admin's token, sent as `Authorization: Bearer <token>`.
     #[arg(long, env = "IAMD_BOOTSTRAP_TOKEN", hide_env_values = true)]
-    pub bootstrap_token: Option<String>,
+    pub bootstrap_token: Option<Secret>,
     /// Largest request body or message accepted, in bytes.
     #[arg(long, env = "IAMD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
@@ -85,6 +85,42 @@ impl std::str::FromStr for DatabaseUrl {
     }
 }
 
+/// A secret setting, such as the bootstrap token. `Debug` only says that one is set, so a
+/// printed `Config` (a log line, a panic) never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(secret: impl Into<String>) -> Secret {
+        Secret(secret.into())
+    }
+
+    /// The secret itself: for the one comparison or call that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(secret: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret(secret.to_owned()))
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(secret: &str) -> Secret {
+        Secret(secret.to_owned())
+    }
+}
+
 /// `250ms`, `10s`, `2m`.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
@@ -121,5 +157,13 @@ mod tests {
         assert_eq!(postgres.database_url.as_ref().map(DatabaseUrl::expose), Some(url));
         let printed = format!("{postgres:?}");
         assert!(printed.contains("DatabaseUrl(..)") && !printed.contains("s3cret"), "{printed}");
+    }
+
+    #[test]
+    fn the_bootstrap_token_is_never_printed() {
+        let config = Cli::try_parse_from(["iamd", "--bootstrap-token", "t0ken-value"]).unwrap().config;
+        assert_eq!(config.bootstrap_token.as_ref().map(Secret::expose), Some("t0ken-value"));
+        let printed = format!("{config:?} {config:#?}");
+        assert!(printed.contains("Secret(..)") && !printed.contains("t0ken-value"), "{printed}");
     }
 }

@@ -1,6 +1,10 @@
-//! `google.protobuf.Timestamp` with the proto3 JSON form the seed pages show
-//! (`2024-11-15T21:46:14.039Z`). pbjson-types prints `+00:00` instead, so build.rs maps the
-//! type here for prost and pbjson alike.
+//! `google.protobuf.Timestamp` with the canonical proto3 JSON form. pbjson-types prints
+//! `+00:00` instead, so build.rs maps the type here for prost and pbjson alike.
+//!
+//! JSON prints the value gRPC carries, nothing cut: RFC 3339 in UTC with `Z` and 0, 3, 6 or
+//! 9 fractional digits, the fewest that hold every non-zero digit. A whole second has no
+//! fraction (`…:14Z`, not `…:14.000Z`), as the protobuf Go and C++ implementations print it;
+//! the proto3 JSON mapping allows both.
 
 use std::fmt;
 
@@ -24,15 +28,24 @@ impl Timestamp {
         Timestamp { seconds: micros.div_euclid(1_000_000), nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32 }
     }
 
+    /// `None` outside what google/protobuf/timestamp.proto allows: years 0001 to 9999 and
+    /// nanos in `0..1e9` (chrono would take more nanos as a leap second).
     fn to_datetime(self) -> Option<DateTime<Utc>> {
-        DateTime::from_timestamp(self.seconds, u32::try_from(self.nanos).ok()?)
+        const MIN_SECONDS: i64 = -62_135_596_800; // 0001-01-01T00:00:00Z
+        const MAX_SECONDS: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+        let nanos = u32::try_from(self.nanos).ok().filter(|n| *n < 1_000_000_000)?;
+        if !(MIN_SECONDS..=MAX_SECONDS).contains(&self.seconds) {
+            return None;
+        }
+        DateTime::from_timestamp(self.seconds, nanos)
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let datetime = self.to_datetime().ok_or_else(|| serde::ser::Error::custom("timestamp out of range"))?;
-        serializer.serialize_str(&datetime.to_rfc3339_opts(SecondsFormat::Millis, true))
+        // `AutoSi` picks 0, 3, 6 or 9 digits, exactly the proto3 JSON choice.
+        serializer.serialize_str(&datetime.to_rfc3339_opts(SecondsFormat::AutoSi, true))
     }
 }
 
@@ -59,10 +72,41 @@ impl<'de> Deserialize<'de> for Timestamp {
 mod tests {
     use super::*;
 
+    fn printed(seconds: i64, nanos: i32) -> String {
+        serde_json::to_value(Timestamp { seconds, nanos }).unwrap().as_str().unwrap().to_owned()
+    }
+
     #[test]
-    fn prints_utc_with_z_and_milliseconds() {
+    fn prints_the_fewest_of_0_3_6_or_9_digits_that_hold_the_value_in_utc() {
+        let second = 1_731_707_174;
+        assert_eq!(printed(second, 0), "2024-11-15T21:46:14Z");
+        assert_eq!(printed(second, 39_000_000), "2024-11-15T21:46:14.039Z");
+        assert_eq!(printed(second, 39_123_000), "2024-11-15T21:46:14.039123Z");
+        assert_eq!(printed(second, 39_123_456), "2024-11-15T21:46:14.039123456Z");
+        assert_eq!(printed(second, 1), "2024-11-15T21:46:14.000000001Z");
+        assert_eq!(printed(second, 100_000_000), "2024-11-15T21:46:14.100Z");
+        // What the store keeps: microseconds, so six digits unless they end in zeros.
         let ts = Timestamp::from_micros(1_731_707_174_039_123);
-        assert_eq!(serde_json::to_string(&ts).unwrap(), "\"2024-11-15T21:46:14.039Z\"");
+        assert_eq!(serde_json::to_string(&ts).unwrap(), "\"2024-11-15T21:46:14.039123Z\"");
+        assert_eq!(printed(-1, 999_000_000), "1969-12-31T23:59:59.999Z");
+    }
+
+    #[test]
+    fn printing_and_reading_give_back_the_value() {
+        for (seconds, nanos) in [(0, 0), (1_731_707_174, 39_123_456), (1_731_707_174, 500_000), (-1, 1)] {
+            let ts = Timestamp { seconds, nanos };
+            let back: Timestamp = serde_json::from_value(serde_json::to_value(ts).unwrap()).unwrap();
+            assert_eq!(back, ts);
+        }
+    }
+
+    #[test]
+    fn a_value_outside_the_range_is_an_error_not_a_panic() {
+        assert!(serde_json::to_string(&Timestamp { seconds: 0, nanos: -1 }).is_err());
+        assert!(serde_json::to_string(&Timestamp { seconds: 0, nanos: 1_000_000_000 }).is_err());
+        assert!(serde_json::to_string(&Timestamp { seconds: 253_402_300_800, nanos: 0 }).is_err());
+        assert!(serde_json::to_string(&Timestamp { seconds: i64::MAX, nanos: 0 }).is_err());
+        assert_eq!(printed(-62_135_596_800, 0), "0001-01-01T00:00:00Z");
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct Started {
     pub loaded: Loaded,
     /// Events read from the log after the snapshot before the replica answered.
     pub followed: usize,
+    /// Of those, the events the snapshot did not hold already.
+    pub applied: usize,
 }
 
 /// This replica's writes that its follower has not reached yet, by position.
@@ -120,12 +122,15 @@ impl Replica {
             wake: Notify::new(),
             stop,
             poll,
-            started: Started { loaded, followed: 0 },
+            started: Started { loaded, followed: 0, applied: 0 },
         };
         loop {
             match replica.catch_up().await? {
-                0 => break,
-                n => replica.started.followed += n,
+                (0, _) => break,
+                (read, applied) => {
+                    replica.started.followed += read;
+                    replica.started.applied += applied;
+                }
             }
         }
         let replica = Arc::new(replica);
@@ -245,7 +250,7 @@ impl Replica {
         let mut grew = self.store.log_grew();
         while !*stop.borrow() {
             let pause = match self.catch_up().await {
-                Ok(0) => self.poll,
+                Ok((0, _)) => self.poll,
                 Ok(_) => continue,
                 Err(e) => {
                     tracing::warn!(error = %e, "following the event log failed; retrying");
@@ -261,12 +266,14 @@ impl Replica {
         }
     }
 
-    /// Applies the next batch of the log; answers how many events it read.
-    async fn catch_up(&self) -> StoreResult<usize> {
+    /// Applies the next batch of the log; answers how many events it read and how many of
+    /// them changed the state.
+    async fn catch_up(&self) -> StoreResult<(usize, usize)> {
         let after = self.applied();
         let batch = self.store.read_log(None, after, BATCH).await?;
-        let Some(last) = batch.last().map(|c| c.cursor) else { return Ok(0) };
+        let Some(last) = batch.last().map(|c| c.cursor) else { return Ok((0, 0)) };
         let count = batch.len();
+        let mut changed = 0;
         let positions: Vec<u64> = batch.iter().map(|c| c.event.position).collect();
         let mut stale = Vec::new();
         {
@@ -275,7 +282,8 @@ impl Replica {
                 let position = committed.event.position;
                 match objects.apply(committed) {
                     Ok(Applied::Stale(key)) => stale.push(key),
-                    Ok(_) => {}
+                    Ok(Applied::Changed) => changed += 1,
+                    Ok(Applied::Skipped) => {}
                     Err(e) => tracing::warn!(error = %e, position, "an event of the log does not decode"),
                 }
             }
@@ -285,7 +293,7 @@ impl Replica {
         }
         self.applied.send_replace(last);
         self.delivered(last, &positions);
-        Ok(count)
+        Ok((count, changed))
     }
 
     /// Forgets own writes the follower has passed and wakes the readers waiting for any of

@@ -1,7 +1,8 @@
 //! One port, three protocols: requests are routed by content type before anything protocol
 //! specific sees them. tonic-web answers 400 to any HTTP/1.1 request that is not gRPC-web,
-//! so it only ever gets gRPC-web; everything that is not gRPC goes to the transcoder.
-//! All three reach the same inner stack (status recording, deadlines, then the services).
+//! so it only ever gets gRPC-web (text bodies decoded in front of it, `grpc_web_text`);
+//! everything that is not gRPC goes to the transcoder. All three reach the same inner stack
+//! (status recording, deadlines, framing and limits, then the services).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -17,6 +18,7 @@ use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
 use super::consistency::{Consistency, ConsistencyLayer};
 use super::deadline::{Deadline, DeadlineLayer};
+use super::grpc_web_text::{GrpcWebText, GrpcWebTextLayer};
 use super::limit::{MessageLimit, MessageLimitLayer};
 use crate::observe::{Protocol, RecordStatus, RecordStatusService};
 use crate::store::Store;
@@ -33,7 +35,7 @@ pub type Service = Cors<Dispatch>;
 #[derive(Clone)]
 pub struct Dispatch {
     grpc: GrpcService,
-    grpc_web: tonic_web::GrpcWebService<GrpcService>,
+    grpc_web: GrpcWebText<tonic_web::GrpcWebService<GrpcService>>,
     json: Transcoder<GrpcService>,
     store: Arc<dyn Store>,
 }
@@ -42,19 +44,20 @@ pub fn build(
     routes: tonic::service::Routes,
     table: Arc<RouteTable>,
     store: Arc<dyn Store>,
-    max_body: usize,
+    limit: MessageLimitLayer,
     origins: &[String],
     consistency: ConsistencyLayer,
 ) -> Service {
+    let max_body = limit.max();
     let stack = tower::ServiceBuilder::new()
         .layer(RecordStatus)
         .layer(DeadlineLayer)
         .layer(consistency)
-        .layer(MessageLimitLayer { max: max_body })
+        .layer(limit)
         .service(routes);
     let grpc: GrpcService = stack;
     let dispatch = Dispatch {
-        grpc_web: tonic_web::GrpcWebLayer::new().layer(grpc.clone()),
+        grpc_web: GrpcWebTextLayer.layer(tonic_web::GrpcWebLayer::new().layer(grpc.clone())),
         json: Transcoder::new(table, grpc.clone(), max_body),
         grpc,
         store,

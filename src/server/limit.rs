@@ -1,26 +1,58 @@
 //! One message-size limit for gRPC and gRPC-web, answered as RESOURCE_EXHAUSTED (JSON has
-//! its own 413 in the transcoder). tonic's own decode limit answers OUT_OF_RANGE, so this
-//! layer reads each frame header as the bytes pass and fails the body first; tonic keeps
-//! a body error that is a `Status` as it is.
+//! its own 413 in the transcoder), and the framing of every request stream checked as it
+//! passes. tonic answers INTERNAL to a body that ends inside a frame, to a frame flag it does
+//! not know and to a unary call without its message, and its own decode limit answers
+//! OUT_OF_RANGE; all of these are the client's fault. So this layer reads each frame header
+//! as the bytes pass and fails the body first with the right code: tonic keeps a body error
+//! that is a `Status` as it is. It sits in the inner stack, below tonic-web, so native gRPC
+//! and gRPC-web (binary or text, once decoded) are held to the same rules.
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use http::Request;
 use http_body::{Body, Frame, SizeHint};
+use prost_reflect::DescriptorPool;
 use tower::{Layer, Service};
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct MessageLimitLayer {
-    pub max: usize,
+    max: usize,
+    /// `/package.Service/Method` of every method whose request is one message, not a stream.
+    one_message: Arc<HashSet<String>>,
+}
+
+impl MessageLimitLayer {
+    /// `pools` describe the served methods; the request of those that do not stream must
+    /// be exactly one message.
+    pub fn new(max: usize, pools: &[&DescriptorPool]) -> Self {
+        let one_message = pools
+            .iter()
+            .flat_map(|pool| pool.services())
+            .flat_map(|service| {
+                service
+                    .methods()
+                    .filter(|method| !method.is_client_streaming())
+                    .map(|method| format!("/{}/{}", service.full_name(), method.name()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        MessageLimitLayer { max, one_message: Arc::new(one_message) }
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
 }
 
 impl<S> Layer<S> for MessageLimitLayer {
     type Service = MessageLimit<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        MessageLimit { inner, max: self.max }
+        MessageLimit { inner, max: self.max, one_message: self.one_message.clone() }
     }
 }
 
@@ -28,6 +60,7 @@ impl<S> Layer<S> for MessageLimitLayer {
 pub struct MessageLimit<S> {
     inner: S,
     max: usize,
+    one_message: Arc<HashSet<String>>,
 }
 
 impl<S> Service<Request<tonic::body::Body>> for MessageLimit<S>
@@ -44,23 +77,45 @@ where
     }
 
     fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
-        let max = self.max;
-        let request =
-            request.map(|body| tonic::body::Body::new(Limited { inner: body, max, header: Vec::new(), left: 0 }));
+        let rules = Rules {
+            max: self.max,
+            one_message: self.one_message.contains(request.uri().path()),
+            // tonic refuses an encoding it does not support before it reads the body.
+            compressed: request.headers().get("grpc-encoding").is_some_and(|v| v != "identity"),
+        };
+        let request = request.map(|body| tonic::body::Body::new(Limited::new(body, rules)));
         Box::pin(self.inner.call(request))
     }
+}
+
+/// What a request stream must keep to.
+#[derive(Clone, Copy)]
+struct Rules {
+    max: usize,
+    /// Exactly one message, as a method that does not stream its request takes.
+    one_message: bool,
+    /// The request names a `grpc-encoding`, so a message may be compressed.
+    compressed: bool,
 }
 
 /// Passes bytes through while tracking frame boundaries: `left` bytes of the current
 /// message remain, or a header of up to five bytes is being collected.
 struct Limited {
     inner: tonic::body::Body,
-    max: usize,
+    rules: Rules,
     header: Vec<u8>,
     left: usize,
+    /// Frame headers read so far.
+    messages: usize,
+    /// An error has been answered; the stream is over.
+    failed: bool,
 }
 
 impl Limited {
+    fn new(inner: tonic::body::Body, rules: Rules) -> Self {
+        Limited { inner, rules, header: Vec::new(), left: 0, messages: 0, failed: false }
+    }
+
     fn check(&mut self, mut data: &[u8]) -> Result<(), tonic::Status> {
         while data.has_remaining() {
             if self.left > 0 {
@@ -72,19 +127,53 @@ impl Limited {
             let take = (5 - self.header.len()).min(data.len());
             self.header.extend_from_slice(&data[..take]);
             data.advance(take);
-            if let [_, a, b, c, d] = self.header[..] {
+            if let [flag, a, b, c, d] = self.header[..] {
                 let len = u32::from_be_bytes([a, b, c, d]) as usize;
                 self.header.clear();
-                if len > self.max {
+                self.messages += 1;
+                match flag {
+                    0 => {}
+                    1 if self.rules.compressed => {}
+                    1 => {
+                        return Err(tonic::Status::invalid_argument(
+                            "a message is marked compressed, but the request names no grpc-encoding",
+                        ));
+                    }
+                    other => {
+                        return Err(tonic::Status::invalid_argument(format!(
+                            "a message frame starts with flag byte {other}; only 0 and 1 are defined"
+                        )));
+                    }
+                }
+                if self.rules.one_message && self.messages > 1 {
+                    return Err(tonic::Status::invalid_argument(
+                        "the method takes one request message, and the request carries more",
+                    ));
+                }
+                if len > self.rules.max {
                     return Err(tonic::Status::resource_exhausted(format!(
                         "the message is {len} bytes, larger than the limit of {} bytes",
-                        self.max
+                        self.rules.max
                     )));
                 }
                 self.left = len;
             }
         }
         Ok(())
+    }
+
+    /// What is wrong with the stream if it ended here.
+    fn end_error(&self) -> Option<tonic::Status> {
+        if !self.header.is_empty() || self.left > 0 {
+            return Some(tonic::Status::invalid_argument(format!(
+                "the request ends inside a message frame: {} more bytes were announced",
+                if self.left > 0 { self.left } else { 5 - self.header.len() }
+            )));
+        }
+        if self.rules.one_message && self.messages == 0 {
+            return Some(tonic::Status::invalid_argument("the request carries no message; the method takes one"));
+        }
+        None
     }
 }
 
@@ -93,20 +182,31 @@ impl Body for Limited {
     type Error = tonic::Status;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        if self.failed {
+            return Poll::Ready(None);
+        }
         let poll = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &poll
-            && let Some(data) = frame.data_ref()
-        {
-            let data = data.clone();
-            if let Err(status) = self.check(&data) {
-                return Poll::Ready(Some(Err(status)));
-            }
+        let error = match &poll {
+            Poll::Ready(Some(Ok(frame))) => match frame.data_ref() {
+                Some(data) => {
+                    let data = data.clone();
+                    self.check(&data).err()
+                }
+                None => None,
+            },
+            Poll::Ready(None) => self.end_error(),
+            _ => None,
+        };
+        if let Some(status) = error {
+            self.failed = true;
+            return Poll::Ready(Some(Err(status)));
         }
         poll
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        // Not over while the end would still be an error to answer (an empty body included).
+        self.failed || (self.inner.is_end_stream() && self.end_error().is_none())
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -116,10 +216,16 @@ impl Body for Limited {
 
 #[cfg(test)]
 mod tests {
+    use http_body_util::BodyExt;
+    use tonic::Code;
+
     use super::*;
 
-    fn limited(max: usize) -> Limited {
-        Limited { inner: tonic::body::Body::empty(), max, header: Vec::new(), left: 0 }
+    const STREAM: Rules = Rules { max: 10, one_message: false, compressed: false };
+    const UNARY: Rules = Rules { max: 10, one_message: true, compressed: false };
+
+    fn limited(rules: Rules) -> Limited {
+        Limited::new(tonic::body::Body::empty(), rules)
     }
 
     fn frame(len: usize) -> Vec<u8> {
@@ -129,27 +235,84 @@ mod tests {
         bytes
     }
 
+    /// Everything a body of `bytes` answers, read as tonic reads it.
+    async fn read(bytes: Vec<u8>, rules: Rules) -> Result<usize, tonic::Status> {
+        let inner = tonic::body::Body::new(http_body_util::Full::new(Bytes::from(bytes)));
+        let collected = Limited::new(inner, rules).collect().await?;
+        Ok(collected.to_bytes().len())
+    }
+
     #[test]
     fn frames_up_to_the_limit_pass_in_any_chunking() {
         let stream: Vec<u8> = [frame(10), frame(0), frame(10)].concat();
         for chunk in [1, 2, 3, 5, 7, stream.len()] {
-            let mut body = limited(10);
+            let mut body = limited(STREAM);
             for piece in stream.chunks(chunk) {
                 assert!(body.check(piece).is_ok(), "chunk {chunk}");
             }
+            assert!(body.end_error().is_none(), "chunk {chunk}");
         }
     }
 
     #[test]
     fn a_header_over_the_limit_fails_before_the_message_arrives() {
-        let mut body = limited(10);
+        let mut body = limited(STREAM);
         assert!(body.check(&frame(10)).is_ok());
         let big = frame(11);
         let error = body.check(&big[..5]).unwrap_err();
-        assert_eq!(error.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(error.code(), Code::ResourceExhausted);
         // Split across chunks too.
-        let mut body = limited(10);
+        let mut body = limited(STREAM);
         assert!(body.check(&big[..2]).is_ok());
         assert!(body.check(&big[2..5]).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_ends_inside_a_frame_is_invalid_argument() {
+        for bytes in [vec![0, 0, 0], vec![0, 0, 0, 0, 4, 1, 2], [frame(2), vec![0]].concat()] {
+            let error = read(bytes.clone(), STREAM).await.unwrap_err();
+            assert_eq!(error.code(), Code::InvalidArgument, "{bytes:?}: {error:?}");
+            assert!(error.message().starts_with("the request ends inside a message frame"), "{error:?}");
+        }
+        assert_eq!(read([frame(2), frame(0)].concat(), STREAM).await.unwrap(), 12);
+    }
+
+    #[tokio::test]
+    async fn unknown_flags_and_compression_without_an_encoding_are_invalid_argument() {
+        for flag in [1, 2, 0x80, 0xff] {
+            let mut bytes = frame(1);
+            bytes[0] = flag;
+            let error = read(bytes, STREAM).await.unwrap_err();
+            assert_eq!(error.code(), Code::InvalidArgument, "flag {flag}: {error:?}");
+        }
+        let mut compressed = frame(1);
+        compressed[0] = 1;
+        assert!(read(compressed, Rules { compressed: true, ..STREAM }).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_unary_request_is_exactly_one_message() {
+        assert_eq!(read(frame(3), UNARY).await.unwrap(), 8);
+        for bytes in [Vec::new(), [frame(1), frame(1)].concat()] {
+            let error = read(bytes.clone(), UNARY).await.unwrap_err();
+            assert_eq!(error.code(), Code::InvalidArgument, "{bytes:?}: {error:?}");
+        }
+        // An empty body is not over before it has said so.
+        assert!(!limited(UNARY).is_end_stream());
+        assert!(limited(STREAM).is_end_stream());
+        assert_eq!(read(Vec::new(), STREAM).await.unwrap(), 0);
+    }
+
+    #[test]
+    fn the_methods_that_take_one_message_come_from_the_descriptors() {
+        let pool = DescriptorPool::decode(tonic_health::pb::FILE_DESCRIPTOR_SET).unwrap();
+        let layer = MessageLimitLayer::new(10, &[&pool]);
+        // Watch streams its answer, not its request.
+        for path in ["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"] {
+            assert!(layer.one_message.contains(path), "{path}");
+        }
+        let pool = DescriptorPool::decode(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET).unwrap();
+        let layer = MessageLimitLayer::new(10, &[&pool]);
+        assert!(!layer.one_message.contains("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
     }
 }

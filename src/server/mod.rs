@@ -5,6 +5,7 @@
 mod consistency;
 mod deadline;
 mod dispatch;
+mod grpc_web_text;
 mod limit;
 
 use std::future::Future;
@@ -117,9 +118,9 @@ async fn prepare(
     let backend = crate::store::open(config).await?;
     let replica = Replica::open(backend, registry, config.follow_interval).await?;
     let started = replica.started();
-    tracing::info!(objects = started.loaded.objects, followed = started.followed, "loaded the current state");
+    tracing::info!(objects = started.loaded.objects, applied = started.applied, "loaded the current state");
     let app = App::new(replica.clone()).await?;
-    let api = Api::new(app, config.bootstrap_token.clone());
+    let api = Api::new(app, config.bootstrap_token.as_ref());
 
     let pool =
         DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).map_err(|e| ServerError::Descriptors(e.to_string()))?;
@@ -142,6 +143,9 @@ async fn prepare(
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
 
+    let health_pool = DescriptorPool::decode(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .map_err(|e| ServerError::Descriptors(e.to_string()))?;
+    let limit = limit::MessageLimitLayer::new(limit, &[&pool, &health_pool]);
     let consistency = ConsistencyLayer { replica: replica.clone(), bound: config.consistency_wait };
     let service =
         dispatch::build(grpc, routes, replica.store().clone(), limit, &config.cors_allowed_origins, consistency);

@@ -293,4 +293,25 @@ mod tests {
         }
         assert!(matches!(table.lookup(&Method::GET, "/admin/v1/nothing"), Lookup::NotFound));
     }
+
+    #[test]
+    fn a_path_ending_in_a_verb_goes_to_a_template_with_that_verb_first() {
+        let pool = DescriptorPool::decode(crate::pb::TEST_FILE_DESCRIPTOR_SET).unwrap();
+        let table = RouteTable::from_pool(&pool).unwrap();
+        let found = |method: Method, path: &str| match table.lookup(&method, path) {
+            Lookup::Found(route, bindings) => {
+                let name = route.grpc_path.rsplit('/').next().unwrap_or_default().to_owned();
+                (name, bindings.into_iter().map(|b| b.value).collect::<Vec<_>>())
+            }
+            _ => panic!("{method} {path}: no route"),
+        };
+        let of = |name: &str, values: &[&str]| (name.to_owned(), values.iter().map(|v| v.to_string()).collect());
+        // `/v1/echo/{id}` matches too, and is the more literal; the verb decides.
+        assert_eq!(found(Method::GET, "/v1/echo/jason:verb"), of("EchoAnyVerb", &["echo/jason"]));
+        assert_eq!(found(Method::GET, "/v1/files/a/b:verb"), of("EchoAnyVerb", &["files/a/b"]));
+        assert_eq!(found(Method::GET, "/v1/echo/jason"), of("Echo", &["jason"]));
+        // A verb no GET template has is data.
+        assert_eq!(found(Method::GET, "/v1/echo/jason:note"), of("Echo", &["jason:note"]));
+        assert_eq!(found(Method::POST, "/v1/echo/jason:note"), of("EchoVerb", &["jason"]));
+    }
 }

@@ -98,6 +98,12 @@ impl EchoService for Echo {
     async fn echo_verb(&self, request: tonic::Request<EchoRequest>) -> Result<tonic::Response<EchoResponse>, Status> {
         self.reply(request)
     }
+    async fn echo_any_verb(
+        &self,
+        request: tonic::Request<EchoRequest>,
+    ) -> Result<tonic::Response<EchoResponse>, Status> {
+        self.reply(request)
+    }
     async fn echo_nothing(
         &self,
         request: tonic::Request<EchoRequest>,
@@ -270,8 +276,10 @@ async fn path_values_are_percent_decoded() {
         ("/v1/echo/a+b", "a+b"),
         ("/v1/echo/%25", "%"),
         ("/v1/echo/a:b", "a:b"),
-        // Multi-segment variables keep `%2F` as written, so the segments stay visible.
+        // Multi-segment variables keep reserved characters as written (http.proto's
+        // default), so the segments stay visible.
         ("/v1/files/a%2Fb/c%20d", "a%2Fb/c d"),
+        ("/v1/files/a%3Ab%2C%25", "a%3Ab%2C%"),
         ("/v1/files/%E6%97%A5/x", "日/x"),
     ];
     for (uri, id) in cases {
@@ -303,7 +311,9 @@ async fn double_star_binds_the_rest_of_the_path() {
     assert_eq!(echoed("/v1/files/a/b/c").await["id"], "a/b/c");
     assert_eq!(echoed("/v1/files/a").await["id"], "a");
     assert_eq!(echoed("/v1/files/a:b/c").await["id"], "a:b/c");
-    for uri in ["/v1/files", "/v1/files/", "/v1/files/a//b"] {
+    // Zero segments too, as http.proto says of `**`.
+    assert_eq!(echoed("/v1/files").await["id"], "");
+    for uri in ["/v1/files/", "/v1/files/a//b"] {
         let (status, headers, body) = call("GET", uri, &[], "").await;
         assert_error(uri, status, &headers, &body, 404, 5);
     }
@@ -344,11 +354,15 @@ async fn verb_template_wins_over_the_plain_one_and_is_not_required_elsewhere() {
     let (status, _, body) = harness.call("GET", "/v1/echo/x:note", &[], "").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["request"]["id"], "x:note");
+    // GET has `/v1/{id=**}:verb`, which takes its verb from the more literal `/v1/echo/{id}`.
+    let (status, _, body) = harness.call("GET", "/v1/echo/x:verb", &[], "").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["request"]["id"], "echo/x");
     // Another verb is no verb at all, and POST is not served at `/v1/echo/{id}`.
     let (status, headers, body) = harness.call("POST", "/v1/echo/x:other", &[], "{}").await;
     assert_error("POST :other", status, &headers, &body, 405, 12);
     assert_eq!(allowed(&headers), ["DELETE", "GET"]);
-    assert_eq!(harness.calls(), 1);
+    assert_eq!(harness.calls(), 2);
 }
 
 #[tokio::test]
@@ -443,7 +457,7 @@ async fn query_parameters_set_fields() {
         ("color=2", "/color", json!("COLOR_BLUE")),
         ("color=0", "/color", json!("COLOR_UNSPECIFIED")),
         ("colors=COLOR_RED&colors=2", "/colors", json!(["COLOR_RED", "COLOR_BLUE"])),
-        ("at=2024-01-02T03:04:05Z", "/at", json!("2024-01-02T03:04:05.000Z")),
+        ("at=2024-01-02T03:04:05Z", "/at", json!("2024-01-02T03:04:05Z")),
         ("at=2024-01-02T04:04:05.25%2B01:00", "/at", json!("2024-01-02T03:04:05.250Z")),
         ("wait=1.5s", "/wait", json!("1.500s")),
         ("wrapped=5", "/wrapped", json!(5)),
@@ -618,6 +632,12 @@ async fn wire_forms_of_64_bit_integers_and_timestamps() {
     assert!(text.contains(r#""at":"2024-11-15T21:46:14.039Z""#), "{text}");
     let last = harness.last();
     assert_eq!((last.big, last.unsigned_big), (-9_007_199_254_740_993, u64::MAX));
+    // A timestamp comes back with the digits it went in with: none cut, none added.
+    for at in ["2024-11-15T21:46:14Z", "2024-11-15T21:46:14.039123Z", "2024-11-15T21:46:14.039123456Z"] {
+        let (status, _, body) = harness.call("GET", &format!("/v1/echo/w?at={at}"), &[], "").await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["request"]["at"], at);
+    }
     // The body accepts 64-bit integers as strings and as numbers.
     let (status, _, body) = harness.call("POST", "/v1/echo", &[], r#"{"big":"12","unsignedBig":13}"#).await;
     assert_eq!(status, StatusCode::OK, "{body}");

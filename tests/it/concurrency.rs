@@ -9,7 +9,7 @@ use iamd::pb::iamd::admin::v1 as admin;
 use serde_json::json;
 use tonic::Code;
 
-use crate::support::{Outcome, PROTOCOLS, Rest, TestServer};
+use crate::support::{Outcome, PROTOCOLS, Rest, TestServer, rpc};
 
 fn etag(headers: &HeaderMap) -> &str {
     headers.get("etag").map(|v| v.to_str().unwrap()).unwrap_or_else(|| panic!("no etag in {headers:?}"))
@@ -19,20 +19,16 @@ fn token(headers: &HeaderMap) -> u64 {
     headers[iamd::CONSISTENCY_TOKEN].to_str().unwrap().parse().unwrap()
 }
 
-fn patch(org: &str, name: &str, if_match: Option<&str>) -> (Rest, accounts::UpdateOrganizationRequest) {
-    let mut rest = Rest::new(
-        "/iamd.accounts.v1.OrganizationService/UpdateOrganization",
-        Method::PATCH,
-        format!("/organizations/{org}"),
-    )
-    .body(json!({"name": name}))
-    .select("organization");
-    if let Some(version) = if_match {
-        rest = rest.header("if-match", version);
-    }
-    let request =
-        accounts::UpdateOrganizationRequest { organization_id: org.into(), name: Some(name.into()), domain: None };
-    (rest, request)
+fn patch(
+    org: &str,
+    name: &str,
+    if_match: &str,
+) -> Rest<accounts::UpdateOrganizationRequest, accounts::UpdateOrganizationResponse> {
+    Rest::new(rpc::UPDATE_ORGANIZATION, Method::PATCH, "/organizations/{organization_id}")
+        .bind("organization_id", org)
+        .body(json!({"name": name}))
+        .select("organization")
+        .header("if-match", if_match)
 }
 
 #[tokio::test]
@@ -41,60 +37,46 @@ async fn versions_guard_updates_and_deletes_on_every_protocol() {
         let server = TestServer::start().await;
         let org = server.create_org("acme").await;
 
-        let get = Rest::new(
-            "/iamd.accounts.v1.OrganizationService/GetOrganization",
-            Method::GET,
-            format!("/organizations/{org}"),
-        )
-        .select("organization");
-        let request = accounts::GetOrganizationRequest { organization_id: org.clone() };
-        let (outcome, headers) = server.exchange::<_, accounts::GetOrganizationResponse>(protocol, &get, request).await;
+        let get = Rest::new(rpc::GET_ORGANIZATION, Method::GET, "/organizations/{organization_id}")
+            .bind("organization_id", &org)
+            .select("organization");
+        let (outcome, headers) = server.exchange(protocol, &get).await;
         assert_eq!(outcome.code(), Code::Ok);
         assert_eq!(etag(&headers), "\"1\"", "{protocol:?}");
 
         // The version read: accepted, and the answer carries the next one and a token.
-        let (rest, request) = patch(&org, "acme-2", Some("\"1\""));
-        let (outcome, headers) =
-            server.exchange::<_, accounts::UpdateOrganizationResponse>(protocol, &rest, request).await;
+        let (outcome, headers) = server.exchange(protocol, &patch(&org, "acme-2", "\"1\"")).await;
         assert_eq!(outcome.code(), Code::Ok, "{protocol:?}: {outcome:?}");
         assert_eq!(etag(&headers), "\"2\"");
         let first_token = token(&headers);
 
         // The same, now stale, version: ABORTED, nothing changes.
-        let (rest, request) = patch(&org, "acme-3", Some("\"1\""));
-        let (outcome, _) = server.exchange::<_, accounts::UpdateOrganizationResponse>(protocol, &rest, request).await;
-        let Outcome::Err { code, message } = outcome else { panic!("{protocol:?}: a stale version was accepted") };
-        assert_eq!(code, Code::Aborted);
+        let outcome = server.call(protocol, &patch(&org, "acme-3", "\"1\"")).await;
+        let Outcome::Err { code, message, reason } = outcome else {
+            panic!("{protocol:?}: a stale version was accepted")
+        };
+        assert_eq!((code, reason.as_deref()), (Code::Aborted, Some("VERSION_MISMATCH")));
         assert_eq!(message, "the organization is at version \"2\", not \"1\"; read it again and retry");
         let reply = server.json(Method::GET, &format!("/organizations/{org}"), None).await;
         assert_eq!(reply.body["name"], "acme-2");
         assert_eq!(reply.headers["etag"], "\"2\"");
 
         // Weak and bare forms of the version are understood; a later write has a later token.
-        let (rest, request) = patch(&org, "acme-3", Some("W/\"2\""));
-        let (outcome, headers) =
-            server.exchange::<_, accounts::UpdateOrganizationResponse>(protocol, &rest, request).await;
+        let (outcome, headers) = server.exchange(protocol, &patch(&org, "acme-3", "W/\"2\"")).await;
         assert_eq!(outcome.code(), Code::Ok);
         assert!(token(&headers) > first_token);
-        let (rest, request) = patch(&org, "acme-4", Some("garbage"));
-        let (outcome, _) = server.exchange::<_, accounts::UpdateOrganizationResponse>(protocol, &rest, request).await;
+        let outcome = server.call(protocol, &patch(&org, "acme-4", "garbage")).await;
         assert_eq!(outcome.code(), Code::InvalidArgument);
 
         let delete = |version: &str| {
-            Rest::new(
-                "/iamd.accounts.v1.OrganizationService/DeleteOrganization",
-                Method::DELETE,
-                format!("/organizations/{org}"),
-            )
-            .success(StatusCode::NO_CONTENT)
-            .header("if-match", version)
+            Rest::new(rpc::DELETE_ORGANIZATION, Method::DELETE, "/organizations/{organization_id}")
+                .bind("organization_id", &org)
+                .success(StatusCode::NO_CONTENT)
+                .header("if-match", version)
         };
-        let request = || accounts::DeleteOrganizationRequest { organization_id: org.clone() };
-        let (outcome, _) =
-            server.exchange::<_, accounts::DeleteOrganizationResponse>(protocol, &delete("\"2\""), request()).await;
+        let outcome = server.call(protocol, &delete("\"2\"")).await;
         assert_eq!(outcome.code(), Code::Aborted);
-        let (outcome, headers) =
-            server.exchange::<_, accounts::DeleteOrganizationResponse>(protocol, &delete("3"), request()).await;
+        let (outcome, headers) = server.exchange(protocol, &delete("3")).await;
         assert_eq!(outcome.code(), Code::Ok, "{outcome:?}");
         assert!(headers.contains_key(iamd::CONSISTENCY_TOKEN));
         server.stop().await;
@@ -170,23 +152,19 @@ async fn consistency_tokens_on_every_protocol() {
     let id = created.body["id"].as_str().unwrap().to_owned();
     let written = token(&created.headers);
     let get = |token: String| {
-        Rest::new("/iamd.accounts.v1.OrganizationService/GetOrganization", Method::GET, format!("/organizations/{id}"))
+        Rest::new(rpc::GET_ORGANIZATION, Method::GET, "/organizations/{organization_id}")
+            .bind("organization_id", &id)
             .select("organization")
             .header(iamd::CONSISTENCY_TOKEN, token)
     };
-    let request = || accounts::GetOrganizationRequest { organization_id: id.clone() };
     for protocol in PROTOCOLS {
-        let outcome =
-            server.call::<_, accounts::GetOrganizationResponse>(protocol, &get(written.to_string()), request()).await;
+        let outcome = server.call(protocol, &get(written.to_string())).await;
         assert_eq!(outcome.code(), Code::Ok, "{protocol:?}");
-        let outcome =
-            server.call::<_, accounts::GetOrganizationResponse>(protocol, &get("soon".into()), request()).await;
+        let outcome = server.call(protocol, &get("soon".into())).await;
         assert_eq!(outcome.code(), Code::InvalidArgument, "{protocol:?}");
         // A position no write was answered at is refused at once, without waiting.
         let started = std::time::Instant::now();
-        let outcome = server
-            .call::<_, accounts::GetOrganizationResponse>(protocol, &get((written + 1000).to_string()), request())
-            .await;
+        let outcome = server.call(protocol, &get((written + 1000).to_string())).await;
         assert_eq!(outcome.code(), Code::OutOfRange, "{protocol:?}");
         assert!(started.elapsed() < std::time::Duration::from_millis(200), "waited for a token that cannot come");
     }

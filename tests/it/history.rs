@@ -7,29 +7,17 @@ use serde_json::{Value, json};
 use tonic::Code;
 
 use crate::parity::{Step, parity};
-use crate::support::{Rest, TestServer};
+use crate::support::{Rest, TestServer, rpc};
 
 const RENAME: Step = (Method::PATCH, "/organizations/{org}", Some(r#"{"name":"acme-2"}"#));
 
-fn list(query: &'static str) -> impl Fn(&str) -> Rest {
-    move |org: &str| {
-        Rest::new(
-            "/iamd.history.v1.HistoryService/ListEvents",
-            Method::GET,
-            format!("/v1/events{}", query.replace("{org}", org)),
-        )
-    }
+fn events() -> Rest<history::ListEventsRequest, history::ListEventsResponse> {
+    Rest::new(rpc::LIST_EVENTS, Method::GET, "/v1/events")
 }
 
 #[tokio::test]
 async fn the_whole_log_in_order_on_every_protocol() {
-    let answer = parity::<_, history::ListEventsResponse>(
-        &[RENAME],
-        list(""),
-        |_| history::ListEventsRequest::default(),
-        Code::Ok,
-    )
-    .await;
+    let answer = parity(&[RENAME], |_| events(), Code::Ok).await;
     assert_eq!(
         answer,
         json!({"events": [
@@ -50,18 +38,13 @@ async fn the_whole_log_in_order_on_every_protocol() {
 
 #[tokio::test]
 async fn one_object_after_a_position() {
-    let answer = parity::<_, history::ListEventsResponse>(
-        &[RENAME],
-        list("?objectType=organization&objectId={org}&afterPosition=2"),
-        |org| history::ListEventsRequest {
-            object_type: "organization".into(),
-            object_id: org.into(),
-            after_position: 2,
-            ..Default::default()
-        },
-        Code::Ok,
-    )
-    .await;
+    let one = |org: &str| {
+        events()
+            .query("objectType", json!("organization"))
+            .query("objectId", json!(org))
+            .query("afterPosition", json!(2))
+    };
+    let answer = parity(&[RENAME], one, Code::Ok).await;
     let events = answer["events"].as_array().unwrap();
     assert_eq!(events.len(), 1, "{answer}");
     assert_eq!(events[0]["eventType"], "org.changed");
@@ -69,15 +52,10 @@ async fn one_object_after_a_position() {
 
 #[tokio::test]
 async fn bad_queries_are_invalid_on_every_protocol() {
-    let cases: [(&'static str, history::ListEventsRequest); 4] = [
-        ("?objectId=x", history::ListEventsRequest { object_id: "x".into(), ..Default::default() }),
-        ("?limit=0", history::ListEventsRequest { limit: Some(0), ..Default::default() }),
-        ("?afterPosition=999", history::ListEventsRequest { after_position: 999, ..Default::default() }),
-        ("?pageToken=forged", history::ListEventsRequest { page_token: "forged".into(), ..Default::default() }),
-    ];
-    for (query, request) in cases {
-        parity::<_, history::ListEventsResponse>(&[], list(query), move |_| request.clone(), Code::InvalidArgument)
-            .await;
+    let cases =
+        [("objectId", json!("x")), ("limit", json!(0)), ("afterPosition", json!(999)), ("pageToken", json!("forged"))];
+    for (field, value) in cases {
+        parity(&[], move |_| events().query(field, value.clone()), Code::InvalidArgument).await;
     }
 }
 

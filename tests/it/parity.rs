@@ -1,16 +1,18 @@
-//! Every method of the admin and organization surfaces, over gRPC, gRPC-web and JSON: the
-//! same request from the same starting state gives the same answer and the same error code
-//! on each protocol. Each protocol gets a fresh server, so sequences and states line up.
+//! Every method of the admin and organization surfaces, over gRPC, gRPC-web (binary and
+//! text) and JSON: the same request from the same starting state gives the same answer, or
+//! the same error code, message and `ErrorInfo` reason, with the same `etag` and consistency
+//! token, on each protocol. Each case is written once, in its REST form; the gRPC request is
+//! derived from it (`Rest::message`). Each protocol gets a fresh server, so sequences,
+//! positions and states line up.
 
 use http::{Method, StatusCode};
-use iamd::pb::iamd::accounts::v1 as accounts;
-use iamd::pb::iamd::admin::v1 as admin;
 use prost::Message;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tonic::Code;
 
-use crate::support::{Outcome, PROTOCOLS, Protocol, Rest, TestServer, normalize};
+use crate::support::{Outcome, PROTOCOLS, Protocol, Rest, Rpc, TestServer, normalize, rpc};
 
 /// An organization id that names nothing.
 const UNKNOWN: &str = "00000000-0000-4000-8000-000000000000";
@@ -27,18 +29,22 @@ const ADD_DOMAIN: Step = (
 );
 const SECOND_ORG: Step = (Method::POST, "/organizations", Some(r#"{"name":"globex"}"#));
 
+/// What one protocol answered, in the terms every protocol shares.
+#[derive(Debug, PartialEq)]
+struct Answer {
+    /// The answer, normalized; or the error's code, message and `ErrorInfo` reason.
+    outcome: Value,
+    etag: Option<String>,
+    token: Option<String>,
+}
+
 /// Runs one call on every protocol from the same state and returns the common answer.
-pub async fn parity<Req, Resp>(
-    setup: &[Step],
-    rest: impl Fn(&str) -> Rest,
-    request: impl Fn(&str) -> Req,
-    expect: Code,
-) -> Value
+pub async fn parity<Req, Resp>(setup: &[Step], rest: impl Fn(&str) -> Rest<Req, Resp>, expect: Code) -> Value
 where
-    Req: Message + Send + Sync + 'static,
+    Req: Message + DeserializeOwned + Send + Sync + 'static,
     Resp: Message + Default + Serialize + Send + Sync + 'static,
 {
-    let mut answers: Vec<(Protocol, Value)> = Vec::new();
+    let mut answers: Vec<(Protocol, Answer)> = Vec::new();
     for protocol in PROTOCOLS.into_iter().chain([Protocol::GrpcWebText]) {
         let server = TestServer::start().await;
         let org = server.create_org("acme").await;
@@ -48,20 +54,24 @@ where
             assert!(reply.status.is_success(), "setup {method} {path}: {}", reply.body);
         }
         let rest = rest(&org);
-        let outcome = server.call::<Req, Resp>(protocol, &rest, request(&org)).await;
-        assert_eq!(outcome.code(), expect, "{protocol:?} {} {}: {outcome:?}", rest.method, rest.path);
-        let answer = match outcome {
+        let (outcome, headers) = server.exchange(protocol, &rest).await;
+        assert_eq!(outcome.code(), expect, "{protocol:?} {} {}: {outcome:?}", rest.method, rest.path());
+        let outcome = match outcome {
             Outcome::Ok(value) => normalize(&value),
-            Outcome::Err { code, message } => json!({"code": code as i32, "message": mask_ids(&message)}),
+            Outcome::Err { code, message, reason } => {
+                assert!(reason.is_some(), "{protocol:?}: an error without a reason: {message}");
+                json!({"code": code as i32, "message": mask_ids(&message), "reason": reason})
+            }
         };
-        answers.push((protocol, answer));
+        let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
+        answers.push((protocol, Answer { outcome, etag: header("etag"), token: header(iamd::CONSISTENCY_TOKEN) }));
         server.stop().await;
     }
     let (first_protocol, first) = &answers[0];
     for (protocol, answer) in &answers[1..] {
         assert_eq!(answer, first, "{protocol:?} answered differently from {first_protocol:?}");
     }
-    first.clone()
+    answers.swap_remove(0).1.outcome
 }
 
 fn mask_ids(text: &str) -> String {
@@ -87,55 +97,29 @@ fn details(sequence: &str) -> Value {
 
 #[tokio::test]
 async fn get_org_iam_policy() {
-    let answer = parity::<_, admin::GetOrgIamPolicyResponse>(
-        &[],
-        |_| Rest::new("/iamd.admin.v1.AdminService/GetOrgIAMPolicy", Method::GET, "/admin/v1/policies/orgiam"),
-        |_| admin::GetOrgIamPolicyRequest {},
-        Code::Ok,
-    )
-    .await;
+    let answer =
+        parity(&[], |_| Rest::new(rpc::GET_ORG_IAM_POLICY, Method::GET, "/admin/v1/policies/orgiam"), Code::Ok).await;
     assert_eq!(answer, json!({"policy": {"details": details("1"), "userLoginMustBeDomain": true, "isDefault": true}}));
 }
 
 #[tokio::test]
 async fn update_org_iam_policy() {
-    let rest = |_: &str| {
-        Rest::new("/iamd.admin.v1.AdminService/UpdateOrgIAMPolicy", Method::PUT, "/admin/v1/policies/orgiam")
-            .body(json!({"userLoginMustBeDomain": false}))
+    let update = |value: bool| {
+        move |_: &str| {
+            Rest::new(rpc::UPDATE_ORG_IAM_POLICY, Method::PUT, "/admin/v1/policies/orgiam")
+                .body(json!({"userLoginMustBeDomain": value}))
+        }
     };
-    let answer = parity::<_, admin::UpdateOrgIamPolicyResponse>(
-        &[],
-        rest,
-        |_| admin::UpdateOrgIamPolicyRequest { user_login_must_be_domain: false },
-        Code::Ok,
-    )
-    .await;
-    assert_eq!(answer, json!({"details": details("2")}));
-
+    assert_eq!(parity(&[], update(false), Code::Ok).await, json!({"details": details("2")}));
     // The default starts with every setting true: asking for that again changes nothing.
-    let same = |_: &str| {
-        Rest::new("/iamd.admin.v1.AdminService/UpdateOrgIAMPolicy", Method::PUT, "/admin/v1/policies/orgiam")
-            .body(json!({"userLoginMustBeDomain": true}))
-    };
-    let answer = parity::<_, admin::UpdateOrgIamPolicyResponse>(
-        &[],
-        same,
-        |_| admin::UpdateOrgIamPolicyRequest { user_login_must_be_domain: true },
-        Code::FailedPrecondition,
-    )
-    .await;
+    let answer = parity(&[], update(true), Code::FailedPrecondition).await;
     assert_eq!(answer["message"], "the domain policy already has these settings");
 }
 
 #[tokio::test]
 async fn get_domain_policy() {
-    let answer = parity::<_, admin::GetDomainPolicyResponse>(
-        &[],
-        |_| Rest::new("/iamd.admin.v1.AdminService/GetDomainPolicy", Method::GET, "/admin/v1/policies/domain"),
-        |_| admin::GetDomainPolicyRequest {},
-        Code::Ok,
-    )
-    .await;
+    let answer =
+        parity(&[], |_| Rest::new(rpc::GET_DOMAIN_POLICY, Method::GET, "/admin/v1/policies/domain"), Code::Ok).await;
     assert_eq!(
         answer,
         json!({"policy": {"details": details("1"), "userLoginMustBeDomain": true, "isDefault": true,
@@ -145,35 +129,19 @@ async fn get_domain_policy() {
 
 #[tokio::test]
 async fn update_domain_policy() {
-    let body = json!({"userLoginMustBeDomain": false, "validateOrgDomains": true, "smtpSenderAddressMatchesInstanceDomain": false});
-    let answer = parity::<_, admin::UpdateDomainPolicyResponse>(
+    let update = |body: Value| {
+        move |_: &str| Rest::new(rpc::UPDATE_DOMAIN_POLICY, Method::PUT, "/admin/v1/policies/domain").body(body.clone())
+    };
+    let answer = parity(
         &[],
-        |_| {
-            Rest::new("/iamd.admin.v1.AdminService/UpdateDomainPolicy", Method::PUT, "/admin/v1/policies/domain")
-                .body(body.clone())
-        },
-        |_| admin::UpdateDomainPolicyRequest {
-            user_login_must_be_domain: false,
-            validate_org_domains: true,
-            smtp_sender_address_matches_instance_domain: false,
-        },
+        update(json!({"userLoginMustBeDomain": false, "validateOrgDomains": true, "smtpSenderAddressMatchesInstanceDomain": false})),
         Code::Ok,
     )
     .await;
     assert_eq!(answer, json!({"details": details("2")}));
-
-    let all = json!({"userLoginMustBeDomain": true, "validateOrgDomains": true, "smtpSenderAddressMatchesInstanceDomain": true});
-    parity::<_, admin::UpdateDomainPolicyResponse>(
+    parity(
         &[],
-        |_| {
-            Rest::new("/iamd.admin.v1.AdminService/UpdateDomainPolicy", Method::PUT, "/admin/v1/policies/domain")
-                .body(all.clone())
-        },
-        |_| admin::UpdateDomainPolicyRequest {
-            user_login_must_be_domain: true,
-            validate_org_domains: true,
-            smtp_sender_address_matches_instance_domain: true,
-        },
+        update(json!({"userLoginMustBeDomain": true, "validateOrgDomains": true, "smtpSenderAddressMatchesInstanceDomain": true})),
         Code::FailedPrecondition,
     )
     .await;
@@ -181,168 +149,105 @@ async fn update_domain_policy() {
 
 // ---- admin: organization level, deprecated Org IAM view ----
 
-fn org_iam(org: &str) -> String {
-    format!("/admin/v1/orgs/{org}/policies/orgiam")
+fn org_iam<Req, Resp>(rpc: Rpc<Req, Resp>, method: Method, org: &str) -> Rest<Req, Resp> {
+    Rest::new(rpc, method, "/admin/v1/orgs/{org_id}/policies/orgiam").bind("org_id", org)
 }
 
 #[tokio::test]
 async fn get_custom_org_iam_policy() {
-    let rest = |org: &str| Rest::new("/iamd.admin.v1.AdminService/GetCustomOrgIAMPolicy", Method::GET, org_iam(org));
-    let request = |org: &str| admin::GetCustomOrgIamPolicyRequest { org_id: org.into() };
+    let get = |org: &str| org_iam(rpc::GET_CUSTOM_ORG_IAM_POLICY, Method::GET, org);
     // Without its own policy the organization reads the default.
-    let answer = parity::<_, admin::GetCustomOrgIamPolicyResponse>(&[], rest, request, Code::Ok).await;
+    let answer = parity(&[], get, Code::Ok).await;
     assert_eq!(
         answer,
         json!({"policy": {"details": details("1"), "userLoginMustBeDomain": true, "isDefault": true}, "isDefault": true})
     );
     // With its own: `isDefault` is false, so (zero values omitted) absent on this surface.
-    let answer = parity::<_, admin::GetCustomOrgIamPolicyResponse>(&[ADD_DOMAIN], rest, request, Code::Ok).await;
+    let answer = parity(&[ADD_DOMAIN], get, Code::Ok).await;
     assert_eq!(answer, json!({"policy": {"details": details("1")}}));
 
-    let unknown =
-        |_: &str| Rest::new("/iamd.admin.v1.AdminService/GetCustomOrgIAMPolicy", Method::GET, org_iam(UNKNOWN));
-    let answer = parity::<_, admin::GetCustomOrgIamPolicyResponse>(
-        &[],
-        unknown,
-        |_| admin::GetCustomOrgIamPolicyRequest { org_id: UNKNOWN.into() },
-        Code::NotFound,
-    )
-    .await;
+    let answer = parity(&[], |_| get(UNKNOWN), Code::NotFound).await;
     assert_eq!(answer["message"], "organization `<uuid>` does not exist");
 }
 
 #[tokio::test]
 async fn add_custom_org_iam_policy() {
-    let rest = |org: &str| {
-        Rest::new("/iamd.admin.v1.AdminService/AddCustomOrgIAMPolicy", Method::POST, org_iam(org))
-            .body(json!({"userLoginMustBeDomain": true}))
+    let add = |org: &str| {
+        org_iam(rpc::ADD_CUSTOM_ORG_IAM_POLICY, Method::POST, org).body(json!({"userLoginMustBeDomain": true}))
     };
-    let request =
-        |org: &str| admin::AddCustomOrgIamPolicyRequest { org_id: org.into(), user_login_must_be_domain: true };
-    assert_eq!(
-        parity::<_, admin::AddCustomOrgIamPolicyResponse>(&[], rest, request, Code::Ok).await,
-        json!({"details": details("1")})
-    );
-    parity::<_, admin::AddCustomOrgIamPolicyResponse>(&[ADD_ORG_IAM], rest, request, Code::AlreadyExists).await;
-    parity::<_, admin::AddCustomOrgIamPolicyResponse>(&[], |_| rest(UNKNOWN), |_| request(UNKNOWN), Code::NotFound)
-        .await;
+    assert_eq!(parity(&[], add, Code::Ok).await, json!({"details": details("1")}));
+    parity(&[ADD_ORG_IAM], add, Code::AlreadyExists).await;
+    parity(&[], |_| add(UNKNOWN), Code::NotFound).await;
 }
 
 #[tokio::test]
 async fn update_custom_org_iam_policy() {
-    let rest = |value: bool| {
+    let update = |value: bool| {
         move |org: &str| {
-            Rest::new("/iamd.admin.v1.AdminService/UpdateCustomOrgIAMPolicy", Method::PUT, org_iam(org))
-                .body(json!({"userLoginMustBeDomain": value}))
+            org_iam(rpc::UPDATE_CUSTOM_ORG_IAM_POLICY, Method::PUT, org).body(json!({"userLoginMustBeDomain": value}))
         }
     };
-    let request = |value: bool| {
-        move |org: &str| admin::UpdateCustomOrgIamPolicyRequest { org_id: org.into(), user_login_must_be_domain: value }
-    };
-    let answer =
-        parity::<_, admin::UpdateCustomOrgIamPolicyResponse>(&[ADD_ORG_IAM], rest(false), request(false), Code::Ok)
-            .await;
-    assert_eq!(answer, json!({"details": details("2")}));
+    assert_eq!(parity(&[ADD_ORG_IAM], update(false), Code::Ok).await, json!({"details": details("2")}));
     // No own policy yet.
-    parity::<_, admin::UpdateCustomOrgIamPolicyResponse>(&[], rest(false), request(false), Code::NotFound).await;
+    parity(&[], update(false), Code::NotFound).await;
     // The same values again.
-    parity::<_, admin::UpdateCustomOrgIamPolicyResponse>(
-        &[ADD_ORG_IAM],
-        rest(true),
-        request(true),
-        Code::FailedPrecondition,
-    )
-    .await;
+    parity(&[ADD_ORG_IAM], update(true), Code::FailedPrecondition).await;
 }
 
 #[tokio::test]
 async fn reset_custom_org_iam_policy_to_default() {
-    let rest = |org: &str| {
-        Rest::new("/iamd.admin.v1.AdminService/ResetCustomOrgIAMPolicyToDefault", Method::DELETE, org_iam(org))
-    };
-    let request = |org: &str| admin::ResetCustomOrgIamPolicyToDefaultRequest { org_id: org.into() };
-    let answer =
-        parity::<_, admin::ResetCustomOrgIamPolicyToDefaultResponse>(&[ADD_ORG_IAM], rest, request, Code::Ok).await;
-    assert_eq!(answer, json!({"details": details("2")}));
-    parity::<_, admin::ResetCustomOrgIamPolicyToDefaultResponse>(&[], rest, request, Code::NotFound).await;
+    let reset = |org: &str| org_iam(rpc::RESET_CUSTOM_ORG_IAM_POLICY, Method::DELETE, org);
+    assert_eq!(parity(&[ADD_ORG_IAM], reset, Code::Ok).await, json!({"details": details("2")}));
+    parity(&[], reset, Code::NotFound).await;
 }
 
 // ---- admin: organization level, domain policy ----
 
-fn domain(org: &str) -> String {
-    format!("/admin/v1/orgs/{org}/policies/domain")
+fn domain<Req, Resp>(rpc: Rpc<Req, Resp>, method: Method, org: &str) -> Rest<Req, Resp> {
+    Rest::new(rpc, method, "/admin/v1/orgs/{org_id}/policies/domain").bind("org_id", org)
 }
 
 #[tokio::test]
 async fn get_custom_domain_policy() {
-    let rest = |org: &str| Rest::new("/iamd.admin.v1.AdminService/GetCustomDomainPolicy", Method::GET, domain(org));
-    let request = |org: &str| admin::GetCustomDomainPolicyRequest { org_id: org.into() };
-    let answer = parity::<_, admin::GetCustomDomainPolicyResponse>(&[ADD_DOMAIN], rest, request, Code::Ok).await;
+    let get = |org: &str| domain(rpc::GET_CUSTOM_DOMAIN_POLICY, Method::GET, org);
+    let answer = parity(&[ADD_DOMAIN], get, Code::Ok).await;
     assert_eq!(answer, json!({"policy": {"details": details("1"), "validateOrgDomains": true}}));
-    let answer = parity::<_, admin::GetCustomDomainPolicyResponse>(&[], rest, request, Code::Ok).await;
+    let answer = parity(&[], get, Code::Ok).await;
     assert_eq!(answer["isDefault"], true);
     assert_eq!(answer["policy"]["isDefault"], true);
-    parity::<_, admin::GetCustomDomainPolicyResponse>(&[], |_| rest(UNKNOWN), |_| request(UNKNOWN), Code::NotFound)
-        .await;
+    parity(&[], |_| get(UNKNOWN), Code::NotFound).await;
 }
 
 #[tokio::test]
 async fn add_custom_domain_policy() {
-    let rest = |org: &str| {
-        Rest::new("/iamd.admin.v1.AdminService/AddCustomDomainPolicy", Method::POST, domain(org))
+    let add = |org: &str| {
+        domain(rpc::ADD_CUSTOM_DOMAIN_POLICY, Method::POST, org)
             .body(json!({"userLoginMustBeDomain": true, "validateOrgDomains": false}))
     };
-    let request = |org: &str| admin::AddCustomDomainPolicyRequest {
-        org_id: org.into(),
-        user_login_must_be_domain: true,
-        validate_org_domains: false,
-        smtp_sender_address_matches_instance_domain: false,
-    };
-    assert_eq!(
-        parity::<_, admin::AddCustomDomainPolicyResponse>(&[], rest, request, Code::Ok).await,
-        json!({"details": details("1")})
-    );
-    parity::<_, admin::AddCustomDomainPolicyResponse>(&[ADD_DOMAIN], rest, request, Code::AlreadyExists).await;
-    parity::<_, admin::AddCustomDomainPolicyResponse>(&[], |_| rest(UNKNOWN), |_| request(UNKNOWN), Code::NotFound)
-        .await;
+    assert_eq!(parity(&[], add, Code::Ok).await, json!({"details": details("1")}));
+    parity(&[ADD_DOMAIN], add, Code::AlreadyExists).await;
+    parity(&[], |_| add(UNKNOWN), Code::NotFound).await;
 }
 
 #[tokio::test]
 async fn update_custom_domain_policy() {
-    let rest = |org: &str| {
-        Rest::new("/iamd.admin.v1.AdminService/UpdateCustomDomainPolicy", Method::PUT, domain(org))
-            .body(json!({"userLoginMustBeDomain": true, "validateOrgDomains": true, "smtpSenderAddressMatchesInstanceDomain": true}))
+    let update = |org: &str| {
+        domain(rpc::UPDATE_CUSTOM_DOMAIN_POLICY, Method::PUT, org).body(
+            json!({"userLoginMustBeDomain": true, "validateOrgDomains": true, "smtpSenderAddressMatchesInstanceDomain": true}),
+        )
     };
-    let request = |org: &str| admin::UpdateCustomDomainPolicyRequest {
-        org_id: org.into(),
-        user_login_must_be_domain: true,
-        validate_org_domains: true,
-        smtp_sender_address_matches_instance_domain: true,
-    };
-    let answer = parity::<_, admin::UpdateCustomDomainPolicyResponse>(&[ADD_DOMAIN], rest, request, Code::Ok).await;
-    assert_eq!(answer, json!({"details": details("2")}));
-    parity::<_, admin::UpdateCustomDomainPolicyResponse>(&[], rest, request, Code::NotFound).await;
+    assert_eq!(parity(&[ADD_DOMAIN], update, Code::Ok).await, json!({"details": details("2")}));
+    parity(&[], update, Code::NotFound).await;
     // AddCustomOrgIAMPolicy forces the two newer settings on, so these values are no change.
-    parity::<_, admin::UpdateCustomDomainPolicyResponse>(&[ADD_ORG_IAM], rest, request, Code::FailedPrecondition).await;
+    parity(&[ADD_ORG_IAM], update, Code::FailedPrecondition).await;
 }
 
 #[tokio::test]
 async fn reset_custom_domain_policy_to_default() {
-    let rest = |org: &str| {
-        Rest::new("/iamd.admin.v1.AdminService/ResetCustomDomainPolicyToDefault", Method::DELETE, domain(org))
-    };
-    let request = |org: &str| admin::ResetCustomDomainPolicyToDefaultRequest { org_id: org.into() };
-    let answer =
-        parity::<_, admin::ResetCustomDomainPolicyToDefaultResponse>(&[ADD_DOMAIN], rest, request, Code::Ok).await;
-    assert_eq!(answer, json!({"details": details("2")}));
-    parity::<_, admin::ResetCustomDomainPolicyToDefaultResponse>(&[], rest, request, Code::NotFound).await;
-    parity::<_, admin::ResetCustomDomainPolicyToDefaultResponse>(
-        &[],
-        |_| rest(UNKNOWN),
-        |_| request(UNKNOWN),
-        Code::NotFound,
-    )
-    .await;
+    let reset = |org: &str| domain(rpc::RESET_CUSTOM_DOMAIN_POLICY, Method::DELETE, org);
+    assert_eq!(parity(&[ADD_DOMAIN], reset, Code::Ok).await, json!({"details": details("2")}));
+    parity(&[], reset, Code::NotFound).await;
+    parity(&[], |_| reset(UNKNOWN), Code::NotFound).await;
 }
 
 // ---- organizations ----
@@ -353,171 +258,95 @@ fn organization(name: &str, domain: &str) -> Value {
 
 #[tokio::test]
 async fn create_organization() {
-    let rest = |name: &'static str| {
+    let create = |name: &'static str| {
         move |_: &str| {
-            Rest::new("/iamd.accounts.v1.OrganizationService/CreateOrganization", Method::POST, "/organizations")
+            Rest::new(rpc::CREATE_ORGANIZATION, Method::POST, "/organizations")
                 .body(json!({"name": name, "domain": "globex.example"}))
                 .success(StatusCode::CREATED)
                 .select("organization")
         }
     };
-    let request = |name: &'static str| {
-        move |_: &str| accounts::CreateOrganizationRequest { name: name.into(), domain: "globex.example".into() }
-    };
-    let answer =
-        parity::<_, accounts::CreateOrganizationResponse>(&[], rest("globex"), request("globex"), Code::Ok).await;
-    assert_eq!(answer, organization("globex", "globex.example"));
-    let answer =
-        parity::<_, accounts::CreateOrganizationResponse>(&[], rest("acme"), request("acme"), Code::AlreadyExists)
-            .await;
+    assert_eq!(parity(&[], create("globex"), Code::Ok).await, organization("globex", "globex.example"));
+    let answer = parity(&[], create("acme"), Code::AlreadyExists).await;
     assert_eq!(answer["message"], "an organization named `acme` already exists");
-    parity::<_, accounts::CreateOrganizationResponse>(&[], rest("  "), request("  "), Code::InvalidArgument).await;
+    parity(&[], create("  "), Code::InvalidArgument).await;
 }
 
 #[tokio::test]
 async fn list_organizations() {
-    let rest = |query: &'static str| {
+    let list = |query: Vec<(&'static str, Value)>| {
         move |_: &str| {
-            Rest::new(
-                "/iamd.accounts.v1.OrganizationService/ListOrganizations",
-                Method::GET,
-                format!("/organizations{query}"),
-            )
+            let rest = Rest::new(rpc::LIST_ORGANIZATIONS, Method::GET, "/organizations");
+            query.iter().fold(rest, |rest, (field, value)| rest.query(field, value.clone()))
         }
     };
-    let answer = parity::<_, accounts::ListOrganizationsResponse>(
-        &[SECOND_ORG],
-        rest("?limit=1&reverse=true"),
-        |_| accounts::ListOrganizationsRequest { limit: Some(1), page_token: String::new(), reverse: true },
-        Code::Ok,
-    )
-    .await;
+    let answer = parity(&[SECOND_ORG], list(vec![("limit", json!(1)), ("reverse", json!(true))]), Code::Ok).await;
     assert_eq!(answer["results"], json!([organization("globex", "")]));
     assert!(answer["nextPageToken"].is_string());
-    let answer = parity::<_, accounts::ListOrganizationsResponse>(
-        &[SECOND_ORG],
-        rest(""),
-        |_| accounts::ListOrganizationsRequest::default(),
-        Code::Ok,
-    )
-    .await;
+    let answer = parity(&[SECOND_ORG], list(vec![]), Code::Ok).await;
     // The last page has no `nextPageToken`, even though this surface emits zero values.
     assert_eq!(answer, json!({"results": [organization("acme", ""), organization("globex", "")]}));
-    parity::<_, accounts::ListOrganizationsResponse>(
-        &[],
-        rest("?limit=0"),
-        |_| accounts::ListOrganizationsRequest { limit: Some(0), ..Default::default() },
-        Code::InvalidArgument,
-    )
-    .await;
-    parity::<_, accounts::ListOrganizationsResponse>(
-        &[],
-        rest("?pageToken=forged"),
-        |_| accounts::ListOrganizationsRequest { page_token: "forged".into(), ..Default::default() },
-        Code::InvalidArgument,
-    )
-    .await;
+    parity(&[], list(vec![("limit", json!(0))]), Code::InvalidArgument).await;
+    parity(&[], list(vec![("pageToken", json!("forged"))]), Code::InvalidArgument).await;
+}
+
+fn one_organization<Req, Resp>(rpc: Rpc<Req, Resp>, method: Method, org: &str) -> Rest<Req, Resp> {
+    Rest::new(rpc, method, "/organizations/{organization_id}").bind("organization_id", org)
 }
 
 #[tokio::test]
 async fn get_organization() {
-    let rest = |org: &str| {
-        Rest::new("/iamd.accounts.v1.OrganizationService/GetOrganization", Method::GET, format!("/organizations/{org}"))
-            .select("organization")
-    };
-    let request = |org: &str| accounts::GetOrganizationRequest { organization_id: org.into() };
-    assert_eq!(
-        parity::<_, accounts::GetOrganizationResponse>(&[], rest, request, Code::Ok).await,
-        organization("acme", "")
-    );
-    parity::<_, accounts::GetOrganizationResponse>(&[], |_| rest(UNKNOWN), |_| request(UNKNOWN), Code::NotFound).await;
+    let get = |org: &str| one_organization(rpc::GET_ORGANIZATION, Method::GET, org).select("organization");
+    assert_eq!(parity(&[], get, Code::Ok).await, organization("acme", ""));
+    parity(&[], |_| get(UNKNOWN), Code::NotFound).await;
 }
 
 #[tokio::test]
 async fn update_organization() {
-    let rest = |body: Value| {
+    let update = |body: Value| {
         move |org: &str| {
-            Rest::new(
-                "/iamd.accounts.v1.OrganizationService/UpdateOrganization",
-                Method::PATCH,
-                format!("/organizations/{org}"),
-            )
-            .body(body.clone())
-            .select("organization")
+            one_organization(rpc::UPDATE_ORGANIZATION, Method::PATCH, org).body(body.clone()).select("organization")
         }
     };
     // Only the fields present change.
-    let answer = parity::<_, accounts::UpdateOrganizationResponse>(
-        &[],
-        rest(json!({"domain": "acme.example"})),
-        |org| accounts::UpdateOrganizationRequest {
-            organization_id: org.into(),
-            name: None,
-            domain: Some("acme.example".into()),
-        },
-        Code::Ok,
-    )
-    .await;
+    let answer = parity(&[], update(json!({"domain": "acme.example"})), Code::Ok).await;
     assert_eq!(answer, organization("acme", "acme.example"));
-    parity::<_, accounts::UpdateOrganizationResponse>(
-        &[SECOND_ORG],
-        rest(json!({"name": "globex"})),
-        |org| accounts::UpdateOrganizationRequest {
-            organization_id: org.into(),
-            name: Some("globex".into()),
-            domain: None,
-        },
-        Code::AlreadyExists,
-    )
-    .await;
-    parity::<_, accounts::UpdateOrganizationResponse>(
-        &[],
-        rest(json!({"domain": "not a domain"})),
-        |org| accounts::UpdateOrganizationRequest {
-            organization_id: org.into(),
-            name: None,
-            domain: Some("not a domain".into()),
-        },
-        Code::InvalidArgument,
-    )
-    .await;
-    let unknown = |_: &str| {
-        Rest::new(
-            "/iamd.accounts.v1.OrganizationService/UpdateOrganization",
-            Method::PATCH,
-            format!("/organizations/{UNKNOWN}"),
-        )
-        .body(json!({"name": "x"}))
-        .select("organization")
-    };
-    parity::<_, accounts::UpdateOrganizationResponse>(
-        &[],
-        unknown,
-        |_| accounts::UpdateOrganizationRequest {
-            organization_id: UNKNOWN.into(),
-            name: Some("x".into()),
-            domain: None,
-        },
-        Code::NotFound,
-    )
-    .await;
+    parity(&[SECOND_ORG], update(json!({"name": "globex"})), Code::AlreadyExists).await;
+    parity(&[], update(json!({"domain": "not a domain"})), Code::InvalidArgument).await;
+    let unknown = update(json!({"name": "x"}));
+    parity(&[], move |_| unknown(UNKNOWN), Code::NotFound).await;
 }
 
 #[tokio::test]
 async fn delete_organization() {
-    let rest = |org: &str| {
-        Rest::new(
-            "/iamd.accounts.v1.OrganizationService/DeleteOrganization",
-            Method::DELETE,
-            format!("/organizations/{org}"),
-        )
-        .success(StatusCode::NO_CONTENT)
-    };
-    let request = |org: &str| accounts::DeleteOrganizationRequest { organization_id: org.into() };
+    let delete =
+        |org: &str| one_organization(rpc::DELETE_ORGANIZATION, Method::DELETE, org).success(StatusCode::NO_CONTENT);
+    assert_eq!(parity(&[ADD_DOMAIN], delete, Code::Ok).await, json!({}));
+    parity(&[], |_| delete(UNKNOWN), Code::NotFound).await;
+}
+
+#[test]
+fn the_grpc_request_is_derived_from_the_rest_form() {
+    use iamd::pb::iamd::accounts::v1 as accounts;
+    use iamd::pb::iamd::history::v1 as history;
+    let update = one_organization(rpc::UPDATE_ORGANIZATION, Method::PATCH, "o 1").body(json!({"domain": "d"}));
+    assert_eq!(update.path(), "/organizations/o%201");
     assert_eq!(
-        parity::<_, accounts::DeleteOrganizationResponse>(&[ADD_DOMAIN], rest, request, Code::Ok).await,
-        json!({})
+        update.message(),
+        accounts::UpdateOrganizationRequest { organization_id: "o 1".into(), name: None, domain: Some("d".into()) }
     );
-    parity::<_, accounts::DeleteOrganizationResponse>(&[], |_| rest(UNKNOWN), |_| request(UNKNOWN), Code::NotFound)
-        .await;
+    let list = Rest::new(rpc::LIST_EVENTS, Method::GET, "/v1/events")
+        .query("objectType", json!("organization"))
+        .query("afterPosition", json!(2))
+        .query("limit", json!(0));
+    assert_eq!(list.path(), "/v1/events?objectType=organization&afterPosition=2&limit=0");
+    assert_eq!(
+        list.message(),
+        history::ListEventsRequest {
+            object_type: "organization".into(),
+            after_position: 2,
+            limit: Some(0),
+            ..Default::default()
+        }
+    );
 }

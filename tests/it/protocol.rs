@@ -1,10 +1,12 @@
 //! The protocol layer end to end: health, reflection, CORS, limits, content types, query
 //! rules, deadlines, error details and pagination, on a real server.
 
+use base64::Engine;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode};
 use http_body_util::Full;
 use iamd::pb::iamd::accounts::v1 as accounts;
+use prost::Message;
 use serde_json::{Value, json};
 use tonic::Code;
 use tonic_types::StatusExt;
@@ -340,4 +342,140 @@ async fn pages_follow_creation_order_with_keyset_tokens() {
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
     let reply = server.json(Method::GET, &format!("/organizations?limit=10&pageToken={token}"), None).await;
     assert_eq!(reply.body["results"][0]["id"], created[10].as_str());
+}
+
+/// The canonical proto3 JSON form of a timestamp, written out apart from the server's: UTC,
+/// `Z`, and the fewest of 0, 3, 6 or 9 fractional digits that hold the nanoseconds.
+fn canonical(ts: &iamd::wkt::Timestamp) -> String {
+    let whole = chrono::DateTime::from_timestamp(ts.seconds, 0).unwrap().format("%Y-%m-%dT%H:%M:%S");
+    let nanos = ts.nanos;
+    let fraction = match nanos {
+        0 => String::new(),
+        n if n % 1_000_000 == 0 => format!(".{:03}", n / 1_000_000),
+        n if n % 1_000 == 0 => format!(".{:06}", n / 1_000),
+        n => format!(".{n:09}"),
+    };
+    format!("{whole}{fraction}Z")
+}
+
+#[tokio::test]
+async fn json_prints_the_timestamps_grpc_carries() {
+    let server = TestServer::start().await;
+    let id = server.create_org("clock").await;
+    let path = "/iamd.accounts.v1.OrganizationService/GetOrganization";
+    let get = accounts::GetOrganizationRequest { organization_id: id.clone() };
+    let grpc =
+        server.grpc::<_, accounts::GetOrganizationResponse>(path, get.clone()).await.unwrap().organization.unwrap();
+    let web = server.grpc_web::<_, accounts::GetOrganizationResponse>(path, &get, false).await.unwrap();
+    assert_eq!(web.organization.as_ref(), Some(&grpc), "gRPC-web carries what gRPC does");
+    let json = server.json(Method::GET, &format!("/organizations/{id}"), None).await;
+    assert_eq!(json.status, StatusCode::OK, "{}", json.body);
+    for (field, value) in [("createdAt", grpc.created_at), ("updatedAt", grpc.updated_at)] {
+        let value = value.unwrap();
+        // The store keeps microseconds, so that is what every protocol carries.
+        assert_eq!(value.nanos % 1_000, 0, "{field}: {value:?}");
+        assert_eq!(json.body[field], canonical(&value), "{field}: {}", json.body);
+    }
+}
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+const CREATE: &str = "/iamd.accounts.v1.OrganizationService/CreateOrganization";
+
+/// One message framed as gRPC frames it: flag 0, the big-endian length, the bytes.
+fn framed(name: &str) -> Vec<u8> {
+    let message = accounts::CreateOrganizationRequest { name: name.into(), domain: String::new() }.encode_to_vec();
+    let mut frame = vec![0];
+    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&message);
+    frame
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_invalid_argument_on_every_protocol() {
+    let server = TestServer::start().await;
+    let whole = framed("framed");
+    let with_flag = |flag: u8| {
+        let mut frame = whole.clone();
+        frame[0] = flag;
+        frame
+    };
+    let cases = [
+        ("a frame header cut short", whole[..3].to_vec()),
+        ("a length past the end of the body", whole[..whole.len() - 1].to_vec()),
+        ("no message", Vec::new()),
+        ("two messages to a unary method", [whole.clone(), whole.clone()].concat()),
+        ("a compressed message without grpc-encoding", with_flag(1)),
+        ("an unknown frame flag", with_flag(2)),
+    ];
+    for (what, body) in cases {
+        let status = server.grpc_body(CREATE, Bytes::from(body.clone())).await;
+        assert_eq!(status.code(), Code::InvalidArgument, "gRPC, {what}: {status:?}");
+        for text in [false, true] {
+            let sent = if text { Bytes::from(B64.encode(&body)) } else { Bytes::from(body.clone()) };
+            let (code, message) =
+                server.grpc_web_body::<accounts::CreateOrganizationResponse>(CREATE, sent, text).await.unwrap_err();
+            assert_eq!(code, Code::InvalidArgument, "gRPC-web (text: {text}), {what}: {message}");
+        }
+    }
+    // JSON has no framing of its own; a body that is not JSON is the client's fault just the same.
+    for body in [&b"{\"name\":"[..], b"\xff\xfe", &whole] {
+        let (status, _, answer) = server
+            .raw(
+                request(Method::POST, &server, "/organizations")
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::copy_from_slice(body)))
+                    .unwrap(),
+            )
+            .await;
+        let answer: Value = serde_json::from_slice(&answer).unwrap();
+        assert_eq!((status, &answer["code"]), (StatusCode::BAD_REQUEST, &json!(3)), "{body:?}: {answer}");
+    }
+    assert_eq!(organization_count(&server).await, 0, "nothing malformed was stored");
+}
+
+#[tokio::test]
+async fn grpc_web_text_skips_whitespace_and_refuses_what_is_not_base64() {
+    let server = TestServer::start().await;
+    // Long enough that wrapping at 76 characters splits it.
+    let name = |i: usize| format!("{i}-{}", "n".repeat(80));
+    let encoded = |i: usize| B64.encode(framed(&name(i)));
+    let wrapped = |text: String, width: usize, eol: &str| {
+        text.as_bytes().chunks(width).map(|l| format!("{}{eol}", String::from_utf8_lossy(l))).collect::<String>()
+    };
+    let accepted = [
+        format!("{}\n", encoded(0)),
+        format!("{}\r\n", encoded(1)),
+        format!(" \t{}\n\n", encoded(2)),
+        wrapped(encoded(3), 76, "\r\n"),
+        wrapped(encoded(4), 5, "\n"),
+        // Two chunks, each padded: the first frame byte, then the rest.
+        format!("{}\n{}", B64.encode(&framed(&name(5))[..1]), B64.encode(&framed(&name(5))[1..])),
+    ];
+    for (i, body) in accepted.into_iter().enumerate() {
+        let answer = server
+            .grpc_web_body::<accounts::CreateOrganizationResponse>(CREATE, Bytes::from(body.clone()), true)
+            .await
+            .unwrap_or_else(|e| panic!("{body:?}: {e:?}"));
+        assert_eq!(answer.organization.unwrap().name, name(i), "{body:?}");
+    }
+    let created = organization_count(&server).await;
+
+    let valid = encoded(9);
+    for body in [
+        format!("{valid}!"),
+        format!("{}*{}", &valid[..8], &valid[8..]),
+        format!("{valid}A"),
+        format!("AA=A{valid}"),
+        valid.replace('A', "\u{e9}"),
+    ] {
+        let (status, headers, answer) = server.grpc_web_send(CREATE, Bytes::from(body.clone()), true, &[]).await;
+        // As tonic-web answers an error before any message: HTTP 200, the status in the headers.
+        assert_eq!(status, StatusCode::OK, "{body:?}");
+        assert_eq!(headers["grpc-status"], "3", "{body:?}: {headers:?}");
+        assert_eq!(headers["content-type"], "application/grpc-web-text+proto");
+        let message = percent_encoding::percent_decode(headers["grpc-message"].as_bytes()).decode_utf8_lossy();
+        assert!(message.starts_with("the gRPC-web-text request body is not base64"), "{message}");
+        assert!(answer.is_empty(), "{answer:?}");
+    }
+    assert_eq!(organization_count(&server).await, created, "nothing refused was stored");
 }

@@ -1,6 +1,7 @@
 //! The test harness: a real iamd on 127.0.0.1:0 with its own data directory, and real
 //! clients for each protocol: tonic over h2c, gRPC-web framing over HTTP/1.1, and HTTP/JSON.
 
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -15,10 +16,12 @@ use iamd::config::Config;
 use iamd::server::RunningServer;
 use prost::Message;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tonic::Code;
 use tonic::codegen::http::uri::PathAndQuery;
+use tonic_types::StatusExt;
 
 pub const TOKEN: &str = "test-bootstrap-token";
 
@@ -50,6 +53,8 @@ pub enum Outcome {
     Err {
         code: Code,
         message: String,
+        /// The `google.rpc.ErrorInfo` reason of the status details, if any.
+        reason: Option<String>,
     },
 }
 
@@ -258,11 +263,21 @@ impl TestServer {
         frame.put_u8(0);
         frame.put_u32(message.len() as u32);
         frame.put_slice(message);
-        let (content_type, body) = if text {
-            ("application/grpc-web-text", Bytes::from(base64::engine::general_purpose::STANDARD.encode(&frame)))
-        } else {
-            ("application/grpc-web+proto", frame.freeze())
-        };
+        let body =
+            if text { Bytes::from(base64::engine::general_purpose::STANDARD.encode(&frame)) } else { frame.freeze() };
+        self.grpc_web_send(path, body, text, extra).await
+    }
+
+    /// A gRPC-web request with the body exactly as given: the framing, and for text the
+    /// base64, are the caller's.
+    pub async fn grpc_web_send(
+        &self,
+        path: &str,
+        body: Bytes,
+        text: bool,
+        extra: &[(&str, String)],
+    ) -> (StatusCode, HeaderMap, Bytes) {
+        let content_type = if text { "application/grpc-web-text" } else { "application/grpc-web+proto" };
         let mut request = Request::builder()
             .method(Method::POST)
             .uri(self.url(path))
@@ -276,6 +291,36 @@ impl TestServer {
         }
         self.raw(request.body(Full::new(body)).unwrap()).await
     }
+
+    /// `grpc_web_send`, answered as `grpc_web` answers.
+    pub async fn grpc_web_body<Resp: Message + Default>(
+        &self,
+        path: &str,
+        body: Bytes,
+        text: bool,
+    ) -> Result<Resp, (Code, String)> {
+        let (status, headers, answer) = self.grpc_web_send(path, body, text, &[]).await;
+        decode_grpc_web(status, &headers, answer, text)
+    }
+
+    /// A native gRPC request (h2c) with the body exactly as given; answers the status.
+    pub async fn grpc_body(&self, path: &str, body: Bytes) -> tonic::Status {
+        let client: Http = Client::builder(TokioExecutor::new()).http2_only(true).build_http();
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(self.url(path))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(Full::new(body))
+            .unwrap();
+        let (parts, body) = client.request(request).await.unwrap().into_parts();
+        let trailers = body.collect().await.unwrap().trailers().cloned().unwrap_or_default();
+        // A trailers-only answer carries the status in the headers.
+        tonic::Status::from_header_map(&parts.headers)
+            .or_else(|| tonic::Status::from_header_map(&trailers))
+            .expect("a gRPC answer has a status")
+    }
 }
 
 fn decode_grpc_web<Resp: Message + Default>(
@@ -284,75 +329,203 @@ fn decode_grpc_web<Resp: Message + Default>(
     body: Bytes,
     text: bool,
 ) -> Result<Resp, (Code, String)> {
+    decode_grpc_web_status(status, headers, body, text).map_err(|(code, message, _)| (code, message))
+}
+
+/// A gRPC-web answer: the message, or the code, message and `ErrorInfo` reason.
+fn decode_grpc_web_status<Resp: Message + Default>(
+    status: StatusCode,
+    headers: &HeaderMap,
+    body: Bytes,
+    text: bool,
+) -> Result<Resp, (Code, String, Option<String>)> {
     assert_eq!(status, StatusCode::OK, "gRPC-web answers errors in trailers, with HTTP 200");
     let body = if text { decode_text(&body) } else { body };
+    let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
     // A trailers-only answer carries the status in the headers.
-    if let Some(code) = headers.get("grpc-status") {
-        let code = Code::from_i32(code.to_str().unwrap().parse().unwrap());
-        let message = decode_message(headers.get("grpc-message").map(|v| v.to_str().unwrap()).unwrap_or(""));
-        return if code == Code::Ok { Ok(Resp::default()) } else { Err((code, message)) };
-    }
-    let (message, trailers) = parse_grpc_web(body);
+    let (message, trailers) = match header("grpc-status") {
+        Some(_) => (
+            None,
+            ["grpc-status", "grpc-message", "grpc-status-details-bin"]
+                .into_iter()
+                .filter_map(|name| header(name).map(|value| (name.to_owned(), value)))
+                .collect(),
+        ),
+        None => parse_grpc_web(body),
+    };
     let code = Code::from_i32(trailers.get("grpc-status").map(|v| v.parse().unwrap()).unwrap_or(2));
     if code != Code::Ok {
         let message = decode_message(trailers.get("grpc-message").map(String::as_str).unwrap_or(""));
-        return Err((code, message));
+        let reason = trailers.get("grpc-status-details-bin").and_then(|details| error_reason(details));
+        return Err((code, message, reason));
     }
     Ok(Resp::decode(message.unwrap_or_default()).unwrap())
 }
 
+/// The `ErrorInfo` reason in `grpc-status-details-bin`: a base64 `google.rpc.Status`
+/// (gRPC leaves out the padding).
+fn error_reason(details: &str) -> Option<String> {
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    let status = tonic_types::pb::Status::decode(engine.decode(details).unwrap().as_slice()).unwrap();
+    status
+        .details
+        .iter()
+        .find(|any| any.type_url == "type.googleapis.com/google.rpc.ErrorInfo")
+        .map(|any| tonic_types::pb::ErrorInfo::decode(any.value.as_slice()).unwrap().reason)
+}
+
 impl TestServer {
-    /// One call over one protocol: `rest` is the REST form of the same request.
-    pub async fn call<Req, Resp>(&self, protocol: Protocol, rest: &Rest, request: Req) -> Outcome
+    /// One call over one protocol; gRPC sends the message of the REST form (`Rest::message`).
+    pub async fn call<Req, Resp>(&self, protocol: Protocol, rest: &Rest<Req, Resp>) -> Outcome
     where
-        Req: Message + Send + Sync + 'static,
+        Req: Message + DeserializeOwned + Send + Sync + 'static,
         Resp: Message + Default + Serialize + Send + Sync + 'static,
     {
-        self.exchange::<Req, Resp>(protocol, rest, request).await.0
+        self.exchange(protocol, rest).await.0
     }
 
     /// `call` that also answers the response headers (gRPC: the response metadata).
-    pub async fn exchange<Req, Resp>(&self, protocol: Protocol, rest: &Rest, request: Req) -> (Outcome, HeaderMap)
+    pub async fn exchange<Req, Resp>(&self, protocol: Protocol, rest: &Rest<Req, Resp>) -> (Outcome, HeaderMap)
     where
-        Req: Message + Send + Sync + 'static,
+        Req: Message + DeserializeOwned + Send + Sync + 'static,
         Resp: Message + Default + Serialize + Send + Sync + 'static,
     {
-        let typed = |(result, headers): (Result<Resp, (Code, String)>, HeaderMap)| match result {
-            Ok(message) => (Outcome::Ok(rest.as_json(serde_json::to_value(&message).unwrap())), headers),
-            Err((code, message)) => (Outcome::Err { code, message }, headers),
+        let answered = |result: Result<Resp, (Code, String, Option<String>)>| match result {
+            Ok(message) => Outcome::Ok(rest.as_json(serde_json::to_value(&message).unwrap())),
+            Err((code, message, reason)) => Outcome::Err { code, message, reason },
         };
         let extra = &rest.headers;
+        let path = rest.rpc.path;
         match protocol {
             Protocol::Grpc => {
-                let (result, headers) = self.grpc_with::<Req, Resp>(rest.grpc, request, extra).await;
-                typed((result.map_err(|s| (s.code(), s.message().to_owned())), headers))
+                let (result, headers) = self.grpc_with::<Req, Resp>(path, rest.message(), extra).await;
+                let result = result.map_err(|status| {
+                    let reason = status.get_details_error_info().map(|info| info.reason);
+                    (status.code(), status.message().to_owned(), reason)
+                });
+                (answered(result), headers)
             }
-            Protocol::GrpcWeb => typed(self.grpc_web_with::<Req, Resp>(rest.grpc, &request, false, extra).await),
-            Protocol::GrpcWebText => typed(self.grpc_web_with::<Req, Resp>(rest.grpc, &request, true, extra).await),
+            Protocol::GrpcWeb | Protocol::GrpcWebText => {
+                let text = protocol == Protocol::GrpcWebText;
+                let message = rest.message().encode_to_vec();
+                let (status, headers, body) = self.grpc_web_raw(path, &message, text, extra).await;
+                (answered(decode_grpc_web_status(status, &headers, body, text)), headers)
+            }
             Protocol::Json => {
-                let reply = self.json_with(rest.method.clone(), &rest.path, rest.body.clone(), extra).await;
+                let reply = self.json_with(rest.method.clone(), &rest.path(), rest.body.clone(), extra).await;
                 let headers = reply.headers.clone();
                 if reply.status.is_success() {
-                    assert_eq!(reply.status, rest.success, "{} {}", rest.method, rest.path);
+                    assert_eq!(reply.status, rest.success, "{} {}", rest.method, rest.path());
                     (Outcome::Ok(reply.body), headers)
                 } else {
                     let code = Code::from_i32(reply.body["code"].as_i64().unwrap() as i32);
                     assert_eq!(reply.status, gateway_status(code), "HTTP status of {code:?}: {}", reply.body);
                     assert_eq!(reply.headers["content-type"], "application/json");
-                    assert!(reply.body["details"].is_array(), "{}", reply.body);
-                    (Outcome::Err { code, message: reply.body["message"].as_str().unwrap().to_owned() }, headers)
+                    let details = reply.body["details"].as_array().unwrap_or_else(|| panic!("{}", reply.body));
+                    let reason = details
+                        .iter()
+                        .find(|detail| detail["@type"] == "type.googleapis.com/google.rpc.ErrorInfo")
+                        .map(|info| info["reason"].as_str().unwrap().to_owned());
+                    let message = reply.body["message"].as_str().unwrap().to_owned();
+                    (Outcome::Err { code, message, reason }, headers)
                 }
             }
         }
     }
 }
 
-/// The REST form of a call, and the gRPC method it maps to.
-#[derive(Clone, Debug)]
-pub struct Rest {
-    pub grpc: &'static str,
+/// A gRPC method, typed by its request and response messages.
+pub struct Rpc<Req, Resp> {
+    pub path: &'static str,
+    messages: PhantomData<fn(Req) -> Resp>,
+}
+
+impl<Req, Resp> Rpc<Req, Resp> {
+    pub const fn new(path: &'static str) -> Self {
+        Rpc { path, messages: PhantomData }
+    }
+}
+
+impl<Req, Resp> Clone for Rpc<Req, Resp> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<Req, Resp> Copy for Rpc<Req, Resp> {}
+
+/// The methods the tests call.
+pub mod rpc {
+    use iamd::pb::iamd::accounts::v1 as accounts;
+    use iamd::pb::iamd::admin::v1 as admin;
+    use iamd::pb::iamd::history::v1 as history;
+
+    use super::Rpc;
+
+    macro_rules! rpcs {
+        ($($name:ident: $req:ty => $resp:ty = $path:literal;)*) => {
+            $(pub const $name: Rpc<$req, $resp> = Rpc::new($path);)*
+        };
+    }
+
+    rpcs! {
+        GET_ORG_IAM_POLICY: admin::GetOrgIamPolicyRequest => admin::GetOrgIamPolicyResponse
+            = "/iamd.admin.v1.AdminService/GetOrgIAMPolicy";
+        UPDATE_ORG_IAM_POLICY: admin::UpdateOrgIamPolicyRequest => admin::UpdateOrgIamPolicyResponse
+            = "/iamd.admin.v1.AdminService/UpdateOrgIAMPolicy";
+        GET_DOMAIN_POLICY: admin::GetDomainPolicyRequest => admin::GetDomainPolicyResponse
+            = "/iamd.admin.v1.AdminService/GetDomainPolicy";
+        UPDATE_DOMAIN_POLICY: admin::UpdateDomainPolicyRequest => admin::UpdateDomainPolicyResponse
+            = "/iamd.admin.v1.AdminService/UpdateDomainPolicy";
+        GET_CUSTOM_ORG_IAM_POLICY: admin::GetCustomOrgIamPolicyRequest => admin::GetCustomOrgIamPolicyResponse
+            = "/iamd.admin.v1.AdminService/GetCustomOrgIAMPolicy";
+        ADD_CUSTOM_ORG_IAM_POLICY: admin::AddCustomOrgIamPolicyRequest => admin::AddCustomOrgIamPolicyResponse
+            = "/iamd.admin.v1.AdminService/AddCustomOrgIAMPolicy";
+        UPDATE_CUSTOM_ORG_IAM_POLICY: admin::UpdateCustomOrgIamPolicyRequest => admin::UpdateCustomOrgIamPolicyResponse
+            = "/iamd.admin.v1.AdminService/UpdateCustomOrgIAMPolicy";
+        RESET_CUSTOM_ORG_IAM_POLICY: admin::ResetCustomOrgIamPolicyToDefaultRequest
+            => admin::ResetCustomOrgIamPolicyToDefaultResponse
+            = "/iamd.admin.v1.AdminService/ResetCustomOrgIAMPolicyToDefault";
+        GET_CUSTOM_DOMAIN_POLICY: admin::GetCustomDomainPolicyRequest => admin::GetCustomDomainPolicyResponse
+            = "/iamd.admin.v1.AdminService/GetCustomDomainPolicy";
+        ADD_CUSTOM_DOMAIN_POLICY: admin::AddCustomDomainPolicyRequest => admin::AddCustomDomainPolicyResponse
+            = "/iamd.admin.v1.AdminService/AddCustomDomainPolicy";
+        UPDATE_CUSTOM_DOMAIN_POLICY: admin::UpdateCustomDomainPolicyRequest
+            => admin::UpdateCustomDomainPolicyResponse
+            = "/iamd.admin.v1.AdminService/UpdateCustomDomainPolicy";
+        RESET_CUSTOM_DOMAIN_POLICY: admin::ResetCustomDomainPolicyToDefaultRequest
+            => admin::ResetCustomDomainPolicyToDefaultResponse
+            = "/iamd.admin.v1.AdminService/ResetCustomDomainPolicyToDefault";
+        CREATE_ORGANIZATION: accounts::CreateOrganizationRequest => accounts::CreateOrganizationResponse
+            = "/iamd.accounts.v1.OrganizationService/CreateOrganization";
+        LIST_ORGANIZATIONS: accounts::ListOrganizationsRequest => accounts::ListOrganizationsResponse
+            = "/iamd.accounts.v1.OrganizationService/ListOrganizations";
+        GET_ORGANIZATION: accounts::GetOrganizationRequest => accounts::GetOrganizationResponse
+            = "/iamd.accounts.v1.OrganizationService/GetOrganization";
+        UPDATE_ORGANIZATION: accounts::UpdateOrganizationRequest => accounts::UpdateOrganizationResponse
+            = "/iamd.accounts.v1.OrganizationService/UpdateOrganization";
+        DELETE_ORGANIZATION: accounts::DeleteOrganizationRequest => accounts::DeleteOrganizationResponse
+            = "/iamd.accounts.v1.OrganizationService/DeleteOrganization";
+        LIST_EVENTS: history::ListEventsRequest => history::ListEventsResponse
+            = "/iamd.history.v1.HistoryService/ListEvents";
+    }
+}
+
+/// One call written once, in its REST form: the HTTP method, the path template of the
+/// method's `google.api.http` binding (written out here, apart from the server's), the
+/// values of its `{field}` variables, query parameters and the JSON body. The gRPC request
+/// is derived from it: body, variables and query as one JSON object, read by the message's
+/// pbjson `Deserialize`, so the protocols cannot be sent different requests.
+pub struct Rest<Req, Resp> {
+    pub rpc: Rpc<Req, Resp>,
     pub method: Method,
-    pub path: String,
+    template: &'static str,
+    bindings: Vec<(&'static str, String)>,
+    query: Vec<(&'static str, Value)>,
     pub body: Option<Value>,
     pub success: StatusCode,
     /// `response_body`: the field of the gRPC answer that JSON answers alone.
@@ -361,29 +534,96 @@ pub struct Rest {
     pub headers: Vec<(&'static str, String)>,
 }
 
-impl Rest {
-    pub fn new(grpc: &'static str, method: Method, path: impl Into<String>) -> Rest {
-        Rest { grpc, method, path: path.into(), body: None, success: StatusCode::OK, select: None, headers: Vec::new() }
+impl<Req, Resp> Rest<Req, Resp> {
+    pub fn new(rpc: Rpc<Req, Resp>, method: Method, template: &'static str) -> Self {
+        Rest {
+            rpc,
+            method,
+            template,
+            bindings: Vec::new(),
+            query: Vec::new(),
+            body: None,
+            success: StatusCode::OK,
+            select: None,
+            headers: Vec::new(),
+        }
     }
 
-    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Rest {
+    /// The value of the path variable `{field}`.
+    pub fn bind(mut self, field: &'static str, value: impl Into<String>) -> Self {
+        assert!(self.template.contains(&format!("{{{field}}}")), "`{}` has no `{{{field}}}`", self.template);
+        self.bindings.push((field, value.into()));
+        self
+    }
+
+    /// A query parameter; its JSON value is what the message's field gets.
+    pub fn query(mut self, field: &'static str, value: Value) -> Self {
+        self.query.push((field, value));
+        self
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
         self.headers.push((name, value.into()));
         self
     }
 
-    pub fn body(mut self, body: Value) -> Rest {
+    pub fn body(mut self, body: Value) -> Self {
         self.body = Some(body);
         self
     }
 
-    pub fn success(mut self, status: StatusCode) -> Rest {
+    pub fn success(mut self, status: StatusCode) -> Self {
         self.success = status;
         self
     }
 
-    pub fn select(mut self, field: &'static str) -> Rest {
+    pub fn select(mut self, field: &'static str) -> Self {
         self.select = Some(field);
         self
+    }
+
+    /// The request path: the template with its variables bound, then the query.
+    pub fn path(&self) -> String {
+        let escape = |text: &str| percent_encoding::utf8_percent_encode(text, URL_VALUE).to_string();
+        let mut path = self.template.to_owned();
+        for (field, value) in &self.bindings {
+            path = path.replace(&format!("{{{field}}}"), &escape(value));
+        }
+        assert!(!path.contains('{'), "`{path}`: a path variable is not bound");
+        let query: Vec<String> = self
+            .query
+            .iter()
+            .map(|(field, value)| match value {
+                Value::String(text) => format!("{field}={}", escape(text)),
+                other => format!("{field}={other}"),
+            })
+            .collect();
+        if !query.is_empty() {
+            path.push('?');
+            path.push_str(&query.join("&"));
+        }
+        path
+    }
+
+    /// The gRPC request of this call.
+    pub fn message(&self) -> Req
+    where
+        Req: DeserializeOwned,
+    {
+        let mut fields = match &self.body {
+            Some(Value::Object(body)) => body.clone(),
+            Some(other) => panic!("a body must be a JSON object, not {other}"),
+            None => serde_json::Map::new(),
+        };
+        for (field, value) in &self.bindings {
+            fields.insert((*field).to_owned(), Value::String(value.clone()));
+        }
+        for (field, value) in &self.query {
+            fields.insert((*field).to_owned(), value.clone());
+        }
+        let fields = Value::Object(fields);
+        serde_json::from_value(fields.clone())
+            .unwrap_or_else(|e| panic!("{fields} is not a request of {}: {e}", self.rpc.path))
     }
 
     /// What JSON answers for this gRPC answer: nothing for 204, the selected field, or all.
@@ -395,6 +635,10 @@ impl Rest {
         }
     }
 }
+
+/// What a path segment or query value keeps unescaped: RFC 3986 unreserved characters.
+const URL_VALUE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// grpc-gateway's code -> HTTP table, written out independently of the server's.
 pub fn gateway_status(code: Code) -> StatusCode {

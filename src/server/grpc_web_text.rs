@@ -1,0 +1,360 @@
+//! gRPC-web-text request bodies, decoded before tonic-web sees them.
+//!
+//! tonic-web decodes base64 four characters at a time as they arrive and answers INTERNAL
+//! to whatever it cannot decode: the newline `base64` prints at the end, line-wrapped
+//! base64, padding between two separately encoded chunks, or a client's garbage. This
+//! layer sits between the content-type dispatch and tonic-web, so it sees gRPC-web-text
+//! requests and nothing else, and it decodes their bodies itself: ASCII whitespace
+//! anywhere is skipped, each group of four may end padded (chunks may follow each other), a
+//! final group may be left unpadded, and a group may be split across body frames. tonic-web
+//! then gets binary gRPC-web; the answer stays text when the request's `accept` asks for it,
+//! as before.
+//!
+//! Bytes that are not base64 are the client's fault, but tonic-web turns any body error
+//! into INTERNAL. So the body keeps the INVALID_ARGUMENT it failed with, and the layer
+//! answers that instead, trailers-only as tonic-web answers an error (HTTP 200,
+//! `grpc-status` in the headers). A unary call has read its whole body before it answers,
+//! so this always applies there; a streaming call that has begun to answer keeps
+//! tonic-web's status.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Request, Response, header};
+use http_body::{Body, Frame};
+use tonic::{Code, Status};
+use tower::{Layer, Service};
+
+use crate::observe::CallInfo;
+
+const TEXT: &str = "application/grpc-web-text";
+const TEXT_PROTO: &str = "application/grpc-web-text+proto";
+
+#[derive(Clone, Copy, Default)]
+pub struct GrpcWebTextLayer;
+
+impl<S> Layer<S> for GrpcWebTextLayer {
+    type Service = GrpcWebText<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcWebText { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct GrpcWebText<S> {
+    inner: S,
+}
+
+impl<S, B> Service<Request<B>> for GrpcWebText<S>
+where
+    S: Service<Request<tonic::body::Body>, Response = Response<tonic::body::Body>>,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
+{
+    type Response = Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        // The content types tonic-web reads as text, and their binary twins.
+        let binary = match content_type(request.headers()) {
+            Some(TEXT) => "application/grpc-web",
+            Some(TEXT_PROTO) => "application/grpc-web+proto",
+            _ => return Box::pin(self.inner.call(request.map(tonic::body::Body::new))),
+        };
+        let answer_type = match header_str(request.headers(), header::ACCEPT) {
+            Some(TEXT | TEXT_PROTO) => TEXT_PROTO,
+            _ => "application/grpc-web+proto",
+        };
+        let failure = Arc::new(OnceLock::new());
+        let (mut parts, body) = request.into_parts();
+        parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(binary));
+        parts.headers.remove(header::CONTENT_LENGTH);
+        let body = Base64Body {
+            inner: tonic::body::Body::new(body),
+            decoder: Decoder::default(),
+            failure: failure.clone(),
+            info: parts.extensions.get::<CallInfo>().cloned(),
+            done: false,
+        };
+        let future = self.inner.call(Request::from_parts(parts, tonic::body::Body::new(body)));
+        Box::pin(async move {
+            let response = future.await?;
+            Ok(match failure.get() {
+                Some(status) => trailers_only(status, answer_type),
+                None => response,
+            })
+        })
+    }
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn content_type(headers: &HeaderMap) -> Option<&str> {
+    header_str(headers, header::CONTENT_TYPE)
+}
+
+/// An error answered the way tonic-web answers one before any message.
+fn trailers_only(status: &Status, content_type: &'static str) -> Response<tonic::body::Body> {
+    let mut response = status.clone().into_http::<tonic::body::Body>();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// The request body, base64-decoded frame by frame.
+struct Base64Body {
+    inner: tonic::body::Body,
+    decoder: Decoder,
+    /// Where the layer finds the client's error after the call.
+    failure: Arc<OnceLock<Status>>,
+    /// The access log's record of the call: the client's error is the call's status, not the
+    /// INTERNAL tonic-web makes of it.
+    info: Option<CallInfo>,
+    done: bool,
+}
+
+impl Base64Body {
+    fn fail(&mut self, message: String) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let status = Status::invalid_argument(message);
+        let _ = self.failure.set(status.clone());
+        if let Some(info) = &self.info {
+            info.record(Code::InvalidArgument);
+        }
+        self.done = true;
+        Poll::Ready(Some(Err(status)))
+    }
+}
+
+impl Body for Base64Body {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
+            }
+            let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Ok(frame))) => frame,
+                Poll::Ready(Some(Err(status))) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(status)));
+                }
+                Poll::Ready(None) => {
+                    self.done = true;
+                    let mut out = BytesMut::new();
+                    return match self.decoder.finish(&mut out) {
+                        Err(message) => self.fail(message),
+                        Ok(()) if out.is_empty() => Poll::Ready(None),
+                        Ok(()) => Poll::Ready(Some(Ok(Frame::data(out.freeze())))),
+                    };
+                }
+            };
+            let data = match frame.into_data() {
+                Ok(data) => data,
+                // HTTP trailers are not base64; they pass as they are.
+                Err(frame) => return Poll::Ready(Some(Ok(frame))),
+            };
+            let mut out = BytesMut::with_capacity(data.len() / 4 * 3 + 3);
+            if let Err(message) = self.decoder.feed(&data, &mut out) {
+                return self.fail(message);
+            }
+            // A frame of whitespace, or less than a group, decodes to nothing yet.
+            if !out.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(out.freeze()))));
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        // A group still open must be decoded or refused first.
+        self.done || (self.inner.is_end_stream() && self.decoder.filled == 0)
+    }
+}
+
+/// Base64 (the standard alphabet) as a stream: four characters at a time, whatever the
+/// frames they come in.
+#[derive(Default)]
+struct Decoder {
+    /// The 6-bit values of the group so far.
+    group: [u8; 4],
+    /// Characters of the group so far, `=` included.
+    filled: usize,
+    /// `=` in the group so far; only the last one or two of a group may be `=`.
+    padding: usize,
+    /// Bytes read, for error messages.
+    offset: usize,
+}
+
+impl Decoder {
+    fn feed(&mut self, input: &[u8], out: &mut BytesMut) -> Result<(), String> {
+        for &byte in input {
+            let at = self.offset;
+            self.offset += 1;
+            if byte.is_ascii_whitespace() {
+                continue;
+            }
+            let value = if byte == b'=' {
+                if self.filled < 2 {
+                    return Err(error(at, "`=` before the third character of a group of four"));
+                }
+                self.padding += 1;
+                0
+            } else {
+                let Some(value) = sextet(byte) else {
+                    let shown = [byte].escape_ascii().to_string();
+                    return Err(error(at, &format!("`{shown}` is not a base64 character")));
+                };
+                if self.padding > 0 {
+                    return Err(error(at, "a character after `=` in a group of four"));
+                }
+                value
+            };
+            if let Some(slot) = self.group.get_mut(self.filled) {
+                *slot = value;
+            }
+            self.filled += 1;
+            if self.filled == 4 {
+                self.emit(out);
+            }
+        }
+        Ok(())
+    }
+
+    /// The end of the body: a final group may lack its padding, but one character is no
+    /// byte at all.
+    fn finish(&mut self, out: &mut BytesMut) -> Result<(), String> {
+        match self.filled - self.padding {
+            0 => Ok(()),
+            1 => Err(error(self.offset, "the body ends one character into a group of four")),
+            _ => {
+                self.padding = 4 - (self.filled - self.padding);
+                self.emit(out);
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes the 3 bytes of a full group, fewer for each `=`.
+    fn emit(&mut self, out: &mut BytesMut) {
+        let [a, b, c, d] = self.group;
+        let bytes = [a << 2 | b >> 4, b << 4 | c >> 2, c << 6 | d];
+        out.put_slice(bytes.get(..3 - self.padding.min(2)).unwrap_or_default());
+        *self = Decoder { offset: self.offset, ..Decoder::default() };
+    }
+}
+
+fn error(at: usize, what: &str) -> String {
+    format!("the gRPC-web-text request body is not base64: {what}, at byte {at}")
+}
+
+fn sextet(byte: u8) -> Option<u8> {
+    match byte {
+        b'A'..=b'Z' => Some(byte - b'A'),
+        b'a'..=b'z' => Some(byte - b'a' + 26),
+        b'0'..=b'9' => Some(byte - b'0' + 52),
+        b'+' => Some(62),
+        b'/' => Some(63),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use http_body_util::{BodyExt, StreamBody};
+
+    use super::*;
+
+    const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+    fn decode_in_pieces(text: &[u8], piece: usize) -> Result<Vec<u8>, String> {
+        let mut decoder = Decoder::default();
+        let mut out = BytesMut::new();
+        for chunk in text.chunks(piece.max(1)) {
+            decoder.feed(chunk, &mut out)?;
+        }
+        decoder.finish(&mut out)?;
+        Ok(out.to_vec())
+    }
+
+    fn decode(text: &str) -> Result<Vec<u8>, String> {
+        decode_in_pieces(text.as_bytes(), text.len())
+    }
+
+    #[test]
+    fn decodes_what_encoders_print_in_any_chunking() {
+        let message: Vec<u8> = (0u8..=255).chain(0..17).collect();
+        let encoded = B64.encode(&message);
+        let wrapped: String =
+            encoded.as_bytes().chunks(76).map(|line| format!("{}\r\n", String::from_utf8_lossy(line))).collect();
+        for text in [encoded.clone(), format!("{encoded}\n"), format!(" \t{encoded}\r\n"), wrapped] {
+            for piece in [1, 2, 3, 5, 7, 64, text.len()] {
+                assert_eq!(decode_in_pieces(text.as_bytes(), piece).as_deref(), Ok(&message[..]), "{piece}");
+            }
+        }
+    }
+
+    #[test]
+    fn padded_chunks_may_follow_each_other_and_the_last_may_go_unpadded() {
+        let text = format!("{}{}\n{}", B64.encode(b"a"), B64.encode(b"bc"), B64.encode(b"def"));
+        assert_eq!(decode(&text).unwrap(), b"abcdef");
+        assert_eq!(decode("YWJjZA").unwrap(), b"abcd");
+        assert_eq!(decode("YWJjZGU").unwrap(), b"abcde");
+        assert_eq!(decode("YWJjZGU=").unwrap(), b"abcde");
+        assert_eq!(decode("").unwrap(), b"");
+        assert_eq!(decode(" \r\n").unwrap(), b"");
+    }
+
+    #[test]
+    fn anything_else_is_refused_with_where_it_was() {
+        for (text, says) in [
+            ("YWJj!", "`!` is not a base64 character, at byte 4"),
+            ("YW-j", "`-` is not a base64 character"),
+            ("YWJj\u{e9}", "`\\xc3` is not a base64 character"),
+            ("YWJjZ", "ends one character into a group"),
+            ("Y===", "`=` before the third character"),
+            ("=YWJ", "`=` before the third character"),
+            ("YW=j", "a character after `=`"),
+            ("YWJjZA==ZA=x", "a character after `=`"),
+        ] {
+            let error = decode(text).unwrap_err();
+            assert!(error.contains(says), "{text}: {error}");
+            assert!(error.starts_with("the gRPC-web-text request body is not base64: "), "{error}");
+        }
+    }
+
+    fn body(frames: &[&'static str]) -> Base64Body {
+        let frames: Vec<Result<Frame<Bytes>, Status>> =
+            frames.iter().map(|f| Ok(Frame::data(Bytes::from_static(f.as_bytes())))).collect();
+        Base64Body {
+            inner: tonic::body::Body::new(StreamBody::new(tokio_stream::iter(frames))),
+            decoder: Decoder::default(),
+            failure: Arc::new(OnceLock::new()),
+            info: None,
+            done: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_body_decodes_across_frames_and_keeps_its_error() {
+        let collected = body(&["AAAA", "AAVo\r", "\nZWxsbw", "==\n"]).collect().await.unwrap().to_bytes();
+        assert_eq!(&collected[..], b"\0\0\0\0\x05hello");
+        let failing = body(&["AAAA", "AA*A"]);
+        let failure = failing.failure.clone();
+        let error = failing.collect().await.unwrap_err();
+        assert_eq!(error.code(), Code::InvalidArgument);
+        assert_eq!(failure.get().map(Status::code), Some(Code::InvalidArgument));
+    }
+}
