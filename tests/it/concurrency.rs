@@ -169,3 +169,88 @@ async fn consistency_tokens_on_every_protocol() {
         assert!(started.elapsed() < std::time::Duration::from_millis(200), "waited for a token that cannot come");
     }
 }
+
+/// Renames of one organization from `clients` at once, `each` per client, none naming a
+/// version: the statuses they got.
+pub async fn blind_renames(clients: Vec<TestServer>, org: &str, each: usize) -> Vec<StatusCode> {
+    let clients: Vec<std::sync::Arc<TestServer>> = clients.into_iter().map(std::sync::Arc::new).collect();
+    let mut tasks = Vec::new();
+    for (c, client) in clients.iter().enumerate() {
+        for t in 0..4 {
+            let (client, org) = (client.clone(), org.to_owned());
+            tasks.push(tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                for i in 0..each / 4 {
+                    let body = Some(json!({"name": format!("renamed-{c}-{t}-{i}")}));
+                    let reply = client.json(Method::PATCH, &format!("/organizations/{org}"), body).await;
+                    assert!(reply.status == StatusCode::OK, "{}: {}", reply.status, reply.body);
+                    statuses.push(reply.status);
+                }
+                statuses
+            }));
+        }
+    }
+    let mut statuses = Vec::new();
+    for task in tasks {
+        statuses.extend(task.await.unwrap());
+    }
+    statuses
+}
+
+/// Writes that name no version never fail for a race they did not ask about: eight clients
+/// renaming one organization at once all succeed, each rename one event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blind_writes_racing_on_one_object_all_succeed() {
+    let server = TestServer::start().await;
+    let org = server.create_org("raced").await;
+    let clients = (0..2).map(|_| TestServer::attach(server.addr)).collect();
+    let statuses = blind_renames(clients, &org, 100).await;
+    assert_eq!(statuses.len(), 200);
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK));
+    let reply = server.json(Method::GET, &format!("/organizations/{org}"), None).await;
+    assert_eq!(reply.headers["etag"], "\"201\"", "every rename is one event");
+}
+
+/// A write guarded on an object it references (an organization's own domain policy on the
+/// organization) does not conflict with changes of that object; a delete of the
+/// organization racing the policy's creation leaves no policy without its organization.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guards_serialise_with_deletes_and_not_with_renames() {
+    let server = std::sync::Arc::new(TestServer::start().await);
+    let org = server.create_org("guarded").await;
+    let renames = {
+        let (addr, org) = (server.addr, org.clone());
+        tokio::spawn(async move { blind_renames(vec![TestServer::attach(addr)], &org, 40).await })
+    };
+    let policy = format!("/admin/v1/orgs/{org}/policies/domain");
+    for i in 0..10 {
+        let body = json!({"userLoginMustBeDomain": i % 2 == 0});
+        let added = server.json(Method::POST, &policy, Some(body.clone())).await;
+        assert_eq!(added.status, StatusCode::OK, "{}", added.body);
+        let reset = server.json(Method::DELETE, &policy, None).await;
+        assert_eq!(reset.status, StatusCode::OK, "{}", reset.body);
+    }
+    assert!(renames.await.unwrap().iter().all(|s| *s == StatusCode::OK));
+
+    for round in 0..20 {
+        let org = server.create_org(&format!("doomed-{round}")).await;
+        let path = format!("/admin/v1/orgs/{org}/policies/domain");
+        let add = {
+            let (server, path) = (server.clone(), path.clone());
+            tokio::spawn(
+                async move { server.json(Method::POST, &path, Some(json!({"userLoginMustBeDomain": true}))).await },
+            )
+        };
+        let delete = {
+            let (server, org) = (server.clone(), org.clone());
+            tokio::spawn(async move { server.json(Method::DELETE, &format!("/organizations/{org}"), None).await })
+        };
+        let (add, delete) = (add.await.unwrap(), delete.await.unwrap());
+        // Either the policy came first and went with its organization, or the organization
+        // went first and the policy found none.
+        assert_eq!(delete.status, StatusCode::NO_CONTENT, "{}", delete.body);
+        assert!(matches!(add.status, StatusCode::OK | StatusCode::NOT_FOUND), "{}: {}", add.status, add.body);
+        let after = server.json(Method::GET, &path, None).await;
+        assert_eq!(after.status, StatusCode::NOT_FOUND, "round {round}: {}", after.body);
+    }
+}

@@ -131,3 +131,30 @@ async fn replicas_share_one_database() {
     process_b.child.wait().unwrap();
     schema.drop().await;
 }
+
+/// Blind writes racing on one object from two replicas of one database all succeed: a
+/// replica whose state is behind the other's write reads the object again and retries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blind_writes_on_two_replicas_all_succeed() {
+    let Some(schema) = Schema::create().await else { return };
+    let (mut process_a, a) = replica(&schema);
+    let (mut process_b, b) = replica(&schema);
+    let id = a.create_org("raced").await;
+    let clients = vec![TestServer::attach(a.addr), TestServer::attach(b.addr)];
+    let statuses = crate::concurrency::blind_renames(clients, &id, 80).await;
+    assert_eq!(statuses.len(), 160);
+    assert!(statuses.iter().all(|s| *s == StatusCode::OK));
+    // Every rename is one event, and both replicas end with the last one.
+    let reply = a.json(Method::GET, &format!("/organizations/{id}"), None).await;
+    assert_eq!(reply.headers["etag"], "\"161\"");
+    let started = Instant::now();
+    while b.json(Method::GET, &format!("/organizations/{id}"), None).await.headers["etag"] != "\"161\"" {
+        assert!(started.elapsed() < Duration::from_secs(10), "B never caught up with the last rename");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for process in [&mut process_a, &mut process_b] {
+        process.child.kill().unwrap();
+        process.child.wait().unwrap();
+    }
+    schema.drop().await;
+}
