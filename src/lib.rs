@@ -4,8 +4,10 @@
 
 pub mod api;
 pub mod app;
+pub mod body;
 pub mod config;
 pub mod kinds;
+pub mod methods;
 pub mod model;
 pub mod observe;
 pub mod pb;
@@ -13,6 +15,9 @@ pub mod server;
 pub mod store;
 pub mod transcode;
 pub mod wkt;
+
+#[cfg(test)]
+mod tidy;
 
 /// The header (and gRPC metadata key) of consistency tokens: the log position of a write.
 pub const CONSISTENCY_TOKEN: &str = "x-iamd-consistency-token";

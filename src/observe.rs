@@ -1,7 +1,8 @@
-//! One structured log line per request, whatever the protocol. The outer [`AccessLog`]
-//! layer starts the clock and logs when the response body ends; the inner
-//! [`RecordStatus`] layer, which every protocol passes, reads the gRPC status from the
-//! answer's headers or trailers into the request's [`CallInfo`]. The transcoder records the
+//! One structured log line per request, whatever the protocol, labelled by the gRPC method
+//! the call reached (JSON included). The outer [`AccessLog`] layer starts the clock and logs
+//! when the response body ends; the inner [`RecordStatus`] layer, which every protocol
+//! passes, reads the gRPC status from the answer's headers or trailers into the request's
+//! [`CallInfo`], where the method layer has put the method. The transcoder records the
 //! status of the requests it answers itself.
 
 use std::fmt;
@@ -16,7 +17,8 @@ use http_body::{Body, Frame, SizeHint};
 use tonic::Code;
 use tower::{Layer, Service};
 
-use crate::transcode::ResponseBody;
+use crate::body::ResponseBody;
+use crate::methods::ApiMethod;
 
 /// How a request reached the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,16 +58,27 @@ pub struct CallInfo(Arc<CallInner>);
 #[derive(Debug)]
 struct CallInner {
     protocol: Protocol,
+    method: OnceLock<Arc<ApiMethod>>,
     code: OnceLock<Code>,
 }
 
 impl CallInfo {
     pub fn new(protocol: Protocol) -> Self {
-        CallInfo(Arc::new(CallInner { protocol, code: OnceLock::new() }))
+        CallInfo(Arc::new(CallInner { protocol, method: OnceLock::new(), code: OnceLock::new() }))
     }
 
     pub fn protocol(&self) -> Protocol {
         self.0.protocol
+    }
+
+    /// Records the call's gRPC method; the first record wins.
+    pub fn record_method(&self, method: Arc<ApiMethod>) {
+        let _ = self.0.method.set(method);
+    }
+
+    /// The gRPC method the call reached, whatever its protocol.
+    pub fn method(&self) -> Option<&Arc<ApiMethod>> {
+        self.0.method.get()
     }
 
     /// Records the call's gRPC status; the first record wins.
@@ -144,9 +157,11 @@ impl LogLine {
             return;
         }
         let code = self.info.code().map(|c| c as i32);
+        let method = self.info.method().map_or("", |m| m.path.trim_start_matches('/'));
         tracing::info!(
             target: "iamd::access",
             protocol = %self.info.protocol(),
+            method = %method,
             http_method = %self.method,
             path = %self.uri.path(),
             http_status = self.http_status,

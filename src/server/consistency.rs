@@ -13,8 +13,8 @@ use std::time::Duration;
 use http::{Request, Response};
 use tower::{Layer, Service};
 
+use crate::body::ResponseBody;
 use crate::model::replica::{Replica, WaitError};
-use crate::transcode::ResponseBody;
 
 #[derive(Clone)]
 pub struct ConsistencyLayer {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use http::{Request, Response};
 use tower::{Layer, Service};
 
-use crate::transcode::ResponseBody;
+use crate::body::ResponseBody;
 
 #[derive(Clone, Copy, Default)]
 pub struct DeadlineLayer;

@@ -20,14 +20,17 @@ use super::consistency::{Consistency, ConsistencyLayer};
 use super::deadline::{Deadline, DeadlineLayer};
 use super::grpc_web_text::{GrpcWebText, GrpcWebTextLayer};
 use super::limit::{MessageLimit, MessageLimitLayer};
+use super::method::{IdentifyMethod, MethodLayer};
+use crate::body::{ResponseBody, full};
+use crate::methods::MethodTable;
 use crate::observe::{Protocol, RecordStatus, RecordStatusService};
 use crate::store::Store;
 use crate::transcode::routes::RouteTable;
-use crate::transcode::{ResponseBody, Transcoder, full, status};
+use crate::transcode::{Transcoder, status};
 
 /// The inner stack every protocol shares. Named rather than boxed: cloning it per request
 /// then clones a few `Arc`s instead of allocating a boxed service.
-pub type GrpcService = RecordStatusService<Deadline<Consistency<MessageLimit<tonic::service::Routes>>>>;
+pub type GrpcService = IdentifyMethod<RecordStatusService<Deadline<Consistency<MessageLimit<tonic::service::Routes>>>>>;
 
 /// The whole server below the access log.
 pub type Service = Cors<Dispatch>;
@@ -40,16 +43,21 @@ pub struct Dispatch {
     store: Arc<dyn Store>,
 }
 
-pub fn build(
-    routes: tonic::service::Routes,
-    table: Arc<RouteTable>,
-    store: Arc<dyn Store>,
-    limit: MessageLimitLayer,
-    origins: &[String],
-    consistency: ConsistencyLayer,
-) -> Service {
+/// What the stack is built from.
+pub struct Parts {
+    pub routes: tonic::service::Routes,
+    pub methods: Arc<MethodTable>,
+    pub table: Arc<RouteTable>,
+    pub store: Arc<dyn Store>,
+    pub limit: MessageLimitLayer,
+    pub consistency: ConsistencyLayer,
+}
+
+pub fn build(parts: Parts, origins: &[String]) -> Service {
+    let Parts { routes, methods, table, store, limit, consistency } = parts;
     let max_body = limit.max();
     let stack = tower::ServiceBuilder::new()
+        .layer(MethodLayer { table: methods })
         .layer(RecordStatus)
         .layer(DeadlineLayer)
         .layer(consistency)

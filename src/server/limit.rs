@@ -7,7 +7,6 @@
 //! that is a `Status` as it is. It sits in the inner stack, below tonic-web, so native gRPC
 //! and gRPC-web (binary or text, once decoded) are held to the same rules.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -16,32 +15,18 @@ use std::task::{Context, Poll};
 use bytes::{Buf, Bytes};
 use http::Request;
 use http_body::{Body, Frame, SizeHint};
-use prost_reflect::DescriptorPool;
 use tower::{Layer, Service};
 
-#[derive(Clone)]
+use crate::methods::ApiMethod;
+
+#[derive(Clone, Copy)]
 pub struct MessageLimitLayer {
     max: usize,
-    /// `/package.Service/Method` of every method whose request is one message, not a stream.
-    one_message: Arc<HashSet<String>>,
 }
 
 impl MessageLimitLayer {
-    /// `pools` describe the served methods; the request of those that do not stream must
-    /// be exactly one message.
-    pub fn new(max: usize, pools: &[&DescriptorPool]) -> Self {
-        let one_message = pools
-            .iter()
-            .flat_map(|pool| pool.services())
-            .flat_map(|service| {
-                service
-                    .methods()
-                    .filter(|method| !method.is_client_streaming())
-                    .map(|method| format!("/{}/{}", service.full_name(), method.name()))
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        MessageLimitLayer { max, one_message: Arc::new(one_message) }
+    pub fn new(max: usize) -> Self {
+        MessageLimitLayer { max }
     }
 
     pub fn max(&self) -> usize {
@@ -52,7 +37,7 @@ impl MessageLimitLayer {
 impl<S> Layer<S> for MessageLimitLayer {
     type Service = MessageLimit<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        MessageLimit { inner, max: self.max, one_message: self.one_message.clone() }
+        MessageLimit { inner, max: self.max }
     }
 }
 
@@ -60,7 +45,6 @@ impl<S> Layer<S> for MessageLimitLayer {
 pub struct MessageLimit<S> {
     inner: S,
     max: usize,
-    one_message: Arc<HashSet<String>>,
 }
 
 impl<S> Service<Request<tonic::body::Body>> for MessageLimit<S>
@@ -79,7 +63,9 @@ where
     fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
         let rules = Rules {
             max: self.max,
-            one_message: self.one_message.contains(request.uri().path()),
+            // The method layer above named the call; a method that does not stream its request
+            // takes exactly one message.
+            one_message: request.extensions().get::<Arc<ApiMethod>>().is_some_and(|m| m.takes_one_message()),
             // tonic refuses an encoding it does not support before it reads the body.
             compressed: request.headers().get("grpc-encoding").is_some_and(|v| v != "identity"),
         };
@@ -301,18 +287,5 @@ mod tests {
         assert!(!limited(UNARY).is_end_stream());
         assert!(limited(STREAM).is_end_stream());
         assert_eq!(read(Vec::new(), STREAM).await.unwrap(), 0);
-    }
-
-    #[test]
-    fn the_methods_that_take_one_message_come_from_the_descriptors() {
-        let pool = DescriptorPool::decode(tonic_health::pb::FILE_DESCRIPTOR_SET).unwrap();
-        let layer = MessageLimitLayer::new(10, &[&pool]);
-        // Watch streams its answer, not its request.
-        for path in ["/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch"] {
-            assert!(layer.one_message.contains(path), "{path}");
-        }
-        let pool = DescriptorPool::decode(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET).unwrap();
-        let layer = MessageLimitLayer::new(10, &[&pool]);
-        assert!(!layer.one_message.contains("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"));
     }
 }

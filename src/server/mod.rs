@@ -7,6 +7,7 @@ mod deadline;
 mod dispatch;
 mod grpc_web_text;
 mod limit;
+mod method;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,7 +15,6 @@ use std::sync::Arc;
 
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use prost_reflect::DescriptorPool;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tower::Layer;
@@ -22,6 +22,7 @@ use tower::Layer;
 use crate::api::Api;
 use crate::app::App;
 use crate::config::Config;
+use crate::methods::MethodTable;
 use crate::model::registry::Registry;
 use crate::model::replica::Replica;
 use crate::observe::AccessLog;
@@ -122,9 +123,8 @@ async fn prepare(
     let app = App::new(replica.clone()).await?;
     let api = Api::new(app, config.bootstrap_token.as_ref());
 
-    let pool =
-        DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).map_err(|e| ServerError::Descriptors(e.to_string()))?;
-    let routes = Arc::new(RouteTable::from_pool(&pool).map_err(|e| ServerError::Descriptors(e.to_string()))?);
+    let methods = Arc::new(MethodTable::served().map_err(|e| ServerError::Descriptors(e.to_string()))?);
+    let table = Arc::new(RouteTable::from_methods(&methods).map_err(|e| ServerError::Descriptors(e.to_string()))?);
 
     let limit = config.max_body_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -143,12 +143,15 @@ async fn prepare(
         .add_service(reflection().build_v1()?)
         .add_service(reflection().build_v1alpha()?);
 
-    let health_pool = DescriptorPool::decode(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .map_err(|e| ServerError::Descriptors(e.to_string()))?;
-    let limit = limit::MessageLimitLayer::new(limit, &[&pool, &health_pool]);
-    let consistency = ConsistencyLayer { replica: replica.clone(), bound: config.consistency_wait };
-    let service =
-        dispatch::build(grpc, routes, replica.store().clone(), limit, &config.cors_allowed_origins, consistency);
+    let parts = dispatch::Parts {
+        routes: grpc,
+        methods,
+        table,
+        store: replica.store().clone(),
+        limit: limit::MessageLimitLayer::new(limit),
+        consistency: ConsistencyLayer { replica: replica.clone(), bound: config.consistency_wait },
+    };
+    let service = dispatch::build(parts, &config.cors_allowed_origins);
     let listener =
         TcpListener::bind(config.listen).await.map_err(|source| ServerError::Listen { addr: config.listen, source })?;
     Ok((listener, replica, service))

@@ -810,8 +810,8 @@ fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db_err)?;
     if !read_only {
         // WAL is a property of the file and sticks once set; readers inherit it.
-        let mode: String =
-            conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)).map_err(db_err)?;
+        let mode: String = retry_busy(|| conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0)))
+            .map_err(db_err)?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(StoreError::Unavailable(format!(
                 "cannot switch the database to WAL mode (it stays in `{mode}` mode)"
@@ -823,6 +823,24 @@ fn open_connection(path: &Path, read_only: bool) -> StoreResult<Connection> {
     conn.pragma_update(None, "synchronous", "FULL").map_err(db_err)?;
     conn.pragma_update(None, "foreign_keys", "ON").map_err(db_err)?;
     Ok(conn)
+}
+
+/// Runs `step` again while SQLite answers BUSY without having waited: it does so where
+/// waiting could deadlock, such as switching a new file to WAL while another process opens
+/// it too. Gives up after the busy timeout, like a step that waited.
+fn retry_busy<T>(mut step: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match step() {
+            Err(e)
+                if matches!(e.sqlite_error_code(), Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked))
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Applies pending migrations up to `target`, one transaction each, and refuses a schema

@@ -25,15 +25,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use tonic::Code;
 use tower::{Service, ServiceExt};
 
+use crate::body::{ResponseBody, full};
 use crate::observe::CallInfo;
 use routes::{Lookup, Route, RouteTable};
-
-/// The body type every layer of the server answers with.
-pub type ResponseBody = tonic::body::Body;
-
-pub fn full(bytes: impl Into<Bytes>) -> ResponseBody {
-    ResponseBody::new(Full::new(bytes.into()))
-}
 
 /// Request headers that become gRPC metadata (api-reference A.3).
 const FORWARDED_HEADERS: [&str; 6] =
@@ -168,7 +162,7 @@ where
 
 fn answer(route: &Route, grpc_headers: &HeaderMap, message: &[u8]) -> Result<Response<ResponseBody>, Failure> {
     let internal = |e: codec::CodecError| tonic::Status::internal(e.to_string());
-    let body = if route.success == StatusCode::NO_CONTENT {
+    let body = if route.success() == StatusCode::NO_CONTENT {
         Bytes::new()
     } else if let Some(field) = &route.response_body {
         match (route.codec.response_field)(message, field.json_name()).map_err(internal)? {
@@ -182,14 +176,14 @@ fn answer(route: &Route, grpc_headers: &HeaderMap, message: &[u8]) -> Result<Res
         Bytes::from((route.codec.response)(message).map_err(internal)?)
     };
     let mut response = Response::new(full(body));
-    *response.status_mut() = route.success;
+    *response.status_mut() = route.success();
     let headers = response.headers_mut();
     for (name, value) in grpc_headers {
         if !GRPC_ONLY_HEADERS.contains(&name.as_str()) {
             headers.append(name.clone(), value.clone());
         }
     }
-    if route.success != StatusCode::NO_CONTENT {
+    if route.success() != StatusCode::NO_CONTENT {
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
     Ok(response)

@@ -76,7 +76,7 @@ fn apply_query(route: &Route, root: &mut Map<String, Value>, query: &str) -> Res
         let fields = match resolve_query_field(route, &key) {
             Ok(fields) => fields,
             // Lenient surfaces skip unknown parameters before looking at their values.
-            Err(QueryField::Unknown) if route.ignore_unknown => continue,
+            Err(QueryField::Unknown) if route.ignore_unknown() => continue,
             Err(QueryField::Unknown) if matches!(route.body, BodyRule::Whole) => {
                 let message =
                     format!("query parameter `{key}` is not accepted: this method reads every field from the body");
@@ -121,7 +121,7 @@ fn resolve_query_field(route: &Route, key: &str) -> Result<Vec<FieldDescriptor>,
         // Every field is covered by the body; nothing is left for the query.
         return Err(QueryField::Unknown);
     }
-    let mut message: MessageDescriptor = route.input.clone();
+    let mut message: MessageDescriptor = route.input();
     let mut fields = Vec::new();
     let names: Vec<&str> = key.split('.').collect();
     for (i, name) in names.iter().enumerate() {

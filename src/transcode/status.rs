@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use tonic::Code;
 use tonic_types::{ErrorDetail, StatusExt};
 
-use super::{ResponseBody, full};
+use crate::body::{ResponseBody, full};
 
 /// grpc-gateway v2 `HTTPStatusFromCode`.
 pub fn http_status(code: Code) -> StatusCode {

@@ -19,8 +19,9 @@ use tonic_types::{ErrorDetails, StatusExt};
 use tower::ServiceExt;
 use tower::util::BoxCloneSyncService;
 
+use super::Transcoder;
 use super::routes::RouteTable;
-use super::{ResponseBody, Transcoder};
+use crate::body::ResponseBody;
 use crate::pb::iamd::echo::v1::echo_service_server::{EchoService, EchoServiceServer};
 use crate::pb::iamd::echo::v1::{EchoRequest, EchoResponse};
 use crate::pb::iamd::echolax::v1::lax_echo_service_server::{LaxEchoService, LaxEchoServiceServer};
@@ -129,7 +130,7 @@ type Grpc = BoxCloneSyncService<Request<tonic::body::Body>, Response<ResponseBod
 
 static TABLE: LazyLock<Arc<RouteTable>> = LazyLock::new(|| {
     let pool = DescriptorPool::decode(crate::pb::TEST_FILE_DESCRIPTOR_SET).unwrap();
-    Arc::new(RouteTable::from_pool(&pool).unwrap())
+    Arc::new(RouteTable::from_methods(&crate::methods::MethodTable::from_pools(&[pool]).unwrap()).unwrap())
 });
 
 /// The request body limit of [`call`]; small, so the 413 tests stay small.

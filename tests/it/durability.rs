@@ -22,6 +22,11 @@ fn spawn(data_dir: &Path) -> Process {
 
 /// Starts the `iamd` binary on a free port with extra environment, and reads its address.
 pub fn spawn_with(data_dir: &Path, env: &[(&str, &str)]) -> Process {
+    spawn_logging(data_dir, env, Stdio::inherit())
+}
+
+/// `spawn_with`, its log going to `stderr`.
+pub fn spawn_logging(data_dir: &Path, env: &[(&str, &str)], stderr: Stdio) -> Process {
     let mut command = Command::new(env!("CARGO_BIN_EXE_iamd"));
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -31,7 +36,7 @@ pub fn spawn_with(data_dir: &Path, env: &[(&str, &str)]) -> Process {
     for (name, value) in env {
         command.env(name, value);
     }
-    let mut child = command.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut child = command.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let addr = line

@@ -479,3 +479,42 @@ async fn grpc_web_text_skips_whitespace_and_refuses_what_is_not_base64() {
     }
     assert_eq!(organization_count(&server).await, created, "nothing refused was stored");
 }
+
+/// The access log names the gRPC method a call reached on every protocol, JSON included,
+/// and labels nothing by its REST path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_access_log_names_the_grpc_method_on_every_protocol() {
+    use std::io::BufRead;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut process = crate::durability::spawn_logging(
+        dir.path(),
+        &[("IAMD_LOG", "warn,iamd::access=info")],
+        std::process::Stdio::piped(),
+    );
+    let stderr = process.child.stderr.take().unwrap();
+    let lines =
+        std::thread::spawn(move || std::io::BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>());
+    let server = TestServer::attach(process.addr.parse().unwrap());
+    let org = server.create_org("logged").await;
+    let get = accounts::GetOrganizationRequest { organization_id: org.clone() };
+    let path = "/iamd.accounts.v1.OrganizationService/GetOrganization";
+    server.grpc::<_, accounts::GetOrganizationResponse>(path, get.clone()).await.unwrap();
+    server.grpc_web::<_, accounts::GetOrganizationResponse>(path, &get, false).await.unwrap();
+    assert_eq!(server.json(Method::GET, &format!("/organizations/{org}"), None).await.status, StatusCode::OK);
+    assert_eq!(server.json(Method::GET, "/no/such/path", None).await.status, StatusCode::NOT_FOUND);
+    let status = std::process::Command::new("kill").args(["-TERM", &process.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    process.child.wait().unwrap();
+    let lines = lines.join().unwrap();
+    let of = |protocol: &str, what: &str| {
+        lines.iter().filter(|l| l.contains(&format!("protocol={protocol} ")) && l.contains(what)).count()
+    };
+    let method = "method=iamd.accounts.v1.OrganizationService/GetOrganization";
+    assert_eq!((of("grpc", method), of("grpc-web", method), of("json", method)), (1, 1, 1), "{lines:#?}");
+    assert_eq!(of("json", "method=iamd.accounts.v1.OrganizationService/CreateOrganization"), 1, "{lines:#?}");
+    // A JSON request that reached no method is logged without one.
+    let unmatched: Vec<&String> = lines.iter().filter(|l| l.contains("path=/no/such/path")).collect();
+    assert_eq!(unmatched.len(), 1, "{lines:#?}");
+    assert!(unmatched[0].contains("method= ") || unmatched[0].contains("method=\"\""), "{}", unmatched[0]);
+}
