@@ -1,10 +1,12 @@
-//! Wiring and the listener: opens the store, builds the one tower stack that serves gRPC,
-//! gRPC-web and JSON on one port (HTTP/1.1 and h2c), and stops cleanly: stop accepting,
-//! let in-flight requests finish, close the store.
+//! Wiring and the listener: binds the port (liveness answers at once), opens the store and
+//! loads the current state, builds the one tower stack that serves gRPC, gRPC-web and JSON
+//! on one port (HTTP/1.1 and h2c), and stops cleanly: stop accepting, let in-flight requests
+//! finish, close the store.
 
 mod consistency;
 mod deadline;
 mod dispatch;
+mod gate;
 mod grpc_web_text;
 mod limit;
 mod method;
@@ -31,6 +33,7 @@ use crate::pb::iamd::admin::v1::admin_service_server::AdminServiceServer;
 use crate::pb::iamd::history::v1::history_service_server::HistoryServiceServer;
 use crate::transcode::routes::RouteTable;
 use consistency::ConsistencyLayer;
+use gate::Gate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -92,8 +95,7 @@ pub async fn stop_signal() {
 
 /// Runs until `shutdown` resolves.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServerError> {
-    let (listener, replica, service) = prepare(&config, crate::kinds::registry()).await?;
-    serve(listener, replica, service, config, shutdown).await
+    run_with(config, crate::kinds::registry(), shutdown, None).await
 }
 
 /// Starts on `config.listen` (port 0 for a free port) and returns once it is ready.
@@ -103,19 +105,73 @@ pub async fn start(config: Config) -> Result<RunningServer, ServerError> {
 
 /// [`start`] with the kinds of `registry`, which benchmarks extend with kinds of their own.
 pub async fn start_with(config: Config, registry: Registry) -> Result<RunningServer, ServerError> {
-    let (listener, replica, service) = prepare(&config, registry).await?;
-    let addr = listener.local_addr().map_err(|source| ServerError::Listen { addr: config.listen, source })?;
     let (stop, stopped) = oneshot::channel::<()>();
-    let done = tokio::spawn(serve(listener, replica, service, config, async move {
+    let (ready, is_ready) = oneshot::channel::<SocketAddr>();
+    let shutdown = async move {
         let _ = stopped.await;
-    }));
-    Ok(RunningServer { addr, stop: Some(stop), done })
+    };
+    let done = tokio::spawn(run_with(config, registry, shutdown, Some(ready)));
+    match is_ready.await {
+        Ok(addr) => Ok(RunningServer { addr, stop: Some(stop), done }),
+        // It ended before it was ready: with its error.
+        Err(_) => match done.await {
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(())) => Err(ServerError::Descriptors("the server stopped before it was ready".into())),
+            Err(e) => Err(ServerError::Descriptors(format!("server task failed: {e}"))),
+        },
+    }
 }
 
-async fn prepare(
-    config: &Config,
+/// Binds first, so liveness answers while the state loads; then loads it, opens the gate,
+/// serves until `shutdown`, lets in-flight requests finish and closes the store.
+async fn run_with(
+    config: Config,
     registry: Registry,
-) -> Result<(TcpListener, Arc<Replica>, dispatch::Service), ServerError> {
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    ready: Option<oneshot::Sender<SocketAddr>>,
+) -> Result<(), ServerError> {
+    let listen = |source| ServerError::Listen { addr: config.listen, source };
+    let listener = TcpListener::bind(config.listen).await.map_err(listen)?;
+    let addr = listener.local_addr().map_err(listen)?;
+    let gate = Gate::default();
+    let (stop_accepting, stopped_accepting) = oneshot::channel::<()>();
+    let accepting = tokio::spawn(accept(listener, gate.clone(), config.shutdown_grace, stopped_accepting));
+    tracing::info!(%addr, "loading the current state");
+    tokio::pin!(shutdown);
+    let prepared = tokio::select! {
+        prepared = prepare(&config, registry) => prepared,
+        () = &mut shutdown => Err(ServerError::Descriptors("stopped while starting".into())),
+    };
+    let replica = match prepared {
+        Ok((replica, stack)) => {
+            gate.open(stack);
+            replica
+        }
+        Err(e) => {
+            let _ = stop_accepting.send(());
+            let _ = accepting.await;
+            return Err(e);
+        }
+    };
+    match &config.database_url {
+        Some(_) => tracing::info!(%addr, store = "postgresql", "iamd listening"),
+        None => tracing::info!(%addr, store = "sqlite", data_dir = %config.data_dir.display(), "iamd listening"),
+    }
+    // Tests and scripts read the address from this line: from now on the server is ready.
+    println!("iamd listening on http://{addr}");
+    if let Some(ready) = ready {
+        let _ = ready.send(addr);
+    }
+    shutdown.await;
+    let _ = stop_accepting.send(());
+    let _ = accepting.await;
+    // Stops the follower, then closes the store.
+    replica.close().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn prepare(config: &Config, registry: Registry) -> Result<(Arc<Replica>, dispatch::Service), ServerError> {
     let backend = crate::store::open(config).await?;
     let replica = Replica::open(backend, registry, config.follow_interval).await?;
     let started = replica.started();
@@ -151,31 +207,14 @@ async fn prepare(
         limit: limit::MessageLimitLayer::new(limit),
         consistency: ConsistencyLayer { replica: replica.clone(), bound: config.consistency_wait },
     };
-    let service = dispatch::build(parts, &config.cors_allowed_origins);
-    let listener =
-        TcpListener::bind(config.listen).await.map_err(|source| ServerError::Listen { addr: config.listen, source })?;
-    Ok((listener, replica, service))
+    Ok((replica, dispatch::build(parts, &config.cors_allowed_origins)))
 }
 
-async fn serve(
-    listener: TcpListener,
-    replica: Arc<Replica>,
-    service: dispatch::Service,
-    config: Config,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), ServerError> {
-    let addr = listener.local_addr().map_err(|source| ServerError::Listen { addr: config.listen, source })?;
-    match &config.database_url {
-        Some(_) => tracing::info!(%addr, store = "postgresql", "iamd listening"),
-        None => tracing::info!(%addr, store = "sqlite", data_dir = %config.data_dir.display(), "iamd listening"),
-    }
-    // Tests and scripts read the address from this line.
-    println!("iamd listening on http://{addr}");
-
-    let service = AccessLog.layer(service);
+/// Accepts connections until `stop`, then waits up to `grace` for in-flight requests.
+async fn accept(listener: TcpListener, gate: Gate, grace: std::time::Duration, mut stop: oneshot::Receiver<()>) {
+    let service = AccessLog.layer(gate);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -197,16 +236,12 @@ async fn serve(
                     }
                 });
             }
-            () = &mut shutdown => break,
+            _ = &mut stop => break,
         }
     }
     drop(listener);
     tracing::info!("stopping: waiting for in-flight requests");
-    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(grace = ?config.shutdown_grace, "in-flight requests did not finish in time");
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(?grace, "in-flight requests did not finish in time");
     }
-    // Stops the follower, then closes the store.
-    replica.close().await?;
-    tracing::info!("stopped");
-    Ok(())
 }

@@ -158,3 +158,56 @@ async fn blind_writes_on_two_replicas_all_succeed() {
     }
     schema.drop().await;
 }
+
+/// While a replica loads the current state the port answers liveness, and `/readyz` and the
+/// API answer UNAVAILABLE; once it holds the state, both answer. The load is held back by a
+/// lock on the objects table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_answers_once_the_state_is_loaded() {
+    let Some(schema) = Schema::create().await else { return };
+    // A first start creates the schema.
+    let dir = tempfile::tempdir().unwrap();
+    let config = |listen| iamd::config::Config {
+        listen,
+        database_url: Some(iamd::config::DatabaseUrl::new(schema.url.clone())),
+        bootstrap_token: Some(iamd::config::Secret::new(crate::support::TOKEN)),
+        ..iamd::config::Config::for_data_dir(dir.path())
+    };
+    iamd::server::start(config("127.0.0.1:0".parse().unwrap())).await.unwrap().stop().await.unwrap();
+
+    let (locker, connection) = tokio_postgres::connect(&schema.url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    locker.batch_execute("BEGIN; LOCK TABLE objects IN ACCESS EXCLUSIVE MODE").await.unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let running = tokio::spawn(iamd::server::run(config(addr), async move {
+        let _ = stopped.await;
+    }));
+    let client = TestServer::attach(addr);
+    let started = Instant::now();
+    while client.try_json(Method::GET, "/healthz", None).await.map(|r| r.status) != Some(StatusCode::OK) {
+        assert!(started.elapsed() < Duration::from_secs(10), "liveness never answered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let ready = client.json(Method::GET, "/readyz", None).await;
+    assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{}", ready.body);
+    let api = client.json(Method::GET, "/organizations", None).await;
+    assert_eq!((api.status, api.body["code"].as_i64()), (StatusCode::SERVICE_UNAVAILABLE, Some(14)), "{}", api.body);
+    let grpc = client
+        .grpc::<_, iamd::pb::iamd::accounts::v1::ListOrganizationsResponse>(
+            "/iamd.accounts.v1.OrganizationService/ListOrganizations",
+            iamd::pb::iamd::accounts::v1::ListOrganizationsRequest::default(),
+        )
+        .await;
+    assert_eq!(grpc.unwrap_err().code(), tonic::Code::Unavailable);
+
+    locker.batch_execute("COMMIT").await.unwrap();
+    while client.json(Method::GET, "/readyz", None).await.status != StatusCode::OK {
+        assert!(started.elapsed() < Duration::from_secs(20), "never ready");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(client.json(Method::GET, "/organizations", None).await.status, StatusCode::OK);
+    stop.send(()).unwrap();
+    running.await.unwrap().unwrap();
+    schema.drop().await;
+}
