@@ -561,20 +561,22 @@ fn row(r: &PhaseResult, concurrency: usize, cpu: bool) -> String {
 
 /// The targets: numerator, denominator, minimum ratio of their req/s.
 const RATIOS: [(&str, Proto, Proto, f64); 3] = [
-    ("JSON / gRPC", Proto::Json, Proto::Grpc, 0.90),
-    ("gRPC-web / gRPC", Proto::GrpcWeb, Proto::Grpc, 0.95),
-    ("gRPC / bare tonic", Proto::Grpc, Proto::Bare, 0.60),
+    ("JSON / gRPC", Proto::Json, Proto::Grpc, 0.95),
+    ("gRPC-web / gRPC", Proto::GrpcWeb, Proto::Grpc, 0.97),
+    ("gRPC / bare tonic", Proto::Grpc, Proto::Bare, 0.70),
 ];
 
 const TABLE_HEAD: &str = "| protocol | concurrency | req/s | p50 µs | p99 µs | p99.9 µs | server CPU µs/req | client CPU µs/req | other load (cores) | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|";
 
 fn main() -> Result<(), BoxError> {
     let level = std::env::var("IAMD_BENCH_LOG").unwrap_or_else(|_| "info".to_owned());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&level))
-        .with_ansi(false)
-        .with_writer(std::io::sink)
-        .init();
+    iamd::observe::init_logging(tracing_subscriber::EnvFilter::new(&level), false, std::io::sink);
+    if let Ok(which) = std::env::var(SERVE) {
+        return serve_only(&which);
+    }
+    if let Ok(requests) = std::env::var("IAMD_BENCH_INSTRUCTIONS") {
+        return count_instructions(requests.parse()?, &level);
+    }
     let measure = Duration::from_secs_f64(env_f64("IAMD_BENCH_SECS", MEASURE_SECS));
     let warmup = Duration::from_secs_f64(env_f64("IAMD_BENCH_WARMUP_SECS", WARMUP_SECS));
     let rounds = env_f64("IAMD_BENCH_ROUNDS", ROUNDS as f64).max(1.0) as usize;
@@ -770,4 +772,182 @@ fn main() -> Result<(), BoxError> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Instructions per request, counted by callgrind: the same on a busy machine as on an idle
+// one, so a change shows in it however noisy the wall-clock run is.
+
+/// In a child: serve only `iamd` or `bare`, print `addr <address>`, stop when stdin closes.
+const SERVE: &str = "IAMD_BENCH_SERVE";
+const BARE_ORG: &str = "00000000-0000-4000-8000-00000000bare";
+
+fn serve_only(which: &str) -> Result<(), BoxError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(SERVER_THREADS).enable_all().build()?;
+    runtime.block_on(async {
+        let data_dir = tempfile::tempdir()?;
+        let stop: Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()>>>> = match which {
+            "iamd" => {
+                // No follower polls while instructions are counted: one replica, its own writes.
+                let config = iamd::config::Config {
+                    follow_interval: Duration::from_secs(3600),
+                    ..iamd::config::Config::for_data_dir(data_dir.path())
+                };
+                let server = iamd::server::start(config).await?;
+                println!("addr {}", server.addr);
+                Box::new(move || Box::pin(async move { drop(server.stop().await) }))
+            }
+            _ => {
+                let organization =
+                    pb::Organization { id: BARE_ORG.into(), name: "Bench Organization".into(), ..Default::default() };
+                let answer = pb::GetOrganizationResponse { organization: Some(organization) };
+                let incoming = tonic::transport::server::TcpIncoming::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?
+                    .with_nodelay(Some(true));
+                println!("addr {}", incoming.local_addr()?);
+                let router =
+                    tonic::transport::Server::builder().add_service(OrganizationServiceServer::new(Bare { answer }));
+                let task = tokio::spawn(router.serve_with_incoming(incoming));
+                Box::new(move || Box::pin(async move { task.abort() }))
+            }
+        };
+        let _ = tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new())).await;
+        stop().await;
+        Ok(())
+    })
+}
+
+/// `requests` requests of each protocol against a server running under callgrind, counting
+/// the server's instructions (every thread) for exactly those requests.
+fn count_instructions(requests: usize, level: &str) -> Result<(), BoxError> {
+    use std::io::BufRead;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(CLIENT_THREADS).enable_all().build()?;
+    // `IAMD_BENCH_CALLGRIND_DIR` keeps the dumps, for callgrind_annotate.
+    let kept = std::env::var("IAMD_BENCH_CALLGRIND_DIR").ok();
+    let scratch = tempfile::tempdir()?;
+    let out_dir = kept.as_deref().map_or_else(|| scratch.path().to_owned(), std::path::PathBuf::from);
+    let mut counts: HashMap<Proto, f64> = HashMap::new();
+    for (which, protos) in [("bare", vec![Proto::Bare]), ("iamd", vec![Proto::Grpc, Proto::GrpcWeb, Proto::Json])] {
+        let mut child = std::process::Command::new("valgrind")
+            .args(["--tool=callgrind", "--dump-instr=no", "--collect-systime=no"])
+            .arg(format!("--callgrind-out-file={}/{which}.out", out_dir.display()))
+            .arg(std::env::current_exe()?)
+            .arg("--bench")
+            .env(SERVE, which)
+            .env("IAMD_BENCH_LOG", level)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let pid = child.id().to_string();
+        // The server says it is listening first; the child's own line follows.
+        let lines = std::io::BufReader::new(child.stdout.take().ok_or("no stdout")?).lines();
+        let addr = lines
+            .map_while(Result::ok)
+            .find_map(|line| line.strip_prefix("addr ").map(str::to_owned))
+            .ok_or("the child ended without an address")?;
+        let addr: SocketAddr = addr.parse()?;
+        let org_id = if which == "bare" {
+            BARE_ORG.to_owned()
+        } else {
+            runtime.block_on(async {
+                let mut client =
+                    OrganizationServiceClient::with_origin(connect(addr).await?, Target::new(addr, "").grpc_uri);
+                let created = client
+                    .create_organization(pb::CreateOrganizationRequest {
+                        name: "Bench Organization".into(),
+                        domain: String::new(),
+                    })
+                    .await?
+                    .into_inner();
+                Ok::<_, BoxError>(created.organization.ok_or("no organization")?.id)
+            })?
+        };
+        for proto in protos {
+            runtime.block_on(fixed(proto, addr, &org_id, requests / 5))?;
+            callgrind_control(&["--zero", &pid])?;
+            runtime.block_on(fixed(proto, addr, &org_id, requests))?;
+            callgrind_control(&[&format!("--dump={}", proto.key()), &pid])?;
+            let total = newest_total(&out_dir)?;
+            counts.insert(proto, total as f64 / requests as f64);
+            eprintln!("  {:<18} {:>10.0} instructions per request", proto.name(), total as f64 / requests as f64);
+        }
+        drop(child.stdin.take());
+        child.wait()?;
+    }
+    println!();
+    println!(
+        "Instructions per request on the server (every thread), counted by callgrind over {requests} requests per protocol after {} not counted; log level `{level}`.",
+        requests / 5
+    );
+    println!();
+    println!("| protocol | instructions per request |\n|---|---:|");
+    for proto in Proto::ALL {
+        if let Some(count) = counts.get(&proto) {
+            println!("| {} | {count:.0} |", proto.name());
+        }
+    }
+    println!();
+    println!("| ratio | predicted throughput ratio (inverse instruction ratio) | target |\n|---|---:|---:|");
+    for (name, a, b, target) in RATIOS {
+        if let (Some(a), Some(b)) = (counts.get(&a), counts.get(&b)) {
+            println!("| {name} | {:.3} | ≥ {target:.2} |", b / a);
+        }
+    }
+    Ok(())
+}
+
+/// Exactly `requests` requests, 4 connections x 4 streams.
+async fn fixed(proto: Proto, addr: SocketAddr, org_id: &str, requests: usize) -> Result<(), BoxError> {
+    let target = Target::new(addr, org_id);
+    let left = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(requests));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let caller = Caller::new(proto, connect(addr).await?, &target);
+        for _ in 0..4 {
+            let (mut caller, left) = (caller.clone(), left.clone());
+            tasks.push(tokio::spawn(async move {
+                while left
+                    .fetch_update(std::sync::atomic::Ordering::AcqRel, std::sync::atomic::Ordering::Acquire, |n| {
+                        n.checked_sub(1)
+                    })
+                    .is_ok()
+                {
+                    caller.call().await?;
+                }
+                Ok::<_, String>(())
+            }));
+        }
+    }
+    for task in tasks {
+        task.await?.map_err(|e| format!("{}: {e}", proto.name()))?;
+    }
+    Ok(())
+}
+
+fn callgrind_control(args: &[&str]) -> Result<(), BoxError> {
+    let status = std::process::Command::new("callgrind_control")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    if !status.success() {
+        return Err(format!("callgrind_control {args:?} failed").into());
+    }
+    Ok(())
+}
+
+/// The `totals:` of the newest callgrind dump in `dir`.
+fn newest_total(dir: &std::path::Path) -> Result<u64, BoxError> {
+    let newest = std::fs::read_dir(dir)?
+        .filter_map(Result::ok)
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max_by_key(|(modified, _)| *modified)
+        .ok_or("no callgrind dump")?
+        .1;
+    let text = std::fs::read_to_string(&newest)?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("totals:").or_else(|| l.strip_prefix("summary:")))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .ok_or_else(|| format!("no totals in {}", newest.display()).into())
 }

@@ -20,11 +20,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("IAMD_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    iamd::observe::init_logging(
+        EnvFilter::try_from_env("IAMD_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        std::io::stderr,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

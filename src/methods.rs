@@ -90,7 +90,8 @@ pub struct MethodError {
 #[derive(Debug, Default)]
 pub struct MethodTable {
     methods: Vec<Arc<ApiMethod>>,
-    by_path: HashMap<Arc<str>, Arc<ApiMethod>>,
+    /// Looked up on every call; the table is fixed at start, so a fast hash is safe.
+    by_path: HashMap<Arc<str>, Arc<ApiMethod>, foldhash::fast::RandomState>,
 }
 
 impl MethodTable {

@@ -287,3 +287,141 @@ impl Body for Trailers {
         self.inner.size_hint()
     }
 }
+
+/// Installs the process's log subscriber: one line per event on `writer`, fields as
+/// `name=value` ([`PlainFields`]), `filter` deciding what is logged. The binary and the
+/// benchmarks install the same one, so a benchmark pays what a server pays for its logs.
+pub fn init_logging<W>(filter: tracing_subscriber::EnvFilter, ansi: bool, writer: W)
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .fmt_fields(PlainFields)
+        .with_writer(writer)
+        .init();
+}
+
+/// Fields as `name=value`, separated by spaces, the message without its name, control
+/// characters escaped. tracing-subscriber's default does the same but styles every name and
+/// `=` through its ANSI painter even when colours are off, which cost the access log line
+/// (every request writes one) about as much as the rest of the request's handling in iamd.
+pub struct PlainFields;
+
+impl<'writer> tracing_subscriber::fmt::FormatFields<'writer> for PlainFields {
+    fn format_fields<R: tracing_subscriber::field::RecordFields>(
+        &self,
+        writer: tracing_subscriber::fmt::format::Writer<'writer>,
+        fields: R,
+    ) -> fmt::Result {
+        let mut visitor = PlainVisitor { writer, first: true, result: Ok(()) };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct PlainVisitor<'writer> {
+    writer: tracing_subscriber::fmt::format::Writer<'writer>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl PlainVisitor<'_> {
+    fn field(&mut self, field: &tracing::field::Field, value: impl FnOnce(&mut Escaped<'_, '_>) -> fmt::Result) {
+        let name = field.name();
+        // Log records bridged from the `log` crate carry their metadata as `log.*` fields.
+        if self.result.is_err() || name.starts_with("log.") {
+            return;
+        }
+        let separator = if std::mem::replace(&mut self.first, false) { "" } else { " " };
+        self.result = (|| {
+            self.writer.write_str(separator)?;
+            if name != "message" {
+                self.writer.write_str(name.strip_prefix("r#").unwrap_or(name))?;
+                self.writer.write_char('=')?;
+            }
+            value(&mut Escaped(&mut self.writer))
+        })();
+    }
+}
+
+impl tracing::field::Visit for PlainVisitor<'_> {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.field(field, |w| fmt::Write::write_str(w, value));
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.field(field, |w| fmt::Write::write_fmt(w, format_args!("{value}")));
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.field(field, |w| fmt::Write::write_fmt(w, format_args!("{value}")));
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.field(field, |w| fmt::Write::write_str(w, if value { "true" } else { "false" }));
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        self.field(field, |w| fmt::Write::write_fmt(w, format_args!("{value:?}")));
+    }
+}
+
+/// A writer that escapes control characters, so that a value cannot forge a line or steer a
+/// terminal.
+struct Escaped<'a, 'writer>(&'a mut tracing_subscriber::fmt::format::Writer<'writer>);
+
+impl fmt::Write for Escaped<'_, '_> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        if !text.bytes().any(|b| b.is_ascii_control()) {
+            return self.0.write_str(text);
+        }
+        for c in text.chars() {
+            if c.is_ascii_control() { write!(self.0, "{}", c.escape_default())? } else { self.0.write_char(c)? }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn fields_print_as_name_equals_value_with_control_characters_escaped() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .fmt_fields(PlainFields)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let path = "/a\nfake line\u{1b}[31m";
+            tracing::info!(protocol = %Protocol::Json, status = 200u64, code = Some(5), path, ok = true, "request");
+        });
+        let bytes = captured.0.lock().map(|b| b.clone()).unwrap_or_default();
+        let text = String::from_utf8(bytes).unwrap_or_default();
+        assert!(
+            text.ends_with("request protocol=json status=200 code=5 path=/a\\nfake line\\u{1b}[31m ok=true\n"),
+            "{text}"
+        );
+        assert_eq!(text.lines().count(), 1);
+    }
+}

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -43,9 +43,101 @@ impl Timestamp {
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let datetime = self.to_datetime().ok_or_else(|| serde::ser::Error::custom("timestamp out of range"))?;
-        // `AutoSi` picks 0, 3, 6 or 9 digits, exactly the proto3 JSON choice.
-        serializer.serialize_str(&datetime.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+        let mut text = Rfc3339::default();
+        self.write_rfc3339(&mut text).ok_or_else(|| serde::ser::Error::custom("timestamp out of range"))?;
+        serializer.serialize_str(text.as_str())
+    }
+}
+
+impl Timestamp {
+    /// The canonical proto3 JSON form, written by hand: every JSON answer prints two, and
+    /// chrono's general formatter cost more than the rest of serializing the object.
+    fn write_rfc3339(self, out: &mut Rfc3339) -> Option<()> {
+        self.to_datetime()?;
+        let days = self.seconds.div_euclid(86_400);
+        let second_of_day = self.seconds.rem_euclid(86_400);
+        let (year, month, day) = civil_from_days(days);
+        out.number(u32::try_from(year).ok()?, 4);
+        out.byte(b'-');
+        out.number(month, 2);
+        out.byte(b'-');
+        out.number(day, 2);
+        out.byte(b'T');
+        let second_of_day = u32::try_from(second_of_day).ok()?;
+        out.number(second_of_day / 3600, 2);
+        out.byte(b':');
+        out.number(second_of_day / 60 % 60, 2);
+        out.byte(b':');
+        out.number(second_of_day % 60, 2);
+        // 0, 3, 6 or 9 digits, the fewest that hold every non-zero one.
+        let nanos = u32::try_from(self.nanos).ok()?;
+        match nanos {
+            0 => {}
+            n if n % 1_000_000 == 0 => {
+                out.byte(b'.');
+                out.number(n / 1_000_000, 3);
+            }
+            n if n % 1_000 == 0 => {
+                out.byte(b'.');
+                out.number(n / 1_000, 6);
+            }
+            n => {
+                out.byte(b'.');
+                out.number(n, 9);
+            }
+        }
+        out.byte(b'Z');
+        Some(())
+    }
+}
+
+/// The calendar date of a day counted from 1970-01-01 (Howard Hinnant's `civil_from_days`,
+/// proleptic Gregorian).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u32;
+    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 } as u32;
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` at most: 30 bytes.
+#[derive(Default)]
+struct Rfc3339 {
+    bytes: [u8; 30],
+    len: usize,
+}
+
+impl Rfc3339 {
+    fn byte(&mut self, b: u8) {
+        if let Some(slot) = self.bytes.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+
+    /// `value` in `width` decimal digits, zero-padded.
+    fn number(&mut self, mut value: u32, width: u32) {
+        let start = self.len;
+        for _ in 0..width {
+            self.byte(b'0');
+        }
+        for at in (start..self.len).rev() {
+            if let Some(slot) = self.bytes.get_mut(at) {
+                *slot = b'0' + (value % 10) as u8;
+            }
+            value /= 10;
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits and punctuation were written.
+        std::str::from_utf8(self.bytes.get(..self.len).unwrap_or_default()).unwrap_or_default()
     }
 }
 
@@ -71,6 +163,32 @@ impl<'de> Deserialize<'de> for Timestamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_hand_written_form_is_chrono_s_to_the_digit() {
+        use chrono::SecondsFormat;
+        let mut seed: u64 = 7;
+        let mut next = || {
+            seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            seed >> 11
+        };
+        let edges = [-62_135_596_800, -1, 0, 1, 68_256_000, 951_782_400, 4_107_542_399, 253_402_300_799];
+        for i in 0..20_000 {
+            let seconds = match edges.get(i) {
+                Some(edge) => *edge,
+                None => (next() % 315_538_070_400) as i64 - 62_135_596_800,
+            };
+            let nanos = match i % 4 {
+                0 => 0,
+                1 => (next() % 1_000) as i32 * 1_000_000,
+                2 => (next() % 1_000_000) as i32 * 1_000,
+                _ => (next() % 1_000_000_000) as i32,
+            };
+            let ts = Timestamp { seconds, nanos };
+            let expected = ts.to_datetime().unwrap().to_rfc3339_opts(SecondsFormat::AutoSi, true);
+            assert_eq!(serde_json::to_value(ts).unwrap(), serde_json::json!(expected), "{seconds} {nanos}");
+        }
+    }
 
     fn printed(seconds: i64, nanos: i32) -> String {
         serde_json::to_value(Timestamp { seconds, nanos }).unwrap().as_str().unwrap().to_owned()

@@ -117,7 +117,7 @@ impl App {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (planned, mut reads) = {
+            let (planned, reads) = {
                 let objects = self.objects()?;
                 let mut draft = Draft::new(&objects);
                 let result = plan(&mut draft);
@@ -128,9 +128,15 @@ impl App {
             let (value, plan) = match planned {
                 Ok(planned) => planned,
                 Err(error) => {
-                    // A verdict of the state may be a verdict of a stale state.
-                    if attempt < WRITE_ATTEMPTS && error.may_depend_on_state() && self.replica.refresh(&reads).await? {
-                        continue;
+                    // A verdict of the state may be a verdict of a stale state: plan again if
+                    // the objects it read stand otherwise now (the follower may have caught up
+                    // meanwhile, or the store knows better).
+                    if attempt < WRITE_ATTEMPTS && error.may_depend_on_state() {
+                        let keys: Vec<Key> = reads.keys().cloned().collect();
+                        self.replica.refresh(&keys).await?;
+                        if reads.changed_in(&*self.objects()?) {
+                            continue;
+                        }
                     }
                     return Err(error);
                 }
@@ -149,8 +155,8 @@ impl App {
                     "the objects of this request kept changing while it was written; retry",
                 ));
             }
-            reads.extend(stale);
-            self.replica.refresh(&reads).await?;
+            let keys: Vec<Key> = reads.keys().cloned().chain(stale).collect();
+            self.replica.refresh(&keys).await?;
             tokio::time::sleep(backoff(attempt)).await;
         }
     }

@@ -31,7 +31,7 @@ pub(crate) struct Planned {
 pub struct Plan {
     pub(crate) planned: Vec<Planned>,
     pub(crate) guards: Vec<Guard>,
-    pub reads: Vec<Key>,
+    pub reads: Reads,
 }
 
 impl Plan {
@@ -40,17 +40,37 @@ impl Plan {
     }
 }
 
+/// The objects a plan read, each with the sequence it found (`None`: absent).
+#[derive(Clone, Debug, Default)]
+pub struct Reads(Vec<(Key, Option<u64>)>);
+
+impl Reads {
+    fn note(&mut self, objects: &Objects, key: Key) {
+        let seen = objects.sequence(&key);
+        self.0.push((key, seen));
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.0.iter().map(|(key, _)| key)
+    }
+
+    /// Whether any of them stands otherwise in `objects` now than when it was read.
+    pub fn changed_in(&self, objects: &Objects) -> bool {
+        self.0.iter().any(|(key, seen)| objects.sequence(key) != *seen)
+    }
+}
+
 pub struct Draft<'a> {
     objects: &'a Objects,
     planned: Vec<Planned>,
     guards: Vec<Guard>,
     written: HashSet<Key>,
-    reads: Vec<Key>,
+    reads: Reads,
 }
 
 impl<'a> Draft<'a> {
     pub fn new(objects: &'a Objects) -> Draft<'a> {
-        Draft { objects, planned: Vec::new(), guards: Vec::new(), written: HashSet::new(), reads: Vec::new() }
+        Draft { objects, planned: Vec::new(), guards: Vec::new(), written: HashSet::new(), reads: Reads::default() }
     }
 
     /// The state the plan is made against, for reads the plan need not remember.
@@ -60,7 +80,7 @@ impl<'a> Draft<'a> {
 
     /// Reads one object and remembers that the plan depends on it.
     pub fn get<K: Kind>(&mut self, id: &str) -> Option<Obj<K>> {
-        self.reads.push(Key::new(K::NAME, id));
+        self.reads.note(self.objects, Key::new(K::NAME, id));
         self.objects.get::<K>(id)
     }
 
@@ -98,7 +118,7 @@ impl<'a> Draft<'a> {
     /// Asserts, in the write's transaction, that an object the plan does not write is as
     /// expected: `Exists` for a reference, `Sequence` when the rule depends on its version.
     pub fn guard(&mut self, key: Key, expect: Expect) {
-        self.reads.push(key.clone());
+        self.reads.note(self.objects, key.clone());
         self.add_guard(&key, expect);
     }
 
@@ -175,7 +195,7 @@ impl<'a> Draft<'a> {
             if self.written.contains(referrer) {
                 continue;
             }
-            self.reads.push(referrer.clone());
+            self.reads.note(objects, referrer.clone());
             let (Some(kind), Some(entry)) = (objects.registry().kind(referrer.kind), objects.entry(referrer)) else {
                 continue;
             };

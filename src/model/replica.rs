@@ -199,7 +199,7 @@ impl Replica {
     }
 
     /// Reads these objects from the store and installs them where the store is ahead of
-    /// this replica. Answers whether any changed.
+    /// this replica. Answers whether this installed any.
     pub async fn refresh(&self, keys: &[Key]) -> StoreResult<bool> {
         let mut changed = false;
         let mut seen = std::collections::HashSet::new();

@@ -9,21 +9,21 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
+use futures_util::future::Either;
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use tower::{Layer, ServiceExt};
-use tower_http::cors::{AllowOrigin, Cors, CorsLayer};
 
 use super::consistency::{Consistency, ConsistencyLayer};
+use super::cors::{Cors, CorsLayer};
 use super::deadline::{Deadline, DeadlineLayer};
 use super::grpc_web_text::{GrpcWebText, GrpcWebTextLayer};
 use super::limit::{MessageLimit, MessageLimitLayer};
 use super::method::{IdentifyMethod, MethodLayer};
 use crate::body::{ResponseBody, full};
 use crate::methods::MethodTable;
-use crate::observe::{Protocol, RecordStatus, RecordStatusService};
+use crate::observe::{CallInfo, Protocol, RecordStatus, RecordStatusService};
 use crate::store::Store;
 use crate::transcode::routes::RouteTable;
 use crate::transcode::{Transcoder, status};
@@ -32,13 +32,23 @@ use crate::transcode::{Transcoder, status};
 /// then clones a few `Arc`s instead of allocating a boxed service.
 pub type GrpcService = IdentifyMethod<RecordStatusService<Deadline<Consistency<MessageLimit<tonic::service::Routes>>>>>;
 
-/// The whole server below the access log.
-pub type Service = Cors<Dispatch>;
+/// The whole server below the gate.
+pub type Service = Dispatch;
 
+/// Native gRPC goes straight to the inner stack: no browser speaks it, so CORS has nothing
+/// to say to it (and its `Vary` headers would cost every answer). Everything else, which a
+/// browser may send, goes through CORS first.
 #[derive(Clone)]
 pub struct Dispatch {
     grpc: GrpcService,
-    grpc_web: GrpcWebText<tonic_web::GrpcWebService<GrpcService>>,
+    web: Cors<WebDispatch>,
+}
+
+#[derive(Clone)]
+pub struct WebDispatch {
+    grpc_web: tonic_web::GrpcWebService<GrpcService>,
+    /// The same, behind the decoding of text bodies.
+    grpc_web_text: GrpcWebText<tonic_web::GrpcWebService<GrpcService>>,
     json: Transcoder<GrpcService>,
     store: Arc<dyn Store>,
 }
@@ -64,51 +74,44 @@ pub fn build(parts: Parts, origins: &[String]) -> Service {
         .layer(limit)
         .service(routes);
     let grpc: GrpcService = stack;
-    let dispatch = Dispatch {
-        grpc_web: GrpcWebTextLayer.layer(tonic_web::GrpcWebLayer::new().layer(grpc.clone())),
+    let web = WebDispatch {
+        grpc_web: tonic_web::GrpcWebLayer::new().layer(grpc.clone()),
+        grpc_web_text: GrpcWebTextLayer.layer(tonic_web::GrpcWebLayer::new().layer(grpc.clone())),
         json: Transcoder::new(table, grpc.clone(), max_body),
-        grpc,
         store,
     };
-    cors(origins).layer(dispatch)
-}
-
-/// `*` mirrors any origin (no credentials are ever allowed, so this exposes nothing a
-/// token does not); otherwise only the listed origins.
-fn cors(origins: &[String]) -> CorsLayer {
-    let allow_origin = if origins.iter().any(|o| o == "*") {
-        AllowOrigin::mirror_request()
-    } else {
-        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()))
-    };
-    let names = |list: &[&'static str]| list.iter().map(|n| HeaderName::from_static(n)).collect::<Vec<_>>();
-    CorsLayer::new()
-        .allow_origin(allow_origin)
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE, Method::OPTIONS])
-        .allow_headers(names(&[
-            "accept",
-            "authorization",
-            "content-type",
-            "grpc-timeout",
-            "if-match",
-            "tenants",
-            "x-grpc-web",
-            "x-iamd-consistency-token",
-            "x-request-id",
-            "x-user-agent",
-        ]))
-        .expose_headers(names(&[
-            "grpc-status",
-            "grpc-message",
-            "grpc-status-details-bin",
-            "etag",
-            "x-iamd-consistency-token",
-            "x-request-id",
-        ]))
-        .max_age(Duration::from_secs(24 * 3600))
+    Dispatch { grpc, web: CorsLayer::new(origins).layer(web) }
 }
 
 impl tower::Service<Request<Incoming>> for Dispatch {
+    type Response = Response<ResponseBody>;
+    type Error = Infallible;
+    type Future = Either<
+        tower::util::Oneshot<GrpcService, Request<tonic::body::Body>>,
+        tower::util::Oneshot<Cors<WebDispatch>, Request<Incoming>>,
+    >;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        match protocol(&request) {
+            Protocol::Grpc => Either::Left(self.grpc.clone().oneshot(request.map(tonic::body::Body::new))),
+            _ => Either::Right(self.web.clone().oneshot(request)),
+        }
+    }
+}
+
+/// The protocol the access log found, or the headers say.
+fn protocol<B>(request: &Request<B>) -> Protocol {
+    match request.extensions().get::<CallInfo>() {
+        Some(info) => info.protocol(),
+        None => Protocol::of(request.headers()),
+    }
+}
+
+impl tower::Service<Request<Incoming>> for WebDispatch {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
@@ -118,10 +121,11 @@ impl tower::Service<Request<Incoming>> for Dispatch {
     }
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
-        match Protocol::of(request.headers()) {
+        match protocol(&request) {
+            // Binary bodies, the common case, go to tonic-web as they are.
+            Protocol::GrpcWeb if is_text(request.headers()) => Box::pin(self.grpc_web_text.clone().oneshot(request)),
             Protocol::GrpcWeb => Box::pin(self.grpc_web.clone().oneshot(request)),
-            Protocol::Grpc => Box::pin(self.grpc.clone().oneshot(request.map(tonic::body::Body::new))),
-            Protocol::Json => match request.uri().path() {
+            Protocol::Grpc | Protocol::Json => match request.uri().path() {
                 "/healthz" => Box::pin(async { Ok(serving()) }),
                 "/readyz" => {
                     let store = self.store.clone();
@@ -132,6 +136,10 @@ impl tower::Service<Request<Incoming>> for Dispatch {
             },
         }
     }
+}
+
+fn is_text(headers: &http::HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web-text"))
 }
 
 /// Liveness: the process answers.

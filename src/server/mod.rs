@@ -4,6 +4,7 @@
 //! finish, close the store.
 
 mod consistency;
+mod cors;
 mod deadline;
 mod dispatch;
 mod gate;

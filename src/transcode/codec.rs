@@ -53,9 +53,17 @@ fn request<Req: Message + DeserializeOwned>(json: Value) -> Result<Bytes, serde_
     Ok(frame.freeze())
 }
 
+/// Room for the JSON of a message of `len` protobuf bytes, so it is written without growing:
+/// JSON names its fields and quotes its strings.
+fn json_capacity(len: usize) -> usize {
+    len * 2 + 64
+}
+
 fn response<Resp: Message + Default + Serialize>(bytes: &[u8]) -> Result<Vec<u8>, CodecError> {
     let message = Resp::decode(bytes)?;
-    Ok(serde_json::to_vec(&message)?)
+    let mut out = Vec::with_capacity(json_capacity(bytes.len()));
+    serde_json::to_writer(&mut out, &message)?;
+    Ok(out)
 }
 
 fn response_field<Resp: Message + Default + Serialize>(
@@ -63,7 +71,7 @@ fn response_field<Resp: Message + Default + Serialize>(
     field: &str,
 ) -> Result<Option<Vec<u8>>, CodecError> {
     let message = Resp::decode(bytes)?;
-    Ok(message.serialize(PickField { field })?)
+    Ok(message.serialize(PickField { field, capacity: json_capacity(bytes.len()) })?)
 }
 
 /// A serializer that writes only one field of a struct. pbjson writes every message as a
@@ -71,10 +79,12 @@ fn response_field<Resp: Message + Default + Serialize>(
 /// of the whole message first (the JSON path's largest cost).
 struct PickField<'a> {
     field: &'a str,
+    capacity: usize,
 }
 
 struct PickStruct<'a> {
     field: &'a str,
+    capacity: usize,
     picked: Option<Vec<u8>>,
 }
 
@@ -84,7 +94,9 @@ impl serde::ser::SerializeStruct for PickStruct<'_> {
 
     fn serialize_field<T: ?Sized + Serialize>(&mut self, key: &'static str, value: &T) -> Result<(), Self::Error> {
         if key == self.field {
-            self.picked = Some(serde_json::to_vec(value)?);
+            let mut out = Vec::with_capacity(self.capacity);
+            serde_json::to_writer(&mut out, value)?;
+            self.picked = Some(out);
         }
         Ok(())
     }
@@ -117,7 +129,7 @@ impl<'a> serde::Serializer for PickField<'a> {
     type SerializeStructVariant = serde::ser::Impossible<Self::Ok, Self::Error>;
 
     fn serialize_struct(self, _name: &'static str, _len: usize) -> Result<PickStruct<'a>, Self::Error> {
-        Ok(PickStruct { field: self.field, picked: None })
+        Ok(PickStruct { field: self.field, capacity: self.capacity, picked: None })
     }
 
     refuse! {

@@ -30,8 +30,14 @@ use crate::observe::CallInfo;
 use routes::{Lookup, Route, RouteTable};
 
 /// Request headers that become gRPC metadata (api-reference A.3).
-const FORWARDED_HEADERS: [&str; 6] =
-    ["authorization", "tenants", "if-match", "x-iamd-consistency-token", "grpc-timeout", "x-request-id"];
+static FORWARDED_HEADERS: [HeaderName; 6] = [
+    header::AUTHORIZATION,
+    HeaderName::from_static("tenants"),
+    header::IF_MATCH,
+    HeaderName::from_static(crate::CONSISTENCY_TOKEN),
+    HeaderName::from_static("grpc-timeout"),
+    HeaderName::from_static("x-request-id"),
+];
 
 /// Response headers of the gRPC side that are framing, not metadata.
 const GRPC_ONLY_HEADERS: [&str; 5] =
@@ -145,19 +151,32 @@ where
         let grpc_request = grpc_request(route, &parts.headers, parts.extensions, frame);
         let Ok(response) = self.grpc.oneshot(grpc_request).await;
         let (head, grpc_body) = response.into_parts();
-        if let Some(status) = tonic::Status::from_header_map(&head.headers).filter(|s| s.code() != Code::Ok) {
+        if let Some(failed) = failure(&head.headers) {
             // Trailers-only answer: the call failed before any message.
-            return Err(status.into());
+            return Err(failed.into());
         }
         let (body, trailers) = read_answer(grpc_body).await?;
-        let status = tonic::Status::from_header_map(&trailers)
-            .unwrap_or_else(|| tonic::Status::internal("the gRPC answer carried no status"));
-        if status.code() != Code::Ok {
-            return Err(status.into());
+        match trailers.get("grpc-status") {
+            Some(_) => {
+                if let Some(failed) = failure(&trailers) {
+                    return Err(failed.into());
+                }
+            }
+            None => return Err(tonic::Status::internal("the gRPC answer carried no status").into()),
         }
         let message = first_message(body)?;
         answer(route, &head.headers, &message)
     }
+}
+
+/// The status of a failed answer; `None` for OK or no status. Most answers are OK, and
+/// reading `grpc-status` alone is much cheaper than building a `Status`.
+fn failure(headers: &HeaderMap) -> Option<tonic::Status> {
+    let code = headers.get("grpc-status")?;
+    if code.as_bytes() == b"0" {
+        return None;
+    }
+    tonic::Status::from_header_map(headers).filter(|s| s.code() != Code::Ok)
 }
 
 fn answer(route: &Route, grpc_headers: &HeaderMap, message: &[u8]) -> Result<Response<ResponseBody>, Failure> {
@@ -203,9 +222,10 @@ fn grpc_request(
     let grpc_headers = request.headers_mut();
     grpc_headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     grpc_headers.insert(header::TE, HeaderValue::from_static("trailers"));
-    for name in FORWARDED_HEADERS {
-        for value in headers.get_all(name) {
-            grpc_headers.append(HeaderName::from_static(name), value.clone());
+    // One pass over the few headers a request has, rather than a lookup per forwarded name.
+    for (name, value) in headers {
+        if FORWARDED_HEADERS.contains(name) {
+            grpc_headers.append(name.clone(), value.clone());
         }
     }
     request

@@ -2,6 +2,7 @@
 //! path templates parsed and their fields resolved once at start-up. There is no other list
 //! of routes.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use http::{Method, StatusCode};
@@ -71,6 +72,17 @@ pub struct RouteError {
 pub struct RouteTable {
     /// Most specific template first, so the first path-and-method match wins.
     routes: Vec<Route>,
+    /// Per HTTP method, the routes to try for a path: those whose template starts with the
+    /// path's first segment, and those that start with a variable or wildcard. A request
+    /// matches a handful of templates whatever the size of the table.
+    index: HashMap<Method, Candidates, foldhash::fast::RandomState>,
+}
+
+#[derive(Default)]
+struct Candidates {
+    /// By first literal: the routes starting with it merged with `any_first`, in table order.
+    by_first: HashMap<String, Vec<usize>, foldhash::fast::RandomState>,
+    any_first: Vec<usize>,
 }
 
 impl RouteTable {
@@ -86,16 +98,50 @@ impl RouteTable {
             }
         }
         routes.sort_by(|a, b| b.template.specificity_cmp(&a.template));
-        Ok(RouteTable { routes })
+        let mut index: HashMap<Method, Candidates, foldhash::fast::RandomState> = HashMap::default();
+        for (i, route) in routes.iter().enumerate() {
+            let candidates = index.entry(route.method.clone()).or_default();
+            match route.template.first_literal() {
+                Some(first) => candidates.by_first.entry(first.to_owned()).or_default().push(i),
+                None => candidates.any_first.push(i),
+            }
+        }
+        for candidates in index.values_mut() {
+            for list in candidates.by_first.values_mut() {
+                list.extend(&candidates.any_first);
+                list.sort_unstable();
+            }
+        }
+        Ok(RouteTable { routes, index })
+    }
+
+    /// The routes of `method` that may match `path`, in table order.
+    fn candidates(&self, method: &Method, path: &str) -> std::borrow::Cow<'_, [usize]> {
+        let Some(candidates) = self.index.get(method) else { return std::borrow::Cow::Borrowed(&[]) };
+        let first = path.strip_prefix('/').unwrap_or(path).split('/').next().unwrap_or("");
+        let decoded = percent_encoding::percent_decode_str(first).decode_utf8().ok();
+        let first = decoded.as_deref().unwrap_or(first);
+        let list = |key: &str| candidates.by_first.get(key).map_or(&candidates.any_first[..], Vec::as_slice);
+        match first.rsplit_once(':') {
+            // A path of one segment may end in a verb, which is not part of the literal: the
+            // routes of both readings, in table order.
+            Some((before_verb, _)) => {
+                let mut both: Vec<usize> = list(first).iter().chain(list(before_verb)).copied().collect();
+                both.sort_unstable();
+                both.dedup();
+                both.into()
+            }
+            None => list(first).into(),
+        }
     }
 
     pub fn lookup(&self, method: &Method, path: &str) -> Lookup<'_> {
         // Routes of the request's method first: that is every successful request, and it
         // matches templates against a fraction of the table.
         let found = self
-            .routes
+            .candidates(method, path)
             .iter()
-            .filter(|route| route.method == *method)
+            .filter_map(|&i| self.routes.get(i))
             .find_map(|route| route.template.matches(path).map(|bindings| (route, bindings)));
         if let Some((route, bindings)) = found {
             return Lookup::Found(route, bindings);
@@ -214,6 +260,50 @@ mod tests {
             _ => panic!("expected 405"),
         }
         assert!(matches!(table.lookup(&Method::GET, "/admin/v1/nothing"), Lookup::NotFound));
+    }
+
+    /// The index only narrows what is tried: every path finds what trying every route in
+    /// table order finds.
+    #[test]
+    fn the_index_finds_what_a_scan_of_every_route_finds() {
+        let pool = prost_reflect::DescriptorPool::decode(crate::pb::TEST_FILE_DESCRIPTOR_SET).unwrap();
+        let table = RouteTable::from_methods(&MethodTable::from_pools(&[pool]).unwrap()).unwrap();
+        let mut paths = vec!["/".to_owned(), "/nothing".to_owned(), "/v1".to_owned()];
+        for route in table.routes() {
+            let text = route.template.as_str();
+            for fill in ["x", "a/b", "x:verb", "%41"] {
+                let mut path = String::new();
+                let mut depth = 0;
+                for c in text.chars() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => {
+                            depth -= 1;
+                            path.push_str(fill);
+                        }
+                        _ if depth > 0 => {}
+                        '*' => path.push_str(fill),
+                        c => path.push(c),
+                    }
+                }
+                paths.push(path);
+            }
+        }
+        let methods = [Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE];
+        for path in &paths {
+            for method in &methods {
+                let scanned = table
+                    .routes()
+                    .iter()
+                    .filter(|route| route.method == *method)
+                    .find_map(|route| route.template.matches(path).map(|b| (route.api.path.clone(), b)));
+                let indexed = match table.lookup(method, path) {
+                    Lookup::Found(route, bindings) => Some((route.api.path.clone(), bindings)),
+                    _ => None,
+                };
+                assert_eq!(indexed, scanned, "{method} {path}");
+            }
+        }
     }
 
     #[test]

@@ -49,6 +49,7 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::Arc;
 
 /// A parsed `google.api.http` path template.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +77,7 @@ enum Segment {
 /// A variable and the flattened segments its pattern covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Variable {
-    field_path: Vec<String>,
+    field_path: Arc<[String]>,
     /// Index of the first segment of the pattern in `Template::segments`.
     start: usize,
     /// Index one past the last segment of the pattern.
@@ -116,7 +117,8 @@ pub enum TemplateError {
 /// A value bound by a match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binding {
-    pub field_path: Vec<String>,
+    /// Shared with the template: a binding is made for every request.
+    pub field_path: Arc<[String]>,
     pub value: String,
 }
 
@@ -217,9 +219,17 @@ impl Template {
         (complete && bindings.len() == self.variables.len()).then_some(bindings)
     }
 
+    /// The first segment, when it is a literal (decoded): what the route table indexes.
+    pub fn first_literal(&self) -> Option<&str> {
+        match self.segments.first() {
+            Some(Segment::Literal(literal)) => Some(literal),
+            _ => None,
+        }
+    }
+
     /// The field paths of all variables, in template order.
     pub fn variables(&self) -> impl Iterator<Item = &[String]> {
-        self.variables.iter().map(|v| v.field_path.as_slice())
+        self.variables.iter().map(|v| &*v.field_path)
     }
 
     /// The verb without its leading `:`, if the template has one.
@@ -417,7 +427,7 @@ impl Parser<'_> {
         }
         let pattern = self.segments.get(first..).unwrap_or_default();
         let multi = pattern.len() > 1 || pattern.contains(&Segment::DoubleStar);
-        self.variables.push(Variable { field_path, start: first, end: self.segments.len(), multi });
+        self.variables.push(Variable { field_path: field_path.into(), start: first, end: self.segments.len(), multi });
         Ok(())
     }
 }
@@ -581,7 +591,10 @@ mod tests {
     }
 
     fn b(field_path: &str, value: &str) -> Binding {
-        Binding { field_path: field_path.split('.').map(str::to_owned).collect(), value: value.to_owned() }
+        Binding {
+            field_path: field_path.split('.').map(str::to_owned).collect::<Vec<_>>().into(),
+            value: value.to_owned(),
+        }
     }
 
     fn err(template: &str) -> TemplateError {
