@@ -31,6 +31,8 @@
 //! cluster) holds the watermark back, and events after it wait until it ends.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -42,6 +44,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use sha2::{Digest, Sha256};
 use tokio_postgres::error::SqlState;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
@@ -401,6 +404,49 @@ const UPSERT_OBJECT: &str = "INSERT INTO objects (kind, id, owner, parent, name,
 const REFERRERS: &str = "SELECT from_kind, from_id FROM refs WHERE to_kind = $1 AND to_id = $2 \
      ORDER BY from_kind, from_id LIMIT $3";
 
+/// The transaction's time: the database's clock, never before the newest event.
+const CLOCK: &str = "SELECT GREATEST((extract(epoch FROM clock_timestamp()) * 1000000)::int8, \
+     COALESCE((SELECT created_at FROM events ORDER BY position DESC LIMIT 1), 0))";
+
+/// Makes `($1, $2)` (kinds and ids) the references of `($3, $4)`: the ones dropped go, the
+/// new ones come, the ones kept stay.
+const REPLACE_REFS: &str = "WITH new (kind, id) AS (\
+         SELECT kind COLLATE \"C\", id COLLATE \"C\" FROM unnest($1::text[], $2::text[]) AS t (kind, id)), \
+     gone AS (DELETE FROM refs AS r WHERE r.from_kind = $3 AND r.from_id = $4 \
+         AND NOT EXISTS (SELECT 1 FROM new WHERE new.kind = r.to_kind AND new.id = r.to_id)) \
+     INSERT INTO refs (to_kind, to_id, from_kind, from_id) SELECT kind, id, $3, $4 FROM new ON CONFLICT DO NOTHING";
+
+/// Deletes `($1, $2)` and its references, and answers the objects that still reference it
+/// (up to `$3`): earlier statements of the transaction (a cascade's) are visible to it, the
+/// deletes of its own statement are not, so it leaves out the object's own references.
+const DELETE_OBJECT: &str = "WITH gone_refs AS (DELETE FROM refs WHERE from_kind = $1 AND from_id = $2), \
+     gone AS (DELETE FROM objects WHERE kind = $1 AND id = $2) \
+     SELECT from_kind, from_id FROM refs WHERE to_kind = $1 AND to_id = $2 \
+     AND NOT (from_kind = $1 AND from_id = $2) ORDER BY from_kind, from_id LIMIT $3";
+
+/// One write of a request, checked and ready to send.
+struct Step<'a> {
+    write: &'a crate::store::Append,
+    sequence: u64,
+    sequence_sql: i64,
+    /// The event's resource owner: the object's.
+    owner: String,
+    /// There was no object before this write.
+    created: bool,
+    /// The row after the write; `None` for a delete.
+    outcome: Option<StoredObject>,
+}
+
+/// What one pipelined statement answered.
+enum Sent<'a> {
+    Event(Result<Row, tokio_postgres::Error>),
+    /// The object's row, and its name (to tell a taken name from other failures).
+    Object(Result<u64, tokio_postgres::Error>, Option<&'a String>),
+    Done(Result<u64, tokio_postgres::Error>),
+    /// The objects still referencing a deleted one.
+    Removed(Result<Vec<Row>, tokio_postgres::Error>),
+}
+
 /// A row of `LOAD`: the object, the sequence of its latest event, and that event's time.
 fn head_from_row(kind: &str, id: &str, row: &Row) -> StoreResult<(Option<StoredObject>, u64, Micros)> {
     let object = match get::<Option<i64>>(row, 4)? {
@@ -414,72 +460,72 @@ fn head_from_row(kind: &str, id: &str, row: &Row) -> StoreResult<(Option<StoredO
 /// One transaction (READ COMMITTED): lock the objects, read them, check the guards and then
 /// every expectation as the earlier writes of the request leave the objects, write, commit.
 /// Dropping the transaction on an error rolls it back.
+///
+/// Statements are pipelined: the locks, the reads and the clock go in one round trip, and
+/// every write of the request in a second one (the server runs them in the order sent, so
+/// each sees the earlier ones); then the commit. A write whose rows say it must fail (a name
+/// taken, a deleted object still referenced) fails the whole request before the commit.
 async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> Result<Vec<Committed>, Failure> {
     let tx = client.transaction().await.map_err(append_err)?;
+    let (lock, load, clock, insert_event, upsert_object, replace_refs, delete_object) = tokio::try_join!(
+        tx.prepare_cached("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k"),
+        tx.prepare_cached(LOAD),
+        tx.prepare_cached(CLOCK),
+        tx.prepare_cached(INSERT_EVENT),
+        tx.prepare_cached(UPSERT_OBJECT),
+        tx.prepare_cached(REPLACE_REFS),
+        tx.prepare_cached(DELETE_OBJECT),
+    )
+    .map_err(append_err)?;
 
     // One global order (the keys sorted) so that two requests never hold one lock each
     // while waiting for the other's. Advisory locks cover objects that have no row yet,
     // which a row lock (SELECT ... FOR UPDATE) cannot. A guard takes the same lock as a
     // write of its object, so a write and a delete of what it guards serialise.
-    let targets = batch
+    let mut targets: Vec<(&str, &str)> = Vec::new();
+    for key in batch
         .writes
         .iter()
         .map(|w| (w.kind.as_str(), w.id.as_str()))
-        .chain(batch.guards.iter().map(|g| (g.kind.as_str(), g.id.as_str())));
-    let mut keys: Vec<i64> = targets.clone().map(|(kind, id)| lock_key(kind, id)).collect();
+        .chain(batch.guards.iter().map(|g| (g.kind.as_str(), g.id.as_str())))
+    {
+        if !targets.contains(&key) {
+            targets.push(key);
+        }
+    }
+    let mut keys: Vec<i64> = targets.iter().map(|(kind, id)| lock_key(kind, id)).collect();
     keys.sort_unstable();
     keys.dedup();
-    let lock =
-        tx.prepare_cached("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k").await.map_err(append_err)?;
-    tx.execute(&lock, &[&keys]).await.map_err(append_err)?;
-
-    // Read under the locks: each statement sees every commit made before it started,
-    // including the previous lock holder's.
-    let load = tx.prepare_cached(LOAD).await.map_err(append_err)?;
-    let mut objects: HashMap<(&str, &str), Tracked> = HashMap::new();
+    // Read under the locks: the server runs the reads after the lock is granted, and each
+    // sees every commit made before it started, including the previous lock holder's.
+    let lock_params: [&(dyn ToSql + Sync); 1] = [&keys];
+    let load_params: Vec<[&(dyn ToSql + Sync); 2]> =
+        targets.iter().map(|(kind, id)| [kind as &(dyn ToSql + Sync), id as &(dyn ToSql + Sync)]).collect();
+    let (_, rows, clock_row) = tokio::try_join!(
+        tx.execute(&lock, &lock_params),
+        futures_util::future::try_join_all(load_params.iter().map(|params| tx.query_one(&load, params))),
+        tx.query_one(&clock, &[]),
+    )
+    .map_err(append_err)?;
+    let mut objects: HashMap<(&str, &str), Tracked> = HashMap::with_capacity(targets.len());
     let mut latest: Micros = 0;
-    for key in targets {
-        if objects.contains_key(&key) {
-            continue;
-        }
-        let row = tx.query_one(&load, &[&key.0, &key.1]).await.map_err(append_err)?;
-        let (current, last_sequence, last_at) = head_from_row(key.0, key.1, &row)?;
+    for (key, row) in targets.iter().zip(&rows) {
+        let (current, last_sequence, last_at) = head_from_row(key.0, key.1, row)?;
         latest = latest.max(last_at);
-        objects.insert(key, Tracked { current, last_sequence });
+        objects.insert(*key, Tracked { current, last_sequence });
     }
     for guard in &batch.guards {
         let tracked = objects.get(&(guard.kind.as_str(), guard.id.as_str()));
         guard.check(tracked.and_then(|t| t.current.as_ref()).map(|o| o.sequence))?;
     }
-
     // One timestamp for the transaction, from the database's clock (the one clock every
     // replica shares), never before the newest event of the log or of an object written
     // here: per object and for sequential writes, time does not go back.
-    let clock = tx
-        .prepare_cached(
-            "SELECT GREATEST((extract(epoch FROM clock_timestamp()) * 1000000)::int8, \
-                    COALESCE((SELECT created_at FROM events ORDER BY position DESC LIMIT 1), 0))",
-        )
-        .await
-        .map_err(append_err)?;
-    let now: Micros = get::<i64>(&tx.query_one(&clock, &[]).await.map_err(append_err)?, 0)?.max(latest);
+    let now: Micros = get::<i64>(&clock_row, 0)?.max(latest);
 
-    let insert_event = tx.prepare_cached(INSERT_EVENT).await.map_err(append_err)?;
-    let upsert_object = tx.prepare_cached(UPSERT_OBJECT).await.map_err(append_err)?;
-    let delete_object =
-        tx.prepare_cached("DELETE FROM objects WHERE kind = $1 AND id = $2").await.map_err(append_err)?;
-    let delete_refs =
-        tx.prepare_cached("DELETE FROM refs WHERE from_kind = $1 AND from_id = $2").await.map_err(append_err)?;
-    let insert_refs = tx
-        .prepare_cached(
-            "INSERT INTO refs (to_kind, to_id, from_kind, from_id) \
-             SELECT t.kind, t.id, $3, $4 FROM unnest($1::text[], $2::text[]) AS t(kind, id) ON CONFLICT DO NOTHING",
-        )
-        .await
-        .map_err(append_err)?;
-    let referrers = tx.prepare_cached(REFERRERS).await.map_err(append_err)?;
-
-    let mut committed = Vec::with_capacity(batch.writes.len());
+    // Every expectation is checked against the objects as the earlier writes leave them,
+    // before anything is sent.
+    let mut steps = Vec::with_capacity(batch.writes.len());
     for write in &batch.writes {
         let tracked = objects
             .get_mut(&(write.kind.as_str(), write.id.as_str()))
@@ -488,76 +534,105 @@ async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> R
         let sequence = tracked.last_sequence.checked_add(1).ok_or_else(|| {
             StoreError::Internal(format!("`{}` `{}` ran out of sequence numbers", write.kind, write.id))
         })?;
-        let sequence_sql = to_i64(sequence)?;
         let owner = write.owner(tracked.current.as_ref()).to_owned();
-
-        let row = tx
-            .query_one(
-                &insert_event,
-                &[&write.kind, &write.id, &sequence_sql, &write.event_type, &write.payload, &batch.actor, &owner, &now],
-            )
-            .await
-            .map_err(append_err)?;
-        let position = to_u64(get::<i64>(&row, 0)?)?;
-        let epoch = xid_column(&row, 1)?;
-
+        let created = tracked.current.is_none();
         let outcome = write.outcome(tracked.current.as_ref(), sequence, now);
-        match (&write.change, &outcome) {
+        tracked.last_sequence = sequence;
+        tracked.current = outcome.clone();
+        steps.push(Step { write, sequence, sequence_sql: to_i64(sequence)?, owner, created, outcome });
+    }
+
+    let mut sent: Vec<Pin<Box<dyn Future<Output = Sent<'_>> + Send + '_>>> = Vec::new();
+    let mut counts = Vec::with_capacity(steps.len());
+    for step in &steps {
+        let before = sent.len();
+        let write = step.write;
+        let event: Vec<&(dyn ToSql + Sync)> = vec![
+            &write.kind,
+            &write.id,
+            &step.sequence_sql,
+            &write.event_type,
+            &write.payload,
+            &batch.actor,
+            &step.owner,
+            &now,
+        ];
+        let insert_event = &insert_event;
+        let tx = &tx;
+        sent.push(Box::pin(async move { Sent::Event(tx.query_one(insert_event, &event).await) }));
+        match (&write.change, &step.outcome) {
             (Change::Put { refs, .. }, Some(object)) => {
-                let upserted = tx
-                    .execute(
-                        &upsert_object,
-                        &[
-                            &object.kind,
-                            &object.id,
-                            &object.owner,
-                            &object.parent,
-                            &object.name,
-                            &object.state,
-                            &sequence_sql,
-                            &object.created_at,
-                            &now,
-                        ],
-                    )
-                    .await;
-                if let Err(e) = upserted {
-                    return Err(match &object.name {
-                        Some(name) if is_name_conflict(&e) => {
-                            Failure::Fail(StoreError::NameTaken { kind: write.kind.clone(), name: name.clone() })
-                        }
-                        _ => append_err(e),
-                    });
-                }
-                if let Some(refs) = refs {
-                    tx.execute(&delete_refs, &[&write.kind, &write.id]).await.map_err(append_err)?;
+                let row: Vec<&(dyn ToSql + Sync)> = vec![
+                    &object.kind,
+                    &object.id,
+                    &object.owner,
+                    &object.parent,
+                    &object.name,
+                    &object.state,
+                    &step.sequence_sql,
+                    &object.created_at,
+                    &now,
+                ];
+                let upsert_object = &upsert_object;
+                sent.push(Box::pin(async move {
+                    Sent::Object(tx.execute(upsert_object, &row).await, object.name.as_ref())
+                }));
+                // A new object has no references to replace: its delete removed any.
+                if let Some(refs) = refs.as_ref().filter(|refs| !(step.created && refs.is_empty())) {
                     let kinds: Vec<&str> = refs.iter().map(|r| r.kind.as_str()).collect();
                     let ids: Vec<&str> = refs.iter().map(|r| r.id.as_str()).collect();
-                    tx.execute(&insert_refs, &[&kinds, &ids, &write.kind, &write.id]).await.map_err(append_err)?;
+                    let replace_refs = &replace_refs;
+                    sent.push(Box::pin(async move {
+                        Sent::Done(tx.execute(replace_refs, &[&kinds, &ids, &write.kind, &write.id]).await)
+                    }));
                 }
             }
             _ => {
-                tx.execute(&delete_refs, &[&write.kind, &write.id]).await.map_err(append_err)?;
-                let rows =
-                    tx.query(&referrers, &[&write.kind, &write.id, &REFERRERS_NAMED]).await.map_err(append_err)?;
-                if !rows.is_empty() {
-                    let by = rows
-                        .iter()
-                        .map(|row| Ok(ObjectKey { kind: get(row, 0)?, id: get(row, 1)? }))
-                        .collect::<StoreResult<Vec<_>>>()?;
-                    return Err(Failure::Fail(StoreError::Referenced {
-                        kind: write.kind.clone(),
-                        id: write.id.clone(),
-                        by,
-                    }));
-                }
-                tx.execute(&delete_object, &[&write.kind, &write.id]).await.map_err(append_err)?;
+                let delete_object = &delete_object;
+                sent.push(Box::pin(async move {
+                    Sent::Removed(tx.query(delete_object, &[&write.kind, &write.id, &REFERRERS_NAMED]).await)
+                }));
             }
         }
+        counts.push(sent.len() - before);
+    }
+    // Polled together, so every statement goes out before the first answer is read.
+    let mut answers = futures_util::future::join_all(sent).await.into_iter();
 
-        tracked.last_sequence = sequence;
-        tracked.current = outcome;
-        let event = write.event(&batch.actor, &owner, position, sequence, now);
-        committed.push(Committed { cursor: LogCursor { epoch, position }, event });
+    let mut committed = Vec::with_capacity(steps.len());
+    for (step, count) in steps.iter().zip(counts) {
+        let mut cursor = None;
+        for answer in answers.by_ref().take(count) {
+            match answer {
+                Sent::Event(row) => {
+                    let row = row.map_err(append_err)?;
+                    cursor = Some(LogCursor { epoch: xid_column(&row, 1)?, position: to_u64(get::<i64>(&row, 0)?)? });
+                }
+                Sent::Object(Err(e), Some(name)) if is_name_conflict(&e) => {
+                    return Err(Failure::Fail(StoreError::NameTaken {
+                        kind: step.write.kind.clone(),
+                        name: name.clone(),
+                    }));
+                }
+                Sent::Object(result, _) | Sent::Done(result) => {
+                    result.map_err(append_err)?;
+                }
+                Sent::Removed(rows) => {
+                    let rows = rows.map_err(append_err)?;
+                    if !rows.is_empty() {
+                        let by = rows
+                            .iter()
+                            .map(|row| Ok(ObjectKey { kind: get(row, 0)?, id: get(row, 1)? }))
+                            .collect::<StoreResult<Vec<_>>>()?;
+                        let (kind, id) = (step.write.kind.clone(), step.write.id.clone());
+                        return Err(Failure::Fail(StoreError::Referenced { kind, id, by }));
+                    }
+                }
+            }
+        }
+        let cursor = cursor.ok_or_else(|| StoreError::Internal("a write answered no event".into()))?;
+        let event = step.write.event(&batch.actor, &step.owner, cursor.position, step.sequence, now);
+        committed.push(Committed { cursor, event });
     }
 
     tx.commit().await.map_err(append_err)?;
