@@ -538,28 +538,7 @@ pub(crate) async fn events_carry_the_change_not_the_object(h: Arc<Harness>) {
     assert_eq!(writer.read().unwrap().get::<Tally>("t1").unwrap().members.len(), 1_001);
 }
 
-macro_rules! on_every_backend {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::run(super::Target::Sqlite, stringify!($test), super::$test).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $test() {
-                    super::run(super::Target::Postgres, stringify!($test), super::$test).await;
-                }
-            )*
-        }
-    };
-}
-
-on_every_backend!(
+crate::store::conformance::conformance_suite!(
     a_replica_starts_from_state_not_history,
     a_replica_applies_a_late_commit_once,
     tokens_are_answered_from_the_follower,

@@ -1439,7 +1439,8 @@ pub(crate) async fn closed_store_is_unavailable(h: Arc<Harness>) {
     store.close().await.unwrap();
 }
 
-/// One `#[tokio::test]` per backend and behaviour.
+/// One `#[tokio::test]` per backend and behaviour: the module that invokes it holds the
+/// behaviours and has `run` and `Target` in scope (the model's replica tests use it too).
 macro_rules! conformance_suite {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -1460,6 +1461,8 @@ macro_rules! conformance_suite {
         }
     };
 }
+
+pub(crate) use conformance_suite;
 
 conformance_suite!(
     append_then_get_round_trips,
