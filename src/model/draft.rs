@@ -34,12 +34,6 @@ pub struct Plan {
     pub reads: Reads,
 }
 
-impl Plan {
-    pub fn is_empty(&self) -> bool {
-        self.planned.is_empty()
-    }
-}
-
 /// The objects a plan read, each with the sequence it found (`None`: absent).
 #[derive(Clone, Debug, Default)]
 pub struct Reads(Vec<(Key, Option<u64>)>);
@@ -71,11 +65,6 @@ pub struct Draft<'a> {
 impl<'a> Draft<'a> {
     pub fn new(objects: &'a Objects) -> Draft<'a> {
         Draft { objects, planned: Vec::new(), guards: Vec::new(), written: HashSet::new(), reads: Reads::default() }
-    }
-
-    /// The state the plan is made against, for reads the plan need not remember.
-    pub fn objects(&self) -> &'a Objects {
-        self.objects
     }
 
     /// Reads one object and remembers that the plan depends on it.

@@ -192,11 +192,6 @@ impl Objects {
         }
     }
 
-    /// How many objects of kind `K` are under `parent`.
-    pub fn count<K: Kind>(&self, parent: &str) -> usize {
-        self.tables.get(K::NAME).and_then(|table| table.lists.get(parent)).map_or(0, BTreeSet::len)
-    }
-
     /// The objects that reference `key`, its owned objects included, in key order.
     pub fn referrers(&self, key: &Key) -> impl Iterator<Item = &Key> {
         self.referrers.get(key).into_iter().flatten()

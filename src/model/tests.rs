@@ -229,7 +229,7 @@ fn indexes_follow_every_change_and_leave_nothing_behind() {
     let t2 = objects.get::<Tally>("t2").unwrap();
     assert_eq!(page(Some((t2.meta.created_at, "t2")), false), ["t3"]);
     assert_eq!(page(None, true), ["t3", "t2"]);
-    assert_eq!(objects.count::<Tally>("org-1"), 3);
+    assert_eq!(objects.page::<Tally>("org-1", None, false, 10).len(), 3);
     assert!(objects.page::<Tally>("", None, false, 10).is_empty(), "owned objects are not top level");
     assert_eq!(objects.page::<Organization>("", None, false, 10).len(), 1);
     // Who references what: the owner, and the role.
@@ -253,6 +253,30 @@ fn indexes_follow_every_change_and_leave_nothing_behind() {
     assert_eq!(objects.len(), 2);
     // Left: the organization's list, and its referrer (the role) — no empty sets, no markers.
     assert_eq!(objects.index_sizes(), (2, 1, 0, 0));
+}
+
+/// Lists go by created_at, then id in byte order; `after` is exclusive, inside a run of
+/// equal created_at too.
+#[test]
+fn pages_break_ties_by_id_and_start_strictly_after_their_key() {
+    let mut objects = objects();
+    let tally = json!({ "total": 0, "members": [], "roles": [] });
+    let rows: Vec<StoredObject> = [("m", 10), ("k", 10), ("l", 10), ("L", 10), ("b", 20), ("a", 20), ("f", 30)]
+        .into_iter()
+        .map(|(id, at)| row("tally", id, "org-1", tally.clone(), 1, at))
+        .chain([row("tally", "elsewhere", "org-2", tally.clone(), 1, 5)])
+        .collect();
+    objects.load(rows).unwrap();
+    let ids = |after: Option<(i64, &str)>, reverse: bool, limit: usize| {
+        objects.page::<Tally>("org-1", after, reverse, limit).iter().map(|t| t.id.to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(None, false, 100), ["L", "k", "l", "m", "a", "b", "f"]);
+    assert_eq!(ids(None, true, 3), ["f", "b", "a"]);
+    assert_eq!(ids(Some((10, "l")), false, 10), ["m", "a", "b", "f"]);
+    assert_eq!(ids(Some((10, "l")), true, 10), ["k", "L"]);
+    assert_eq!(ids(Some((30, "f")), false, 10), Vec::<String>::new());
+    assert!(ids(None, false, 0).is_empty());
+    assert!(objects.page::<Tally>("org-9", None, false, 10).is_empty());
 }
 
 #[test]

@@ -53,7 +53,7 @@ pub struct StoredObject {
     pub id: String,
     /// The organization (or the instance) that owns the object.
     pub owner: String,
-    /// The scope that lists the object and in which its name is unique ("" for top level).
+    /// The scope in which its name is unique ("" for top level).
     pub parent: String,
     pub name: Option<String>,
     /// The state, as JSON text.
@@ -350,14 +350,8 @@ pub trait Store: Send + Sync + 'static {
     /// without following the log.
     async fn head(&self, kind: &str, id: &str) -> StoreResult<Head>;
 
-    /// Objects of a kind under one parent, in (created_at, id) order.
-    async fn list(&self, kind: &str, parent: &str, page: &PageQuery) -> StoreResult<Vec<StoredObject>>;
-
     /// Every current object and the log cursor they reflect, read in one consistent snapshot.
     async fn snapshot(&self) -> StoreResult<Snapshot>;
-
-    /// The objects that reference `(kind, id)`.
-    async fn referrers(&self, kind: &str, id: &str) -> StoreResult<Vec<ObjectKey>>;
 
     /// Committed events after `after` in cursor order, of one object (kind, id) or of all.
     /// Only events that no running transaction can precede are delivered.
@@ -378,16 +372,6 @@ pub trait Store: Send + Sync + 'static {
 
     /// Flushes and closes; later calls fail with `Unavailable`.
     async fn close(&self) -> StoreResult<()>;
-}
-
-/// A page request in (created_at, id) order.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PageQuery {
-    /// Only objects strictly after this key in the requested direction.
-    pub after: Option<(Micros, String)>,
-    /// Newest first.
-    pub reverse: bool,
-    pub limit: u32,
 }
 
 /// Opens the configured backend: PostgreSQL when a database URL is set, else SQLite in the

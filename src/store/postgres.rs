@@ -49,8 +49,8 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use crate::store::{
-    Batch, Change, Committed, Event, Head, Instance, Located, LogCursor, Micros, Migration, ObjectKey, PageQuery,
-    REFERRERS_NAMED, Snapshot, Store, StoreError, StoreResult, StoredObject,
+    Batch, Change, Committed, Event, Head, Instance, Located, LogCursor, Micros, Migration, ObjectKey, REFERRERS_NAMED,
+    Snapshot, Store, StoreError, StoreResult, StoredObject,
 };
 
 /// Connections in the pool: enough for the write concurrency a replica needs, few enough for
@@ -187,29 +187,6 @@ impl Store for PostgresStore {
         Ok(Head { object, sequence })
     }
 
-    async fn list(&self, kind: &str, parent: &str, page: &PageQuery) -> StoreResult<Vec<StoredObject>> {
-        let client = self.client().await?;
-        let (cmp, order) = if page.reverse { ("<", "DESC") } else { (">", "ASC") };
-        let limit = i64::from(page.limit);
-        let mut sql = format!("SELECT {OBJECT_COLUMNS}, id FROM objects WHERE kind = $1 AND parent = $2");
-        if page.after.is_some() {
-            sql.push_str(&format!(" AND (created_at, id) {cmp} ($4, $5)"));
-        }
-        sql.push_str(&format!(" ORDER BY created_at {order}, id {order} LIMIT $3"));
-        let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
-        let rows = match &page.after {
-            Some((created_at, id)) => client.query(&stmt, &[&kind, &parent, &limit, created_at, id]).await,
-            None => client.query(&stmt, &[&kind, &parent, &limit]).await,
-        }
-        .map_err(pg_err)?;
-        rows.iter()
-            .map(|row| {
-                let id: String = get(row, 7)?;
-                object_from_row(kind, &id, row)
-            })
-            .collect()
-    }
-
     async fn snapshot(&self) -> StoreResult<Snapshot> {
         let mut client = self.client().await?;
         // One REPEATABLE READ snapshot for the rows and the watermark: every transaction below
@@ -236,13 +213,6 @@ impl Store for PostgresStore {
         // Positions stay below i64::MAX, so this cursor is just before every event of xmin.
         let cursor = LogCursor { epoch: xmin.saturating_sub(1), position: i64::MAX as u64 };
         Ok(Snapshot { cursor, objects })
-    }
-
-    async fn referrers(&self, kind: &str, id: &str) -> StoreResult<Vec<ObjectKey>> {
-        let client = self.client().await?;
-        let stmt = client.prepare_cached(REFERRERS).await.map_err(pg_err)?;
-        let rows = client.query(&stmt, &[&kind, &id, &i64::MAX]).await.map_err(pg_err)?;
-        rows.iter().map(|row| Ok(ObjectKey { kind: get(row, 0)?, id: get(row, 1)? })).collect()
     }
 
     async fn read_log(
@@ -400,9 +370,6 @@ const UPSERT_OBJECT: &str = "INSERT INTO objects (kind, id, owner, parent, name,
      ON CONFLICT (kind, id) DO UPDATE SET owner = excluded.owner, parent = excluded.parent, \
      name = excluded.name, state = excluded.state, sequence = excluded.sequence, \
      updated_at = excluded.updated_at";
-
-const REFERRERS: &str = "SELECT from_kind, from_id FROM refs WHERE to_kind = $1 AND to_id = $2 \
-     ORDER BY from_kind, from_id LIMIT $3";
 
 /// The transaction's time: the database's clock, never before the newest event.
 const CLOCK: &str = "SELECT GREATEST((extract(epoch FROM clock_timestamp()) * 1000000)::int8, \

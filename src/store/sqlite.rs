@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use crate::store::{
     Append, Batch, Change, Committed, Event, Head, Instance, Located, LogCursor, Micros, Migration, ObjectKey,
-    PageQuery, REFERRERS_NAMED, Snapshot, Store, StoreError, StoreResult, StoredObject,
+    REFERRERS_NAMED, Snapshot, Store, StoreError, StoreResult, StoredObject,
 };
 
 /// The database file inside the store directory.
@@ -191,11 +191,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list(&self, kind: &str, parent: &str, page: &PageQuery) -> StoreResult<Vec<StoredObject>> {
-        let (kind, parent, page) = (kind.to_owned(), parent.to_owned(), page.clone());
-        self.read(move |conn| list_objects(conn, &kind, &parent, &page)).await
-    }
-
     async fn snapshot(&self) -> StoreResult<Snapshot> {
         self.read(|conn| {
             // One read transaction: the rows and the last position come from one WAL snapshot,
@@ -216,11 +211,6 @@ impl Store for SqliteStore {
             result
         })
         .await
-    }
-
-    async fn referrers(&self, kind: &str, id: &str) -> StoreResult<Vec<ObjectKey>> {
-        let (kind, id) = (kind.to_owned(), id.to_owned());
-        self.read(move |conn| select_referrers(conn, &kind, &id, i64::MAX)).await
     }
 
     async fn read_log(
@@ -671,24 +661,6 @@ fn select_object(conn: &Connection, kind: &str, id: &str) -> StoreResult<Option<
     conn.prepare_cached(&format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = ?1 AND id = ?2"))
         .and_then(|mut stmt| stmt.query_row(params![kind, id], object_from_row).optional())
         .map_err(db_err)
-}
-
-fn list_objects(conn: &Connection, kind: &str, parent: &str, page: &PageQuery) -> StoreResult<Vec<StoredObject>> {
-    let (cmp, order) = if page.reverse { ("<", "DESC") } else { (">", "ASC") };
-    let limit = i64::from(page.limit);
-    // Row-value comparison keeps the keyset a range scan on objects_list.
-    let mut sql = format!("SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = ?1 AND parent = ?2");
-    if page.after.is_some() {
-        sql.push_str(&format!(" AND (created_at, id) {cmp} (?4, ?5)"));
-    }
-    sql.push_str(&format!(" ORDER BY created_at {order}, id {order} LIMIT ?3"));
-    let mut stmt = conn.prepare_cached(&sql).map_err(db_err)?;
-    let rows = match &page.after {
-        Some((created_at, id)) => stmt.query_map(params![kind, parent, limit, created_at, id], object_from_row),
-        None => stmt.query_map(params![kind, parent, limit], object_from_row),
-    }
-    .map_err(db_err)?;
-    rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
 }
 
 fn select_log(
@@ -1251,7 +1223,7 @@ mod tests {
     }
 
     #[test]
-    fn list_and_log_queries_use_indexes() {
+    fn log_queries_use_indexes() {
         let dir = tempfile::tempdir().unwrap();
         drop(SqliteStore::open(dir.path()).unwrap());
         let raw = Connection::open(dir.path().join(DB_FILE)).unwrap();
@@ -1261,10 +1233,6 @@ mod tests {
                 stmt.query_map([], |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
             rows.join("; ")
         };
-        let list = plan(&format!(
-            "SELECT {OBJECT_COLUMNS} FROM objects WHERE kind = 'u' AND parent = 'p' AND (created_at, id) > (1, 'a') ORDER BY created_at DESC, id DESC LIMIT 5"
-        ));
-        assert!(list.contains("objects_list") && !list.contains("TEMP B-TREE"), "{list}");
         let object_log = plan(&format!(
             "SELECT {LOG_COLUMNS} FROM events WHERE kind = 'u' AND object_id = 'a' AND position > 3 ORDER BY sequence LIMIT 5"
         ));

@@ -8,6 +8,9 @@ ALTER TABLE events DROP COLUMN state;
 ALTER TABLE events DROP COLUMN object_created_at;
 ALTER TABLE events DROP COLUMN deleted;
 
+-- Lists are answered from the replicas' in-memory state, never by the database.
+DROP INDEX objects_list;
+
 -- Which objects reference which, so that a delete checks in its own transaction that nothing
 -- references the object any more. Written with each put from this version on; objects written
 -- before it get theirs when next written (until then their references are known to the
