@@ -299,6 +299,7 @@ struct Row {
 }
 
 async fn measure(dir: &Path, orgs: usize, reads: usize) -> Row {
+    let ready_ms = started_ready(dir).as_secs_f64() * 1000.0;
     let started = start(dir);
     let (rss, hwm) = memory(started.child.id());
     let channel =
@@ -365,14 +366,7 @@ async fn measure(dir: &Path, orgs: usize, reads: usize) -> Row {
     })
     .await;
     replica.close().await.unwrap();
-    Row { orgs, objects, events, ready_ms: 0.0, load_ms, rss, hwm, get, list, children }.with_ready(started_ready(dir))
-}
-
-impl Row {
-    fn with_ready(mut self, ready: Duration) -> Row {
-        self.ready_ms = ready.as_secs_f64() * 1000.0;
-        self
-    }
+    Row { orgs, objects, events, ready_ms, load_ms, rss, hwm, get, list, children }
 }
 
 /// Time to ready of a fresh start: the median of three.

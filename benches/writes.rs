@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use iamd::config::{Config, DatabaseUrl};
+use iamd::config::{Config, Secret};
 use iamd::pb::iamd::accounts::v1 as pb;
 use pb::organization_service_client::OrganizationServiceClient;
 use tonic::transport::Channel;
@@ -105,10 +105,8 @@ async fn scratch_schema(base: &str) -> (tokio_postgres::Client, String, String) 
 async fn replication_lag(url: &str) -> Histogram<u64> {
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
-    let config = |dir: &tempfile::TempDir| Config {
-        database_url: Some(DatabaseUrl::new(url)),
-        ..Config::for_data_dir(dir.path())
-    };
+    let config =
+        |dir: &tempfile::TempDir| Config { database_url: Some(Secret::new(url)), ..Config::for_data_dir(dir.path()) };
     let a = iamd::server::start(config(&dir_a)).await.unwrap();
     let b = iamd::server::start(config(&dir_b)).await.unwrap();
     let mut on_a = OrganizationServiceClient::new(channel(a.addr).await);
@@ -164,8 +162,7 @@ fn main() {
         let sync_commit: String = admin.query_one("SHOW synchronous_commit", &[]).await.unwrap().get(0);
         println!("PostgreSQL: fsync={fsync} synchronous_commit={sync_commit}");
         let pg_dir = tempfile::tempdir().unwrap();
-        let config =
-            Config { database_url: Some(DatabaseUrl::new(&schema_url)), ..Config::for_data_dir(pg_dir.path()) };
+        let config = Config { database_url: Some(Secret::new(&schema_url)), ..Config::for_data_dir(pg_dir.path()) };
         measure("PostgreSQL", config, &mut rows).await;
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
 

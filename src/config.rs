@@ -17,7 +17,7 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// PostgreSQL store instead of SQLite, as `postgres://user:password@host:port/database`.
     #[arg(long, env = "IAMD_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<DatabaseUrl>,
+    pub database_url: Option<Secret>,
     /// Secret of the bootstrap admin's token, sent as `Authorization: Bearer <token>`.
     #[arg(long, env = "IAMD_BOOTSTRAP_TOKEN", hide_env_values = true)]
     pub bootstrap_token: Option<Secret>,
@@ -56,37 +56,9 @@ impl Config {
     }
 }
 
-/// A database URL. It may hold a password, so `Debug` only says that one is set.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DatabaseUrl(String);
-
-impl DatabaseUrl {
-    pub fn new(url: impl Into<String>) -> DatabaseUrl {
-        DatabaseUrl(url.into())
-    }
-
-    /// The URL itself, password included: for the store's connect call only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DatabaseUrl(..)")
-    }
-}
-
-impl std::str::FromStr for DatabaseUrl {
-    type Err = std::convert::Infallible;
-
-    fn from_str(url: &str) -> Result<DatabaseUrl, Self::Err> {
-        Ok(DatabaseUrl(url.to_owned()))
-    }
-}
-
-/// A secret setting, such as the bootstrap token. `Debug` only says that one is set, so a
-/// printed `Config` (a log line, a panic) never shows it.
+/// A secret setting: the bootstrap token, a database URL (which may hold a password).
+/// `Debug` only says that one is set, so a printed `Config` (a log line, a panic) never
+/// shows it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -154,9 +126,9 @@ mod tests {
 
         let url = "postgres://iamd:s3cret@db:5432/iam";
         let postgres = Cli::try_parse_from(["iamd", "--database-url", url]).unwrap().config;
-        assert_eq!(postgres.database_url.as_ref().map(DatabaseUrl::expose), Some(url));
+        assert_eq!(postgres.database_url.as_ref().map(Secret::expose), Some(url));
         let printed = format!("{postgres:?}");
-        assert!(printed.contains("DatabaseUrl(..)") && !printed.contains("s3cret"), "{printed}");
+        assert!(printed.contains("Secret(..)") && !printed.contains("s3cret"), "{printed}");
     }
 
     #[test]

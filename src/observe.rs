@@ -334,16 +334,25 @@ impl PlainVisitor<'_> {
         if self.result.is_err() || name.starts_with("log.") {
             return;
         }
-        let separator = if std::mem::replace(&mut self.first, false) { "" } else { " " };
-        self.result = (|| {
-            self.writer.write_str(separator)?;
-            if name != "message" {
-                self.writer.write_str(name.strip_prefix("r#").unwrap_or(name))?;
-                self.writer.write_char('=')?;
-            }
-            value(&mut Escaped(&mut self.writer))
-        })();
+        let first = std::mem::replace(&mut self.first, false);
+        self.result = write_field(&mut self.writer, first, name, value);
     }
+}
+
+fn write_field(
+    writer: &mut tracing_subscriber::fmt::format::Writer<'_>,
+    first: bool,
+    name: &str,
+    value: impl FnOnce(&mut Escaped<'_, '_>) -> fmt::Result,
+) -> fmt::Result {
+    if !first {
+        writer.write_char(' ')?;
+    }
+    if name != "message" {
+        writer.write_str(name.strip_prefix("r#").unwrap_or(name))?;
+        writer.write_char('=')?;
+    }
+    value(&mut Escaped(writer))
 }
 
 impl tracing::field::Visit for PlainVisitor<'_> {

@@ -88,7 +88,7 @@ impl App {
             .write(actor, |draft| {
                 require_org(draft, org_id)?;
                 let current = own_policy(draft, org_id)?;
-                change(draft, &current, DomainPolicyEvent::OrgChanged(settings), expected)
+                change(draft, &current, settings, DomainPolicyEvent::OrgChanged, expected)
             })
             .await?;
         details(org_id, written)
@@ -122,31 +122,30 @@ impl App {
         let ((), written) = self
             .write(actor, |draft| {
                 let current = draft.get::<Policy>(instance).ok_or_else(no_default)?;
-                change(draft, &current, DomainPolicyEvent::InstanceChanged(settings), expected)
+                change(draft, &current, settings, DomainPolicyEvent::InstanceChanged, expected)
             })
             .await?;
         details(instance, written)
     }
 }
 
+/// Changes the settings of `current` by the event `changed` makes of them.
 fn change(
     draft: &mut Draft<'_>,
     current: &Obj<Policy>,
-    event: DomainPolicyEvent,
+    settings: DomainSettings,
+    changed: fn(DomainSettings) -> DomainPolicyEvent,
     expected: Option<u64>,
 ) -> Result<(), AppError> {
     check_version(expected, &current.meta, "domain policy")?;
-    let (DomainPolicyEvent::InstanceChanged(settings) | DomainPolicyEvent::OrgChanged(settings)) = &event else {
-        return Err(AppError::new(ErrorKind::Internal, "INTERNAL", "not a change of the settings"));
-    };
-    if *current.state == *settings {
+    if *current.state == settings {
         return Err(AppError::new(
             ErrorKind::FailedPrecondition,
             "DOMAIN_POLICY_NOT_CHANGED",
             "the domain policy already has these settings",
         ));
     }
-    draft.change(current, event)?;
+    draft.change(current, changed(settings))?;
     Ok(())
 }
 

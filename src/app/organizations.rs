@@ -29,8 +29,8 @@ impl App {
         let domain = valid_domain(domain)?;
         let id = uuid::Uuid::new_v4().to_string();
         let event = OrganizationEvent::Added { name, domain };
-        let ((), written) =
-            self.write(actor, |draft| Ok(draft.create::<Organization>(&id, &id, event.clone()).map(drop)?)).await?;
+        let (_, written) =
+            self.write(actor, |draft| Ok(draft.create::<Organization>(&id, &id, event.clone())?)).await?;
         let organization = written.get::<Organization>(&id).ok_or_else(missing_commit)?;
         Ok(Receipt::of(organization, &written))
     }

@@ -204,7 +204,7 @@ impl Objects {
 
     /// The parent an object with this owner is listed under.
     pub(crate) fn parent_of<'a>(&self, id: &str, owner: &'a str) -> &'a str {
-        if owner == &*self.instance || owner == id { "" } else { owner }
+        parent(&self.instance, id, owner)
     }
 
     /// The reference an object has to its owner, when an object owns it.
@@ -338,6 +338,7 @@ impl Objects {
             created_at: row.created_at,
             updated_at: row.updated_at,
         };
+        self.remove(&key);
         self.put(key, meta, state);
         Ok(())
     }
@@ -353,8 +354,8 @@ impl Objects {
         self.put(key, meta, state);
     }
 
+    /// Indexes an object that is not here (callers remove what was).
     fn put(&mut self, key: Key, meta: Meta, state: AnyState) {
-        self.remove(&key);
         let (refs, terms) = self.refs_of(&key, &meta.owner, &state);
         for target in refs.iter() {
             self.referrers.entry(target.clone()).or_default().insert(key.clone());
@@ -362,10 +363,8 @@ impl Objects {
         for term in terms.iter() {
             self.terms.entry(term.index).or_default().entry(term.value.clone()).or_default().insert(key.clone());
         }
-        let parent: Arc<str> = match self.parent_of(&key.id, &meta.owner) {
-            "" => Arc::from(""),
-            _ => meta.owner.clone(),
-        };
+        let parent: Arc<str> =
+            if self.parent_of(&key.id, &meta.owner).is_empty() { Arc::from("") } else { meta.owner.clone() };
         let table = self.tables.entry(key.kind).or_default();
         table.lists.entry(parent).or_default().insert((meta.created_at, key.id.clone()));
         table.entries.insert(key.id, Entry { meta, state, refs, terms });
@@ -375,8 +374,7 @@ impl Objects {
     fn remove(&mut self, key: &Key) -> Option<Meta> {
         let table = self.tables.get_mut(key.kind)?;
         let entry = table.entries.remove(&*key.id)?;
-        let parent =
-            if entry.meta.owner == self.instance || *entry.meta.owner == *key.id { "" } else { &*entry.meta.owner };
+        let parent = parent(&self.instance, &key.id, &entry.meta.owner);
         if let Some(list) = table.lists.get_mut(parent) {
             list.remove(&(entry.meta.created_at, key.id.clone()));
             if list.is_empty() {
@@ -414,6 +412,12 @@ impl Objects {
         let terms = self.terms.values().map(|values| values.len()).sum();
         (lists, self.referrers.len(), terms, self.tombstones.len())
     }
+}
+
+/// The parent an object is listed under: the organization that owns it; the top level ("")
+/// for what the instance owns and for an organization, which owns itself.
+fn parent<'a>(instance: &str, id: &str, owner: &'a str) -> &'a str {
+    if owner == instance || owner == id { "" } else { owner }
 }
 
 fn typed<K: Kind>(id: &Arc<str>, entry: &Entry) -> Option<Obj<K>> {

@@ -55,11 +55,14 @@ fn typed<'a, K: Kind>(id: &str, state: &'a AnyState) -> Result<&'a K::State, Mod
     })
 }
 
+/// The state an event leaves; errors name the object.
+fn apply<K: Kind>(id: &str, state: Option<&K::State>, event: &K::Event) -> Result<Option<K::State>, ModelError> {
+    K::apply(state, event).map_err(|message| ModelError::Apply { kind: K::NAME, id: id.to_owned(), message })
+}
+
 /// The state an event leaves, ready to be written; errors name the object.
 pub(crate) fn next<K: Kind>(id: &str, state: Option<&K::State>, event: &K::Event) -> Result<Option<Next>, ModelError> {
-    let after =
-        K::apply(state, event).map_err(|message| ModelError::Apply { kind: K::NAME, id: id.to_owned(), message })?;
-    let Some(after) = after else { return Ok(None) };
+    let Some(after) = apply::<K>(id, state, event)? else { return Ok(None) };
     let (event_type, payload) = encode_event::<K>(event)?;
     let json = serde_json::to_string(&after)
         .map_err(|e| ModelError::Codec { kind: K::NAME.to_owned(), message: e.to_string() })?;
@@ -87,12 +90,7 @@ impl<K: Kind> AnyKind for KindOf<K> {
     ) -> Result<Option<AnyState>, ModelError> {
         let event = decode_event::<K>(event_type, payload)?;
         let before = state.map(|s| typed::<K>(id, s)).transpose()?;
-        let after = K::apply(before, &event).map_err(|message| ModelError::Apply {
-            kind: K::NAME,
-            id: id.to_owned(),
-            message,
-        })?;
-        Ok(after.map(|after| Arc::new(after) as AnyState))
+        Ok(apply::<K>(id, before, &event)?.map(|after| Arc::new(after) as AnyState))
     }
 
     fn index(&self, state: &AnyState) -> (Vec<Key>, Vec<Term>) {

@@ -139,19 +139,20 @@ async fn run_with(
     let accepting = tokio::spawn(accept(listener, gate.clone(), config.shutdown_grace, stopped_accepting));
     tracing::info!(%addr, "loading the current state");
     tokio::pin!(shutdown);
+    // A stop signal while the state loads stops the server as cleanly as one after.
     let prepared = tokio::select! {
-        prepared = prepare(&config, registry) => prepared,
-        () = &mut shutdown => Err(ServerError::Descriptors("stopped while starting".into())),
+        prepared = prepare(&config, registry) => Some(prepared),
+        () = &mut shutdown => None,
     };
     let replica = match prepared {
-        Ok((replica, stack)) => {
+        Some(Ok((replica, stack))) => {
             gate.open(stack);
             replica
         }
-        Err(e) => {
+        stopped_or_failed => {
             let _ = stop_accepting.send(());
             let _ = accepting.await;
-            return Err(e);
+            return stopped_or_failed.map_or(Ok(()), |failed| failed.map(drop));
         }
     };
     match &config.database_url {

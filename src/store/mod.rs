@@ -401,7 +401,7 @@ pub(crate) fn new_signing_key() -> StoreResult<Vec<u8>> {
 #[allow(clippy::unwrap_used, clippy::panic, reason = "a failing test panics")]
 mod tests {
     use super::*;
-    use crate::config::DatabaseUrl;
+    use crate::config::Secret;
 
     #[test]
     fn the_signing_key_is_never_printed() {
@@ -440,7 +440,7 @@ mod tests {
         let separator = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{separator}options=-c%20search_path%3D{}", schema.name);
         let dir = tempfile::tempdir().unwrap();
-        let config = Config { database_url: Some(DatabaseUrl::new(url)), ..Config::for_data_dir(dir.path()) };
+        let config = Config { database_url: Some(Secret::new(url)), ..Config::for_data_dir(dir.path()) };
         let store = open(&config).await.unwrap();
         store.ping().await.unwrap();
         let id = store.instance().await.unwrap().id;

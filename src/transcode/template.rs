@@ -453,26 +453,7 @@ fn is_valid_verb(verb: &str) -> bool {
 /// RFC 3986 `pchar` without `:` (the verb's) and `%` (escapes are read
 /// apart), or any non-ASCII byte.
 fn is_path_char(b: u8) -> bool {
-    !b.is_ascii()
-        || b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.'
-                | b'_'
-                | b'~'
-                | b'!'
-                | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b'@'
-        )
+    !b.is_ascii() || b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=@".contains(&b)
 }
 
 /// A literal segment, percent escapes decoded; `None` when it has a character
@@ -493,26 +474,7 @@ fn parse_literal(literal: &str) -> Option<String> {
 
 /// RFC 6570 reserved characters: gen-delims and sub-delims of RFC 3986.
 fn is_reserved(b: u8) -> bool {
-    matches!(
-        b,
-        b':' | b'/'
-            | b'?'
-            | b'#'
-            | b'['
-            | b']'
-            | b'@'
-            | b'!'
-            | b'$'
-            | b'&'
-            | b'\''
-            | b'('
-            | b')'
-            | b'*'
-            | b'+'
-            | b','
-            | b';'
-            | b'='
-    )
+    b":/?#[]@!$&'()*+,;=".contains(&b)
 }
 
 fn hex_value(b: u8) -> Option<u8> {

@@ -9,7 +9,9 @@ use http::{Method, StatusCode};
 use serde_json::json;
 
 use crate::durability::{Process, spawn_with};
-use crate::support::TestServer;
+use crate::support::{TestServer, eventually};
+
+const TEN_SECONDS: Duration = Duration::from_secs(10);
 
 /// A fresh schema in the test database, dropped when the test ends.
 struct Schema {
@@ -53,16 +55,12 @@ async fn replicas_share_one_database() {
 
     // Without the token: B shows A's write soon after, by following the log.
     let id = a.create_org("written-on-a").await;
-    let started = Instant::now();
-    loop {
-        let reply = b.json(Method::GET, &format!("/organizations/{id}"), None).await;
-        if reply.status == StatusCode::OK {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "B never saw A's write");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    println!("replica lag without a token: {:?}", started.elapsed());
+    let path = format!("/organizations/{id}");
+    let lag = eventually("B sees A's write", TEN_SECONDS, async || {
+        b.json(Method::GET, &path, None).await.status == StatusCode::OK
+    })
+    .await;
+    println!("replica lag without a token: {lag:?}");
 
     // With the token: B answers it at once, waiting for its view if it must.
     let reply = a.json(Method::PATCH, &format!("/organizations/{id}"), Some(json!({"domain": "a.example"}))).await;
@@ -117,11 +115,11 @@ async fn replicas_share_one_database() {
     let answered = writer.await.unwrap();
     assert!(answered.len() >= 10, "too few writes before the kill: {}", answered.len());
     let last = answered.last().unwrap();
-    let started = Instant::now();
-    while b.json(Method::GET, &format!("/organizations/{last}"), None).await.status != StatusCode::OK {
-        assert!(started.elapsed() < Duration::from_secs(10), "B never saw A's last answered write");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let path = format!("/organizations/{last}");
+    eventually("B sees A's last answered write", TEN_SECONDS, async || {
+        b.json(Method::GET, &path, None).await.status == StatusCode::OK
+    })
+    .await;
     for id in &answered {
         let reply = b.json(Method::GET, &format!("/organizations/{id}"), None).await;
         assert_eq!(reply.status, StatusCode::OK, "answered write {id} was lost");
@@ -146,12 +144,12 @@ async fn blind_writes_on_two_replicas_all_succeed() {
     assert!(statuses.iter().all(|s| *s == StatusCode::OK));
     // Every rename is one event, and both replicas end with the last one (each follows the
     // other's writes).
-    let started = Instant::now();
+    let path = format!("/organizations/{id}");
     for replica in [&a, &b] {
-        while replica.json(Method::GET, &format!("/organizations/{id}"), None).await.headers["etag"] != "\"161\"" {
-            assert!(started.elapsed() < Duration::from_secs(10), "a replica never caught up with the last rename");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually("the replica has the last rename", TEN_SECONDS, async || {
+            replica.json(Method::GET, &path, None).await.headers["etag"] == "\"161\""
+        })
+        .await;
     }
     for process in [&mut process_a, &mut process_b] {
         process.child.kill().unwrap();
@@ -170,7 +168,7 @@ async fn readyz_answers_once_the_state_is_loaded() {
     let dir = tempfile::tempdir().unwrap();
     let config = |listen| iamd::config::Config {
         listen,
-        database_url: Some(iamd::config::DatabaseUrl::new(schema.url.clone())),
+        database_url: Some(iamd::config::Secret::new(schema.url.clone())),
         bootstrap_token: Some(iamd::config::Secret::new(crate::support::TOKEN)),
         ..iamd::config::Config::for_data_dir(dir.path())
     };
@@ -185,11 +183,10 @@ async fn readyz_answers_once_the_state_is_loaded() {
         let _ = stopped.await;
     }));
     let client = TestServer::attach(addr);
-    let started = Instant::now();
-    while client.try_json(Method::GET, "/healthz", None).await.map(|r| r.status) != Some(StatusCode::OK) {
-        assert!(started.elapsed() < Duration::from_secs(10), "liveness never answered");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("liveness answers", TEN_SECONDS, async || {
+        client.try_json(Method::GET, "/healthz", None).await.map(|r| r.status) == Some(StatusCode::OK)
+    })
+    .await;
     let ready = client.json(Method::GET, "/readyz", None).await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE, "{}", ready.body);
     let api = client.json(Method::GET, "/organizations", None).await;
@@ -203,10 +200,8 @@ async fn readyz_answers_once_the_state_is_loaded() {
     assert_eq!(grpc.unwrap_err().code(), tonic::Code::Unavailable);
 
     locker.batch_execute("COMMIT").await.unwrap();
-    while client.json(Method::GET, "/readyz", None).await.status != StatusCode::OK {
-        assert!(started.elapsed() < Duration::from_secs(20), "never ready");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually("ready", TEN_SECONDS, async || client.json(Method::GET, "/readyz", None).await.status == StatusCode::OK)
+        .await;
     assert_eq!(client.json(Method::GET, "/organizations", None).await.status, StatusCode::OK);
     stop.send(()).unwrap();
     running.await.unwrap().unwrap();

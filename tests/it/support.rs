@@ -636,6 +636,17 @@ impl<Req, Resp> Rest<Req, Resp> {
     }
 }
 
+/// Waits for `done` to hold, asking every 10 ms; fails the test, naming `what`, when it
+/// does not within `limit`. Answers how long it took.
+pub async fn eventually(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) -> Duration {
+    let started = std::time::Instant::now();
+    while !done().await {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    started.elapsed()
+}
+
 /// What a path segment or query value keeps unescaped: RFC 3986 unreserved characters.
 const URL_VALUE: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
