@@ -141,11 +141,8 @@ async fn populate(dir: &Path, orgs: usize, children: usize, changes: usize) {
     let replica = replica(dir).await;
     let instance = replica.store().instance().await.unwrap().id;
     write(&replica, |d| {
-        drop(d.create::<DomainPolicy>(
-            &instance,
-            &instance,
-            DomainPolicyEvent::InstanceAdded(DomainSettings::from_org_iam(true)),
-        ));
+        let seeded = DomainPolicyEvent::InstanceAdded(DomainSettings::from_org_iam(true));
+        d.create::<DomainPolicy>(&instance, &instance, seeded).unwrap();
     })
     .await;
     for start in (0..orgs).step_by(BATCH) {
@@ -390,14 +387,13 @@ async fn member_add_bytes(dir: &Path) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     for (n, members) in [(0usize, 10usize), (1, 1_000)] {
         let id = format!("members-{n}");
-        write(&replica, |d| drop(d.create::<Item>(&id, &owner, ItemEvent::Added { label: id.clone() }).unwrap())).await;
+        write(&replica, |d| d.create::<Item>(&id, &owner, ItemEvent::Added { label: id.clone() }).unwrap()).await;
         let item = replica.read().unwrap().get::<Item>(&id).unwrap();
         let all = (0..members).map(|m| format!("user:local:member-{m:05}")).collect();
-        write(&replica, |d| drop(d.change(&item, ItemEvent::MembersAdded { members: all }).unwrap())).await;
+        write(&replica, |d| d.change(&item, ItemEvent::MembersAdded { members: all }).unwrap()).await;
         let item = replica.read().unwrap().get::<Item>(&id).unwrap();
         let one = vec!["user:local:newcomer".to_owned()];
-        let written =
-            write(&replica, |d| drop(d.change(&item, ItemEvent::MembersAdded { members: one }).unwrap())).await;
+        let written = write(&replica, |d| d.change(&item, ItemEvent::MembersAdded { members: one }).unwrap()).await;
         let log = replica.store().read_log(Some((Item::NAME, &id)), LogCursor::default(), 10).await.unwrap();
         let event = log.iter().find(|c| Some(c.event.position) == written.position).unwrap();
         let bytes = event.event.event_type.len() + event.event.payload.to_string().len();
@@ -429,7 +425,10 @@ fn main() {
     let reads: usize = std::env::var("IAMD_BENCH_READS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        let root = tempfile::tempdir_in(std::env::var("IAMD_BENCH_DIR").unwrap_or_else(|_| ".".into())).unwrap();
+        // On the repository's disk (not a tmpfs) unless told otherwise, inside target/ so
+        // that an interrupted run leaves nothing in the tree.
+        let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        let root = tempfile::tempdir_in(std::env::var_os("IAMD_BENCH_DIR").map_or(target, Into::into)).unwrap();
         let mut rows = Vec::new();
         for &orgs in &sizes {
             let dir = root.path().join(format!("orgs-{orgs}"));

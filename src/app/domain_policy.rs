@@ -4,10 +4,9 @@
 //! answer the default with `is_default` true. An organization's own policy references its
 //! organization, so it is written only while the organization exists, and goes with it.
 
-use super::organizations::{missing_commit, not_found};
+use super::organizations::{missing_commit, organization, organization_in};
 use super::{Actor, App, AppError, Details, ErrorKind, Receipt, check_version};
 use crate::kinds::domain_policy::{DomainPolicy as Policy, DomainPolicyEvent, DomainSettings};
-use crate::kinds::organization::Organization;
 use crate::model::draft::Draft;
 use crate::model::kind::Kind;
 use crate::model::objects::{Obj, Objects};
@@ -44,7 +43,7 @@ impl App {
     pub async fn org_domain_policy(&self, org_id: &str) -> Result<DomainPolicy, AppError> {
         valid_org_id(org_id)?;
         let objects = self.objects()?;
-        objects.get::<Organization>(org_id).ok_or_else(|| not_found(org_id))?;
+        organization(&objects, org_id)?;
         match objects.get::<Policy>(org_id) {
             Some(own) => Ok(policy(&own, false)),
             None => default_policy(&objects, &self.instance.id),
@@ -60,7 +59,7 @@ impl App {
         valid_org_id(org_id)?;
         let ((), written) = self
             .write(actor, |draft| {
-                require_org(draft, org_id)?;
+                organization_in(draft, org_id)?;
                 if draft.get::<Policy>(org_id).is_some() {
                     return Err(AppError::new(
                         ErrorKind::AlreadyExists,
@@ -86,7 +85,7 @@ impl App {
         valid_org_id(org_id)?;
         let ((), written) = self
             .write(actor, |draft| {
-                require_org(draft, org_id)?;
+                organization_in(draft, org_id)?;
                 let current = own_policy(draft, org_id)?;
                 change(draft, &current, settings, DomainPolicyEvent::OrgChanged, expected)
             })
@@ -103,7 +102,7 @@ impl App {
         valid_org_id(org_id)?;
         let ((), written) = self
             .write(actor, |draft| {
-                require_org(draft, org_id)?;
+                organization_in(draft, org_id)?;
                 let current = own_policy(draft, org_id)?;
                 check_version(expected, &current.meta, "domain policy")?;
                 Ok(draft.delete(&current, DomainPolicyEvent::OrgRemoved {})?)
@@ -154,11 +153,6 @@ fn valid_org_id(org_id: &str) -> Result<(), AppError> {
         return Err(AppError::invalid("orgId", "the organization id must be 1 to 200 characters"));
     }
     Ok(())
-}
-
-/// The organization a write names must exist.
-fn require_org(draft: &mut Draft<'_>, org_id: &str) -> Result<(), AppError> {
-    draft.get::<Organization>(org_id).map(drop).ok_or_else(|| not_found(org_id))
 }
 
 fn own_policy(draft: &mut Draft<'_>, org_id: &str) -> Result<Obj<Policy>, AppError> {

@@ -3,7 +3,7 @@
 //! turns it into a `tonic::Status`.
 
 use crate::model::ModelError;
-use crate::store::StoreError;
+use crate::store::{REFERRERS_NAMED, StoreError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
@@ -60,16 +60,7 @@ impl From<ModelError> for AppError {
     fn from(error: ModelError) -> Self {
         match error {
             ModelError::StillReferenced { target, by } => {
-                let mut names: Vec<String> =
-                    by.iter().take(10).map(|key| format!("{} `{}`", label(key.kind), key.id)).collect();
-                if by.len() > names.len() {
-                    names.push(format!("{} more", by.len() - names.len()));
-                }
-                AppError::new(
-                    ErrorKind::FailedPrecondition,
-                    "STILL_REFERENCED",
-                    format!("the {} `{}` is still in use by {}", label(target.kind), target.id, names.join(", ")),
-                )
+                still_referenced(target.kind, &target.id, by.len(), by.iter().map(|key| (key.kind, &*key.id)))
             }
             other => {
                 tracing::error!(error = %other, "the object model refused a write");
@@ -84,6 +75,34 @@ pub(crate) fn label(kind: &str) -> String {
     kind.replace('_', " ")
 }
 
+/// `an organization`, `a domain policy`.
+fn with_article(label: &str) -> String {
+    let vowel = label.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {label}", if vowel { "an" } else { "a" })
+}
+
+/// A unique name the store refused; `reason` is the kind's own, when the registry has one.
+pub(crate) fn name_taken(reason: &'static str, kind: &str, name: &str) -> AppError {
+    let what = with_article(&label(kind));
+    AppError::new(ErrorKind::AlreadyExists, reason, format!("{what} named `{name}` already exists"))
+}
+
+/// A delete refused for its referrers: `count` of them, the first few by name.
+fn still_referenced<'a>(
+    kind: &str,
+    id: &str,
+    count: usize,
+    named: impl Iterator<Item = (&'a str, &'a str)>,
+) -> AppError {
+    let mut names: Vec<String> =
+        named.take(REFERRERS_NAMED as usize).map(|(kind, id)| format!("{} `{id}`", label(kind))).collect();
+    if count > names.len() {
+        names.push(format!("{} more", count - names.len()));
+    }
+    let message = format!("the {} `{id}` is still in use by {}", label(kind), names.join(", "));
+    AppError::new(ErrorKind::FailedPrecondition, "STILL_REFERENCED", message)
+}
+
 impl From<StoreError> for AppError {
     fn from(error: StoreError) -> Self {
         match error {
@@ -92,18 +111,9 @@ impl From<StoreError> for AppError {
                 "CONCURRENT_MODIFICATION",
                 format!("the {kind} `{id}` was changed by another request; read it again and retry"),
             ),
-            StoreError::NameTaken { kind, name } => AppError::new(
-                ErrorKind::AlreadyExists,
-                "NAME_TAKEN",
-                format!("{} named `{name}` already exists", super::with_article(&label(&kind))),
-            ),
+            StoreError::NameTaken { kind, name } => name_taken("NAME_TAKEN", &kind, &name),
             StoreError::Referenced { kind, id, by } => {
-                let names: Vec<String> = by.iter().map(|key| format!("{} `{}`", label(&key.kind), key.id)).collect();
-                AppError::new(
-                    ErrorKind::FailedPrecondition,
-                    "STILL_REFERENCED",
-                    format!("the {} `{id}` is still in use by {}", label(&kind), names.join(", ")),
-                )
+                still_referenced(&kind, &id, by.len(), by.iter().map(|key| (key.kind.as_str(), key.id.as_str())))
             }
             StoreError::Unavailable(message) => {
                 tracing::warn!(%message, "store unavailable");

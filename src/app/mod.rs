@@ -121,8 +121,8 @@ impl App {
                 let objects = self.objects()?;
                 let mut draft = Draft::new(&objects);
                 let result = plan(&mut draft);
-                let plan = draft.finish();
-                let reads = plan.reads.clone();
+                let mut plan = draft.finish();
+                let reads = std::mem::take(&mut plan.reads);
                 (result.map(|value| (value, plan)), reads)
             };
             let (value, plan) = match planned {
@@ -143,10 +143,14 @@ impl App {
             };
             let stale = match self.replica.commit(&actor.0, plan).await {
                 Ok(written) => return Ok((value, written)),
-                Err(StoreError::NameTaken { kind, name }) => return Err(self.name_taken(&kind, &name)),
-                Err(StoreError::Conflict { kind, id, .. }) => self.keys([(kind, id)]),
-                Err(StoreError::Referenced { by, .. }) => self.keys(by.into_iter().map(|r| (r.kind, r.id))),
-                Err(e) => return Err(e.into()),
+                Err(StoreError::NameTaken { kind, name }) => {
+                    let reason = self.replica.registry().name_taken(&kind);
+                    return Err(error::name_taken(reason, &kind, &name));
+                }
+                Err(e) => match self.stale_objects(&e) {
+                    Some(stale) => stale,
+                    None => return Err(e.into()),
+                },
             };
             if attempt >= WRITE_ATTEMPTS {
                 return Err(AppError::new(
@@ -161,23 +165,18 @@ impl App {
         }
     }
 
-    fn keys(&self, keys: impl IntoIterator<Item = (String, String)>) -> Vec<Key> {
-        let Ok(objects) = self.objects() else { return Vec::new() };
-        let registry = objects.registry();
-        keys.into_iter().filter_map(|(kind, id)| Some(Key::new(registry.intern(&kind)?, id))).collect()
+    /// The objects a commit found this replica stale on, when reading them again can
+    /// change the plan: not for an error of another sort, nor for an object of a kind this
+    /// server does not know (it would be refused again the same way).
+    fn stale_objects(&self, error: &StoreError) -> Option<Vec<Key>> {
+        let registry = self.replica.registry();
+        let key = |kind: &str, id: &str| Some(Key::new(registry.intern(kind)?, id));
+        match error {
+            StoreError::Conflict { kind, id, .. } => Some(vec![key(kind, id)?]),
+            StoreError::Referenced { by, .. } => by.iter().map(|r| key(&r.kind, &r.id)).collect(),
+            _ => None,
+        }
     }
-
-    fn name_taken(&self, kind: &str, name: &str) -> AppError {
-        let reason = self.objects().map_or("NAME_TAKEN", |objects| objects.registry().name_taken(kind));
-        let what = with_article(&error::label(kind));
-        AppError::new(ErrorKind::AlreadyExists, reason, format!("{what} named `{name}` already exists"))
-    }
-}
-
-/// `an organization`, `a domain policy`.
-pub(crate) fn with_article(label: &str) -> String {
-    let vowel = label.starts_with(['a', 'e', 'i', 'o', 'u']);
-    format!("{} {label}", if vowel { "an" } else { "a" })
 }
 
 /// A short random pause before the next attempt, growing with the attempts, so writers that
@@ -186,4 +185,45 @@ fn backoff(attempt: u32) -> Duration {
     let ceiling = 100 * u64::from(attempt.min(50));
     let jitter = getrandom::u32().map_or(ceiling / 2, |r| u64::from(r) % ceiling.max(1));
     Duration::from_micros(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::store::{Append, Batch, Change, Expect, ObjectKey};
+
+    /// A delete refused for a referrer of a kind this server does not know (one a newer
+    /// version wrote) is answered as refused at once: reading that referrer again cannot
+    /// change the plan, so the write loop does not spend its attempts on it.
+    #[tokio::test]
+    async fn a_delete_refused_for_a_referrer_of_an_unknown_kind_is_answered_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::open(&Config::for_data_dir(dir.path())).await.unwrap();
+        let replica = Replica::open(store.clone(), crate::kinds::registry(), Duration::from_millis(20)).await.unwrap();
+        let app = App::new(replica).await.unwrap();
+        let id = app.create_organization(&Actor::system(), "acme", "").await.unwrap().value.id.to_string();
+        let newer = Append {
+            kind: "workflow".into(),
+            id: "w1".into(),
+            expect: Expect::Absent,
+            event_type: "workflow.added".into(),
+            payload: json!({}),
+            change: Change::Put {
+                owner: id.clone(),
+                parent: id.clone(),
+                name: None,
+                state: "{}".into(),
+                refs: Some(vec![ObjectKey::new("organization", &id)]),
+            },
+        };
+        store.append(Batch::new("newer", vec![newer])).await.unwrap();
+
+        let refused = app.delete_organization(&Actor::system(), &id, None).await.unwrap_err();
+        assert_eq!((refused.kind, refused.reason), (ErrorKind::FailedPrecondition, "STILL_REFERENCED"), "{refused}");
+        assert!(refused.message.contains("workflow `w1`"), "{refused}");
+        assert!(app.organization(&id).await.is_ok());
+    }
 }

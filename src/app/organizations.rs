@@ -97,13 +97,13 @@ impl App {
 }
 
 /// The organization, or NotFound.
-fn organization(objects: &Objects, id: &str) -> Result<Obj<Organization>, AppError> {
+pub(super) fn organization(objects: &Objects, id: &str) -> Result<Obj<Organization>, AppError> {
     required(id)?;
     objects.get::<Organization>(id).ok_or_else(|| not_found(id))
 }
 
-/// The organization a write depends on, or NotFound; the admin surface checks `orgId` so.
-pub(crate) fn organization_in(draft: &mut Draft<'_>, id: &str) -> Result<Obj<Organization>, AppError> {
+/// The organization a write depends on, or NotFound.
+pub(super) fn organization_in(draft: &mut Draft<'_>, id: &str) -> Result<Obj<Organization>, AppError> {
     required(id)?;
     draft.get::<Organization>(id).ok_or_else(|| not_found(id))
 }
@@ -144,7 +144,7 @@ fn valid_domain(domain: &str) -> Result<String, AppError> {
     Ok(domain)
 }
 
-pub(crate) fn not_found(id: &str) -> AppError {
+fn not_found(id: &str) -> AppError {
     AppError::not_found("ORGANIZATION_NOT_FOUND", format!("organization `{id}` does not exist"))
 }
 

@@ -9,7 +9,6 @@
 //! those objects from the store and plan again.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use super::ModelError;
 use super::kind::{Key, Kind, OnDelete, encode_event};
@@ -39,8 +38,7 @@ pub struct Plan {
 pub struct Reads(Vec<(Key, Option<u64>)>);
 
 impl Reads {
-    fn note(&mut self, objects: &Objects, key: Key) {
-        let seen = objects.sequence(&key);
+    fn note(&mut self, key: Key, seen: Option<u64>) {
         self.0.push((key, seen));
     }
 
@@ -69,36 +67,34 @@ impl<'a> Draft<'a> {
 
     /// Reads one object and remembers that the plan depends on it.
     pub fn get<K: Kind>(&mut self, id: &str) -> Option<Obj<K>> {
-        self.reads.note(self.objects, Key::new(K::NAME, id));
-        self.objects.get::<K>(id)
+        let found = self.objects.get::<K>(id);
+        self.reads.note(Key::new(K::NAME, id), found.as_ref().map(|obj| obj.meta.sequence));
+        found
     }
 
     /// Creates an object of kind `K` owned by `owner` (an organization's id, or the
     /// instance's), with the event that creates it.
-    pub fn create<K: Kind>(&mut self, id: &str, owner: &str, event: K::Event) -> Result<Arc<K::State>, ModelError> {
-        let key = Key::new(K::NAME, id);
+    pub fn create<K: Kind>(&mut self, id: &str, owner: &str, event: K::Event) -> Result<(), ModelError> {
         let next = next::<K>(id, None, &event)?.ok_or_else(|| apply_error::<K>(id, "the event creates nothing"))?;
-        let state = downcast::<K>(id, &next.state)?;
-        self.put(key, owner, None, next, Expect::Absent)?;
-        Ok(state)
+        self.put(Key::new(K::NAME, id), owner, None, next, Expect::Absent)
     }
 
     /// Changes `current` by `event`, expecting it unchanged since it was read.
-    pub fn change<K: Kind>(&mut self, current: &Obj<K>, event: K::Event) -> Result<Arc<K::State>, ModelError> {
+    pub fn change<K: Kind>(&mut self, current: &Obj<K>, event: K::Event) -> Result<(), ModelError> {
         let next = next::<K>(&current.id, Some(&current.state), &event)?
             .ok_or_else(|| apply_error::<K>(&current.id, "a change that deletes; delete it instead"))?;
-        let state = downcast::<K>(&current.id, &next.state)?;
         let entry = self.objects.entry(&current.key());
-        self.put(current.key(), &current.meta.owner, entry, next, Expect::Sequence(current.meta.sequence))?;
-        Ok(state)
+        self.put(current.key(), &current.meta.owner, entry, next, Expect::Sequence(current.meta.sequence))
     }
 
     /// Deletes `current` by `event`, expecting it unchanged since it was read, after what
     /// its referrers' kinds say a delete does to them. A referrer that restricts the delete
     /// fails the plan with [`ModelError::StillReferenced`], naming every such referrer.
     pub fn delete<K: Kind>(&mut self, current: &Obj<K>, event: K::Event) -> Result<(), ModelError> {
-        if K::apply(Some(&current.state), &event).ok().flatten().is_some() {
-            return Err(apply_error::<K>(&current.id, "the event does not delete"));
+        match K::apply(Some(&current.state), &event) {
+            Ok(None) => {}
+            Ok(Some(_)) => return Err(apply_error::<K>(&current.id, "the event does not delete")),
+            Err(message) => return Err(apply_error::<K>(&current.id, &message)),
         }
         let (event_type, payload) = encode_event::<K>(&event)?;
         self.remove(current.key(), current.meta.sequence, current.meta.created_at, event_type, payload)
@@ -107,7 +103,8 @@ impl<'a> Draft<'a> {
     /// Asserts, in the write's transaction, that an object the plan does not write is as
     /// expected: `Exists` for a reference, `Sequence` when the rule depends on its version.
     pub fn guard(&mut self, key: Key, expect: Expect) {
-        self.reads.note(self.objects, key.clone());
+        let seen = self.objects.sequence(&key);
+        self.reads.note(key.clone(), seen);
         self.add_guard(&key, expect);
     }
 
@@ -139,7 +136,7 @@ impl<'a> Draft<'a> {
         expect: Expect,
     ) -> Result<(), ModelError> {
         self.claim(&key)?;
-        let (refs, _) = self.objects.refs_of(&key, owner, &next.state);
+        let refs = self.objects.refs_of(&key, owner, &next.state);
         let old: HashSet<&Key> = current.map(|entry| entry.refs.iter().collect()).unwrap_or_default();
         let unchanged = current.is_some() && old.len() == refs.len() && refs.iter().all(|r| old.contains(r));
         for target in refs.iter().filter(|r| !old.contains(r)) {
@@ -184,8 +181,9 @@ impl<'a> Draft<'a> {
             if self.written.contains(referrer) {
                 continue;
             }
-            self.reads.note(objects, referrer.clone());
-            let (Some(kind), Some(entry)) = (objects.registry().kind(referrer.kind), objects.entry(referrer)) else {
+            let entry = objects.entry(referrer);
+            self.reads.note(referrer.clone(), entry.map(|entry| entry.meta.sequence));
+            let (Some(kind), Some(entry)) = (objects.registry().kind(referrer.kind), entry) else {
                 continue;
             };
             match kind.on_delete(key.kind) {
@@ -222,8 +220,4 @@ impl<'a> Draft<'a> {
 
 fn apply_error<K: Kind>(id: &str, message: &str) -> ModelError {
     ModelError::Apply { kind: K::NAME, id: id.to_owned(), message: message.to_owned() }
-}
-
-fn downcast<K: Kind>(id: &str, state: &AnyState) -> Result<Arc<K::State>, ModelError> {
-    state.clone().downcast::<K::State>().map_err(|_| apply_error::<K>(id, "the state is of another kind"))
 }

@@ -137,11 +137,6 @@ impl Objects {
         &self.registry
     }
 
-    /// The instance's id: the owner of objects no organization owns.
-    pub fn instance(&self) -> &str {
-        &self.instance
-    }
-
     /// One object of kind `K`.
     pub fn get<K: Kind>(&self, id: &str) -> Option<Obj<K>> {
         let (id, entry) = self.tables.get(K::NAME)?.entries.get_key_value(id)?;
@@ -214,19 +209,21 @@ impl Objects {
     }
 
     /// Every reference of a state with this owner: its owner first, then its kind's.
-    pub(crate) fn refs_of(&self, key: &Key, owner: &str, state: &AnyState) -> (Box<[Key]>, Box<[Term]>) {
-        let (mut refs, mut terms) = match self.registry.kind(key.kind) {
-            Some(kind) => kind.index(state),
-            None => (Vec::new(), Vec::new()),
-        };
+    pub(crate) fn refs_of(&self, key: &Key, owner: &str, state: &AnyState) -> Box<[Key]> {
+        let mut refs = self.registry.kind(key.kind).map(|kind| kind.references(state)).unwrap_or_default();
         if let Some(owner) = self.owner_ref(&key.id, owner) {
             refs.insert(0, owner);
         }
         let mut seen = std::collections::HashSet::new();
         refs.retain(|r| seen.insert(r.clone()));
+        refs.into_boxed_slice()
+    }
+
+    fn terms_of(&self, key: &Key, state: &AnyState) -> Box<[Term]> {
+        let mut terms = self.registry.kind(key.kind).map(|kind| kind.terms(state)).unwrap_or_default();
         terms.sort();
         terms.dedup();
-        (refs.into_boxed_slice(), terms.into_boxed_slice())
+        terms.into_boxed_slice()
     }
 
     /// Loads the objects of a snapshot.
@@ -248,7 +245,7 @@ impl Objects {
 
     /// Applies one event the log delivered.
     pub(crate) fn apply(&mut self, committed: Committed) -> Result<Applied, ModelError> {
-        let event = committed.event;
+        let mut event = committed.event;
         let Some(kind_name) = self.registry.intern(&event.kind) else { return Ok(Applied::Skipped) };
         let key = Key::new(kind_name, event.object_id.as_str());
         if let Some(&deleted_at) = self.tombstones.get(&key) {
@@ -268,7 +265,7 @@ impl Objects {
         }
         let Some(kind) = self.registry.kind(kind_name) else { return Ok(Applied::Skipped) };
         let before = current.map(|entry| entry.state.clone());
-        let after = match kind.apply(&key.id, before.as_ref(), &event.event_type, event.payload.clone()) {
+        let after = match kind.apply(&key.id, before.as_ref(), &event.event_type, std::mem::take(&mut event.payload)) {
             Ok(after) => after,
             // On PostgreSQL a snapshot may leave out an object that a transaction still
             // running at the time deleted: its later events arrive before the delete, and the
@@ -308,12 +305,16 @@ impl Objects {
         self.install(key, state, event, created_at);
     }
 
-    /// Installs an object as the store has it now, if that is newer than what is here.
-    /// Answers whether anything changed.
-    pub(crate) fn install_head(&mut self, key: &Key, head: Head) -> Result<bool, ModelError> {
+    /// Whether the store's `head` of an object is newer than what is here.
+    pub(crate) fn is_behind(&self, key: &Key, head: &Head) -> bool {
         let here = self.sequence(key).or_else(|| self.tombstones.get(key).copied()).unwrap_or(0);
-        if head.sequence <= here {
-            return Ok(false);
+        head.sequence > here
+    }
+
+    /// Installs an object as the store has it now, if that is newer than what is here.
+    pub(crate) fn install_head(&mut self, key: &Key, head: Head) -> Result<(), ModelError> {
+        if !self.is_behind(key, &head) {
+            return Ok(());
         }
         match head.object {
             Some(row) => self.install_row(key.kind, row)?,
@@ -322,7 +323,7 @@ impl Objects {
                 self.tombstones.insert(key.clone(), head.sequence);
             }
         }
-        Ok(true)
+        Ok(())
     }
 
     fn install_row(&mut self, kind_name: &'static str, row: StoredObject) -> Result<(), ModelError> {
@@ -356,7 +357,8 @@ impl Objects {
 
     /// Indexes an object that is not here (callers remove what was).
     fn put(&mut self, key: Key, meta: Meta, state: AnyState) {
-        let (refs, terms) = self.refs_of(&key, &meta.owner, &state);
+        let refs = self.refs_of(&key, &meta.owner, &state);
+        let terms = self.terms_of(&key, &state);
         for target in refs.iter() {
             self.referrers.entry(target.clone()).or_default().insert(key.clone());
         }

@@ -36,8 +36,10 @@ pub(crate) trait AnyKind: Send + Sync {
         event_type: &str,
         payload: Value,
     ) -> Result<Option<AnyState>, ModelError>;
-    /// The references (besides the owner) and lookup terms of a state.
-    fn index(&self, state: &AnyState) -> (Vec<Key>, Vec<Term>);
+    /// The references of a state, besides its owner.
+    fn references(&self, state: &AnyState) -> Vec<Key>;
+    /// The lookup terms of a state.
+    fn terms(&self, state: &AnyState) -> Vec<Term>;
     fn on_delete(&self, target: &'static str) -> OnDelete;
     /// The event that deletes an object of this kind in a cascade.
     fn removal(&self, id: &str, state: &AnyState) -> Result<(String, Value), ModelError>;
@@ -93,11 +95,12 @@ impl<K: Kind> AnyKind for KindOf<K> {
         Ok(apply::<K>(id, before, &event)?.map(|after| Arc::new(after) as AnyState))
     }
 
-    fn index(&self, state: &AnyState) -> (Vec<Key>, Vec<Term>) {
-        match state.downcast_ref::<K::State>() {
-            Some(state) => (K::references(state), K::terms(state)),
-            None => (Vec::new(), Vec::new()),
-        }
+    fn references(&self, state: &AnyState) -> Vec<Key> {
+        state.downcast_ref::<K::State>().map(K::references).unwrap_or_default()
+    }
+
+    fn terms(&self, state: &AnyState) -> Vec<Term> {
+        state.downcast_ref::<K::State>().map(K::terms).unwrap_or_default()
     }
 
     fn on_delete(&self, target: &'static str) -> OnDelete {

@@ -35,6 +35,7 @@ const LOCAL_POSITIONS: usize = 65_536;
 
 pub struct Replica {
     store: Arc<dyn Store>,
+    registry: Arc<Registry>,
     objects: RwLock<Objects>,
     /// The cursor of the last event the follower applied.
     applied: watch::Sender<LogCursor>,
@@ -84,7 +85,7 @@ pub struct Written {
 }
 
 impl Written {
-    pub fn nothing() -> Written {
+    fn nothing() -> Written {
         Written { position: None, items: Vec::new() }
     }
 
@@ -108,12 +109,14 @@ impl Replica {
     pub async fn open(store: Arc<dyn Store>, registry: Registry, poll: Duration) -> StoreResult<Arc<Replica>> {
         let instance = store.instance().await?;
         let snapshot = store.snapshot().await?;
-        let mut objects = Objects::new(Arc::new(registry), &instance.id);
+        let registry = Arc::new(registry);
+        let mut objects = Objects::new(registry.clone(), &instance.id);
         let loaded = objects.load(snapshot.objects).map_err(corrupt)?;
         let (applied, _) = watch::channel(snapshot.cursor);
         let (stop, _) = watch::channel(false);
         let mut replica = Replica {
             store,
+            registry,
             objects: RwLock::new(objects),
             applied,
             local: Mutex::new(LocalWrites::default()),
@@ -152,8 +155,13 @@ impl Replica {
         self.objects.read().map_err(|_| poisoned())
     }
 
+    /// The kinds this replica holds.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The follower's position.
-    pub fn applied(&self) -> LogCursor {
+    fn applied(&self) -> LogCursor {
         *self.applied.borrow()
     }
 
@@ -199,15 +207,24 @@ impl Replica {
     }
 
     /// Reads these objects from the store and installs them where the store is ahead of
-    /// this replica. Answers whether this installed any.
-    pub async fn refresh(&self, keys: &[Key]) -> StoreResult<bool> {
-        let mut changed = false;
+    /// this replica.
+    pub async fn refresh(&self, keys: &[Key]) -> StoreResult<()> {
         let mut seen = std::collections::HashSet::new();
+        let mut heads = Vec::new();
         for key in keys.iter().filter(|key| seen.insert(*key)) {
-            let head = self.store.head(key.kind, &key.id).await?;
-            changed |= self.objects.write().map_err(|_| poisoned())?.install_head(key, head).map_err(corrupt)?;
+            heads.push((key, self.store.head(key.kind, &key.id).await?));
         }
-        Ok(changed)
+        // Most refreshes find this replica current (a request's plain NotFound, say): look
+        // first, so that they do not take the lock that holds every reader back.
+        heads.retain(|(key, head)| self.read().is_ok_and(|objects| objects.is_behind(key, head)));
+        if heads.is_empty() {
+            return Ok(());
+        }
+        let mut objects = self.objects.write().map_err(|_| poisoned())?;
+        for (key, head) in heads {
+            objects.install_head(key, head).map_err(corrupt)?;
+        }
+        Ok(())
     }
 
     /// Waits until this replica holds the write at log `position` (a consistency token), for

@@ -21,7 +21,7 @@ use super::registry::Registry;
 use super::replica::{Replica, WaitError};
 use crate::kinds::organization::{Organization, OrganizationEvent};
 use crate::store::conformance::{Harness, Target, run};
-use crate::store::{Change, Committed, Event, Expect, LogCursor, Store, StoredObject};
+use crate::store::{Change, Committed, Event, Expect, LogCursor, Store, StoreError, StoredObject};
 
 pub(crate) struct Tally;
 
@@ -427,10 +427,10 @@ async fn seed(replica: &Replica, tallies: usize, counts: i64) {
     .await;
     for t in 0..tallies {
         let id = format!("t{t}");
-        write(replica, |d| drop(d.create::<Tally>(&id, "org-1", TallyEvent::Added {}).unwrap())).await;
+        write(replica, |d| d.create::<Tally>(&id, "org-1", TallyEvent::Added {}).unwrap()).await;
         for _ in 0..counts {
             let tally = replica.read().unwrap().get::<Tally>(&id).unwrap();
-            write(replica, |d| drop(d.change(&tally, TallyEvent::Counted { n: 1 }).unwrap())).await;
+            write(replica, |d| d.change(&tally, TallyEvent::Counted { n: 1 }).unwrap()).await;
         }
     }
 }
@@ -494,7 +494,7 @@ pub(crate) async fn a_replica_applies_a_late_commit_once(h: Arc<Harness>) {
     };
     // A later write commits first; the new replica's snapshot holds it, but not the late one.
     let t1 = writer.read().unwrap().get::<Tally>("t1").unwrap();
-    write(&writer, |d| drop(d.change(&t1, TallyEvent::Counted { n: 5 }).unwrap())).await;
+    write(&writer, |d| d.change(&t1, TallyEvent::Counted { n: 5 }).unwrap()).await;
     let follower = replica(backend.open().await.unwrap()).await;
     assert_eq!(total(&follower.read().unwrap(), "t0"), Some(2));
     held.commit().await;
@@ -545,14 +545,13 @@ pub(crate) async fn events_carry_the_change_not_the_object(h: Arc<Harness>) {
     for (id, members) in [("t0", 10), ("t1", 1_000)] {
         let tally = writer.read().unwrap().get::<Tally>(id).unwrap();
         let all = (0..members).map(|m| format!("user:local:member-{m:04}")).collect();
-        write(&writer, |d| drop(d.change(&tally, TallyEvent::MembersAdded { members: all }).unwrap())).await;
+        write(&writer, |d| d.change(&tally, TallyEvent::MembersAdded { members: all }).unwrap()).await;
     }
     let mut bytes = Vec::new();
     for id in ["t0", "t1"] {
         let tally = writer.read().unwrap().get::<Tally>(id).unwrap();
         let one = vec!["user:local:newcomer".to_owned()];
-        let added =
-            write(&writer, |d| drop(d.change(&tally, TallyEvent::MembersAdded { members: one }).unwrap())).await;
+        let added = write(&writer, |d| d.change(&tally, TallyEvent::MembersAdded { members: one }).unwrap()).await;
         let position = added.position.unwrap();
         let log = store.read_log(Some(("tally", id)), LogCursor::default(), 100).await.unwrap();
         let event = log.iter().find(|c| c.event.position == position).unwrap();
@@ -562,7 +561,36 @@ pub(crate) async fn events_carry_the_change_not_the_object(h: Arc<Harness>) {
     assert_eq!(writer.read().unwrap().get::<Tally>("t1").unwrap().members.len(), 1_001);
 }
 
+/// A write guarded on the version of an object it does not write fails, writing nothing,
+/// once that object has moved on; guarded on its existence alone, it still commits.
+pub(crate) async fn a_version_guard_fails_once_its_object_changes(h: Arc<Harness>) {
+    let writer = replica(h.store().await).await;
+    seed(&writer, 2, 0).await;
+    let plan = |expect: fn(u64) -> Expect| {
+        let objects = writer.read().unwrap();
+        let mut draft = Draft::new(&objects);
+        let (t0, t1) = (objects.get::<Tally>("t0").unwrap(), objects.get::<Tally>("t1").unwrap());
+        draft.guard(t0.key(), expect(t0.meta.sequence));
+        draft.change(&t1, TallyEvent::Counted { n: 1 }).unwrap();
+        draft.finish()
+    };
+    let on_version = plan(Expect::Sequence);
+    let on_existence = plan(|_| Expect::Exists);
+    let t0 = writer.read().unwrap().get::<Tally>("t0").unwrap();
+    write(&writer, |d| d.change(&t0, TallyEvent::Counted { n: 5 }).unwrap()).await;
+
+    let refused = writer.commit("test", on_version).await.err().unwrap();
+    assert!(
+        matches!(&refused, StoreError::Conflict { id, expected: Expect::Sequence(1), actual: Some(2), .. } if id == "t0"),
+        "{refused:?}"
+    );
+    assert_eq!(total(&writer.read().unwrap(), "t1"), Some(0));
+    writer.commit("test", on_existence).await.unwrap();
+    assert_eq!(total(&writer.read().unwrap(), "t1"), Some(1));
+}
+
 crate::store::conformance::conformance_suite!(
+    a_version_guard_fails_once_its_object_changes,
     a_replica_starts_from_state_not_history,
     a_replica_applies_a_late_commit_once,
     tokens_are_answered_from_the_follower,
