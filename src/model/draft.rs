@@ -153,7 +153,7 @@ impl<'a> Draft<'a> {
             payload: next.payload,
             change: Change::Put {
                 owner: owner.to_owned(),
-                parent: self.objects.parent_of(&key.id, owner).to_owned(),
+                parent: self.objects.parent_of(&key, owner).to_owned(),
                 name: next.name,
                 state: next.json,
                 refs: stored_refs,

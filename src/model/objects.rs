@@ -198,20 +198,20 @@ impl Objects {
     }
 
     /// The parent an object with this owner is listed under.
-    pub(crate) fn parent_of<'a>(&self, id: &str, owner: &'a str) -> &'a str {
-        parent(&self.instance, id, owner)
+    pub(crate) fn parent_of<'a>(&self, key: &Key, owner: &'a str) -> &'a str {
+        parent(&self.instance, self.registry.owner(), key, owner)
     }
 
     /// The reference an object has to its owner, when an object owns it.
-    pub(crate) fn owner_ref(&self, id: &str, owner: &str) -> Option<Key> {
-        let parent = self.parent_of(id, owner);
+    pub(crate) fn owner_ref(&self, key: &Key, owner: &str) -> Option<Key> {
+        let parent = self.parent_of(key, owner);
         (!parent.is_empty()).then(|| Key::new(self.registry.owner(), parent))
     }
 
     /// Every reference of a state with this owner: its owner first, then its kind's.
     pub(crate) fn refs_of(&self, key: &Key, owner: &str, state: &AnyState) -> Box<[Key]> {
         let mut refs = self.registry.kind(key.kind).map(|kind| kind.references(state)).unwrap_or_default();
-        if let Some(owner) = self.owner_ref(&key.id, owner) {
+        if let Some(owner) = self.owner_ref(key, owner) {
             refs.insert(0, owner);
         }
         let mut seen = std::collections::HashSet::new();
@@ -366,7 +366,7 @@ impl Objects {
             self.terms.entry(term.index).or_default().entry(term.value.clone()).or_default().insert(key.clone());
         }
         let parent: Arc<str> =
-            if self.parent_of(&key.id, &meta.owner).is_empty() { Arc::from("") } else { meta.owner.clone() };
+            if self.parent_of(&key, &meta.owner).is_empty() { Arc::from("") } else { meta.owner.clone() };
         let table = self.tables.entry(key.kind).or_default();
         table.lists.entry(parent).or_default().insert((meta.created_at, key.id.clone()));
         table.entries.insert(key.id, Entry { meta, state, refs, terms });
@@ -376,7 +376,7 @@ impl Objects {
     fn remove(&mut self, key: &Key) -> Option<Meta> {
         let table = self.tables.get_mut(key.kind)?;
         let entry = table.entries.remove(&*key.id)?;
-        let parent = parent(&self.instance, &key.id, &entry.meta.owner);
+        let parent = parent(&self.instance, self.registry.owner(), key, &entry.meta.owner);
         if let Some(list) = table.lists.get_mut(parent) {
             list.remove(&(entry.meta.created_at, key.id.clone()));
             if list.is_empty() {
@@ -417,9 +417,11 @@ impl Objects {
 }
 
 /// The parent an object is listed under: the organization that owns it; the top level ("")
-/// for what the instance owns and for an organization, which owns itself.
-fn parent<'a>(instance: &str, id: &str, owner: &'a str) -> &'a str {
-    if owner == instance || owner == id { "" } else { owner }
+/// for what the instance owns and for an organization, which owns itself. Only an
+/// organization owns itself: an organization's domain policy shares its id.
+fn parent<'a>(instance: &str, owner_kind: &str, key: &Key, owner: &'a str) -> &'a str {
+    let owns_itself = key.kind == owner_kind && owner == &*key.id;
+    if owner == instance || owns_itself { "" } else { owner }
 }
 
 fn typed<K: Kind>(id: &Arc<str>, entry: &Entry) -> Option<Obj<K>> {

@@ -336,6 +336,25 @@ fn a_create_is_guarded_on_what_it_references() {
     assert_eq!((plan.guards[0].kind.as_str(), plan.guards[0].expect), ("organization", Expect::Exists));
 }
 
+/// An organization's domain policy shares the organization's id: it is still owned, so
+/// listed under it, referencing it, and deleted with it.
+#[test]
+fn an_object_with_its_owners_id_is_owned_not_top_level() {
+    let objects = with_org_and_role();
+    let mut draft = Draft::new(&objects);
+    draft.create::<Tally>("org-1", "org-1", TallyEvent::Added {}).unwrap();
+    let plan = draft.finish();
+    let Change::Put { parent, refs, .. } = &plan.planned[0].append.change else { panic!("a put") };
+    assert_eq!(parent, "org-1");
+    assert_eq!(refs.as_ref().unwrap(), &[crate::store::ObjectKey::new("organization", "org-1")]);
+
+    let mut objects = objects;
+    objects.apply(event("tally", "org-1", "org-1", 1, &TallyEvent::Added {})).unwrap();
+    assert_eq!(objects.page::<Tally>("org-1", None, false, 10).len(), 1);
+    assert!(objects.page::<Tally>("", None, false, 10).is_empty());
+    assert!(objects.referrers(&Key::new("organization", "org-1")).any(|r| *r == Key::new("tally", "org-1")));
+}
+
 #[test]
 fn a_change_writes_its_references_only_when_they_change() {
     let mut objects = with_org_and_role();

@@ -636,6 +636,27 @@ impl<Req, Resp> Rest<Req, Resp> {
     }
 }
 
+/// Renames of one organization from `clients` at once, `each` per client, none naming a
+/// version; every one must succeed.
+pub async fn blind_renames(clients: Vec<TestServer>, org: &str, each: usize) {
+    let mut tasks = Vec::new();
+    for (c, client) in clients.into_iter().map(std::sync::Arc::new).enumerate() {
+        for t in 0..4 {
+            let (client, org) = (client.clone(), org.to_owned());
+            tasks.push(tokio::spawn(async move {
+                for i in 0..each / 4 {
+                    let body = Some(json!({"name": format!("renamed-{c}-{t}-{i}")}));
+                    let reply = client.json(Method::PATCH, &format!("/organizations/{org}"), body).await;
+                    assert!(reply.status == StatusCode::OK, "{}: {}", reply.status, reply.body);
+                }
+            }));
+        }
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
+
 /// Waits for `done` to hold, asking every 10 ms; fails the test, naming `what`, when it
 /// does not within `limit`. Answers how long it took.
 pub async fn eventually(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) -> Duration {
