@@ -48,7 +48,7 @@ pub fn spawn_logging(data_dir: &Path, env: &[(&str, &str)], stderr: Stdio) -> Pr
 }
 
 /// A client for a server this test did not start in-process.
-fn client(addr: &str) -> TestServer {
+pub fn client(addr: &str) -> TestServer {
     TestServer::attach(addr.parse().unwrap())
 }
 
@@ -101,9 +101,15 @@ async fn answered_writes_survive_sigkill() {
     stop(process);
 }
 
-fn stop(mut process: Process) {
+/// Sends the process the stop signal a service manager sends.
+pub fn sigterm(process: &Process) {
     let status = Command::new("kill").args(["-TERM", &process.child.id().to_string()]).status().unwrap();
     assert!(status.success());
+}
+
+/// Stops the process with SIGTERM; it must exit cleanly.
+pub fn stop(mut process: Process) {
+    sigterm(&process);
     let exit = process.child.wait().unwrap();
     assert!(exit.success(), "iamd exited with {exit:?} on SIGTERM");
 }
@@ -145,8 +151,7 @@ async fn sigterm_lets_in_flight_requests_finish() {
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(first).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let status = Command::new("kill").args(["-TERM", &process.child.id().to_string()]).status().unwrap();
-    assert!(status.success());
+    sigterm(&process);
     tokio::time::sleep(Duration::from_millis(200)).await;
     stream.write_all(second).await.unwrap();
     // Answered in full after the stop signal, not cut off.

@@ -64,7 +64,16 @@ where
             }
         };
         let header = |name: &str| headers.get(name).map(|v| v.to_str().unwrap().to_owned());
-        answers.push((protocol, Answer { outcome, etag: header("etag"), token: header(iamd::CONSISTENCY_TOKEN) }));
+        let token = header(iamd::CONSISTENCY_TOKEN);
+        if expect == Code::Ok && rest.method != Method::GET {
+            assert!(
+                token.is_some(),
+                "{protocol:?} {} {}: a write without a consistency token",
+                rest.method,
+                rest.path()
+            );
+        }
+        answers.push((protocol, Answer { outcome, etag: header("etag"), token }));
         server.stop().await;
     }
     let (first_protocol, first) = &answers[0];

@@ -384,10 +384,7 @@ const CREATE: &str = "/iamd.accounts.v1.OrganizationService/CreateOrganization";
 /// One message framed as gRPC frames it: flag 0, the big-endian length, the bytes.
 fn framed(name: &str) -> Vec<u8> {
     let message = accounts::CreateOrganizationRequest { name: name.into(), domain: String::new() }.encode_to_vec();
-    let mut frame = vec![0];
-    frame.extend_from_slice(&(message.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&message);
-    frame
+    crate::support::frame(&message).to_vec()
 }
 
 #[tokio::test]
@@ -495,7 +492,7 @@ async fn the_access_log_names_the_grpc_method_on_every_protocol() {
     let stderr = process.child.stderr.take().unwrap();
     let lines =
         std::thread::spawn(move || std::io::BufReader::new(stderr).lines().map_while(Result::ok).collect::<Vec<_>>());
-    let server = TestServer::attach(process.addr.parse().unwrap());
+    let server = crate::durability::client(&process.addr);
     let org = server.create_org("logged").await;
     let get = accounts::GetOrganizationRequest { organization_id: org.clone() };
     let path = "/iamd.accounts.v1.OrganizationService/GetOrganization";
@@ -503,9 +500,7 @@ async fn the_access_log_names_the_grpc_method_on_every_protocol() {
     server.grpc_web::<_, accounts::GetOrganizationResponse>(path, &get, false).await.unwrap();
     assert_eq!(server.json(Method::GET, &format!("/organizations/{org}"), None).await.status, StatusCode::OK);
     assert_eq!(server.json(Method::GET, "/no/such/path", None).await.status, StatusCode::NOT_FOUND);
-    let status = std::process::Command::new("kill").args(["-TERM", &process.child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-    process.child.wait().unwrap();
+    crate::durability::stop(process);
     let lines = lines.join().unwrap();
     let of = |protocol: &str, what: &str| {
         lines.iter().filter(|l| l.contains(&format!("protocol={protocol} ")) && l.contains(what)).count()

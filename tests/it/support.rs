@@ -259,12 +259,8 @@ impl TestServer {
         text: bool,
         extra: &[(&str, String)],
     ) -> (StatusCode, HeaderMap, Bytes) {
-        let mut frame = BytesMut::new();
-        frame.put_u8(0);
-        frame.put_u32(message.len() as u32);
-        frame.put_slice(message);
-        let body =
-            if text { Bytes::from(base64::engine::general_purpose::STANDARD.encode(&frame)) } else { frame.freeze() };
+        let frame = frame(message);
+        let body = if text { Bytes::from(base64::engine::general_purpose::STANDARD.encode(&frame)) } else { frame };
         self.grpc_web_send(path, body, text, extra).await
     }
 
@@ -634,6 +630,15 @@ impl<Req, Resp> Rest<Req, Resp> {
             None => value,
         }
     }
+}
+
+/// One uncompressed gRPC message frame: a zero flag byte, the length, the message.
+pub fn frame(message: &[u8]) -> Bytes {
+    let mut frame = BytesMut::with_capacity(5 + message.len());
+    frame.put_u8(0);
+    frame.put_u32(message.len() as u32);
+    frame.put_slice(message);
+    frame.freeze()
 }
 
 /// Renames of one organization from `clients` at once, `each` per client, none naming a
