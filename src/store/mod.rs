@@ -149,10 +149,26 @@ impl Batch {
     }
 }
 
+/// What one write does to its object, worked out here once for every backend.
+pub(crate) struct Step<'a> {
+    /// The sequence of the write's event.
+    pub sequence: u64,
+    /// The event's resource owner: the new owner of a put, the current one of a delete.
+    pub owner: String,
+    /// The row's created_at after a put: kept by a replace, now for a create.
+    pub created_at: Micros,
+    /// The references a put stores in place of the object's `refs` rows; `None` leaves the
+    /// rows as they are. A new object has no rows (its delete removed them), so an empty
+    /// list is `None` for it.
+    pub refs: Option<&'a [ObjectKey]>,
+}
+
 impl Append {
-    /// Checks the write's expectation against the object's current state. A failed
-    /// `Expect`, or a delete of what is not there (the caller's view is stale), is a Conflict.
-    pub(crate) fn check(&self, current: Option<&StoredObject>) -> StoreResult<()> {
+    /// Checks the write's expectation against `head` (the object as the request's earlier
+    /// writes left it) and moves `head` past the write. A failed `Expect`, or a delete of
+    /// what is not there (the caller's view is stale), is a Conflict.
+    pub(crate) fn step(&self, head: &mut Head, now: Micros) -> StoreResult<Step<'_>> {
+        let current = head.object.as_ref();
         let actual = current.map(|object| object.sequence);
         let deletes_nothing = matches!(self.change, Change::Delete) && current.is_none();
         if !self.expect.holds(actual) || deletes_nothing {
@@ -163,11 +179,33 @@ impl Append {
                 actual,
             });
         }
-        Ok(())
+        let sequence = head.sequence.checked_add(1).ok_or_else(|| {
+            StoreError::Internal(format!("`{}` `{}` ran out of sequence numbers", self.kind, self.id))
+        })?;
+        let created_at = current.map_or(now, |object| object.created_at);
+        let (owner, refs, object) = match &self.change {
+            Change::Put { owner, parent, name, state, refs } => {
+                let refs = refs.as_deref().filter(|refs| current.is_some() || !refs.is_empty());
+                let object = StoredObject {
+                    kind: self.kind.clone(),
+                    id: self.id.clone(),
+                    owner: owner.clone(),
+                    parent: parent.clone(),
+                    name: name.clone(),
+                    state: state.clone(),
+                    sequence,
+                    created_at,
+                    updated_at: now,
+                };
+                (owner.clone(), refs, Some(object))
+            }
+            Change::Delete => (current.map(|object| object.owner.clone()).unwrap_or_default(), None, None),
+        };
+        *head = Head { object, sequence };
+        Ok(Step { sequence, owner, created_at, refs })
     }
 
     /// The event this write appends at `position`, as the object's `sequence`-th, at `now`.
-    /// Its resource owner is the object's.
     pub(crate) fn event(&self, actor: &str, owner: &str, position: u64, sequence: u64, now: Micros) -> Event {
         Event {
             position,
@@ -179,34 +217,6 @@ impl Append {
             actor: actor.to_owned(),
             owner: owner.to_owned(),
             created_at: now,
-        }
-    }
-
-    /// The row this write leaves at `sequence` and time `now`: `None` for a delete. Every
-    /// backend stores exactly this as the current row.
-    pub(crate) fn outcome(&self, current: Option<&StoredObject>, sequence: u64, now: Micros) -> Option<StoredObject> {
-        match &self.change {
-            Change::Put { owner, parent, name, state, .. } => Some(StoredObject {
-                kind: self.kind.clone(),
-                id: self.id.clone(),
-                owner: owner.clone(),
-                parent: parent.clone(),
-                name: name.clone(),
-                state: state.clone(),
-                sequence,
-                created_at: current.map_or(now, |object| object.created_at),
-                updated_at: now,
-            }),
-            Change::Delete => None,
-        }
-    }
-
-    /// The resource owner of this write's event: the new owner of a put, the current one of
-    /// a delete.
-    pub(crate) fn owner<'a>(&'a self, current: Option<&'a StoredObject>) -> &'a str {
-        match &self.change {
-            Change::Put { owner, .. } => owner,
-            Change::Delete => current.map_or("", |object| object.owner.as_str()),
         }
     }
 }

@@ -49,8 +49,8 @@ use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
 use crate::store::{
-    Batch, Change, Committed, Event, Head, Instance, Located, LogCursor, Micros, Migration, ObjectKey, REFERRERS_NAMED,
-    Snapshot, Store, StoreError, StoreResult, StoredObject,
+    Append, Batch, Change, Committed, Event, Head, Instance, Located, LogCursor, Micros, Migration, ObjectKey,
+    REFERRERS_NAMED, Snapshot, Step, Store, StoreError, StoreResult, StoredObject,
 };
 
 /// Connections in the pool: enough for the write concurrency a replica needs, few enough for
@@ -183,8 +183,7 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let stmt = client.prepare_cached(LOAD).await.map_err(pg_err)?;
         let row = client.query_one(&stmt, &[&kind, &id]).await.map_err(pg_err)?;
-        let (object, sequence, _) = head_from_row(kind, id, &row)?;
-        Ok(Head { object, sequence })
+        Ok(head_from_row(kind, id, &row)?.0)
     }
 
     async fn snapshot(&self) -> StoreResult<Snapshot> {
@@ -344,14 +343,6 @@ async fn append_with_retries(pool: &Pool, batch: &Batch) -> StoreResult<Vec<Comm
     }
 }
 
-/// An object as the request found it, then as its earlier writes left it.
-struct Tracked {
-    current: Option<StoredObject>,
-    /// The sequence of its latest event (0 for none): without a row, a deleted object's log
-    /// continues.
-    last_sequence: u64,
-}
-
 /// One object's row (the first seven columns, then the latest event's sequence and time),
 /// whether or not the row exists.
 const LOAD: &str = "SELECT o.owner, o.parent, o.name, o.state::text, o.sequence, o.created_at, o.updated_at, \
@@ -392,16 +383,10 @@ const DELETE_OBJECT: &str = "WITH gone_refs AS (DELETE FROM refs WHERE from_kind
      AND NOT (from_kind = $1 AND from_id = $2) ORDER BY from_kind, from_id LIMIT $3";
 
 /// One write of a request, checked and ready to send.
-struct Step<'a> {
-    write: &'a crate::store::Append,
-    sequence: u64,
+struct Ready<'a> {
+    write: &'a Append,
+    step: Step<'a>,
     sequence_sql: i64,
-    /// The event's resource owner: the object's.
-    owner: String,
-    /// There was no object before this write.
-    created: bool,
-    /// The row after the write; `None` for a delete.
-    outcome: Option<StoredObject>,
 }
 
 /// What one pipelined statement answered.
@@ -414,14 +399,14 @@ enum Sent<'a> {
     Removed(Result<Vec<Row>, tokio_postgres::Error>),
 }
 
-/// A row of `LOAD`: the object, the sequence of its latest event, and that event's time.
-fn head_from_row(kind: &str, id: &str, row: &Row) -> StoreResult<(Option<StoredObject>, u64, Micros)> {
+/// A row of `LOAD`: the object's head, and the time of its latest event.
+fn head_from_row(kind: &str, id: &str, row: &Row) -> StoreResult<(Head, Micros)> {
     let object = match get::<Option<i64>>(row, 4)? {
         Some(_) => Some(object_from_row(kind, id, row)?),
         None => None,
     };
-    let last_sequence = get::<Option<i64>>(row, 7)?.map(to_u64).transpose()?.unwrap_or(0);
-    Ok((object, last_sequence, get::<Option<i64>>(row, 8)?.unwrap_or(0)))
+    let sequence = get::<Option<i64>>(row, 7)?.map(to_u64).transpose()?.unwrap_or(0);
+    Ok((Head { object, sequence }, get::<Option<i64>>(row, 8)?.unwrap_or(0)))
 }
 
 /// One transaction (READ COMMITTED): lock the objects, read them, check the guards and then
@@ -474,16 +459,16 @@ async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> R
         tx.query_one(&clock, &[]),
     )
     .map_err(append_err)?;
-    let mut objects: HashMap<(&str, &str), Tracked> = HashMap::with_capacity(targets.len());
+    let mut heads: HashMap<(&str, &str), Head> = HashMap::with_capacity(targets.len());
     let mut latest: Micros = 0;
     for (key, row) in targets.iter().zip(&rows) {
-        let (current, last_sequence, last_at) = head_from_row(key.0, key.1, row)?;
+        let (head, last_at) = head_from_row(key.0, key.1, row)?;
         latest = latest.max(last_at);
-        objects.insert(*key, Tracked { current, last_sequence });
+        heads.insert(*key, head);
     }
     for guard in &batch.guards {
-        let tracked = objects.get(&(guard.kind.as_str(), guard.id.as_str()));
-        guard.check(tracked.and_then(|t| t.current.as_ref()).map(|o| o.sequence))?;
+        let head = heads.get(&(guard.kind.as_str(), guard.id.as_str()));
+        guard.check(head.and_then(|h| h.object.as_ref()).map(|o| o.sequence))?;
     }
     // One timestamp for the transaction, from the database's clock (the one clock every
     // replica shares), never before the newest event of the log or of an object written
@@ -492,32 +477,23 @@ async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> R
 
     // Every expectation is checked against the objects as the earlier writes leave them,
     // before anything is sent.
-    let mut steps = Vec::with_capacity(batch.writes.len());
+    let mut ready = Vec::with_capacity(batch.writes.len());
     for write in &batch.writes {
-        let tracked = objects
+        let head = heads
             .get_mut(&(write.kind.as_str(), write.id.as_str()))
             .ok_or_else(|| StoreError::Internal("an object of the request was not loaded".into()))?;
-        write.check(tracked.current.as_ref()).map_err(Failure::Fail)?;
-        let sequence = tracked.last_sequence.checked_add(1).ok_or_else(|| {
-            StoreError::Internal(format!("`{}` `{}` ran out of sequence numbers", write.kind, write.id))
-        })?;
-        let owner = write.owner(tracked.current.as_ref()).to_owned();
-        let created = tracked.current.is_none();
-        let outcome = write.outcome(tracked.current.as_ref(), sequence, now);
-        tracked.last_sequence = sequence;
-        tracked.current = outcome.clone();
-        steps.push(Step { write, sequence, sequence_sql: to_i64(sequence)?, owner, created, outcome });
+        let step = write.step(head, now)?;
+        ready.push(Ready { write, sequence_sql: to_i64(step.sequence)?, step });
     }
 
     let mut sent: Vec<Pin<Box<dyn Future<Output = Sent<'_>> + Send + '_>>> = Vec::new();
-    let mut counts = Vec::with_capacity(steps.len());
-    for step in &steps {
+    let mut counts = Vec::with_capacity(ready.len());
+    for Ready { write, step, sequence_sql } in &ready {
         let before = sent.len();
-        let write = step.write;
         let event: Vec<&(dyn ToSql + Sync)> = vec![
             &write.kind,
             &write.id,
-            &step.sequence_sql,
+            sequence_sql,
             &write.event_type,
             &write.payload,
             &batch.actor,
@@ -527,25 +503,13 @@ async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> R
         let insert_event = &insert_event;
         let tx = &tx;
         sent.push(Box::pin(async move { Sent::Event(tx.query_one(insert_event, &event).await) }));
-        match (&write.change, &step.outcome) {
-            (Change::Put { refs, .. }, Some(object)) => {
-                let row: Vec<&(dyn ToSql + Sync)> = vec![
-                    &object.kind,
-                    &object.id,
-                    &object.owner,
-                    &object.parent,
-                    &object.name,
-                    &object.state,
-                    &step.sequence_sql,
-                    &object.created_at,
-                    &now,
-                ];
+        match &write.change {
+            Change::Put { owner, parent, name, state, .. } => {
+                let row: Vec<&(dyn ToSql + Sync)> =
+                    vec![&write.kind, &write.id, owner, parent, name, state, sequence_sql, &step.created_at, &now];
                 let upsert_object = &upsert_object;
-                sent.push(Box::pin(async move {
-                    Sent::Object(tx.execute(upsert_object, &row).await, object.name.as_ref())
-                }));
-                // A new object has no references to replace: its delete removed any.
-                if let Some(refs) = refs.as_ref().filter(|refs| !(step.created && refs.is_empty())) {
+                sent.push(Box::pin(async move { Sent::Object(tx.execute(upsert_object, &row).await, name.as_ref()) }));
+                if let Some(refs) = step.refs {
                     let kinds: Vec<&str> = refs.iter().map(|r| r.kind.as_str()).collect();
                     let ids: Vec<&str> = refs.iter().map(|r| r.id.as_str()).collect();
                     let replace_refs = &replace_refs;
@@ -554,7 +518,7 @@ async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> R
                     }));
                 }
             }
-            _ => {
+            Change::Delete => {
                 let delete_object = &delete_object;
                 sent.push(Box::pin(async move {
                     Sent::Removed(tx.query(delete_object, &[&write.kind, &write.id, &REFERRERS_NAMED]).await)
@@ -566,8 +530,8 @@ async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> R
     // Polled together, so every statement goes out before the first answer is read.
     let mut answers = futures_util::future::join_all(sent).await.into_iter();
 
-    let mut committed = Vec::with_capacity(steps.len());
-    for (step, count) in steps.iter().zip(counts) {
+    let mut committed = Vec::with_capacity(ready.len());
+    for (Ready { write, step, .. }, count) in ready.iter().zip(counts) {
         let mut cursor = None;
         for answer in answers.by_ref().take(count) {
             match answer {
@@ -576,10 +540,7 @@ async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> R
                     cursor = Some(LogCursor { epoch: xid_column(&row, 1)?, position: to_u64(get::<i64>(&row, 0)?)? });
                 }
                 Sent::Object(Err(e), Some(name)) if is_name_conflict(&e) => {
-                    return Err(Failure::Fail(StoreError::NameTaken {
-                        kind: step.write.kind.clone(),
-                        name: name.clone(),
-                    }));
+                    return Err(Failure::Fail(StoreError::NameTaken { kind: write.kind.clone(), name: name.clone() }));
                 }
                 Sent::Object(result, _) | Sent::Done(result) => {
                     result.map_err(append_err)?;
@@ -591,14 +552,14 @@ async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> R
                             .iter()
                             .map(|row| Ok(ObjectKey { kind: get(row, 0)?, id: get(row, 1)? }))
                             .collect::<StoreResult<Vec<_>>>()?;
-                        let (kind, id) = (step.write.kind.clone(), step.write.id.clone());
+                        let (kind, id) = (write.kind.clone(), write.id.clone());
                         return Err(Failure::Fail(StoreError::Referenced { kind, id, by }));
                     }
                 }
             }
         }
         let cursor = cursor.ok_or_else(|| StoreError::Internal("a write answered no event".into()))?;
-        let event = step.write.event(&batch.actor, &step.owner, cursor.position, step.sequence, now);
+        let event = write.event(&batch.actor, &step.owner, cursor.position, step.sequence, now);
         committed.push(Committed { cursor, event });
     }
 

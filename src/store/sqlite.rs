@@ -516,20 +516,9 @@ fn next_timestamp(conn: &Connection) -> StoreResult<Micros> {
 }
 
 fn apply(conn: &Connection, write: &Append, actor: &str, now: Micros) -> StoreResult<Committed> {
-    let current = select_object(conn, &write.kind, &write.id)?;
-    write.check(current.as_ref())?;
-
-    // INVARIANT: a row's sequence is its object's latest event's; both are written here, in
-    // one transaction. Without a row, the object may have been deleted and its log continues.
-    let previous = match &current {
-        Some(object) => object.sequence,
-        None => last_event_sequence(conn, &write.kind, &write.id)?,
-    };
-    let sequence = previous
-        .checked_add(1)
-        .ok_or_else(|| StoreError::Internal(format!("`{}` `{}` ran out of sequence numbers", write.kind, write.id)))?;
-    let sequence_sql = to_sql_int(sequence)?;
-    let owner = write.owner(current.as_ref()).to_owned();
+    let mut head = select_head(conn, &write.kind, &write.id)?;
+    let step = write.step(&mut head, now)?;
+    let sequence_sql = to_sql_int(step.sequence)?;
 
     conn.prepare_cached(
         "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, created_at) \
@@ -543,7 +532,7 @@ fn apply(conn: &Connection, write: &Append, actor: &str, now: Micros) -> StoreRe
             write.event_type,
             write.payload.to_string(),
             actor,
-            owner,
+            step.owner,
             now
         ])
     })
@@ -551,8 +540,8 @@ fn apply(conn: &Connection, write: &Append, actor: &str, now: Micros) -> StoreRe
     let position = u64::try_from(conn.last_insert_rowid())
         .map_err(|e| StoreError::Internal(format!("negative event position: {e}")))?;
 
-    match (&write.change, write.outcome(current.as_ref(), sequence, now)) {
-        (Change::Put { refs, .. }, Some(object)) => {
+    match &write.change {
+        Change::Put { owner, parent, name, state, .. } => {
             conn.prepare_cached(
                 "INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, updated_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
@@ -562,28 +551,28 @@ fn apply(conn: &Connection, write: &Append, actor: &str, now: Micros) -> StoreRe
             )
             .and_then(|mut stmt| {
                 stmt.execute(params![
-                    object.kind,
-                    object.id,
-                    object.owner,
-                    object.parent,
-                    object.name,
-                    object.state,
+                    write.kind,
+                    write.id,
+                    owner,
+                    parent,
+                    name,
+                    state,
                     sequence_sql,
-                    object.created_at,
+                    step.created_at,
                     now,
                 ])
             })
-            .map_err(|e| match &object.name {
+            .map_err(|e| match name {
                 Some(name) if is_name_conflict(&e) => {
                     StoreError::NameTaken { kind: write.kind.clone(), name: name.clone() }
                 }
                 _ => db_err(e),
             })?;
-            if let Some(refs) = refs {
+            if let Some(refs) = step.refs {
                 replace_refs(conn, &write.kind, &write.id, refs)?;
             }
         }
-        _ => {
+        Change::Delete => {
             replace_refs(conn, &write.kind, &write.id, &[])?;
             let by = select_referrers(conn, &write.kind, &write.id, REFERRERS_NAMED)?;
             if !by.is_empty() {
@@ -595,7 +584,7 @@ fn apply(conn: &Connection, write: &Append, actor: &str, now: Micros) -> StoreRe
         }
     }
 
-    let event = write.event(actor, &owner, position, sequence, now);
+    let event = write.event(actor, &step.owner, position, step.sequence, now);
     Ok(Committed { cursor: LogCursor { epoch: 0, position }, event })
 }
 
@@ -626,6 +615,18 @@ fn select_referrers(conn: &Connection, kind: &str, id: &str, limit: i64) -> Stor
         .query_map(params![kind, id, limit], |row| Ok(ObjectKey { kind: row.get(0)?, id: row.get(1)? }))
         .map_err(db_err)?;
     rows.collect::<rusqlite::Result<Vec<_>>>().map_err(db_err)
+}
+
+/// One object's row and the sequence of its latest event: read it inside one transaction.
+fn select_head(conn: &Connection, kind: &str, id: &str) -> StoreResult<Head> {
+    let object = select_object(conn, kind, id)?;
+    // INVARIANT: a row's sequence is its object's latest event's; both are written in one
+    // transaction. Without a row, the object may have been deleted and its log continues.
+    let sequence = match &object {
+        Some(object) => object.sequence,
+        None => last_event_sequence(conn, kind, id)?,
+    };
+    Ok(Head { object, sequence })
 }
 
 fn last_event_sequence(conn: &Connection, kind: &str, id: &str) -> StoreResult<u64> {
