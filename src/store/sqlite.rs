@@ -181,12 +181,10 @@ impl Store for SqliteStore {
     async fn head(&self, kind: &str, id: &str) -> StoreResult<Head> {
         let (kind, id) = (kind.to_owned(), id.to_owned());
         self.read(move |conn| {
-            let object = select_object(conn, &kind, &id)?;
-            let sequence = match &object {
-                Some(object) => object.sequence,
-                None => last_event_sequence(conn, &kind, &id)?,
-            };
-            Ok(Head { object, sequence })
+            // Both reads in one read transaction: a commit between them could pair "no row"
+            // with the sequence of the event that created the row.
+            let tx = conn.unchecked_transaction().map_err(db_err)?;
+            select_head(&tx, &kind, &id)
         })
         .await
     }
@@ -196,19 +194,13 @@ impl Store for SqliteStore {
             // One read transaction: the rows and the last position come from one WAL snapshot,
             // and one writer commits in position order, so the rows reflect exactly the events
             // up to that position.
-            conn.execute_batch("BEGIN").map_err(db_err)?;
-            let read = || -> StoreResult<Snapshot> {
-                let last: i64 = conn
-                    .query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |row| row.get(0))
-                    .map_err(db_err)?;
-                let mut stmt = conn.prepare(&format!("SELECT {OBJECT_COLUMNS} FROM objects")).map_err(db_err)?;
-                let objects = stmt.query_map([], object_from_row).map_err(db_err)?.collect::<rusqlite::Result<_>>();
-                let position = u64::try_from(last).map_err(|e| StoreError::Internal(format!("log position: {e}")))?;
-                Ok(Snapshot { cursor: LogCursor { epoch: 0, position }, objects: objects.map_err(db_err)? })
-            };
-            let result = read();
-            conn.execute_batch("COMMIT").map_err(db_err)?;
-            result
+            let tx = conn.unchecked_transaction().map_err(db_err)?;
+            let last: i64 =
+                tx.query_row("SELECT COALESCE(MAX(position), 0) FROM events", [], |row| row.get(0)).map_err(db_err)?;
+            let mut stmt = tx.prepare(&format!("SELECT {OBJECT_COLUMNS} FROM objects")).map_err(db_err)?;
+            let objects = stmt.query_map([], object_from_row).map_err(db_err)?.collect::<rusqlite::Result<_>>();
+            let position = u64::try_from(last).map_err(|e| StoreError::Internal(format!("log position: {e}")))?;
+            Ok(Snapshot { cursor: LogCursor { epoch: 0, position }, objects: objects.map_err(db_err)? })
         })
         .await
     }
@@ -312,12 +304,17 @@ impl Inner {
         let idle = lock(&self.idle_readers, "reader pool")?.pop();
         match idle {
             Some(conn) => Ok(conn),
-            // Only after a read panicked and lost its connection: replace it.
+            // Only after a read panicked, or ended inside a transaction, and lost its
+            // connection: replace it.
             None => open_connection(&self.path, true),
         }
     }
 
     fn give_back_reader(&self, conn: Connection) {
+        // A read transaction whose rollback failed would pin the connection to its snapshot.
+        if !conn.is_autocommit() {
+            return;
+        }
         if let Ok(mut idle) = self.idle_readers.lock() {
             idle.push(conn);
         }
