@@ -1277,17 +1277,17 @@ pub(crate) async fn concurrent_opens_migrate_once(h: Arc<Harness>) {
     // And they share one log.
     let written = a.append(batch(vec![create("org", "o1", "", None)])).await.unwrap();
     b.append(batch(vec![put("org", "o1", Expect::Sequence(1), "", None, json!(2))])).await.unwrap();
-    assert_eq!(c.get("org", "o1").await.unwrap().unwrap().sequence, 2);
+    assert_eq!(c.head("org", "o1").await.unwrap().object.unwrap().sequence, 2);
     assert_eq!(log_through(&*c, None, 2).await[0], written[0]);
 }
 
-/// A database written by a version-1 binary opens with this one: migrated, its objects and
-/// its log readable, the log continuing.
+/// A database written by a version-1 binary opens with this one: migrated, its objects, their
+/// references and its log readable, the log continuing.
 pub(crate) async fn opens_a_database_written_by_the_first_version(h: Arc<Harness>) {
     let t0: Micros = 1_700_000_000_000_000;
     let row = |id: &str, parent: &str, name: &str, state: Value, sequence: u64, created_at: Micros, at: Micros| {
         StoredObject {
-            kind: if parent.is_empty() { "org" } else { "user" }.into(),
+            kind: if parent.is_empty() { "organization" } else { "user" }.into(),
             id: id.into(),
             owner: "o1".into(),
             parent: parent.into(),
@@ -1310,11 +1310,11 @@ pub(crate) async fn opens_a_database_written_by_the_first_version(h: Arc<Harness
         created_at: at,
     };
     let events = vec![
-        event(1, "org", "o1", 1, "org.added", t0),
-        event(2, "org", "o2", 1, "org.added", t0 + 1),
-        event(3, "org", "o1", 2, "org.changed", t0 + 2),
+        event(1, "organization", "o1", 1, "organization.added", t0),
+        event(2, "organization", "o2", 1, "organization.added", t0 + 1),
+        event(3, "organization", "o1", 2, "organization.changed", t0 + 2),
         event(4, "user", "u1", 1, "user.added", t0 + 3),
-        event(5, "org", "o2", 2, "org.removed", t0 + 4),
+        event(5, "organization", "o2", 2, "organization.removed", t0 + 4),
     ];
     let objects = vec![
         row("o1", "", "acme", json!({ "name": "acme", "v": 2 }), 2, t0, t0 + 2),
@@ -1327,18 +1327,21 @@ pub(crate) async fn opens_a_database_written_by_the_first_version(h: Arc<Harness
     let store = backend.open().await.unwrap();
     assert_eq!(backend.versions().await, (1..=backend.latest_version()).collect::<Vec<_>>());
     assert_eq!(store.instance().await.unwrap().signing_key.len(), 32);
-    let o1 = store.get("org", "o1").await.unwrap().unwrap();
+    let o1 = store.head("organization", "o1").await.unwrap().object.unwrap();
     assert_eq!(
         (o1.sequence, o1.created_at, o1.updated_at, state(&o1)),
         (2, t0, t0 + 2, json!({ "name": "acme", "v": 2 }))
     );
-    assert_eq!(store.get("org", "o2").await.unwrap(), None);
-    assert_eq!(store.head("org", "o2").await.unwrap().sequence, 2);
-    assert_eq!(store.get("user", "u1").await.unwrap().map(|u| u.parent), Some("o1".to_owned()));
+    let o2 = store.head("organization", "o2").await.unwrap();
+    assert_eq!((o2.object, o2.sequence), (None, 2));
+    assert_eq!(store.head("user", "u1").await.unwrap().object.map(|u| u.parent), Some("o1".to_owned()));
     let mut rows: Vec<(String, String)> =
         store.snapshot().await.unwrap().objects.into_iter().map(|o| (o.id, o.parent)).collect();
     rows.sort();
     assert_eq!(rows, [("o1".to_owned(), String::new()), ("u1".to_owned(), "o1".to_owned())]);
+    // An object under a parent references its organization, which cannot go before it.
+    assert_eq!(backend.refs_to("organization", "o1").await, vec![ObjectKey::new("user", "u1")]);
+    assert_eq!(backend.refs_to("organization", "o2").await, vec![]);
 
     let read = log_through(&*store, None, 5).await;
     assert_eq!(read.iter().map(|c| c.event.clone()).collect::<Vec<_>>(), events);
@@ -1346,15 +1349,20 @@ pub(crate) async fn opens_a_database_written_by_the_first_version(h: Arc<Harness
 
     // The log, sequences and clock continue.
     let next = store
-        .append(batch(vec![put("org", "o1", Expect::Sequence(2), "", Some("acme"), json!({ "v": 3 }))]))
+        .append(batch(vec![put("organization", "o1", Expect::Sequence(2), "", Some("acme"), json!({ "v": 3 }))]))
         .await
         .unwrap();
     assert_eq!((next[0].event.position, next[0].event.sequence), (6, 3));
-    assert_eq!(store.get("org", "o1").await.unwrap().unwrap().created_at, t0);
+    assert_eq!(store.head("organization", "o1").await.unwrap().object.unwrap().created_at, t0);
     assert!(next[0].event.created_at >= t0 + 4);
-    let again = store.append(batch(vec![create("org", "o2", "", Some("beta"))])).await.unwrap();
+    let again = store.append(batch(vec![create("organization", "o2", "", Some("beta"))])).await.unwrap();
     assert_eq!(again[0].event.sequence, 3);
-    assert_eq!(log_through(&*store, Some(("org", "o1")), 7).await.len(), 3);
+    assert_eq!(log_through(&*store, Some(("organization", "o1")), 7).await.len(), 3);
+    let refused = store.append(batch(vec![delete("organization", "o1", Expect::Sequence(3))])).await.unwrap_err();
+    assert!(
+        matches!(&refused, StoreError::Referenced { by, .. } if *by == [ObjectKey::new("user", "u1")]),
+        "{refused:?}"
+    );
 }
 
 pub(crate) async fn newer_schema_refuses_to_open(h: Arc<Harness>) {

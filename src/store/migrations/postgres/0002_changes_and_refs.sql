@@ -14,9 +14,7 @@ ALTER TABLE events
 DROP INDEX objects_list;
 
 -- Which objects reference which, so that a delete checks in its own transaction that nothing
--- references the object any more. Written with each put from this version on; objects written
--- before it get theirs when next written (until then their references are known to the
--- replicas' in-memory state, which plans cascades, but not to this check).
+-- references the object any more. Written with each put that changes an object's references.
 CREATE TABLE refs (
     to_kind   TEXT COLLATE "C" NOT NULL,
     to_id     TEXT COLLATE "C" NOT NULL,
@@ -26,3 +24,12 @@ CREATE TABLE refs (
 );
 
 CREATE INDEX refs_from ON refs (from_kind, from_id);
+
+-- The objects already here get their rows now: a put that keeps an object's references leaves
+-- the rows alone, so an object whose references never change would otherwise never get any.
+-- The kinds this version ships with reference nothing but their owner, and an object listed
+-- under a parent is owned by that organization (model::objects), so an object with a parent
+-- references the organization of that id. (The one place the store names a kind: the
+-- registry's owner kind.)
+INSERT INTO refs (to_kind, to_id, from_kind, from_id)
+SELECT 'organization', parent, kind, id FROM objects WHERE parent <> '';
