@@ -24,12 +24,13 @@ use serde_json::{Value, json};
 use tokio::sync::Barrier;
 use tokio_postgres::types::ToSql;
 
+use crate::store::fixtures::{batch, create, delete, guard, put, put_refs, settled, state};
 use crate::store::postgres::testing::TestSchema;
 use crate::store::postgres::{self as pg, PostgresStore};
 use crate::store::sqlite::{self as lite, SqliteStore};
 use crate::store::{
-    Append, Batch, Change, Committed, Event, Expect, Guard, Located, LogCursor, Micros, ObjectKey, Store, StoreError,
-    StoreResult, StoredObject,
+    Batch, Committed, Event, Expect, Located, LogCursor, Micros, ObjectKey, Store, StoreError, StoreResult,
+    StoredObject,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -306,25 +307,13 @@ impl Backend for PostgresBackend {
         let client = self.schema.client().await;
         client.batch_execute("BEGIN").await.unwrap();
         let sequence = e.sequence as i64;
-        client
-            .execute(
-                "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                &[&e.kind, &e.object_id, &sequence, &e.event_type, &e.payload, &e.actor, &e.owner, &e.created_at],
-            )
-            .await
-            .unwrap();
+        let event: [&(dyn ToSql + Sync); 8] =
+            [&e.kind, &e.object_id, &sequence, &e.event_type, &e.payload, &e.actor, &e.owner, &e.created_at];
+        client.query_one(pg::INSERT_EVENT, &event).await.unwrap();
         let sequence = o.sequence as i64;
-        client
-            .execute(
-                "INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8, $9) \
-                 ON CONFLICT (kind, id) DO UPDATE SET state = excluded.state, sequence = excluded.sequence, \
-                 updated_at = excluded.updated_at",
-                &[&o.kind, &o.id, &o.owner, &o.parent, &o.name, &o.state, &sequence, &o.created_at, &o.updated_at],
-            )
-            .await
-            .unwrap();
+        let row: [&(dyn ToSql + Sync); 9] =
+            [&o.kind, &o.id, &o.owner, &o.parent, &o.name, &o.state, &sequence, &o.created_at, &o.updated_at];
+        client.execute(pg::UPSERT_OBJECT, &row).await.unwrap();
         Some(Box::new(PostgresOpenWrite { client }))
     }
 
@@ -346,72 +335,6 @@ impl OpenWrite for PostgresOpenWrite {
 
 // ---------------------------------------------------------------------------------------
 // Helpers
-
-fn batch(writes: Vec<Append>) -> Batch {
-    Batch::new("user:local:admin", writes)
-}
-
-fn put(kind: &str, id: &str, expect: Expect, parent: &str, name: Option<&str>, state: Value) -> Append {
-    Append {
-        kind: kind.into(),
-        id: id.into(),
-        expect,
-        event_type: format!("{kind}.put"),
-        payload: json!({ "put": id }),
-        change: Change::Put {
-            owner: "org-1".into(),
-            parent: parent.into(),
-            name: name.map(str::to_owned),
-            state: state.to_string(),
-            refs: None,
-        },
-    }
-}
-
-/// A put that references `refs` from now on.
-fn put_refs(kind: &str, id: &str, expect: Expect, refs: &[(&str, &str)]) -> Append {
-    let mut write = put(kind, id, expect, "", None, json!({}));
-    if let Change::Put { refs: stored, .. } = &mut write.change {
-        *stored = Some(refs.iter().map(|(kind, id)| ObjectKey::new(*kind, *id)).collect());
-    }
-    write
-}
-
-fn create(kind: &str, id: &str, parent: &str, name: Option<&str>) -> Append {
-    put(kind, id, Expect::Absent, parent, name, json!({ "id": id }))
-}
-
-fn delete(kind: &str, id: &str, expect: Expect) -> Append {
-    Append {
-        kind: kind.into(),
-        id: id.into(),
-        expect,
-        event_type: format!("{kind}.removed"),
-        payload: json!({}),
-        change: Change::Delete,
-    }
-}
-
-fn guard(kind: &str, id: &str, expect: Expect) -> Guard {
-    Guard { kind: kind.into(), id: id.into(), expect }
-}
-
-/// An object's state as JSON: PostgreSQL keeps it as `jsonb`, which normalises the text.
-fn state(object: &StoredObject) -> Value {
-    serde_json::from_str(&object.state).unwrap()
-}
-
-/// Waits until the log delivers the event at `position` (at once on SQLite; on PostgreSQL
-/// once every older transaction, of any test on the server, has ended).
-async fn settled(store: &dyn Store, position: u64) -> LogCursor {
-    for _ in 0..3000 {
-        if let Located::At(cursor) = store.locate(position).await.unwrap() {
-            return cursor;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("position {position} never became readable");
-}
 
 /// Waits until the log delivers every one of `positions`.
 async fn settled_all(store: &dyn Store, positions: &[u64]) {

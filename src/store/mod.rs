@@ -12,6 +12,8 @@
 
 #[cfg(test)]
 pub(crate) mod conformance;
+#[cfg(test)]
+pub(crate) mod fixtures;
 pub mod postgres;
 pub mod sqlite;
 

@@ -353,11 +353,11 @@ const LOAD: &str = "SELECT o.owner, o.parent, o.name, o.state::text, o.sequence,
                                        WHERE e.kind = $1 AND e.object_id = $2 \
                                        ORDER BY e.sequence DESC LIMIT 1) AS l ON true";
 
-const INSERT_EVENT: &str = "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, owner, \
-     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING position, xid::text";
+pub(crate) const INSERT_EVENT: &str = "INSERT INTO events (kind, object_id, sequence, event_type, payload, actor, \
+     owner, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING position, xid::text";
 
-const UPSERT_OBJECT: &str = "INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, \
-     updated_at) VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8, $9) \
+pub(crate) const UPSERT_OBJECT: &str = "INSERT INTO objects (kind, id, owner, parent, name, state, sequence, \
+     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8, $9) \
      ON CONFLICT (kind, id) DO UPDATE SET owner = excluded.owner, parent = excluded.parent, \
      name = excluded.name, state = excluded.state, sequence = excluded.sequence, \
      updated_at = excluded.updated_at";
@@ -945,43 +945,10 @@ pub(crate) mod testing {
 mod tests {
     use std::sync::Arc;
 
-    use serde_json::json;
-
     use super::testing::TestSchema;
     use super::*;
-    use crate::store::{Append, Expect};
+    use crate::store::fixtures::{batch, create, settled};
 
-    fn create(kind: &str, id: &str) -> Batch {
-        let write = Append {
-            kind: kind.into(),
-            id: id.into(),
-            expect: Expect::Absent,
-            event_type: format!("{kind}.added"),
-            payload: json!({}),
-            change: Change::Put {
-                owner: "org-1".into(),
-                parent: String::new(),
-                name: None,
-                state: json!({ "id": id }).to_string(),
-                refs: None,
-            },
-        };
-        Batch::new("system", vec![write])
-    }
-
-    async fn settled(store: &PostgresStore, position: u64) -> LogCursor {
-        for _ in 0..3000 {
-            if let Located::At(cursor) = store.locate(position).await.unwrap() {
-                return cursor;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("position {position} never became readable");
-    }
-
-    /// The classic trap: a transaction takes a position, a later one takes a higher position
-    /// and commits first. Delivering by position would hand out the higher one, move the
-    /// reader past the lower one and skip it once its transaction commits.
     #[tokio::test]
     async fn another_stores_commit_signals_that_the_log_grew() {
         let Some(schema) = TestSchema::create("log signal test").await else {
@@ -993,20 +960,23 @@ mod tests {
         // The listener counts its own LISTEN as growth: from then on it hears every commit.
         tokio::time::timeout(Duration::from_secs(5), grew.wait_for(|count| *count >= 1)).await.unwrap().unwrap();
         let _ = grew.borrow_and_update();
-        writer.append(create("org", "signalled")).await.unwrap();
+        writer.append(batch(vec![create("org", "signalled", "", None)])).await.unwrap();
         tokio::time::timeout(Duration::from_secs(5), grew.changed()).await.expect("no notification").unwrap();
         reader.close().await.unwrap();
         writer.close().await.unwrap();
     }
 
+    /// The classic trap: a transaction takes a position, a later one takes a higher position
+    /// and commits first. Delivering by position would hand out the higher one, move the
+    /// reader past the lower one and skip it once its transaction commits.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_late_commit_with_a_lower_position_is_not_skipped() {
         let Some(schema) = TestSchema::create("late-commit test").await else {
             return;
         };
         let store = Arc::new(PostgresStore::connect_with(schema.config()).await.unwrap());
-        let first = store.append(create("org", "before")).await.unwrap();
-        let start = settled(&store, first[0].event.position).await;
+        let first = store.append(batch(vec![create("org", "before", "", None)])).await.unwrap();
+        let start = settled(&*store, first[0].event.position).await;
         assert_eq!(store.read_log(None, start, 100).await.unwrap(), vec![]);
 
         // The slow writer: a transaction that appends and stays open.
@@ -1025,12 +995,12 @@ mod tests {
         let slow_xid: u64 = row.get::<_, &str>(1).parse().unwrap();
 
         // The fast writer takes a higher position and commits first.
-        let fast = store.append(create("org", "fast")).await.unwrap();
+        let fast = store.append(batch(vec![create("org", "fast", "", None)])).await.unwrap();
         assert!(fast[0].event.position > slow_position);
         assert!(fast[0].cursor.epoch > slow_xid);
         // Readable by position now, so a position-ordered reader would deliver it and move
         // past `slow_position`. The watermark holds it back instead.
-        assert!(store.get("org", "fast").await.unwrap().is_some());
+        assert!(store.head("org", "fast").await.unwrap().object.is_some());
         for _ in 0..5 {
             assert_eq!(store.read_log(None, start, 100).await.unwrap(), vec![]);
             assert_eq!(store.locate(fast[0].event.position).await.unwrap(), Located::Pending);
@@ -1039,7 +1009,7 @@ mod tests {
         }
 
         slow.commit().await.unwrap();
-        settled(&store, fast[0].event.position).await;
+        settled(&*store, fast[0].event.position).await;
         let delivered = store.read_log(None, start, 100).await.unwrap();
         let order: Vec<(u64, u64)> = delivered.iter().map(|c| (c.cursor.epoch, c.event.position)).collect();
         assert_eq!(order, vec![(slow_xid, slow_position), (fast[0].cursor.epoch, fast[0].event.position)]);
@@ -1066,7 +1036,7 @@ mod tests {
             )
             .await
             .unwrap();
-        let after = store.append(create("org", "after")).await.unwrap();
+        let after = store.append(batch(vec![create("org", "after", "", None)])).await.unwrap();
         assert_eq!(store.locate(after[0].event.position).await.unwrap(), Located::Pending);
         doomed.rollback().await.unwrap();
         let cursor = settled(&store, after[0].event.position).await;

@@ -950,36 +950,13 @@ fn with_context(e: StoreError, path: &Path) -> StoreError {
     }
 }
 
-/// What only the SQLite backend promises: its file, PRAGMAs, group commit, gap-free positions,
-/// crash durability and the backfill of migration 2. The contract both backends share is in
-/// `conformance.rs`.
+/// What only the SQLite backend promises: its file, PRAGMAs, group commit, gap-free positions
+/// and crash durability. The contract both backends share is in `conformance.rs`.
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing, reason = "a failing test panics")]
 mod tests {
     use super::*;
-    use crate::store::Expect;
-    use serde_json::{Value, json};
-
-    fn create(kind: &str, id: &str, name: Option<&str>) -> Batch {
-        Batch::new("system", vec![put(kind, id, Expect::Absent, name, json!({ "id": id }))])
-    }
-
-    fn put(kind: &str, id: &str, expect: Expect, name: Option<&str>, state: Value) -> Append {
-        Append {
-            kind: kind.into(),
-            id: id.into(),
-            expect,
-            event_type: format!("{kind}.put"),
-            payload: json!({}),
-            change: Change::Put {
-                owner: "org-1".into(),
-                parent: "org-1".into(),
-                name: name.map(str::to_owned),
-                state: state.to_string(),
-                refs: None,
-            },
-        }
-    }
+    use crate::store::fixtures::{batch, create};
 
     fn open(dir: &Path) -> SqliteStore {
         SqliteStore::open(dir).unwrap()
@@ -1002,7 +979,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let nested = dir.path().join("a").join("b");
         let store = open(&nested);
-        store.append(create("org", "o1", None)).await.unwrap();
+        store.append(batch(vec![create("org", "o1", "", None)])).await.unwrap();
         assert!(nested.join(DB_FILE).exists());
         store.close().await.unwrap();
         assert!(!nested.join(format!("{DB_FILE}-wal")).exists());
@@ -1015,7 +992,7 @@ mod tests {
     async fn reads_proceed_while_another_writer_holds_the_lock() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store.append(create("org", "o1", None)).await.unwrap();
+        store.append(batch(vec![create("org", "o1", "", None)])).await.unwrap();
         let mut other = Connection::open(dir.path().join(DB_FILE)).unwrap();
         let tx = other.transaction_with_behavior(TransactionBehavior::Immediate).unwrap();
         tx.execute("INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, updated_at) VALUES ('org', 'o2', '', '', NULL, '{}', 1, 0, 0)", []).unwrap();
@@ -1057,13 +1034,13 @@ mod tests {
     async fn positions_are_gap_free_and_time_follows_them() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(open(dir.path()));
-        store.append(create("org", "o1", Some("taken"))).await.unwrap();
+        store.append(batch(vec![create("org", "o1", "", Some("taken"))])).await.unwrap();
         let tasks: Vec<_> = (0..64)
             .map(|i| {
                 let store = Arc::clone(&store);
                 tokio::spawn(async move {
                     let name = if i % 4 == 0 { "taken".to_owned() } else { format!("n{i}") };
-                    store.append(create("org", &format!("x{i}"), Some(&name))).await
+                    store.append(batch(vec![create("org", &format!("x{i}"), "", Some(&name))])).await
                 })
             })
             .collect();
@@ -1094,7 +1071,7 @@ mod tests {
                 let store = Arc::clone(&store);
                 tokio::spawn(async move {
                     for n in 0..WRITES_EACH {
-                        store.append(create("org", &format!("o{t}-{n}"), None)).await.unwrap();
+                        store.append(batch(vec![create("org", &format!("o{t}-{n}"), "", None)])).await.unwrap();
                     }
                 })
             })
@@ -1115,7 +1092,7 @@ mod tests {
     async fn a_failed_commit_fails_its_group_and_the_next_group_commits() {
         let dir = tempfile::tempdir().unwrap();
         let store = open(dir.path());
-        store.append(create("org", "o1", None)).await.unwrap();
+        store.append(batch(vec![create("org", "o1", "", None)])).await.unwrap();
         // Another connection holds a read transaction open on the old snapshot and a write
         // lock past the busy timeout would be slow to test; instead make COMMIT itself fail
         // with a deferred foreign key violation, which only COMMIT checks.
@@ -1129,10 +1106,10 @@ mod tests {
                 .unwrap();
             })
             .await;
-        let err = store.append(create("org", "doomed", None)).await.unwrap_err();
+        let err = store.append(batch(vec![create("org", "doomed", "", None)])).await.unwrap_err();
         assert!(matches!(err, StoreError::Internal(ref m) if m.contains("FOREIGN KEY")), "{err:?}");
-        assert_eq!(store.get("org", "doomed").await.unwrap(), None);
-        let next = store.append(create("org", "o2", None)).await.unwrap();
+        assert_eq!(store.head("org", "doomed").await.unwrap().object, None);
+        let next = store.append(batch(vec![create("org", "o2", "", None)])).await.unwrap();
         assert_eq!(next[0].event.position, 2);
         assert_eq!(whole_log(&store).await.len(), 2);
     }
@@ -1153,7 +1130,7 @@ mod tests {
                 tokio::spawn(async move {
                     for i in 0..100_000 {
                         let id = format!("obj-{t}-{i}");
-                        store.append(create("org", &id, None)).await.unwrap();
+                        store.append(batch(vec![create("org", &id, "", None)])).await.unwrap();
                         use std::io::Write;
                         let mut out = std::io::stdout().lock();
                         writeln!(out, "answered {id}").unwrap();
