@@ -365,7 +365,7 @@ fn assert_increasing(log: &[Committed]) {
 // ---------------------------------------------------------------------------------------
 // Writes and reads
 
-pub(crate) async fn append_then_get_round_trips(h: Arc<Harness>) {
+pub(crate) async fn append_then_read_round_trips(h: Arc<Harness>) {
     let store = h.store().await;
     let value = json!({ "display": "Alice", "tags": [1, 2.5, null, true], "nested": { "a": "b", "0": [] } });
     let committed = store
@@ -384,7 +384,7 @@ pub(crate) async fn append_then_get_round_trips(h: Arc<Harness>) {
     assert_eq!(c.event.actor, "user:local:admin");
     // The event's resource owner is the object's.
     assert_eq!(c.event.owner, "org-1");
-    let object = store.get("user", "u1").await.unwrap().unwrap();
+    let object = store.head("user", "u1").await.unwrap().object.unwrap();
     assert_eq!(state(&object), value);
     let expected = StoredObject {
         kind: "user".into(),
@@ -398,8 +398,8 @@ pub(crate) async fn append_then_get_round_trips(h: Arc<Harness>) {
         updated_at: c.event.created_at,
     };
     assert_eq!(object, expected);
-    assert_eq!(store.get("user", "u2").await.unwrap(), None);
-    assert_eq!(store.get("group", "u1").await.unwrap(), None);
+    assert_eq!(store.head("user", "u2").await.unwrap().object, None);
+    assert_eq!(store.head("group", "u1").await.unwrap().object, None);
     assert_eq!(log_through(&*store, None, 1).await, committed);
     // The clock is microseconds since the epoch, near now.
     let now = chrono::Utc::now().timestamp_micros();
@@ -416,7 +416,7 @@ pub(crate) async fn sequence_increments_and_continues_after_delete(h: Arc<Harnes
         .unwrap();
     assert_eq!(second[0].event.sequence, 2);
     // A replace keeps created_at and moves updated_at.
-    let object = store.get("user", "u1").await.unwrap().unwrap();
+    let object = store.head("user", "u1").await.unwrap().object.unwrap();
     assert_eq!((object.sequence, object.created_at), (2, first[0].event.created_at));
     assert_eq!(object.updated_at, second[0].event.created_at);
 
@@ -425,13 +425,12 @@ pub(crate) async fn sequence_increments_and_continues_after_delete(h: Arc<Harnes
     assert_eq!(deleted[0].event.event_type, "user.removed");
     // The delete's resource owner is the deleted object's.
     assert_eq!(deleted[0].event.owner, "org-1");
-    assert_eq!(store.get("user", "u1").await.unwrap(), None);
     let head = store.head("user", "u1").await.unwrap();
     assert_eq!((head.object, head.sequence), (None, 3));
 
     let again = store.append(batch(vec![create("user", "u1", "", Some("a"))])).await.unwrap();
     assert_eq!(again[0].event.sequence, 4);
-    let object = store.get("user", "u1").await.unwrap().unwrap();
+    let object = store.head("user", "u1").await.unwrap().object.unwrap();
     assert_eq!((object.sequence, object.created_at), (4, again[0].event.created_at));
     assert!(object.created_at >= deleted[0].event.created_at);
 
@@ -461,7 +460,7 @@ pub(crate) async fn absent_on_existing_object_conflicts_and_writes_nothing(h: Ar
         other => panic!("expected a conflict, got {other:?}"),
     }
     assert_eq!(event_count(&*store, 1).await, 1);
-    let object = store.get("org", "o1").await.unwrap().unwrap();
+    let object = store.head("org", "o1").await.unwrap().object.unwrap();
     assert_eq!((object.sequence, object.updated_at), (1, before[0].event.created_at));
 }
 
@@ -484,7 +483,7 @@ pub(crate) async fn stale_or_missing_sequence_conflicts(h: Arc<Harness>) {
         "{delete_missing:?}"
     );
     assert_eq!(event_count(&*store, second[0].event.position).await, 2);
-    assert_eq!(state(&store.get("org", "o1").await.unwrap().unwrap()), json!(2));
+    assert_eq!(state(&store.head("org", "o1").await.unwrap().object.unwrap()), json!(2));
     // Any replaces whatever is there, and creates what is not.
     let any = store.append(batch(vec![put("org", "o1", Expect::Any, "", None, json!(4))])).await.unwrap();
     assert_eq!(any[0].event.sequence, 3);
@@ -507,7 +506,7 @@ pub(crate) async fn failing_write_in_a_request_writes_nothing(h: Arc<Harness>) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict { actual: Some(1), .. }), "{err:?}");
-    assert_eq!(store.get("user", "new").await.unwrap(), None);
+    assert_eq!(store.head("user", "new").await.unwrap().object, None);
     assert_eq!(event_count(&*store, through).await, 1);
 
     // The second write's name is taken.
@@ -519,8 +518,8 @@ pub(crate) async fn failing_write_in_a_request_writes_nothing(h: Arc<Harness>) {
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NameTaken { .. }), "{err:?}");
-    assert_eq!(store.get("user", "new").await.unwrap(), None);
-    assert_eq!(store.get("user", "other").await.unwrap(), None);
+    assert_eq!(store.head("user", "new").await.unwrap().object, None);
+    assert_eq!(store.head("user", "other").await.unwrap().object, None);
     assert_eq!(event_count(&*store, through).await, 1);
 
     // The failed requests left no sequence behind (positions may have holes on a backend
@@ -550,9 +549,9 @@ pub(crate) async fn later_writes_in_a_request_see_earlier_ones(h: Arc<Harness>) 
     // One transaction, one timestamp.
     assert!(committed.iter().all(|c| c.event.created_at == committed[0].event.created_at));
     assert_eq!(committed[3].event.event_type, "group.removed");
-    let g1 = store.get("group", "g1").await.unwrap().unwrap();
+    let g1 = store.head("group", "g1").await.unwrap().object.unwrap();
     assert_eq!((g1.sequence, g1.name.as_deref()), (4, Some("owners")));
-    let g2 = store.get("group", "g2").await.unwrap().unwrap();
+    let g2 = store.head("group", "g2").await.unwrap().object.unwrap();
     assert_eq!((g2.sequence, g2.name.as_deref()), (1, Some("admins")));
     assert_eq!(log_through(&*store, None, 5).await, committed);
 }
@@ -572,7 +571,7 @@ pub(crate) async fn names_are_unique_per_kind_and_parent(h: Arc<Harness>) {
     let err =
         store.append(batch(vec![put("user", "u3", Expect::Any, "org-1", Some("alice"), json!({}))])).await.unwrap_err();
     assert!(matches!(err, StoreError::NameTaken { .. }), "{err:?}");
-    assert_eq!(store.get("user", "u3").await.unwrap().unwrap().name.as_deref(), Some("carol"));
+    assert_eq!(store.head("user", "u3").await.unwrap().object.unwrap().name.as_deref(), Some("carol"));
 
     // Same name under another parent or of another kind is fine, and so are many unnamed.
     store.append(batch(vec![create("user", "u4", "org-2", Some("alice"))])).await.unwrap();
@@ -591,7 +590,7 @@ pub(crate) async fn names_are_unique_per_kind_and_parent(h: Arc<Harness>) {
     // A deleted object frees its name.
     store.append(batch(vec![delete("user", "u1", Expect::Any)])).await.unwrap();
     store.append(batch(vec![create("user", "u2", "org-1", Some("alice"))])).await.unwrap();
-    assert_eq!(store.get("user", "u2").await.unwrap().unwrap().name.as_deref(), Some("alice"));
+    assert_eq!(store.head("user", "u2").await.unwrap().object.unwrap().name.as_deref(), Some("alice"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -683,7 +682,7 @@ pub(crate) async fn read_log_carries_what_append_answered(h: Arc<Harness>) {
         answered.iter().filter(|c| c.event.kind == "user").cloned().collect::<Vec<_>>()
     );
     // The current state is in the rows: the re-created object starts over.
-    let u1 = store.get("user", "u1").await.unwrap().unwrap();
+    let u1 = store.head("user", "u1").await.unwrap().object.unwrap();
     assert_eq!((u1.sequence, u1.name.clone(), state(&u1)), (4, None, json!(null)));
     assert_eq!(u1.created_at, log[5].event.created_at);
 }
@@ -743,7 +742,7 @@ pub(crate) async fn concurrent_appends_all_land(h: Arc<Harness>) {
                 assert_eq!(c[0].event.sequence, n + 1);
                 positions.push(c[0].event.position);
                 // Reads interleave with the writes and see what was answered.
-                assert_eq!(store.get("user", &id).await.unwrap().unwrap().sequence, n + 1);
+                assert_eq!(store.head("user", &id).await.unwrap().object.unwrap().sequence, n + 1);
             }
             positions
         }));
@@ -772,7 +771,7 @@ pub(crate) async fn concurrent_appends_all_land(h: Arc<Harness>) {
     );
     for t in 0..50 {
         let id = format!("obj-{t}");
-        let object = store.get("user", &id).await.unwrap().unwrap();
+        let object = store.head("user", &id).await.unwrap().object.unwrap();
         assert_eq!((object.sequence, state(&object)), (10, json!({ "n": 9 })));
         let mine = store.read_log(Some(("user", &id)), LogCursor::default(), 100).await.unwrap();
         assert_eq!(mine.iter().map(|c| c.event.sequence).collect::<Vec<_>>(), (1..=10).collect::<Vec<u64>>());
@@ -816,7 +815,7 @@ pub(crate) async fn racing_writers_exactly_one_wins(h: Arc<Harness>) {
         assert_eq!(won.len(), 1, "round {round}: {won:?}");
         let (winner, sequence) = won[0];
         assert_eq!(sequence, 2);
-        assert_eq!(state(&store.get("org", &id).await.unwrap().unwrap()), json!({ "racer": winner }));
+        assert_eq!(state(&store.head("org", &id).await.unwrap().object.unwrap()), json!({ "racer": winner }));
     }
 
     for round in 0..10 {
@@ -885,13 +884,17 @@ pub(crate) async fn a_failing_request_does_not_fail_its_neighbours(h: Arc<Harnes
         let (i, result) = task.await.unwrap();
         match (i % 8, result) {
             (3 | 5, Err(StoreError::Conflict { .. })) | (7, Err(StoreError::NameTaken { .. })) => {
-                assert_eq!(store.get("org", &format!("fine-{i}")).await.unwrap(), None, "request {i} half applied");
+                assert_eq!(
+                    store.head("org", &format!("fine-{i}")).await.unwrap().object,
+                    None,
+                    "request {i} half applied"
+                );
             }
             (3 | 5 | 7, other) => panic!("request {i} should have failed: {other:?}"),
             (_, Ok(committed)) => {
                 assert_eq!(committed.len(), 2);
                 written.extend(committed.iter().map(|c| c.event.position));
-                assert!(store.get("user", &format!("u-{i}")).await.unwrap().is_some());
+                assert!(store.head("user", &format!("u-{i}")).await.unwrap().object.is_some());
             }
             (_, Err(e)) => panic!("request {i} failed with its neighbours: {e:?}"),
         }
@@ -924,8 +927,8 @@ pub(crate) async fn guards_hold_in_the_writes_transaction(h: Arc<Harness>) {
     let missing = store.append(missing).await.unwrap_err();
     assert!(matches!(&missing, StoreError::Conflict { id, actual: None, .. } if id == "nope"), "{missing:?}");
     // A failed guard writes nothing.
-    assert_eq!(store.get("user", "u3").await.unwrap(), None);
-    assert_eq!(store.get("user", "u4").await.unwrap(), None);
+    assert_eq!(store.head("user", "u3").await.unwrap().object, None);
+    assert_eq!(store.head("user", "u4").await.unwrap().object, None);
     // Guards see the objects as the request found them: not an object it creates itself.
     let own = Batch {
         guards: vec![guard("org", "o2", Expect::Exists)],
@@ -958,7 +961,7 @@ pub(crate) async fn a_referenced_object_cannot_be_deleted(h: Arc<Harness>) {
         }
         other => panic!("expected Referenced, got {other:?}"),
     }
-    assert!(store.get("role", "r1").await.unwrap().is_some());
+    assert!(store.head("role", "r1").await.unwrap().object.is_some());
 
     // A put without `refs` keeps them; with, replaces them.
     store.append(batch(vec![put("policy", "p2", Expect::Sequence(1), "", None, json!({ "v": 2 }))])).await.unwrap();
@@ -977,7 +980,7 @@ pub(crate) async fn a_referenced_object_cannot_be_deleted(h: Arc<Harness>) {
         .await
         .unwrap_err();
     assert!(matches!(refused, StoreError::Referenced { .. }), "{refused:?}");
-    assert!(store.get("policy", "p2").await.unwrap().is_some());
+    assert!(store.head("policy", "p2").await.unwrap().object.is_some());
 }
 
 /// A delete racing a write that starts to reference the deleted object: exactly one of the
@@ -1012,8 +1015,8 @@ pub(crate) async fn a_delete_racing_a_reference_leaves_no_dangling_reference(h: 
             (Err(StoreError::Conflict { actual: None, .. }), Ok(_)) => deletes_won += 1,
             other => panic!("round {round}: {other:?}"),
         }
-        let policy = store.get("policy", &format!("p{round}")).await.unwrap();
-        let role = store.get("role", &target).await.unwrap();
+        let policy = store.head("policy", &format!("p{round}")).await.unwrap().object;
+        let role = store.head("role", &target).await.unwrap().object;
         assert_eq!(policy.is_some(), role.is_some(), "round {round}: a dangling reference");
     }
     assert_eq!(deletes_won + references_won, 40);
@@ -1160,13 +1163,13 @@ pub(crate) async fn data_survives_reopen(h: Arc<Harness>) {
         store.append(batch(vec![create("org", "o1", "", Some("acme")), create("org", "o2", "", None)])).await.unwrap();
     store.append(batch(vec![delete("org", "o2", Expect::Sequence(1))])).await.unwrap();
     let log = log_through(&*store, None, 3).await;
-    let before = store.get("org", "o1").await.unwrap();
+    let before = store.head("org", "o1").await.unwrap().object;
     store.close().await.unwrap();
 
     let store = backend.open().await.unwrap();
-    assert_eq!(store.get("org", "o1").await.unwrap(), before);
+    assert_eq!(store.head("org", "o1").await.unwrap().object, before);
     assert_eq!(before.map(|o| o.updated_at), Some(written[0].event.created_at));
-    assert_eq!(store.get("org", "o2").await.unwrap(), None);
+    assert_eq!(store.head("org", "o2").await.unwrap().object, None);
     assert_eq!(log_through(&*store, None, 3).await, log);
     // Positions and sequences continue; the clock does not go back.
     let next = store.append(batch(vec![create("org", "o2", "", None)])).await.unwrap();
@@ -1313,7 +1316,6 @@ pub(crate) async fn closed_store_is_unavailable(h: Arc<Harness>) {
     store.append(batch(vec![create("org", "o1", "", None)])).await.unwrap();
     store.close().await.unwrap();
     let unavailable = |r: StoreError| matches!(r, StoreError::Unavailable(ref m) if m.contains("closed"));
-    assert!(unavailable(store.get("org", "o1").await.unwrap_err()));
     assert!(unavailable(store.append(batch(vec![create("org", "o2", "", None)])).await.unwrap_err()));
     assert!(unavailable(store.append(batch(vec![])).await.unwrap_err()));
     assert!(unavailable(store.ping().await.unwrap_err()));
@@ -1351,7 +1353,7 @@ macro_rules! conformance_suite {
 pub(crate) use conformance_suite;
 
 conformance_suite!(
-    append_then_get_round_trips,
+    append_then_read_round_trips,
     sequence_increments_and_continues_after_delete,
     absent_on_existing_object_conflicts_and_writes_nothing,
     stale_or_missing_sequence_conflicts,

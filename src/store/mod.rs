@@ -353,11 +353,6 @@ pub trait Store: Send + Sync + 'static {
     /// still referenced, nothing is written.
     async fn append(&self, batch: Batch) -> StoreResult<Vec<Committed>>;
 
-    /// The current state of one object, if it exists.
-    async fn get(&self, kind: &str, id: &str) -> StoreResult<Option<StoredObject>> {
-        Ok(self.head(kind, id).await?.object)
-    }
-
     /// One object's row and latest sequence: what a replica needs to catch up on one object
     /// without following the log.
     async fn head(&self, kind: &str, id: &str) -> StoreResult<Head>;

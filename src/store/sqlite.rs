@@ -998,8 +998,8 @@ mod tests {
         tx.execute("INSERT INTO objects (kind, id, owner, parent, name, state, sequence, created_at, updated_at) VALUES ('org', 'o2', '', '', NULL, '{}', 1, 0, 0)", []).unwrap();
         // WAL: the read neither waits for the lock nor sees the uncommitted row.
         let started = std::time::Instant::now();
-        assert_eq!(store.get("org", "o1").await.unwrap().unwrap().sequence, 1);
-        assert_eq!(store.get("org", "o2").await.unwrap(), None);
+        assert_eq!(store.head("org", "o1").await.unwrap().object.unwrap().sequence, 1);
+        assert_eq!(store.head("org", "o2").await.unwrap().object, None);
         store.ping().await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(1));
         tx.rollback().unwrap();
@@ -1176,14 +1176,14 @@ mod tests {
         runtime.block_on(async {
             let store = open(dir.path());
             for id in &answered {
-                let object = store.get("org", id).await.unwrap();
+                let object = store.head("org", id).await.unwrap().object;
                 assert_eq!(object.map(|o| o.sequence), Some(1), "{id} was answered but lost");
             }
             // Whatever committed after the last answer is whole: rows and events agree.
             let log = whole_log(&store).await;
             assert!(log.len() >= 200);
             for c in &log {
-                let object = store.get("org", &c.event.object_id).await.unwrap();
+                let object = store.head("org", &c.event.object_id).await.unwrap().object;
                 assert_eq!(object.map(|o| o.sequence), Some(c.event.sequence), "{}", c.event.object_id);
             }
         });
