@@ -125,8 +125,9 @@ pub struct Append {
 }
 
 /// An assertion about an object the request does not write, checked in the same transaction
-/// as the writes (and, on PostgreSQL, under the same lock as a write of that object), so a
-/// concurrent write or delete of it serialises with the request.
+/// as the writes (on PostgreSQL, under a shared lock that a write of the object takes
+/// exclusively), so a concurrent write or delete of it serialises with the request, and
+/// requests that only guard it do not serialise with each other.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Guard {
     pub kind: String,

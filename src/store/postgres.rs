@@ -11,6 +11,10 @@
 //! Writers of one object are serialised by a transaction-scoped advisory lock on the object
 //! (which also covers objects that do not exist yet), taken in one global order so that two
 //! requests never wait on each other crosswise. Writers of different objects run in parallel.
+//! A request takes the lock of an object it only guards shared: requests that guard one
+//! object (every create in an organization guards the organization) run in parallel, and a
+//! write or delete of the guarded object, which takes it exclusively, waits for them and
+//! they for it.
 //!
 //! # Reading the log without skipping late commits
 //!
@@ -420,7 +424,10 @@ fn head_from_row(kind: &str, id: &str, row: &Row) -> StoreResult<(Head, Micros)>
 async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> Result<Vec<Committed>, Failure> {
     let tx = client.transaction().await.map_err(append_err)?;
     let (lock, load, clock, insert_event, upsert_object, replace_refs, delete_object) = tokio::try_join!(
-        tx.prepare_cached("SELECT pg_advisory_xact_lock(k) FROM unnest($1::int8[]) AS k"),
+        tx.prepare_cached(
+            "SELECT CASE WHEN written THEN pg_advisory_xact_lock(k) ELSE pg_advisory_xact_lock_shared(k) END \
+             FROM unnest($1::int8[], $2::bool[]) AS l (k, written)"
+        ),
         tx.prepare_cached(LOAD),
         tx.prepare_cached(CLOCK),
         tx.prepare_cached(INSERT_EVENT),
@@ -432,25 +439,26 @@ async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> R
 
     // One global order (the keys sorted) so that two requests never hold one lock each
     // while waiting for the other's. Advisory locks cover objects that have no row yet,
-    // which a row lock (SELECT ... FOR UPDATE) cannot. A guard takes the same lock as a
-    // write of its object, so a write and a delete of what it guards serialise.
+    // which a row lock (SELECT ... FOR UPDATE) cannot. What a request writes it locks
+    // exclusively, what it only guards shared: guards of one object do not wait for each
+    // other, and a write or delete of it waits for them.
     let mut targets: Vec<(&str, &str)> = Vec::new();
-    for key in batch
-        .writes
-        .iter()
-        .map(|w| (w.kind.as_str(), w.id.as_str()))
-        .chain(batch.guards.iter().map(|g| (g.kind.as_str(), g.id.as_str())))
-    {
+    let mut locks: Vec<(i64, bool)> = Vec::new();
+    let writes = batch.writes.iter().map(|w| ((w.kind.as_str(), w.id.as_str()), true));
+    let guards = batch.guards.iter().map(|g| ((g.kind.as_str(), g.id.as_str()), false));
+    for (key, written) in writes.chain(guards) {
         if !targets.contains(&key) {
             targets.push(key);
         }
+        locks.push((lock_key(key.0, key.1), written));
     }
-    let mut keys: Vec<i64> = targets.iter().map(|(kind, id)| lock_key(kind, id)).collect();
-    keys.sort_unstable();
-    keys.dedup();
+    // Per key, a write sorts before a guard: the lock kept is exclusive if either writes.
+    locks.sort_by_key(|&(key, written)| (key, !written));
+    locks.dedup_by_key(|&mut (key, _)| key);
+    let (keys, written): (Vec<i64>, Vec<bool>) = locks.into_iter().unzip();
     // Read under the locks: the server runs the reads after the lock is granted, and each
     // sees every commit made before it started, including the previous lock holder's.
-    let lock_params: [&(dyn ToSql + Sync); 1] = [&keys];
+    let lock_params: [&(dyn ToSql + Sync); 2] = [&keys, &written];
     let load_params: Vec<[&(dyn ToSql + Sync); 2]> =
         targets.iter().map(|(kind, id)| [kind as &(dyn ToSql + Sync), id as &(dyn ToSql + Sync)]).collect();
     let (_, rows, clock_row) = tokio::try_join!(
@@ -945,9 +953,12 @@ pub(crate) mod testing {
 mod tests {
     use std::sync::Arc;
 
+    use serde_json::json;
+
     use super::testing::TestSchema;
     use super::*;
-    use crate::store::fixtures::{batch, create, settled};
+    use crate::store::Expect;
+    use crate::store::fixtures::{batch, create, guard, put, settled};
 
     #[tokio::test]
     async fn another_stores_commit_signals_that_the_log_grew() {
@@ -1015,6 +1026,52 @@ mod tests {
         assert_eq!(order, vec![(slow_xid, slow_position), (fast[0].cursor.epoch, fast[0].event.position)]);
         assert_eq!(delivered[1], fast[0]);
         assert_eq!(store.locate(slow_position).await.unwrap(), Located::At(delivered[0].cursor));
+        store.close().await.unwrap();
+        schema.drop_schema().await;
+    }
+
+    /// Requests that only guard an object (every create in an organization guards it) take its
+    /// lock shared, so they do not wait for each other; a write of the object takes it
+    /// exclusively and waits for them, and they for it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn guards_of_one_object_share_its_lock_and_its_writes_wait_for_them() {
+        let Some(schema) = TestSchema::create("shared guard lock test").await else {
+            return;
+        };
+        let store = Arc::new(PostgresStore::connect_with(schema.config()).await.unwrap());
+        store.append(batch(vec![create("org", "o1", "", None)])).await.unwrap();
+        let guarded = |id: &str| Batch {
+            guards: vec![guard("org", "o1", Expect::Exists)],
+            ..batch(vec![create("user", id, "o1", None)])
+        };
+        let mut raw = schema.client().await;
+        let pause = Duration::from_millis(300);
+
+        // Another request guarding o1, held open with the lock it took.
+        let other_guard = raw.transaction().await.unwrap();
+        other_guard.execute("SELECT pg_advisory_xact_lock_shared($1)", &[&lock_key("org", "o1")]).await.unwrap();
+        let answered = tokio::time::timeout(Duration::from_secs(5), store.append(guarded("u1"))).await;
+        answered.expect("a guard waited for another guard of the same object").unwrap();
+        let write = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move { store.append(batch(vec![put("org", "o1", Expect::Sequence(1), "", None, json!(2))])).await }
+        });
+        tokio::time::sleep(pause).await;
+        assert!(!write.is_finished(), "a write of the object did not wait for its guard");
+        other_guard.commit().await.unwrap();
+        assert_eq!(write.await.unwrap().unwrap()[0].event.sequence, 2);
+
+        // Another request writing o1, held open with the lock it took.
+        let other_write = raw.transaction().await.unwrap();
+        other_write.execute("SELECT pg_advisory_xact_lock($1)", &[&lock_key("org", "o1")]).await.unwrap();
+        let guarding = tokio::spawn({
+            let store = Arc::clone(&store);
+            async move { store.append(guarded("u2")).await }
+        });
+        tokio::time::sleep(pause).await;
+        assert!(!guarding.is_finished(), "a guard did not wait for a write of its object");
+        other_write.commit().await.unwrap();
+        guarding.await.unwrap().unwrap();
         store.close().await.unwrap();
         schema.drop_schema().await;
     }
