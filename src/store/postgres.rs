@@ -260,7 +260,7 @@ impl Store for PostgresStore {
             .prepare_cached(
                 "SELECT (SELECT xid::text FROM events \
                          WHERE position = $1 AND xid < pg_snapshot_xmin(pg_current_snapshot())), \
-                        (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM events_position_seq)",
+                        COALESCE(pg_sequence_last_value(pg_get_serial_sequence('events', 'position')::regclass), 0)",
             )
             .await
             .map_err(pg_err)?;
