@@ -27,9 +27,12 @@ CREATE INDEX refs_from ON refs (from_kind, from_id);
 
 -- The objects already here get their rows now: a put that keeps an object's references leaves
 -- the rows alone, so an object whose references never change would otherwise never get any.
--- The kinds this version ships with reference nothing but their owner, and an object listed
--- under a parent is owned by that organization (model::objects), so an object with a parent
--- references the organization of that id. (The one place the store names a kind: the
--- registry's owner kind.)
+-- The kinds this version ships with reference nothing but their owner: an object that an
+-- organization owns (other than the organization itself) references it and is listed under
+-- it (model::objects). Versions before this one listed an organization's domain policy,
+-- which shares the organization's id, at the top level. (The one place the store names a
+-- kind: the registry's owner kind.)
+UPDATE objects SET parent = owner
+WHERE kind <> 'organization' AND owner IN (SELECT id FROM objects WHERE kind = 'organization');
 INSERT INTO refs (to_kind, to_id, from_kind, from_id)
-SELECT 'organization', parent, kind, id FROM objects WHERE parent <> '';
+SELECT 'organization', parent, kind, id FROM objects WHERE parent <> '' AND kind <> 'organization';
