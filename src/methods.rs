@@ -134,11 +134,15 @@ impl MethodTable {
                     let method_deprecated =
                         method.method_descriptor_proto().options.as_ref().and_then(|o| o.deprecated);
                     let deprecated = [file_deprecated, service_deprecated, method_deprecated].contains(&Some(true));
+                    // Two services of one name would leave one of them unreachable, whichever
+                    // the router picked: refuse it at start.
+                    if table.by_path.contains_key(&path) {
+                        return Err(error(format!("`{path}` is defined more than once")));
+                    }
                     let entry =
                         Arc::new(ApiMethod { path: path.clone(), descriptor: method, rule, http, json, deprecated });
-                    if table.by_path.insert(path, entry.clone()).is_none() {
-                        table.methods.push(entry);
-                    }
+                    table.by_path.insert(path, entry.clone());
+                    table.methods.push(entry);
                 }
             }
         }
@@ -309,6 +313,13 @@ mod tests {
         let pool = DescriptorPool::decode(crate::pb::FILE_DESCRIPTOR_SET).unwrap();
         assert_eq!(iamd, pool.services().map(|s| s.methods().count()).sum::<usize>());
         assert!(table.iter().filter(|m| m.path.starts_with("/iamd.")).all(|m| m.rule.is_some()));
+    }
+
+    #[test]
+    fn a_method_defined_twice_is_refused() {
+        let pool = || DescriptorPool::decode(tonic_health::pb::FILE_DESCRIPTOR_SET).unwrap();
+        let error = MethodTable::from_pools(&[pool(), pool()]).unwrap_err();
+        assert!(error.to_string().contains("`/grpc.health.v1.Health/Check` is defined more than once"), "{error}");
     }
 
     #[test]
