@@ -48,6 +48,10 @@ pub enum ServerError {
     Listen { addr: SocketAddr, source: std::io::Error },
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    #[error("the server stopped before it was ready")]
+    StoppedBeforeReady,
+    #[error("the server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// A server started in the background (tests, benchmarks, embedders).
@@ -63,10 +67,7 @@ impl RunningServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match (&mut self.done).await {
-            Ok(result) => result,
-            Err(e) => Err(ServerError::Descriptors(format!("server task failed: {e}"))),
-        }
+        (&mut self.done).await?
     }
 }
 
@@ -115,10 +116,9 @@ pub async fn start_with(config: Config, registry: Registry) -> Result<RunningSer
     match is_ready.await {
         Ok(addr) => Ok(RunningServer { addr, stop: Some(stop), done }),
         // It ended before it was ready: with its error.
-        Err(_) => match done.await {
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(())) => Err(ServerError::Descriptors("the server stopped before it was ready".into())),
-            Err(e) => Err(ServerError::Descriptors(format!("server task failed: {e}"))),
+        Err(_) => match done.await? {
+            Err(e) => Err(e),
+            Ok(()) => Err(ServerError::StoppedBeforeReady),
         },
     }
 }
