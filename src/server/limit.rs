@@ -89,7 +89,9 @@ struct Rules {
 struct Limited {
     inner: tonic::body::Body,
     rules: Rules,
-    header: Vec<u8>,
+    header: [u8; 5],
+    /// Bytes of `header` collected so far.
+    header_len: usize,
     left: usize,
     /// Frame headers read so far.
     messages: usize,
@@ -99,7 +101,7 @@ struct Limited {
 
 impl Limited {
     fn new(inner: tonic::body::Body, rules: Rules) -> Self {
-        Limited { inner, rules, header: Vec::new(), left: 0, messages: 0, failed: false }
+        Limited { inner, rules, header: [0; 5], header_len: 0, left: 0, messages: 0, failed: false }
     }
 
     fn check(&mut self, mut data: &[u8]) -> Result<(), tonic::Status> {
@@ -110,12 +112,16 @@ impl Limited {
                 data.advance(skip);
                 continue;
             }
-            let take = (5 - self.header.len()).min(data.len());
-            self.header.extend_from_slice(&data[..take]);
+            let take = (5 - self.header_len).min(data.len());
+            if let Some(slot) = self.header.get_mut(self.header_len..self.header_len + take) {
+                slot.copy_from_slice(&data[..take]);
+            }
+            self.header_len += take;
             data.advance(take);
-            if let [flag, a, b, c, d] = self.header[..] {
+            if self.header_len == 5 {
+                let [flag, a, b, c, d] = self.header;
                 let len = u32::from_be_bytes([a, b, c, d]) as usize;
-                self.header.clear();
+                self.header_len = 0;
                 self.messages += 1;
                 match flag {
                     0 => {}
@@ -148,18 +154,23 @@ impl Limited {
         Ok(())
     }
 
+    /// The stream may end here: between frames, with a message if it needs one.
+    fn may_end(&self) -> bool {
+        self.header_len == 0 && self.left == 0 && !(self.rules.one_message && self.messages == 0)
+    }
+
     /// What is wrong with the stream if it ended here.
     fn end_error(&self) -> Option<tonic::Status> {
-        if !self.header.is_empty() || self.left > 0 {
+        if self.may_end() {
+            return None;
+        }
+        if self.header_len > 0 || self.left > 0 {
             return Some(tonic::Status::invalid_argument(format!(
                 "the request ends inside a message frame: {} more bytes were announced",
-                if self.left > 0 { self.left } else { 5 - self.header.len() }
+                if self.left > 0 { self.left } else { 5 - self.header_len }
             )));
         }
-        if self.rules.one_message && self.messages == 0 {
-            return Some(tonic::Status::invalid_argument("the request carries no message; the method takes one"));
-        }
-        None
+        Some(tonic::Status::invalid_argument("the request carries no message; the method takes one"))
     }
 }
 
@@ -173,13 +184,7 @@ impl Body for Limited {
         }
         let poll = Pin::new(&mut self.inner).poll_frame(cx);
         let error = match &poll {
-            Poll::Ready(Some(Ok(frame))) => match frame.data_ref() {
-                Some(data) => {
-                    let data = data.clone();
-                    self.check(&data).err()
-                }
-                None => None,
-            },
+            Poll::Ready(Some(Ok(frame))) => frame.data_ref().and_then(|data| self.check(data).err()),
             Poll::Ready(None) => self.end_error(),
             _ => None,
         };
@@ -192,7 +197,7 @@ impl Body for Limited {
 
     fn is_end_stream(&self) -> bool {
         // Not over while the end would still be an error to answer (an empty body included).
-        self.failed || (self.inner.is_end_stream() && self.end_error().is_none())
+        self.failed || (self.inner.is_end_stream() && self.may_end())
     }
 
     fn size_hint(&self) -> SizeHint {
