@@ -156,23 +156,25 @@ where
             return Err(failed.into());
         }
         let (body, trailers) = read_answer(grpc_body).await?;
-        match trailers.get("grpc-status") {
-            Some(_) => {
-                if let Some(failed) = failure(&trailers) {
-                    return Err(failed.into());
-                }
-            }
-            None => return Err(tonic::Status::internal("the gRPC answer carried no status").into()),
+        let Some(code) = trailers.get("grpc-status") else {
+            return Err(tonic::Status::internal("the gRPC answer carried no status").into());
+        };
+        if let Some(failed) = failed(code, &trailers) {
+            return Err(failed.into());
         }
         let message = first_message(body)?;
         answer(route, &head.headers, &message)
     }
 }
 
-/// The status of a failed answer; `None` for OK or no status. Most answers are OK, and
-/// reading `grpc-status` alone is much cheaper than building a `Status`.
+/// The status of a failed answer; `None` for OK or no status.
 fn failure(headers: &HeaderMap) -> Option<tonic::Status> {
-    let code = headers.get("grpc-status")?;
+    failed(headers.get("grpc-status")?, headers)
+}
+
+/// The status of an answer whose `grpc-status` is `code`, if it failed. Most answers are
+/// OK, and reading `code` alone is much cheaper than building a `Status`.
+fn failed(code: &HeaderValue, headers: &HeaderMap) -> Option<tonic::Status> {
     if code.as_bytes() == b"0" {
         return None;
     }
