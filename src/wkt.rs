@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -50,28 +50,24 @@ impl Serialize for Timestamp {
 }
 
 impl Timestamp {
-    /// The canonical proto3 JSON form, written by hand: every JSON answer prints two, and
-    /// chrono's general formatter cost more than the rest of serializing the object.
+    /// The canonical proto3 JSON form, its digits written by hand: every JSON answer prints
+    /// two, and chrono's general formatter cost more than the rest of serializing the object.
     fn write_rfc3339(self, out: &mut Rfc3339) -> Option<()> {
-        self.to_datetime()?;
-        let days = self.seconds.div_euclid(86_400);
-        let second_of_day = self.seconds.rem_euclid(86_400);
-        let (year, month, day) = civil_from_days(days);
-        out.number(u32::try_from(year).ok()?, 4);
+        let at = self.to_datetime()?;
+        out.number(u32::try_from(at.year()).ok()?, 4);
         out.byte(b'-');
-        out.number(month, 2);
+        out.number(at.month(), 2);
         out.byte(b'-');
-        out.number(day, 2);
+        out.number(at.day(), 2);
         out.byte(b'T');
-        let second_of_day = u32::try_from(second_of_day).ok()?;
+        let second_of_day = at.num_seconds_from_midnight();
         out.number(second_of_day / 3600, 2);
         out.byte(b':');
         out.number(second_of_day / 60 % 60, 2);
         out.byte(b':');
         out.number(second_of_day % 60, 2);
         // 0, 3, 6 or 9 digits, the fewest that hold every non-zero one.
-        let nanos = u32::try_from(self.nanos).ok()?;
-        match nanos {
+        match at.nanosecond() {
             0 => {}
             n if n % 1_000_000 == 0 => {
                 out.byte(b'.');
@@ -89,21 +85,6 @@ impl Timestamp {
         out.byte(b'Z');
         Some(())
     }
-}
-
-/// The calendar date of a day counted from 1970-01-01 (Howard Hinnant's `civil_from_days`,
-/// proleptic Gregorian).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era = (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * shifted_month + 2) / 5 + 1) as u32;
-    let month = if shifted_month < 10 { shifted_month + 3 } else { shifted_month - 9 } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` at most: 30 bytes.
@@ -173,7 +154,7 @@ mod tests {
             seed >> 11
         };
         let edges = [-62_135_596_800, -1, 0, 1, 68_256_000, 951_782_400, 4_107_542_399, 253_402_300_799];
-        for i in 0..20_000 {
+        for i in 0..2_000 {
             let seconds = match edges.get(i) {
                 Some(edge) => *edge,
                 None => (next() % 315_538_070_400) as i64 - 62_135_596_800,
