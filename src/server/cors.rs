@@ -15,18 +15,19 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use futures_util::future::{Either, Ready};
-use http::header::{self, HeaderValue};
+use http::header::{self, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use tower::{Layer, Service};
 
 use crate::body::{ResponseBody, full};
+use crate::transcode::FORWARDED_HEADERS;
 
-/// Request headers a browser may send.
-const ALLOW_HEADERS: &str = "accept, authorization, content-type, grpc-timeout, if-match, tenants, x-grpc-web, \
-                             x-iamd-consistency-token, x-request-id, x-user-agent";
+/// Request headers a browser may send besides those the API reads
+/// ([`FORWARDED_HEADERS`]): the body's type and what gRPC-web clients add.
+const CLIENT_HEADERS: [&str; 4] = ["accept", "content-type", "x-grpc-web", "x-user-agent"];
 /// Response headers a page may read.
-const EXPOSE_HEADERS: &str =
-    "grpc-status, grpc-message, grpc-status-details-bin, etag, x-iamd-consistency-token, x-request-id";
+const EXPOSE_HEADERS: [&str; 6] =
+    ["grpc-status", "grpc-message", "grpc-status-details-bin", "etag", crate::CONSISTENCY_TOKEN, "x-request-id"];
 const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 /// The answer depends on these request headers, for caches.
 const VARY: &str = "origin, access-control-request-method, access-control-request-headers";
@@ -40,6 +41,8 @@ pub struct CorsLayer {
 struct Rules {
     /// `None`: any origin, mirrored.
     origins: Option<Vec<HeaderValue>>,
+    allow_headers: HeaderValue,
+    expose_headers: HeaderValue,
     max_age: HeaderValue,
 }
 
@@ -48,8 +51,23 @@ impl CorsLayer {
     pub fn new(origins: &[String]) -> CorsLayer {
         let origins = (!origins.iter().any(|o| o.trim() == "*"))
             .then(|| origins.iter().filter_map(|o| HeaderValue::from_str(o.trim()).ok()).collect());
-        CorsLayer { rules: Arc::new(Rules { origins, max_age: HeaderValue::from(MAX_AGE.as_secs()) }) }
+        let forwarded = FORWARDED_HEADERS.iter().map(HeaderName::as_str);
+        CorsLayer {
+            rules: Arc::new(Rules {
+                origins,
+                allow_headers: list(CLIENT_HEADERS.into_iter().chain(forwarded)),
+                expose_headers: list(EXPOSE_HEADERS.into_iter()),
+                max_age: HeaderValue::from(MAX_AGE.as_secs()),
+            }),
+        }
     }
+}
+
+/// Header names as one comma-separated value.
+fn list<'a>(names: impl Iterator<Item = &'a str>) -> HeaderValue {
+    let joined = names.collect::<Vec<_>>().join(", ");
+    // Header names are valid in a header value.
+    HeaderValue::from_str(&joined).unwrap_or(HeaderValue::from_static(""))
 }
 
 impl Rules {
@@ -98,7 +116,8 @@ where
         }
         // Only what a cache may keep needs to say what it varies by.
         let vary = matches!(*request.method(), Method::GET | Method::HEAD);
-        Either::Right(WithCors { inner: self.inner.call(request), allowed, vary })
+        let readable = allowed.map(|origin| (origin, self.rules.expose_headers.clone()));
+        Either::Right(WithCors { inner: self.inner.call(request), readable, vary })
     }
 }
 
@@ -112,7 +131,7 @@ impl<S> Cors<S> {
         if let Some(origin) = allowed {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
             headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOW_METHODS));
-            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static(ALLOW_HEADERS));
+            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, self.rules.allow_headers.clone());
             headers.insert(header::ACCESS_CONTROL_MAX_AGE, self.rules.max_age.clone());
         }
         response
@@ -124,7 +143,8 @@ pin_project_lite::pin_project! {
     pub struct WithCors<F> {
         #[pin]
         inner: F,
-        allowed: Option<HeaderValue>,
+        // The allowed origin and what its page may read.
+        readable: Option<(HeaderValue, HeaderValue)>,
         vary: bool,
     }
 }
@@ -142,9 +162,9 @@ where
         if *this.vary {
             headers.append(header::VARY, HeaderValue::from_static(VARY));
         }
-        if let Some(origin) = this.allowed.take() {
+        if let Some((origin, expose)) = this.readable.take() {
             headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, HeaderValue::from_static(EXPOSE_HEADERS));
+            headers.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, expose);
         }
         Poll::Ready(Ok(response))
     }
@@ -153,7 +173,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::header::HeaderName;
 
     fn origin(text: &'static str) -> HeaderValue {
         HeaderValue::from_static(text)
@@ -170,10 +189,16 @@ mod tests {
     }
 
     #[test]
-    fn the_header_lists_are_valid_header_values() {
-        for list in [ALLOW_HEADERS, EXPOSE_HEADERS, ALLOW_METHODS, VARY] {
-            assert!(HeaderValue::from_str(list).is_ok(), "{list}");
-            for name in list.split(", ") {
+    fn the_header_lists_are_valid_and_name_what_the_api_reads_and_answers() {
+        let rules = CorsLayer::new(&["*".into()]).rules;
+        let names = |value: &HeaderValue| value.to_str().unwrap().split(", ").map(str::to_owned).collect::<Vec<_>>();
+        let allowed = names(&rules.allow_headers);
+        assert!(FORWARDED_HEADERS.iter().all(|h| allowed.contains(&h.to_string())), "{allowed:?}");
+        assert!(allowed.contains(&"x-grpc-web".to_owned()), "{allowed:?}");
+        assert!(names(&rules.expose_headers).contains(&crate::CONSISTENCY_TOKEN.to_owned()));
+        let fixed = [ALLOW_METHODS, VARY].map(HeaderValue::from_static);
+        for list in [&rules.allow_headers, &rules.expose_headers].into_iter().chain(&fixed) {
+            for name in names(list) {
                 assert!(HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).is_ok(), "{name}");
             }
         }

@@ -29,8 +29,9 @@ use crate::body::{ResponseBody, full};
 use crate::observe::CallInfo;
 use routes::{Lookup, Route, RouteTable};
 
-/// Request headers that become gRPC metadata (api-reference A.3).
-static FORWARDED_HEADERS: [HeaderName; 6] = [
+/// Request headers that become gRPC metadata (api-reference A.3); CORS lets browsers send
+/// them.
+pub static FORWARDED_HEADERS: [HeaderName; 6] = [
     header::AUTHORIZATION,
     HeaderName::from_static("tenants"),
     header::IF_MATCH,
