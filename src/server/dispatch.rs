@@ -1,8 +1,9 @@
 //! One port, three protocols: requests are routed by content type before anything protocol
-//! specific sees them. tonic-web answers 400 to any HTTP/1.1 request that is not gRPC-web,
-//! so it only ever gets gRPC-web (text bodies decoded in front of it, `grpc_web_text`);
-//! everything that is not gRPC goes to the transcoder. All three reach the same inner stack
-//! (status recording, deadlines, framing and limits, then the services).
+//! specific sees them, and each protocol has its own branch. tonic-web answers 400 to any
+//! HTTP/1.1 request that is not gRPC-web, so it only ever gets gRPC-web (text bodies decoded
+//! in front of it, `grpc_web_text`); everything that is not gRPC goes to the transcoder. All
+//! three reach the same inner stack (status recording, deadlines, framing and limits, then
+//! the services) through the gate, which holds it once the state is loaded.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -13,11 +14,12 @@ use std::task::{Context, Poll};
 use futures_util::future::Either;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use tower::{Layer, ServiceExt};
+use tower::{Layer, Service};
 
 use super::consistency::{Consistency, ConsistencyLayer};
 use super::cors::{Cors, CorsLayer};
 use super::deadline::{Deadline, DeadlineLayer};
+use super::gate;
 use super::grpc_web_text::{GrpcWebText, GrpcWebTextLayer};
 use super::limit::{MessageLimit, MessageLimitLayer};
 use super::method::{IdentifyMethod, MethodLayer};
@@ -28,67 +30,68 @@ use crate::store::Store;
 use crate::transcode::routes::RouteTable;
 use crate::transcode::{Transcoder, status};
 
-/// The inner stack every protocol shares. Named rather than boxed: cloning it per request
-/// then clones a few `Arc`s instead of allocating a boxed service.
+/// The inner stack every protocol shares. Named rather than boxed: the gate clones it once
+/// per call, which clones a few `Arc`s instead of allocating a boxed service.
 pub type GrpcService = IdentifyMethod<RecordStatusService<Deadline<Consistency<MessageLimit<tonic::service::Routes>>>>>;
 
-/// The whole server below the gate.
-pub type Service = Dispatch;
+pub type Gate = gate::Gate<GrpcService>;
 
-/// Native gRPC goes straight to the inner stack: no browser speaks it, so CORS has nothing
-/// to say to it (and its `Vary` headers would cost every answer). Everything else, which a
-/// browser may send, goes through CORS first.
+type GrpcWeb = Cors<GrpcWebText<tonic_web::GrpcWebService<Gate>>>;
+
+/// Native gRPC goes straight to the gate: no browser speaks it, so CORS has nothing to say
+/// to it (and its `Vary` headers would cost every answer). The other protocols, which a
+/// browser may send, go through CORS first. Every branch is always ready, so each is
+/// called directly; the gate is the only part of a call that clones anything.
 #[derive(Clone)]
 pub struct Dispatch {
-    grpc: GrpcService,
-    web: Cors<WebDispatch>,
+    grpc: Gate,
+    grpc_web: GrpcWeb,
+    json: Cors<Json>,
 }
 
+/// Liveness, readiness, and the transcoder for the rest.
 #[derive(Clone)]
-pub struct WebDispatch {
-    grpc_web: tonic_web::GrpcWebService<GrpcService>,
-    /// The same, behind the decoding of text bodies.
-    grpc_web_text: GrpcWebText<tonic_web::GrpcWebService<GrpcService>>,
-    json: Transcoder<GrpcService>,
-    store: Arc<dyn Store>,
+pub struct Json {
+    transcoder: Transcoder<Gate>,
+    gate: Gate,
 }
 
-/// What the stack is built from.
+/// What the inner stack is built from, once the state is loaded.
 pub struct Parts {
     pub routes: tonic::service::Routes,
     pub methods: Arc<MethodTable>,
-    pub table: Arc<RouteTable>,
-    pub store: Arc<dyn Store>,
     pub limit: MessageLimitLayer,
     pub consistency: ConsistencyLayer,
 }
 
-pub fn build(parts: Parts, origins: &[String]) -> Service {
-    let Parts { routes, methods, table, store, limit, consistency } = parts;
-    let max_body = limit.max();
-    let stack = tower::ServiceBuilder::new()
+/// The protocol layers, built before the state loads; `gate` holds the inner stack then.
+pub fn build(gate: Gate, table: Arc<RouteTable>, max_body: usize, origins: &[String]) -> Dispatch {
+    let cors = CorsLayer::new(origins);
+    let grpc_web = cors.layer(GrpcWebTextLayer.layer(tonic_web::GrpcWebLayer::new().layer(gate.clone())));
+    let json = cors.layer(Json { transcoder: Transcoder::new(table, gate.clone(), max_body), gate: gate.clone() });
+    Dispatch { grpc: gate, grpc_web, json }
+}
+
+/// The inner stack.
+pub fn stack(parts: Parts) -> GrpcService {
+    let Parts { routes, methods, limit, consistency } = parts;
+    tower::ServiceBuilder::new()
         .layer(MethodLayer { table: methods })
         .layer(RecordStatus)
         .layer(DeadlineLayer)
         .layer(consistency)
         .layer(limit)
-        .service(routes);
-    let grpc: GrpcService = stack;
-    let web = WebDispatch {
-        grpc_web: tonic_web::GrpcWebLayer::new().layer(grpc.clone()),
-        grpc_web_text: GrpcWebTextLayer.layer(tonic_web::GrpcWebLayer::new().layer(grpc.clone())),
-        json: Transcoder::new(table, grpc.clone(), max_body),
-        store,
-    };
-    Dispatch { grpc, web: CorsLayer::new(origins).layer(web) }
+        .service(routes)
 }
 
-impl tower::Service<Request<Incoming>> for Dispatch {
+type BranchFuture<S> = <S as Service<Request<Incoming>>>::Future;
+
+impl Service<Request<Incoming>> for Dispatch {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = Either<
-        tower::util::Oneshot<GrpcService, Request<tonic::body::Body>>,
-        tower::util::Oneshot<Cors<WebDispatch>, Request<Incoming>>,
+        <Gate as Service<Request<tonic::body::Body>>>::Future,
+        Either<BranchFuture<GrpcWeb>, BranchFuture<Cors<Json>>>,
     >;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
@@ -96,22 +99,20 @@ impl tower::Service<Request<Incoming>> for Dispatch {
     }
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
-        match protocol(&request) {
-            Protocol::Grpc => Either::Left(self.grpc.clone().oneshot(request.map(tonic::body::Body::new))),
-            _ => Either::Right(self.web.clone().oneshot(request)),
+        // The access log has read the protocol already.
+        let protocol = match request.extensions().get::<CallInfo>() {
+            Some(info) => info.protocol(),
+            None => Protocol::of(request.headers()),
+        };
+        match protocol {
+            Protocol::Grpc => Either::Left(self.grpc.call(request.map(tonic::body::Body::new))),
+            Protocol::GrpcWeb => Either::Right(Either::Left(self.grpc_web.call(request))),
+            Protocol::Json => Either::Right(Either::Right(self.json.call(request))),
         }
     }
 }
 
-/// The protocol the access log found, or the headers say.
-fn protocol<B>(request: &Request<B>) -> Protocol {
-    match request.extensions().get::<CallInfo>() {
-        Some(info) => info.protocol(),
-        None => Protocol::of(request.headers()),
-    }
-}
-
-impl tower::Service<Request<Incoming>> for WebDispatch {
+impl Service<Request<Incoming>> for Json {
     type Response = Response<ResponseBody>;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
@@ -121,25 +122,16 @@ impl tower::Service<Request<Incoming>> for WebDispatch {
     }
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
-        match protocol(&request) {
-            // Binary bodies, the common case, go to tonic-web as they are.
-            Protocol::GrpcWeb if is_text(request.headers()) => Box::pin(self.grpc_web_text.clone().oneshot(request)),
-            Protocol::GrpcWeb => Box::pin(self.grpc_web.clone().oneshot(request)),
-            Protocol::Grpc | Protocol::Json => match request.uri().path() {
-                "/healthz" => Box::pin(async { Ok(serving()) }),
-                "/readyz" => {
-                    let store = self.store.clone();
-                    Box::pin(async move { Ok(ready(&*store).await) })
-                }
-                // The transcoder is always ready and clones what it needs per call.
-                _ => self.json.call(request),
-            },
+        match request.uri().path() {
+            "/healthz" => Box::pin(async { Ok(serving()) }),
+            "/readyz" => {
+                let store = self.gate.store().cloned();
+                Box::pin(async move { Ok(ready(store.as_deref()).await) })
+            }
+            // The transcoder is always ready and clones what it needs per call.
+            _ => self.transcoder.call(request),
         }
     }
-}
-
-fn is_text(headers: &http::HeaderMap) -> bool {
-    headers.get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc-web-text"))
 }
 
 /// Liveness: the process answers.
@@ -149,16 +141,15 @@ fn serving() -> Response<ResponseBody> {
     response
 }
 
-/// Readiness: the store answers.
-async fn ready(store: &dyn Store) -> Response<ResponseBody> {
+/// Readiness: the state is loaded (there is a store) and the store answers.
+async fn ready(store: Option<&dyn Store>) -> Response<ResponseBody> {
+    let unavailable = |status: &tonic::Status| status::error_response(status, Some(StatusCode::SERVICE_UNAVAILABLE));
+    let Some(store) = store else { return unavailable(&gate::loading()) };
     match store.ping().await {
         Ok(()) => serving(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            status::error_response(
-                &tonic::Status::unavailable("the store is not reachable"),
-                Some(StatusCode::SERVICE_UNAVAILABLE),
-            )
+            unavailable(&tonic::Status::unavailable("the store is not reachable"))
         }
     }
 }

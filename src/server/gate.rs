@@ -1,61 +1,81 @@
-//! The port's front while the state loads: the listener is bound first, so liveness answers
-//! at once; `/readyz` and every API call answer UNAVAILABLE (503 on JSON) until the replica
-//! holds the store's current state, then every request goes to the stack.
+//! The inner stack's front door while the state loads: the listener is bound and the
+//! protocol layers answer at once (liveness, CORS, gRPC-web framing, JSON routing), while
+//! every call that would reach the inner stack answers UNAVAILABLE until the replica holds
+//! the store's current state. It sits below the protocol layers, so a browser is answered
+//! UNAVAILABLE through CORS and in its own protocol, and retries.
 
-use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use futures_util::future::{Either, Ready, ready};
-use http::{HeaderValue, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
+use http::{Request, Response};
+use tonic::Code;
 use tower::{Service, ServiceExt};
 
-use super::dispatch;
-use crate::body::{ResponseBody, full};
-use crate::observe::Protocol;
-use crate::transcode::status;
+use crate::body::ResponseBody;
+use crate::observe::CallInfo;
+use crate::store::Store;
 
-#[derive(Clone, Default)]
-pub struct Gate {
-    stack: Arc<OnceLock<dispatch::Service>>,
+pub struct Gate<S> {
+    open: Arc<OnceLock<Open<S>>>,
 }
 
-impl Gate {
-    /// From now on every request goes to `stack`.
-    pub fn open(&self, stack: dispatch::Service) {
-        let _ = self.stack.set(stack);
+struct Open<S> {
+    stack: S,
+    store: Arc<dyn Store>,
+}
+
+impl<S> Default for Gate<S> {
+    fn default() -> Self {
+        Gate { open: Arc::default() }
     }
 }
 
-type StackFuture = tower::util::Oneshot<dispatch::Service, Request<Incoming>>;
+impl<S> Clone for Gate<S> {
+    fn clone(&self) -> Self {
+        Gate { open: self.open.clone() }
+    }
+}
 
-impl Service<Request<Incoming>> for Gate {
+impl<S> Gate<S> {
+    /// From now on every call goes to `stack`, and readiness asks `store`.
+    pub fn open(&self, stack: S, store: Arc<dyn Store>) {
+        let _ = self.open.set(Open { stack, store });
+    }
+
+    /// The store, once the state is loaded.
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.open.get().map(|open| &open.store)
+    }
+}
+
+/// What every call is answered while the state loads.
+pub fn loading() -> tonic::Status {
+    tonic::Status::unavailable("iamd is starting: it is loading the current state; retry")
+}
+
+impl<S, B> Service<Request<B>> for Gate<S>
+where
+    S: Service<Request<B>, Response = Response<ResponseBody>> + Clone,
+{
     type Response = Response<ResponseBody>;
-    type Error = Infallible;
-    type Future = Either<StackFuture, Ready<Result<Response<ResponseBody>, Infallible>>>;
+    type Error = S::Error;
+    type Future = Either<tower::util::Oneshot<S, Request<B>>, Ready<Result<Response<ResponseBody>, S::Error>>>;
 
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> Self::Future {
-        match self.stack.get() {
-            Some(stack) => Either::Left(stack.clone().oneshot(request)),
-            None => Either::Right(ready(Ok(starting(&request)))),
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        match self.open.get() {
+            // The one clone of the inner stack a call makes.
+            Some(open) => Either::Left(open.stack.clone().oneshot(request)),
+            None => {
+                if let Some(info) = request.extensions().get::<CallInfo>() {
+                    info.record(Code::Unavailable);
+                }
+                Either::Right(ready(Ok(loading().into_http())))
+            }
         }
-    }
-}
-
-fn starting(request: &Request<Incoming>) -> Response<ResponseBody> {
-    let unavailable = tonic::Status::unavailable("iamd is starting: it is loading the current state; retry");
-    match (Protocol::of(request.headers()), request.uri().path()) {
-        (Protocol::Json, "/healthz") => {
-            let mut response = Response::new(full(&br#"{"status":"SERVING"}"#[..]));
-            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            response
-        }
-        (Protocol::Json, _) => status::error_response(&unavailable, Some(StatusCode::SERVICE_UNAVAILABLE)),
-        _ => unavailable.into_http(),
     }
 }

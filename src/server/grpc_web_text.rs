@@ -3,9 +3,9 @@
 //! tonic-web decodes base64 four characters at a time as they arrive and answers INTERNAL
 //! to whatever it cannot decode: the newline `base64` prints at the end, line-wrapped
 //! base64, padding between two separately encoded chunks, or a client's garbage. This
-//! layer sits between the content-type dispatch and tonic-web, so it sees gRPC-web-text
-//! requests and nothing else, and it decodes their bodies itself: ASCII whitespace
-//! anywhere is skipped, each group of four may end padded (chunks may follow each other), a
+//! layer sits in front of tonic-web on the gRPC-web branch: binary requests pass as they
+//! are, and it decodes the bodies of text requests itself: ASCII whitespace anywhere is
+//! skipped, each group of four may end padded (chunks may follow each other), a
 //! final group may be left unpadded, and a group may be split across body frames. tonic-web
 //! then gets binary gRPC-web; the answer stays text when the request's `accept` asks for it,
 //! as before.
@@ -26,11 +26,14 @@ use base64::Engine;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use bytes::{Bytes, BytesMut};
+use futures_util::future::Either;
 use http::{HeaderMap, HeaderValue, Request, Response, header};
 use http_body::{Body, Frame};
+use tonic::codegen::StdError;
 use tonic::{Code, Status};
 use tower::{Layer, Service};
 
+use crate::body::ResponseBody;
 use crate::observe::CallInfo;
 
 const TEXT: &str = "application/grpc-web-text";
@@ -46,32 +49,37 @@ impl<S> Layer<S> for GrpcWebTextLayer {
     }
 }
 
+/// Binary gRPC-web, the common case, passes as it is; text is decoded on its way in.
 #[derive(Clone)]
 pub struct GrpcWebText<S> {
     inner: S,
 }
 
-impl<S, B> Service<Request<B>> for GrpcWebText<S>
-where
-    S: Service<Request<tonic::body::Body>, Response = Response<tonic::body::Body>>,
-    S::Future: Send + 'static,
-    B: Body<Data = Bytes> + Send + 'static,
-    B::Error: Into<tonic::codegen::StdError>,
-{
-    type Response = Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, S::Error>> + Send>>;
+type TextFuture<E> = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, E>> + Send>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+impl<S, B, E> Service<Request<B>> for GrpcWebText<S>
+where
+    S: Service<Request<B>, Response = Response<ResponseBody>, Error = E>
+        + Service<Request<Base64Body<B>>, Response = Response<ResponseBody>, Error = E>,
+    <S as Service<Request<Base64Body<B>>>>::Future: Send + 'static,
+    B: Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: Into<StdError>,
+{
+    type Response = Response<ResponseBody>;
+    type Error = E;
+    type Future = Either<<S as Service<Request<B>>>::Future, TextFuture<E>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), E>> {
+        Service::<Request<B>>::poll_ready(&mut self.inner, cx)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        // The content types tonic-web reads as text, and their binary twins.
+        // Exactly the content types tonic-web reads as text, and their binary twins: what
+        // tonic-web does not take for gRPC-web at all, it answers itself.
         let binary = match content_type(request.headers()) {
             Some(TEXT) => "application/grpc-web",
             Some(TEXT_PROTO) => "application/grpc-web+proto",
-            _ => return Box::pin(self.inner.call(request.map(tonic::body::Body::new))),
+            _ => return Either::Left(Service::<Request<B>>::call(&mut self.inner, request)),
         };
         let answer_type = match header_str(request.headers(), header::ACCEPT) {
             Some(TEXT | TEXT_PROTO) => TEXT_PROTO,
@@ -82,20 +90,20 @@ where
         parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(binary));
         parts.headers.remove(header::CONTENT_LENGTH);
         let body = Base64Body {
-            inner: tonic::body::Body::new(body),
+            inner: body,
             decoder: Decoder::default(),
             failure: failure.clone(),
             info: parts.extensions.get::<CallInfo>().cloned(),
             done: false,
         };
-        let future = self.inner.call(Request::from_parts(parts, tonic::body::Body::new(body)));
-        Box::pin(async move {
+        let future = Service::<Request<Base64Body<B>>>::call(&mut self.inner, Request::from_parts(parts, body));
+        Either::Right(Box::pin(async move {
             let response = future.await?;
             Ok(match failure.get() {
                 Some(status) => trailers_only(status, answer_type),
                 None => response,
             })
-        })
+        }))
     }
 }
 
@@ -108,15 +116,16 @@ fn content_type(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// An error answered the way tonic-web answers one before any message.
-fn trailers_only(status: &Status, content_type: &'static str) -> Response<tonic::body::Body> {
-    let mut response = status.clone().into_http::<tonic::body::Body>();
+fn trailers_only(status: &Status, content_type: &'static str) -> Response<ResponseBody> {
+    let mut response = status.clone().into_http::<ResponseBody>();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
 
-/// The request body, base64-decoded frame by frame.
-struct Base64Body {
-    inner: tonic::body::Body,
+/// The request body, base64-decoded frame by frame. tonic-web takes it as it is, so the
+/// request body is boxed once, by tonic-web, not once more here.
+pub struct Base64Body<B> {
+    inner: B,
     decoder: Decoder,
     /// Where the layer finds the client's error after the call.
     failure: Arc<OnceLock<Status>>,
@@ -126,7 +135,7 @@ struct Base64Body {
     done: bool,
 }
 
-impl Base64Body {
+impl<B> Base64Body<B> {
     fn fail(&mut self, message: String) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
         let status = Status::invalid_argument(message);
         let _ = self.failure.set(status.clone());
@@ -138,7 +147,11 @@ impl Base64Body {
     }
 }
 
-impl Body for Base64Body {
+impl<B> Body for Base64Body<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<StdError>,
+{
     type Data = Bytes;
     type Error = Status;
 
@@ -150,9 +163,9 @@ impl Body for Base64Body {
             let frame = match Pin::new(&mut self.inner).poll_frame(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Some(Ok(frame))) => frame,
-                Poll::Ready(Some(Err(status))) => {
+                Poll::Ready(Some(Err(e))) => {
                     self.done = true;
-                    return Poll::Ready(Some(Err(status)));
+                    return Poll::Ready(Some(Err(Status::from_error(e.into()))));
                 }
                 Poll::Ready(None) => {
                     self.done = true;
@@ -344,7 +357,7 @@ mod tests {
         }
     }
 
-    fn body(frames: &[&'static str]) -> Base64Body {
+    fn body(frames: &[&'static str]) -> Base64Body<tonic::body::Body> {
         let frames: Vec<Result<Frame<Bytes>, Status>> =
             frames.iter().map(|f| Ok(Frame::data(Bytes::from_static(f.as_bytes())))).collect();
         Base64Body {

@@ -28,10 +28,6 @@ impl MessageLimitLayer {
     pub fn new(max: usize) -> Self {
         MessageLimitLayer { max }
     }
-
-    pub fn max(&self) -> usize {
-        self.max
-    }
 }
 
 impl<S> Layer<S> for MessageLimitLayer {

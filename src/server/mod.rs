@@ -1,7 +1,7 @@
-//! Wiring and the listener: binds the port (liveness answers at once), opens the store and
-//! loads the current state, builds the one tower stack that serves gRPC, gRPC-web and JSON
-//! on one port (HTTP/1.1 and h2c), and stops cleanly: stop accepting, let in-flight requests
-//! finish, close the store.
+//! Wiring and the listener: builds the protocol layers that serve gRPC, gRPC-web and JSON
+//! on one port (HTTP/1.1 and h2c) and binds it (liveness answers at once), opens the store
+//! and loads the current state, then opens the gate to the inner stack every protocol
+//! shares, and stops cleanly: stop accepting, let in-flight requests finish, close the store.
 
 mod consistency;
 mod cors;
@@ -34,7 +34,6 @@ use crate::pb::iamd::admin::v1::admin_service_server::AdminServiceServer;
 use crate::pb::iamd::history::v1::history_service_server::HistoryServiceServer;
 use crate::transcode::routes::RouteTable;
 use consistency::ConsistencyLayer;
-use gate::Gate;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
@@ -123,30 +122,35 @@ pub async fn start_with(config: Config, registry: Registry) -> Result<RunningSer
     }
 }
 
-/// Binds first, so liveness answers while the state loads; then loads it, opens the gate,
-/// serves until `shutdown`, lets in-flight requests finish and closes the store.
+/// Builds the protocol layers and binds first, so liveness answers while the state loads;
+/// then loads it, opens the gate, serves until `shutdown`, lets in-flight requests finish
+/// and closes the store.
 async fn run_with(
     config: Config,
     registry: Registry,
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: Option<oneshot::Sender<SocketAddr>>,
 ) -> Result<(), ServerError> {
+    let methods = Arc::new(MethodTable::served().map_err(|e| ServerError::Descriptors(e.to_string()))?);
+    let table = Arc::new(RouteTable::from_methods(&methods).map_err(|e| ServerError::Descriptors(e.to_string()))?);
+    let gate = dispatch::Gate::default();
+    let service = dispatch::build(gate.clone(), table, config.max_body_bytes, &config.cors_allowed_origins);
+
     let listen = |source| ServerError::Listen { addr: config.listen, source };
     let listener = TcpListener::bind(config.listen).await.map_err(listen)?;
     let addr = listener.local_addr().map_err(listen)?;
-    let gate = Gate::default();
     let (stop_accepting, stopped_accepting) = oneshot::channel::<()>();
-    let accepting = tokio::spawn(accept(listener, gate.clone(), config.shutdown_grace, stopped_accepting));
+    let accepting = tokio::spawn(accept(listener, service, config.shutdown_grace, stopped_accepting));
     tracing::info!(%addr, "loading the current state");
     tokio::pin!(shutdown);
     // A stop signal while the state loads stops the server as cleanly as one after.
     let prepared = tokio::select! {
-        prepared = prepare(&config, registry) => Some(prepared),
+        prepared = prepare(&config, registry, methods) => Some(prepared),
         () = &mut shutdown => None,
     };
     let replica = match prepared {
         Some(Ok((replica, stack))) => {
-            gate.open(stack);
+            gate.open(stack, replica.store().clone());
             replica
         }
         stopped_or_failed => {
@@ -173,16 +177,17 @@ async fn run_with(
     Ok(())
 }
 
-async fn prepare(config: &Config, registry: Registry) -> Result<(Arc<Replica>, dispatch::Service), ServerError> {
+async fn prepare(
+    config: &Config,
+    registry: Registry,
+    methods: Arc<MethodTable>,
+) -> Result<(Arc<Replica>, dispatch::GrpcService), ServerError> {
     let backend = crate::store::open(config).await?;
     let replica = Replica::open(backend, registry, config.follow_interval).await?;
     let started = replica.started();
     tracing::info!(objects = started.loaded.objects, applied = started.applied, "loaded the current state");
     let app = App::new(replica.clone()).await?;
     let api = Api::new(app, config.bootstrap_token.as_ref());
-
-    let methods = Arc::new(MethodTable::served().map_err(|e| ServerError::Descriptors(e.to_string()))?);
-    let table = Arc::new(RouteTable::from_methods(&methods).map_err(|e| ServerError::Descriptors(e.to_string()))?);
 
     let limit = config.max_body_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -204,17 +209,20 @@ async fn prepare(config: &Config, registry: Registry) -> Result<(Arc<Replica>, d
     let parts = dispatch::Parts {
         routes: grpc,
         methods,
-        table,
-        store: replica.store().clone(),
         limit: limit::MessageLimitLayer::new(limit),
         consistency: ConsistencyLayer { replica: replica.clone(), bound: config.consistency_wait },
     };
-    Ok((replica, dispatch::build(parts, &config.cors_allowed_origins)))
+    Ok((replica, dispatch::stack(parts)))
 }
 
 /// Accepts connections until `stop`, then waits up to `grace` for in-flight requests.
-async fn accept(listener: TcpListener, gate: Gate, grace: std::time::Duration, mut stop: oneshot::Receiver<()>) {
-    let service = AccessLog.layer(gate);
+async fn accept(
+    listener: TcpListener,
+    service: dispatch::Dispatch,
+    grace: std::time::Duration,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let service = AccessLog.layer(service);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     loop {

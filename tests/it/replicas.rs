@@ -5,7 +5,9 @@
 
 use std::time::{Duration, Instant};
 
-use http::{Method, StatusCode};
+use bytes::Bytes;
+use http::{Method, Request, StatusCode};
+use http_body_util::Full;
 use serde_json::json;
 
 use crate::durability::{Process, spawn_with};
@@ -198,6 +200,34 @@ async fn readyz_answers_once_the_state_is_loaded() {
         )
         .await;
     assert_eq!(grpc.unwrap_err().code(), tonic::Code::Unavailable);
+    // A browser is answered through CORS and in gRPC-web while the state loads, so it sees
+    // UNAVAILABLE and retries rather than a CORS error.
+    let origin = "http://page.example";
+    let preflight = Request::builder()
+        .method(Method::OPTIONS)
+        .uri(client.url("/iamd.accounts.v1.OrganizationService/ListOrganizations"))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type, x-grpc-web")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let (status, headers, _) = client.raw(preflight).await;
+    assert!(status.is_success(), "{status}");
+    assert_eq!(headers["access-control-allow-origin"], origin, "{headers:?}");
+    assert!(headers["access-control-allow-headers"].to_str().unwrap().contains("x-grpc-web"), "{headers:?}");
+    let web = iamd::pb::iamd::accounts::v1::ListOrganizationsRequest::default();
+    let (answer, headers) = client
+        .grpc_web_with::<_, iamd::pb::iamd::accounts::v1::ListOrganizationsResponse>(
+            "/iamd.accounts.v1.OrganizationService/ListOrganizations",
+            &web,
+            false,
+            &[("origin", origin.to_owned())],
+        )
+        .await;
+    assert_eq!(answer.unwrap_err().0, tonic::Code::Unavailable);
+    assert_eq!(headers["content-type"], "application/grpc-web+proto");
+    assert_eq!(headers["access-control-allow-origin"], origin, "{headers:?}");
+    assert!(headers["access-control-expose-headers"].to_str().unwrap().contains("grpc-status"), "{headers:?}");
 
     locker.batch_execute("COMMIT").await.unwrap();
     eventually("ready", TEN_SECONDS, async || client.json(Method::GET, "/readyz", None).await.status == StatusCode::OK)
