@@ -9,7 +9,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
@@ -17,7 +16,7 @@ use http::Request;
 use http_body::{Body, Frame, SizeHint};
 use tower::{Layer, Service};
 
-use crate::methods::ApiMethod;
+use crate::observe::CallInfo;
 
 #[derive(Clone, Copy)]
 pub struct MessageLimitLayer {
@@ -61,7 +60,11 @@ where
             max: self.max,
             // The method layer above named the call; a method that does not stream its request
             // takes exactly one message.
-            one_message: request.extensions().get::<Arc<ApiMethod>>().is_some_and(|m| m.takes_one_message()),
+            one_message: request
+                .extensions()
+                .get::<CallInfo>()
+                .and_then(CallInfo::method)
+                .is_some_and(|m| m.takes_one_message()),
             // tonic refuses an encoding it does not support before it reads the body.
             compressed: request.headers().get("grpc-encoding").is_some_and(|v| v != "identity"),
         };

@@ -1,8 +1,9 @@
-//! Names each call's gRPC method once, in the stack every protocol shares (JSON reaches it as
-//! the transcoder's in-process gRPC call), so nothing below or in the access log is labelled
-//! by a raw REST path. The method goes on as a request extension (`Arc<ApiMethod>`) for the
-//! layers below, and into the call's [`CallInfo`] for the access log. A path that names no
-//! method passes unlabelled; the router answers it UNIMPLEMENTED.
+//! Names each call's gRPC method once, in the stack every protocol shares, so nothing below
+//! or in the access log is labelled by a raw REST path. The method has one home, the call's
+//! [`CallInfo`], which the layers below and the access log read. JSON reaches this layer as
+//! the transcoder's in-process gRPC call, named already by the route it matched, so its path
+//! is not looked up again. A path that names no method passes unlabelled; the router answers
+//! it UNIMPLEMENTED.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -11,7 +12,7 @@ use http::Request;
 use tower::{Layer, Service};
 
 use crate::methods::MethodTable;
-use crate::observe::CallInfo;
+use crate::observe::{CallInfo, Protocol};
 
 #[derive(Clone)]
 pub struct MethodLayer {
@@ -44,11 +45,16 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        if let Some(method) = self.table.get(request.uri().path()) {
-            if let Some(info) = request.extensions().get::<CallInfo>() {
-                info.record_method(method.clone());
-            }
-            request.extensions_mut().insert(method.clone());
+        // A call that did not pass the access log (an embedder's) still gets its record.
+        if request.extensions().get::<CallInfo>().is_none() {
+            let info = CallInfo::new(Protocol::of(request.headers()));
+            request.extensions_mut().insert(info);
+        }
+        if let Some(info) = request.extensions().get::<CallInfo>()
+            && info.method().is_none()
+            && let Some(method) = self.table.get(request.uri().path())
+        {
+            info.record_method(method.clone());
         }
         self.inner.call(request)
     }

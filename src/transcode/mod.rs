@@ -126,7 +126,14 @@ where
     {
         let (parts, body) = request.into_parts();
         let (route, bindings) = match self.routes.lookup(&parts.method, parts.uri.path()) {
-            Lookup::Found(route, bindings) => (route, bindings),
+            Lookup::Found(route, bindings) => {
+                // The route names the method: the method layer need not look it up again,
+                // and a request refused before its gRPC call is logged with it too.
+                if let Some(info) = parts.extensions.get::<CallInfo>() {
+                    info.record_method(route.api.clone());
+                }
+                (route, bindings)
+            }
             Lookup::MethodNotAllowed(methods) => {
                 return Err(method_not_allowed(&parts.method, parts.uri.path(), &methods));
             }

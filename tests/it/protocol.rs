@@ -500,6 +500,8 @@ async fn the_access_log_names_the_grpc_method_on_every_protocol() {
     server.grpc_web::<_, accounts::GetOrganizationResponse>(path, &get, false).await.unwrap();
     assert_eq!(server.json(Method::GET, &format!("/organizations/{org}"), None).await.status, StatusCode::OK);
     assert_eq!(server.json(Method::GET, "/no/such/path", None).await.status, StatusCode::NOT_FOUND);
+    let refused = server.json(Method::POST, "/organizations", Some(json!({"bogus": 1}))).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
     crate::durability::stop(process);
     let lines = lines.join().unwrap();
     let of = |protocol: &str, what: &str| {
@@ -507,7 +509,10 @@ async fn the_access_log_names_the_grpc_method_on_every_protocol() {
     };
     let method = "method=iamd.accounts.v1.OrganizationService/GetOrganization";
     assert_eq!((of("grpc", method), of("grpc-web", method), of("json", method)), (1, 1, 1), "{lines:#?}");
-    assert_eq!(of("json", "method=iamd.accounts.v1.OrganizationService/CreateOrganization"), 1, "{lines:#?}");
+    // The route names the method, so a request refused before its gRPC call is labelled too.
+    let create = "method=iamd.accounts.v1.OrganizationService/CreateOrganization";
+    assert_eq!(of("json", &format!("{create} http_method=POST path=/organizations http_status=201")), 1, "{lines:#?}");
+    assert_eq!(of("json", &format!("{create} http_method=POST path=/organizations http_status=400")), 1, "{lines:#?}");
     // A JSON request that reached no method is logged without one.
     let unmatched: Vec<&String> = lines.iter().filter(|l| l.contains("path=/no/such/path")).collect();
     assert_eq!(unmatched.len(), 1, "{lines:#?}");
