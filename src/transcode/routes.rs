@@ -306,6 +306,34 @@ mod tests {
         }
     }
 
+    /// pbjson's side of the JSON conventions is compiled in by build.rs, from the same
+    /// `(iamd.json)` option the method table reads at start; the codec of every method must do
+    /// what the method's entry says, so the table is the one account of them.
+    #[test]
+    fn every_codec_keeps_the_json_conventions_its_method_has_in_the_table() {
+        let pool = prost_reflect::DescriptorPool::decode(crate::pb::TEST_FILE_DESCRIPTOR_SET).unwrap();
+        let table = RouteTable::from_methods(&MethodTable::from_pools(&[pool]).unwrap()).unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for route in table.routes() {
+            let conventions = route.api.json;
+            let unknown = (route.codec.request)(serde_json::json!({"noSuchField": 1}));
+            assert_eq!(unknown.is_ok(), conventions.ignore_unknown_fields, "{}", route.api.path);
+            seen.insert(("ignore_unknown_fields", conventions.ignore_unknown_fields));
+            // A default answer prints its plain fields only if zero values are emitted.
+            let output = route.api.descriptor.output();
+            let plain = output
+                .fields()
+                .filter(|f| f.containing_oneof().is_none())
+                .any(|f| f.is_list() || f.is_map() || !matches!(f.kind(), prost_reflect::Kind::Message(_)));
+            if plain {
+                let answer: serde_json::Value = serde_json::from_slice(&(route.codec.response)(&[]).unwrap()).unwrap();
+                assert_eq!(answer != serde_json::json!({}), conventions.emit_zero_values, "{}", route.api.path);
+                seen.insert(("emit_zero_values", conventions.emit_zero_values));
+            }
+        }
+        assert_eq!(seen.len(), 4, "each convention is tried both ways: {seen:?}");
+    }
+
     #[test]
     fn a_path_ending_in_a_verb_goes_to_a_template_with_that_verb_first() {
         let pool = prost_reflect::DescriptorPool::decode(crate::pb::TEST_FILE_DESCRIPTOR_SET).unwrap();
