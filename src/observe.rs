@@ -2,8 +2,8 @@
 //! the call reached (JSON included). The outer [`AccessLog`] layer starts the clock and logs
 //! when the response body ends; the inner [`RecordStatus`] layer, which every protocol
 //! passes, reads the gRPC status from the answer's headers or trailers into the request's
-//! [`CallInfo`], where the method layer has put the method. The transcoder records the
-//! status of the requests it answers itself.
+//! [`CallInfo`], where the method layer (for JSON, the transcoder) has put the method. The
+//! transcoder records the status of the requests it answers itself.
 
 use std::fmt;
 use std::future::Future;
