@@ -41,7 +41,7 @@ type GrpcWeb = Cors<GrpcWebText<tonic_web::GrpcWebService<Gate>>>;
 /// Native gRPC goes straight to the gate: no browser speaks it, so CORS has nothing to say
 /// to it (and its `Vary` headers would cost every answer). The other protocols, which a
 /// browser may send, go through CORS first. Every branch is always ready, so each is
-/// called directly; the gate is the only part of a call that clones anything.
+/// called in place, and the inner stack is cloned once per call, by the gate.
 #[derive(Clone)]
 pub struct Dispatch {
     grpc: Gate,
