@@ -13,9 +13,12 @@
 //! 4. in-process, opens a replica on the same store and times a page of 100 of the first
 //!    organization's owned objects (the children index alone).
 //!
-//! A second store holds the 10k-organization state with 8x the history (each organization
-//! renamed seven times): its start-up is compared with the first's in the same run. And the
-//! bytes an event stores for adding one member to a 10- and to a 1,000-member object.
+//! Two more stores hold the same state of 10k organizations and 10k objects, one with an
+//! event per object and one with eight (each object changed seven times more): their
+//! start-ups are compared in the same run, alternating. On SQLite, and on PostgreSQL too
+//! when `IAMD_BENCH_DATABASE_URL` or `IAMD_TEST_DATABASE_URL` names a database (each store
+//! in a scratch schema). And the bytes an event stores for adding one member to a 10- and
+//! to a 1,000-member object.
 //!
 //! Run: `cargo bench --bench state` (see BENCHMARKS.md). `IAMD_BENCH_SIZES=1000,10000`
 //! picks the sizes; `IAMD_BENCH_READS` the requests per read measurement (default 3000).
@@ -24,15 +27,16 @@
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::scratch_schema;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use iamd::config::Config;
+use iamd::config::{Config, Secret};
 use iamd::kinds::domain_policy::{DomainPolicy, DomainPolicyEvent, DomainSettings};
 use iamd::kinds::organization::{Organization, OrganizationEvent};
 use iamd::model::draft::Draft;
@@ -43,12 +47,27 @@ use iamd::pb::iamd::accounts::v1 as pb;
 use iamd::store::LogCursor;
 use pb::organization_service_client::OrganizationServiceClient;
 
+mod common;
+
 const CHILDREN: usize = 100_000;
 /// Organizations (and as many items) of the stores that compare history lengths.
 const HISTORY_ORGS: usize = 10_000;
 const FIRST_ORG_CHILDREN: usize = 1_000;
 const BATCH: usize = 2_000;
 const SERVE_DIR: &str = "IAMD_BENCH_SERVE_DIR";
+const SERVE_URL: &str = "IAMD_BENCH_SERVE_DATABASE_URL";
+
+/// Where a store is: a data directory, and the PostgreSQL schema when it is not SQLite.
+struct Place {
+    dir: PathBuf,
+    url: Option<String>,
+}
+
+impl Place {
+    fn config(&self) -> Config {
+        Config { database_url: self.url.as_deref().map(Secret::new), ..Config::for_data_dir(&self.dir) }
+    }
+}
 
 /// A small object owned by an organization, with members (a lookup term).
 struct Item;
@@ -118,8 +137,8 @@ fn item_id(n: usize) -> String {
     format!("item-{n:06}")
 }
 
-async fn replica(dir: &Path) -> Arc<Replica> {
-    let store = iamd::store::open(&Config::for_data_dir(dir)).await.unwrap();
+async fn replica(place: &Place) -> Arc<Replica> {
+    let store = iamd::store::open(&place.config()).await.unwrap();
     Replica::open(store, registry(), Duration::from_millis(50)).await.unwrap()
 }
 
@@ -137,8 +156,8 @@ async fn write(replica: &Replica, f: impl FnOnce(&mut Draft<'_>)) -> iamd::model
 /// `orgs` organizations and `children` items (`FIRST_ORG_CHILDREN` of them, at most, under
 /// the first organization), then `changes` rounds in which every organization is renamed and
 /// every item relabelled: more history, a state of the same size.
-async fn populate(dir: &Path, orgs: usize, children: usize, changes: usize) {
-    let replica = replica(dir).await;
+async fn populate(place: &Place, orgs: usize, children: usize, changes: usize) {
+    let replica = replica(place).await;
     let instance = replica.store().instance().await.unwrap().id;
     write(&replica, |d| {
         let seeded = DomainPolicyEvent::InstanceAdded(DomainSettings::from_org_iam(true));
@@ -197,10 +216,10 @@ async fn populate(dir: &Path, orgs: usize, children: usize, changes: usize) {
 }
 
 /// This binary in serve mode: iamd with the bench kind, until stdin closes.
-fn serve(dir: &str) {
+fn serve(place: Place) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
-        let config = Config { listen: "127.0.0.1:0".parse().unwrap(), ..Config::for_data_dir(dir) };
+        let config = Config { listen: "127.0.0.1:0".parse().unwrap(), ..place.config() };
         let server = iamd::server::start_with(config, registry()).await.unwrap();
         // The parent closes stdin when it is done.
         let _ = tokio::task::spawn_blocking(|| std::io::stdin().read_line(&mut String::new())).await;
@@ -214,10 +233,14 @@ struct Started {
     ready: Duration,
 }
 
-fn start(dir: &Path) -> Started {
+fn start(place: &Place) -> Started {
     let began = Instant::now();
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .env(SERVE_DIR, dir)
+    let mut command = Command::new(std::env::current_exe().unwrap());
+    if let Some(url) = &place.url {
+        command.env(SERVE_URL, url);
+    }
+    let mut child = command
+        .env(SERVE_DIR, &place.dir)
         .env("IAMD_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -295,9 +318,9 @@ struct Row {
     children: (u64, u64),
 }
 
-async fn measure(dir: &Path, orgs: usize, reads: usize) -> Row {
-    let ready_ms = started_ready(dir).as_secs_f64() * 1000.0;
-    let started = start(dir);
+async fn measure(place: &Place, orgs: usize, reads: usize) -> Row {
+    let ready_ms = started_ready(place).as_secs_f64() * 1000.0;
+    let started = start(place);
     let (rss, hwm) = memory(started.child.id());
     let channel =
         tonic::transport::Endpoint::from_shared(format!("http://{}", started.addr)).unwrap().connect().await.unwrap();
@@ -345,7 +368,7 @@ async fn measure(dir: &Path, orgs: usize, reads: usize) -> Row {
 
     // In-process: the load alone, and the children index.
     let began = Instant::now();
-    let replica = replica(dir).await;
+    let replica = replica(place).await;
     let load_ms = began.elapsed().as_secs_f64() * 1000.0;
     let objects = replica.read().unwrap().len();
     let events = replica.store().read_log(None, LogCursor::default(), u32::MAX).await.unwrap().len() as u64;
@@ -367,10 +390,10 @@ async fn measure(dir: &Path, orgs: usize, reads: usize) -> Row {
 }
 
 /// Time to ready of a fresh start: the median of three.
-fn started_ready(dir: &Path) -> Duration {
+fn started_ready(place: &Place) -> Duration {
     let mut times: Vec<Duration> = (0..3)
         .map(|_| {
-            let started = start(dir);
+            let started = start(place);
             let ready = started.ready;
             stop(started);
             ready
@@ -381,8 +404,8 @@ fn started_ready(dir: &Path) -> Duration {
 }
 
 /// Bytes the event of adding one member stores, for a 10- and a 1,000-member object.
-async fn member_add_bytes(dir: &Path) -> Vec<(usize, usize)> {
-    let replica = replica(dir).await;
+async fn member_add_bytes(place: &Place) -> Vec<(usize, usize)> {
+    let replica = replica(place).await;
     let owner = org_id(0);
     let mut out = Vec::new();
     for (n, members) in [(0usize, 10usize), (1, 1_000)] {
@@ -409,9 +432,39 @@ async fn member_add_bytes(dir: &Path) -> Vec<(usize, usize)> {
     out
 }
 
+/// Start-ups of two stores of the same state, `long` with eight times the history.
+struct History {
+    flat_events: usize,
+    long_events: usize,
+    flat_ms: Vec<f64>,
+    long_ms: Vec<f64>,
+}
+
+async fn history(flat: &Place, long: &Place) -> History {
+    let began = Instant::now();
+    populate(flat, HISTORY_ORGS, HISTORY_ORGS, 0).await;
+    populate(long, HISTORY_ORGS, HISTORY_ORGS, 7).await;
+    eprintln!("populated the history stores in {:.1?}", began.elapsed());
+    // Both in the same stretch of time, alternating, so the machine's noise falls on both.
+    let (mut flat_ms, mut long_ms) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        flat_ms.push(started_ready(flat).as_secs_f64() * 1000.0);
+        long_ms.push(started_ready(long).as_secs_f64() * 1000.0);
+    }
+    flat_ms.sort_by(f64::total_cmp);
+    long_ms.sort_by(f64::total_cmp);
+    let events = async |place: &Place| {
+        let store = iamd::store::open(&place.config()).await.unwrap();
+        let n = store.read_log(None, LogCursor::default(), u32::MAX).await.unwrap().len();
+        store.close().await.unwrap();
+        n
+    };
+    History { flat_events: events(flat).await, long_events: events(long).await, flat_ms, long_ms }
+}
+
 fn main() {
     if let Ok(dir) = std::env::var(SERVE_DIR) {
-        return serve(&dir);
+        return serve(Place { dir: dir.into(), url: std::env::var(SERVE_URL).ok() });
     }
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
@@ -431,39 +484,24 @@ fn main() {
         let root = tempfile::tempdir_in(std::env::var_os("IAMD_BENCH_DIR").map_or(target, Into::into)).unwrap();
         let mut rows = Vec::new();
         for &orgs in &sizes {
-            let dir = root.path().join(format!("orgs-{orgs}"));
+            let place = Place { dir: root.path().join(format!("orgs-{orgs}")), url: None };
             let began = Instant::now();
-            populate(&dir, orgs, CHILDREN, 0).await;
+            populate(&place, orgs, CHILDREN, 0).await;
             eprintln!("populated {orgs} organizations + {CHILDREN} objects in {:.1?}", began.elapsed());
-            rows.push(measure(&dir, orgs, reads).await);
+            rows.push(measure(&place, orgs, reads).await);
         }
-        // The same 20k objects, once with one event each and once with eight.
-        let history = HISTORY_ORGS;
-        let flat = root.path().join("history-1x");
-        let long = root.path().join("history-8x");
-        let began = Instant::now();
-        populate(&flat, history, history, 0).await;
-        populate(&long, history, history, 7).await;
-        eprintln!("populated the history stores in {:.1?}", began.elapsed());
-        // Both in the same stretch of time, alternating, so the machine's noise falls on both.
-        let mut flat_ms = Vec::new();
-        let mut long_ms = Vec::new();
-        for _ in 0..5 {
-            flat_ms.push(started_ready(&flat).as_secs_f64() * 1000.0);
-            long_ms.push(started_ready(&long).as_secs_f64() * 1000.0);
+        let sqlite = |name: &str| Place { dir: root.path().join(name), url: None };
+        let (flat, long) = (sqlite("history-1x"), sqlite("history-8x"));
+        let mut histories = vec![("SQLite", history(&flat, &long).await)];
+        let database = std::env::var("IAMD_BENCH_DATABASE_URL").or_else(|_| std::env::var("IAMD_TEST_DATABASE_URL"));
+        if let Ok(base) = database {
+            let (admin, flat_url, flat_schema) = scratch_schema(&base).await;
+            let (_, long_url, long_schema) = scratch_schema(&base).await;
+            let postgres = |name: &str, url: String| Place { dir: root.path().join(name), url: Some(url) };
+            let (pg_flat, pg_long) = (postgres("pg-history-1x", flat_url), postgres("pg-history-8x", long_url));
+            histories.push(("PostgreSQL", history(&pg_flat, &pg_long).await));
+            admin.batch_execute(&format!("DROP SCHEMA {flat_schema} CASCADE; DROP SCHEMA {long_schema} CASCADE")).await.unwrap();
         }
-        flat_ms.sort_by(f64::total_cmp);
-        long_ms.sort_by(f64::total_cmp);
-        let count = |dir: &Path| {
-            let dir = dir.to_owned();
-            async move {
-                let store = iamd::store::open(&Config::for_data_dir(&dir)).await.unwrap();
-                let n = store.read_log(None, LogCursor::default(), u32::MAX).await.unwrap().len();
-                store.close().await.unwrap();
-                n
-            }
-        };
-        let (flat_events, long_events) = (count(&flat).await, count(&long).await);
         let bytes = member_add_bytes(&flat).await;
 
         println!("| organizations | objects | events | start-up to ready (median of 3) | load in-process | RSS after start | peak RSS | GetOrganization p50 / p99 µs | ListOrganizations(100) p50 / p99 µs | 100 owned objects, in-process p50 / p99 µs |");
@@ -485,19 +523,23 @@ fn main() {
             );
         }
         println!();
-        println!("| store | events | start-up to ready, 5 runs (median of 3 each), ms |");
-        println!("|---|---:|---|");
-        println!("| {history} organizations + {history} objects, one event each | {flat_events} | {:?} |", flat_ms.iter().map(|m| m.round()).collect::<Vec<_>>());
-        println!("| the same state, every object changed 7 times more | {long_events} | {:?} |", long_ms.iter().map(|m| m.round()).collect::<Vec<_>>());
-        let (flat_median, long_median) = (flat_ms[2], long_ms[2]);
+        println!("| store | state | events | start-up to ready, 5 runs (median of 3 each), ms |");
+        println!("|---|---|---:|---|");
+        let state = format!("{HISTORY_ORGS} organizations + {HISTORY_ORGS} objects");
+        for (store, h) in &histories {
+            let runs = |ms: &[f64]| ms.iter().map(|m| m.round()).collect::<Vec<_>>();
+            println!("| {store} | {state}, one event each | {} | {:?} |", h.flat_events, runs(&h.flat_ms));
+            println!("| {store} | the same, every object changed 7 times more | {} | {:?} |", h.long_events, runs(&h.long_ms));
+        }
         println!();
-        println!(
-            "Start-up with 8x history / without: {:.2} (median {:.0} ms / {:.0} ms; the target is at most 2x + 30 ms = {:.0} ms)",
-            long_median / flat_median,
-            long_median,
-            flat_median,
-            2.0 * flat_median + 30.0
-        );
+        for (store, h) in &histories {
+            let (flat, long) = (h.flat_ms[2], h.long_ms[2]);
+            println!(
+                "{store}: start-up with 8x history / without: {:.2} (median {long:.0} ms / {flat:.0} ms; the target is at most 2x + 30 ms = {:.0} ms)",
+                long / flat,
+                2.0 * flat + 30.0
+            );
+        }
         println!();
         println!("| members before | bytes of the member-add event (type + payload) |");
         println!("|---:|---:|");

@@ -14,11 +14,14 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::scratch_schema;
 use hdrhistogram::Histogram;
 use iamd::config::{Config, Secret};
 use iamd::pb::iamd::accounts::v1 as pb;
 use pb::organization_service_client::OrganizationServiceClient;
 use tonic::transport::Channel;
+
+mod common;
 
 const SECS: f64 = 5.0;
 const WARMUP_SECS: f64 = 1.0;
@@ -89,16 +92,6 @@ async fn measure(label: &str, config: Config, rows: &mut Vec<String>) {
         rows.push(row);
     }
     server.stop().await.expect("server stop");
-}
-
-/// A scratch schema in the PostgreSQL database, and the URL that selects it.
-async fn scratch_schema(base: &str) -> (tokio_postgres::Client, String, String) {
-    let (admin, connection) = tokio_postgres::connect(base, tokio_postgres::NoTls).await.expect("PostgreSQL");
-    tokio::spawn(connection);
-    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    admin.batch_execute(&format!("CREATE SCHEMA {name}")).await.unwrap();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    (admin, format!("{base}{separator}options=-c%20search_path%3D{name}"), name)
 }
 
 /// How long a write on replica A takes to show on replica B without a token.
