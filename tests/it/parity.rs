@@ -358,4 +358,17 @@ fn the_grpc_request_is_derived_from_the_rest_form() {
             ..Default::default()
         }
     );
+    // A body of the whole message, with the path's field beside it.
+    let add = domain(rpc::ADD_CUSTOM_DOMAIN_POLICY, Method::POST, "o1")
+        .body(json!({"userLoginMustBeDomain": true, "smtpSenderAddressMatchesInstanceDomain": true}));
+    assert_eq!(add.path(), "/admin/v1/orgs/o1/policies/domain");
+    assert_eq!(
+        add.message(),
+        iamd::pb::iamd::admin::v1::AddCustomDomainPolicyRequest {
+            org_id: "o1".into(),
+            user_login_must_be_domain: true,
+            validate_org_domains: false,
+            smtp_sender_address_matches_instance_domain: true,
+        }
+    );
 }

@@ -171,8 +171,7 @@ async fn readyz_answers_once_the_state_is_loaded() {
     let config = |listen| iamd::config::Config {
         listen,
         database_url: Some(iamd::config::Secret::new(schema.url.clone())),
-        bootstrap_token: Some(iamd::config::Secret::new(crate::support::TOKEN)),
-        ..iamd::config::Config::for_data_dir(dir.path())
+        ..crate::support::config(dir.path())
     };
     iamd::server::start(config("127.0.0.1:0".parse().unwrap())).await.unwrap().stop().await.unwrap();
 

@@ -73,6 +73,11 @@ pub struct JsonReply {
     pub body: Value,
 }
 
+/// A server's configuration in `dir`, on its embedded defaults, with the test's token.
+pub fn config(dir: &std::path::Path) -> Config {
+    Config { bootstrap_token: Some(TOKEN.into()), ..Config::for_data_dir(dir) }
+}
+
 impl TestServer {
     pub async fn start() -> TestServer {
         let dir = tempfile::tempdir().unwrap();
@@ -80,7 +85,7 @@ impl TestServer {
     }
 
     pub async fn start_in(dir: TempDir, configure: impl FnOnce(Config) -> Config) -> TestServer {
-        let config = configure(Config { bootstrap_token: Some(TOKEN.into()), ..Config::for_data_dir(dir.path()) });
+        let config = configure(config(dir.path()));
         let server = iamd::server::start(config).await.unwrap();
         TestServer {
             addr: server.addr,
