@@ -36,6 +36,13 @@ pub mod iamd {
         }
     }
 
+    pub mod iam {
+        pub mod v2 {
+            tonic::include_proto!("iamd.iam.v2");
+            include!(concat!(env!("OUT_DIR"), "/iamd.iam.v2.serde.rs"));
+        }
+    }
+
     pub mod accounts {
         pub mod v1 {
             tonic::include_proto!("iamd.accounts.v1");

@@ -4,6 +4,7 @@
 
 mod admin;
 mod history;
+mod iam;
 mod organizations;
 pub mod status;
 

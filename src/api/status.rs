@@ -13,6 +13,7 @@ impl From<AppError> for Status {
             ErrorKind::InvalidArgument => Code::InvalidArgument,
             ErrorKind::NotFound => Code::NotFound,
             ErrorKind::AlreadyExists => Code::AlreadyExists,
+            ErrorKind::PermissionDenied => Code::PermissionDenied,
             ErrorKind::FailedPrecondition => Code::FailedPrecondition,
             ErrorKind::Aborted => Code::Aborted,
             ErrorKind::Unavailable => Code::Unavailable,

@@ -10,6 +10,7 @@ pub enum ErrorKind {
     InvalidArgument,
     NotFound,
     AlreadyExists,
+    PermissionDenied,
     FailedPrecondition,
     Aborted,
     Unavailable,
@@ -25,11 +26,18 @@ pub struct AppError {
     pub message: String,
     /// (field, description) pairs for `google.rpc.BadRequest`.
     pub violations: Vec<(String, String)>,
+    /// The replica's state decided it, so a fresher state might not: the write loop reads
+    /// the objects the plan read again before it answers.
+    pub by_state: bool,
 }
 
 impl AppError {
     pub fn new(kind: ErrorKind, reason: &'static str, message: impl Into<String>) -> Self {
-        AppError { kind, reason, message: message.into(), violations: Vec::new() }
+        let by_state = matches!(
+            kind,
+            ErrorKind::NotFound | ErrorKind::FailedPrecondition | ErrorKind::Aborted | ErrorKind::AlreadyExists
+        );
+        AppError { kind, reason, message: message.into(), violations: Vec::new(), by_state }
     }
 
     /// Bad input in one field.
@@ -40,7 +48,19 @@ impl AppError {
             reason: "INVALID_ARGUMENT",
             violations: vec![(field.to_owned(), message.clone())],
             message,
+            by_state: false,
         }
+    }
+
+    /// The same error, decided by the state (an input naming an object that does not exist).
+    pub fn by_state(mut self) -> Self {
+        self.by_state = true;
+        self
+    }
+
+    pub fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = reason;
+        self
     }
 
     pub fn not_found(reason: &'static str, message: impl Into<String>) -> Self {
@@ -49,10 +69,7 @@ impl AppError {
 
     /// Whether the state this replica holds decided the error, so a fresher state might not.
     pub fn may_depend_on_state(&self) -> bool {
-        matches!(
-            self.kind,
-            ErrorKind::NotFound | ErrorKind::FailedPrecondition | ErrorKind::Aborted | ErrorKind::AlreadyExists
-        )
+        self.by_state
     }
 }
 

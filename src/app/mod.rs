@@ -6,6 +6,7 @@
 pub mod domain_policy;
 pub mod error;
 pub mod history;
+pub mod iam;
 pub mod organizations;
 pub mod page;
 
@@ -96,6 +97,7 @@ impl App {
         let pages = page::PageSigner::new(&instance.signing_key)?;
         let app = App { replica, instance, pages };
         app.seed_default_domain_policy().await?;
+        app.seed_iam().await?;
         Ok(Arc::new(app))
     }
 

@@ -3,11 +3,20 @@
 //! it references) and one line in [`registry`].
 
 pub mod domain_policy;
+pub mod iam_policy;
+pub mod iam_role;
 pub mod organization;
+pub mod origin;
+pub mod tenant;
 
 use crate::model::registry::Registry;
 
-/// Every kind the server knows. Organizations own the objects of their surfaces.
+/// Every kind the server knows. Organizations own the objects of their surfaces; the IAM v2
+/// surface's belong to the instance.
 pub fn registry() -> Registry {
-    Registry::new::<organization::Organization>().with::<domain_policy::DomainPolicy>()
+    Registry::new::<organization::Organization>()
+        .with::<domain_policy::DomainPolicy>()
+        .with::<iam_policy::IamPolicy>()
+        .with::<iam_role::IamRole>()
+        .with::<tenant::Tenant>()
 }

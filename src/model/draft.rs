@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use super::ModelError;
 use super::kind::{Key, Kind, OnDelete, encode_event};
 use super::objects::{Entry, Obj, Objects};
-use super::registry::{AnyState, Next, next};
+use super::registry::{AnyState, Detached, Next, next};
 use crate::store::{Append, Change, Expect, Guard, Micros, ObjectKey};
 
 /// One write with what this replica installs once it commits.
@@ -194,9 +194,13 @@ impl<'a> Draft<'a> {
                     self.remove(referrer.clone(), sequence, created_at, event_type, payload)?;
                 }
                 OnDelete::Detach => match kind.detach(&referrer.id, &entry.state, &key)? {
-                    Some(next) => {
+                    Some(Detached::Changed(next)) => {
                         let expect = Expect::Sequence(entry.meta.sequence);
                         self.put(referrer.clone(), &entry.meta.owner, Some(entry), next, expect)?;
+                    }
+                    Some(Detached::Removed { event_type, payload }) => {
+                        let (sequence, created_at) = (entry.meta.sequence, entry.meta.created_at);
+                        self.remove(referrer.clone(), sequence, created_at, event_type, payload)?;
                     }
                     None => blocked.push(referrer.clone()),
                 },

@@ -101,7 +101,9 @@ pub trait Kind: Send + Sync + 'static {
         OnDelete::Restrict
     }
 
-    /// The event that drops the reference to `target`, for [`OnDelete::Detach`].
+    /// The event that drops the reference to `target`, for [`OnDelete::Detach`]. When it
+    /// leaves nothing (a policy whose last statement named a deleted role), the object is
+    /// deleted instead, by its [`Kind::removal`] event.
     fn detach(_state: &Self::State, _target: &Key) -> Option<Self::Event> {
         None
     }

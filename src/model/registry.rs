@@ -43,8 +43,17 @@ pub(crate) trait AnyKind: Send + Sync {
     fn on_delete(&self, target: &'static str) -> OnDelete;
     /// The event that deletes an object of this kind in a cascade.
     fn removal(&self, id: &str, state: &AnyState) -> Result<(String, Value), ModelError>;
-    /// The next state of an object that drops its reference to `target`.
-    fn detach(&self, id: &str, state: &AnyState, target: &Key) -> Result<Option<Next>, ModelError>;
+    /// What becomes of an object that drops its reference to `target`; `None` when its kind
+    /// cannot drop it.
+    fn detach(&self, id: &str, state: &AnyState, target: &Key) -> Result<Option<Detached>, ModelError>;
+}
+
+/// An object that dropped a reference: its next state, or nothing left of it (a policy
+/// whose last statement named the deleted role), which is deleted by its kind's removal
+/// event.
+pub(crate) enum Detached {
+    Changed(Next),
+    Removed { event_type: String, payload: Value },
 }
 
 struct KindOf<K>(PhantomData<fn() -> K>);
@@ -111,12 +120,16 @@ impl<K: Kind> AnyKind for KindOf<K> {
         encode_event::<K>(&K::removal(typed::<K>(id, state)?))
     }
 
-    fn detach(&self, id: &str, state: &AnyState, target: &Key) -> Result<Option<Next>, ModelError> {
+    fn detach(&self, id: &str, state: &AnyState, target: &Key) -> Result<Option<Detached>, ModelError> {
         let state = typed::<K>(id, state)?;
-        match K::detach(state, target) {
-            Some(event) => next::<K>(id, Some(state), &event),
-            None => Ok(None),
-        }
+        let Some(event) = K::detach(state, target) else { return Ok(None) };
+        Ok(Some(match next::<K>(id, Some(state), &event)? {
+            Some(next) => Detached::Changed(next),
+            None => {
+                let (event_type, payload) = encode_event::<K>(&K::removal(state))?;
+                Detached::Removed { event_type, payload }
+            }
+        }))
     }
 }
 

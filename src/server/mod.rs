@@ -32,6 +32,9 @@ use crate::observe::AccessLog;
 use crate::pb::iamd::accounts::v1::organization_service_server::OrganizationServiceServer;
 use crate::pb::iamd::admin::v1::admin_service_server::AdminServiceServer;
 use crate::pb::iamd::history::v1::history_service_server::HistoryServiceServer;
+use crate::pb::iamd::iam::v2::policy_service_server::PolicyServiceServer;
+use crate::pb::iamd::iam::v2::role_service_server::RoleServiceServer;
+use crate::pb::iamd::iam::v2::tenant_service_server::TenantServiceServer;
 use crate::transcode::routes::RouteTable;
 use consistency::ConsistencyLayer;
 
@@ -194,6 +197,9 @@ async fn prepare(
     health.set_serving::<AdminServiceServer<Api>>().await;
     health.set_serving::<OrganizationServiceServer<Api>>().await;
     health.set_serving::<HistoryServiceServer<Api>>().await;
+    health.set_serving::<PolicyServiceServer<Api>>().await;
+    health.set_serving::<RoleServiceServer<Api>>().await;
+    health.set_serving::<TenantServiceServer<Api>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
@@ -201,6 +207,9 @@ async fn prepare(
     };
     let grpc = tonic::service::Routes::new(AdminServiceServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(OrganizationServiceServer::new(api.clone()).max_decoding_message_size(limit))
+        .add_service(PolicyServiceServer::new(api.clone()).max_decoding_message_size(limit))
+        .add_service(RoleServiceServer::new(api.clone()).max_decoding_message_size(limit))
+        .add_service(TenantServiceServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(HistoryServiceServer::new(api).max_decoding_message_size(limit))
         .add_service(health_service)
         .add_service(reflection().build_v1()?)

@@ -148,10 +148,15 @@ where
 
         let body = read_body(body, self.max_body).await?;
         // A method without a body ignores one, whatever its type.
-        if !body.is_empty() && !matches!(route.body, routes::BodyRule::None) {
-            check_content_type(&parts.headers)?;
+        let lax = if !body.is_empty() && !matches!(route.body, routes::BodyRule::None) {
+            check_content_type(&parts.headers)? == BodyType::Lax
+        } else {
+            false
+        };
+        let mut json = request::build(route, bindings, parts.uri.query(), &body).map_err(bad_request)?;
+        if lax && !route.ignore_unknown() {
+            request::drop_unknown_fields(&mut json, &route.input());
         }
-        let json = request::build(route, bindings, parts.uri.query(), &body).map_err(bad_request)?;
         let frame = (route.codec.request)(json).map_err(|e| {
             bad_request(request::RequestError { field: None, message: format!("invalid request: {e}") })
         })?;
@@ -305,16 +310,21 @@ where
     }
 }
 
+/// How a JSON body is read: by the surface's conventions, or ignoring unknown fields.
+#[derive(Debug, PartialEq, Eq)]
+enum BodyType {
+    Json,
+    Lax,
+}
+
 /// JSON bodies may come as `application/json` (any parameters), its `+lax`/`+pretty`
 /// variants, the form type `curl -d` sends, or with no content type at all.
-fn check_content_type(headers: &HeaderMap) -> Result<(), Failure> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(()) };
+fn check_content_type(headers: &HeaderMap) -> Result<BodyType, Failure> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(BodyType::Json) };
     let essence = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     match essence.as_str() {
-        "application/json"
-        | "application/json+lax"
-        | "application/json+pretty"
-        | "application/x-www-form-urlencoded" => Ok(()),
+        "application/json+lax" => Ok(BodyType::Lax),
+        "application/json" | "application/json+pretty" | "application/x-www-form-urlencoded" => Ok(BodyType::Json),
         other => Err(Failure {
             status: tonic::Status::invalid_argument(format!(
                 "content type `{other}` is not supported; send application/json"

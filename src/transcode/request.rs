@@ -59,6 +59,32 @@ pub fn build(route: &Route, bindings: Vec<Binding>, query: Option<&str>, body: &
     Ok(Value::Object(root))
 }
 
+/// Drops the body's fields that `message` does not define, at every depth: what
+/// `application/json+lax` asks for on a surface that otherwise refuses them (Chef's lenient
+/// marshaler). Well-known types keep their own JSON forms untouched.
+pub fn drop_unknown_fields(value: &mut Value, message: &MessageDescriptor) {
+    let Value::Object(map) = value else { return };
+    if message.full_name().starts_with("google.protobuf.") {
+        return;
+    }
+    map.retain(|name, _| find_field(message, name).is_some());
+    for (name, child) in map.iter_mut() {
+        let Some(field) = find_field(message, name) else { continue };
+        let Kind::Message(inner) = field.kind() else { continue };
+        match child {
+            Value::Array(items) if field.is_list() => {
+                items.iter_mut().for_each(|item| drop_unknown_fields(item, &inner))
+            }
+            Value::Object(entries) if field.is_map() => {
+                if let Kind::Message(values) = inner.map_entry_value_field().kind() {
+                    entries.values_mut().for_each(|entry| drop_unknown_fields(entry, &values));
+                }
+            }
+            _ => drop_unknown_fields(child, &inner),
+        }
+    }
+}
+
 fn parse_body(body: &[u8]) -> Result<Option<Value>, RequestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);

@@ -768,6 +768,28 @@ async fn wrong_method_is_405_with_allow() {
     assert_eq!(harness.calls(), 0);
 }
 
+/// `application/json+lax` ignores unknown fields at every depth on a surface that refuses
+/// them, and keeps every known one.
+#[tokio::test]
+async fn lax_json_drops_unknown_fields_where_the_surface_refuses_them() {
+    let harness = Harness::new(MAX_BODY);
+    let body = r#"{"count":2,"bogus":1,"note":{"text":"t","extra":[1],"inner":{"stars":3,"deep":{}}},"at":"2026-01-01T00:00:00Z"}"#;
+    let (status, headers, answer) = harness.call("POST", "/v1/echo", &[], body).await;
+    assert_error("strict", status, &headers, &answer, 400, 3);
+    assert!(answer["message"].as_str().unwrap().contains("bogus"), "{answer}");
+
+    let lax = [("content-type", "application/json+lax")];
+    let (status, _, answer) = harness.call("POST", "/v1/echo", &lax, body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["request"]["count"], 2);
+    assert_eq!(answer["request"]["note"]["text"], "t");
+    assert_eq!(answer["request"]["note"]["inner"]["stars"], 3);
+    assert_eq!(answer["request"]["at"], "2026-01-01T00:00:00Z");
+    // Bad values of known fields are still refused.
+    let (status, headers, answer) = harness.call("POST", "/v1/echo", &lax, r#"{"count":"x","bogus":1}"#).await;
+    assert_error("lax, bad value", status, &headers, &answer, 400, 3);
+}
+
 #[tokio::test]
 async fn content_types() {
     let harness = Harness::new(MAX_BODY);

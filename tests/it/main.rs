@@ -8,6 +8,8 @@ mod support;
 mod concurrency;
 mod durability;
 mod history;
+mod iam;
+mod iam_parity;
 mod parity;
 mod protocol;
 mod replicas;

@@ -464,6 +464,7 @@ pub mod rpc {
     use iamd::pb::iamd::accounts::v1 as accounts;
     use iamd::pb::iamd::admin::v1 as admin;
     use iamd::pb::iamd::history::v1 as history;
+    use iamd::pb::iamd::iam::v2 as iam;
 
     use super::Rpc;
 
@@ -513,6 +514,39 @@ pub mod rpc {
             = "/iamd.accounts.v1.OrganizationService/DeleteOrganization";
         LIST_EVENTS: history::ListEventsRequest => history::ListEventsResponse
             = "/iamd.history.v1.HistoryService/ListEvents";
+        CREATE_POLICY: iam::CreatePolicyRequest => iam::CreatePolicyResponse
+            = "/iamd.iam.v2.PolicyService/CreatePolicy";
+        LIST_POLICIES: iam::ListPoliciesRequest => iam::ListPoliciesResponse
+            = "/iamd.iam.v2.PolicyService/ListPolicies";
+        GET_POLICY: iam::GetPolicyRequest => iam::GetPolicyResponse = "/iamd.iam.v2.PolicyService/GetPolicy";
+        DELETE_POLICY: iam::DeletePolicyRequest => iam::DeletePolicyResponse
+            = "/iamd.iam.v2.PolicyService/DeletePolicy";
+        UPDATE_POLICY: iam::UpdatePolicyRequest => iam::UpdatePolicyResponse
+            = "/iamd.iam.v2.PolicyService/UpdatePolicy";
+        GET_POLICY_VERSION: iam::GetPolicyVersionRequest => iam::GetPolicyVersionResponse
+            = "/iamd.iam.v2.PolicyService/GetPolicyVersion";
+        LIST_POLICY_MEMBERS: iam::ListPolicyMembersRequest => iam::ListPolicyMembersResponse
+            = "/iamd.iam.v2.PolicyService/ListPolicyMembers";
+        REPLACE_POLICY_MEMBERS: iam::ReplacePolicyMembersRequest => iam::ReplacePolicyMembersResponse
+            = "/iamd.iam.v2.PolicyService/ReplacePolicyMembers";
+        REMOVE_POLICY_MEMBERS: iam::RemovePolicyMembersRequest => iam::RemovePolicyMembersResponse
+            = "/iamd.iam.v2.PolicyService/RemovePolicyMembers";
+        ADD_POLICY_MEMBERS: iam::AddPolicyMembersRequest => iam::AddPolicyMembersResponse
+            = "/iamd.iam.v2.PolicyService/AddPolicyMembers";
+        CREATE_ROLE: iam::CreateRoleRequest => iam::CreateRoleResponse = "/iamd.iam.v2.RoleService/CreateRole";
+        LIST_ROLES: iam::ListRolesRequest => iam::ListRolesResponse = "/iamd.iam.v2.RoleService/ListRoles";
+        GET_ROLE: iam::GetRoleRequest => iam::GetRoleResponse = "/iamd.iam.v2.RoleService/GetRole";
+        DELETE_ROLE: iam::DeleteRoleRequest => iam::DeleteRoleResponse = "/iamd.iam.v2.RoleService/DeleteRole";
+        UPDATE_ROLE: iam::UpdateRoleRequest => iam::UpdateRoleResponse = "/iamd.iam.v2.RoleService/UpdateRole";
+        CREATE_TENANT: iam::CreateTenantRequest => iam::CreateTenantResponse
+            = "/iamd.iam.v2.TenantService/CreateTenant";
+        UPDATE_TENANT: iam::UpdateTenantRequest => iam::UpdateTenantResponse
+            = "/iamd.iam.v2.TenantService/UpdateTenant";
+        GET_TENANT: iam::GetTenantRequest => iam::GetTenantResponse = "/iamd.iam.v2.TenantService/GetTenant";
+        LIST_TENANTS: iam::ListTenantsRequest => iam::ListTenantsResponse
+            = "/iamd.iam.v2.TenantService/ListTenants";
+        DELETE_TENANT: iam::DeleteTenantRequest => iam::DeleteTenantResponse
+            = "/iamd.iam.v2.TenantService/DeleteTenant";
     }
 }
 

@@ -1,0 +1,124 @@
+//! The objects iamd seeds at first start (A.6): the policies `administrator-access`,
+//! `editor-access` and `viewer-access` and the roles `owner`, `editor`, `viewer` and
+//! `tenant-owner`, of type MANAGED, their roles named with iamd's own actions as the method
+//! table lists them. Their statements and actions cannot change and they cannot be deleted;
+//! their members can, except that `team:local:admins` stays in `administrator-access`.
+//!
+//! This module is the one place those protections are enforced; the identity issue replaces
+//! it with system DENY statements of the decision engine (Part B §2.9).
+
+use std::collections::BTreeSet;
+
+use super::super::{Actor, App, AppError, ErrorKind};
+use crate::kinds::iam_policy::{Effect, IamPolicy, IamPolicyEvent, IamPolicyState, Origin, Statement};
+use crate::kinds::iam_role::{IamRole, IamRoleEvent, IamRoleState};
+use crate::kinds::tenant::ALL_TENANTS;
+use crate::methods::MethodTable;
+
+pub const ADMINISTRATOR_ACCESS: &str = "administrator-access";
+pub const ADMINS: &str = "team:local:admins";
+
+/// (id, name, member, role) of each managed policy: the role on every tenant.
+const POLICIES: [(&str, &str, &str, &str); 3] = [
+    (ADMINISTRATOR_ACCESS, "Administrator", ADMINS, "owner"),
+    ("editor-access", "Editors", "team:local:editors", "editor"),
+    ("viewer-access", "Viewers", "team:local:viewers", "viewer"),
+];
+
+/// The actions of the managed roles, from the method table: `owner` may do anything;
+/// `viewer` every get and list outside IAM; `editor` that and every action of the admin and
+/// accounts surfaces; `tenant-owner` that and reading policies and editing their members.
+pub(crate) fn role_actions(table: &MethodTable) -> [(&'static str, &'static str, Vec<String>); 4] {
+    let actions: BTreeSet<&str> = table.iter().filter_map(|m| m.rule.as_ref()).map(|r| r.action.as_str()).collect();
+    let service = |action: &str| action.split(':').next().unwrap_or_default().to_owned();
+    let verb = |action: &str| action.rsplit(':').next().unwrap_or_default().to_owned();
+    let viewer: BTreeSet<String> = actions
+        .iter()
+        .filter(|a| service(a) != "iam" && matches!(verb(a).as_str(), "get" | "list"))
+        .map(|a| a.to_string())
+        .collect();
+    let mut editor = viewer.clone();
+    editor
+        .extend(actions.iter().filter(|a| matches!(service(a).as_str(), "admin" | "accounts")).map(|a| a.to_string()));
+    let mut tenant_owner = editor.clone();
+    tenant_owner.extend(["iam:policies:get", "iam:policies:list", "iam:policyMembers:*"].map(String::from));
+    [
+        ("owner", "Owner", vec!["*".to_owned()]),
+        ("editor", "Editor", editor.into_iter().collect()),
+        ("viewer", "Viewer", viewer.into_iter().collect()),
+        ("tenant-owner", "Tenant Owner", tenant_owner.into_iter().collect()),
+    ]
+}
+
+impl App {
+    /// Creates whichever managed object is missing, in one write: once, on a new store (they
+    /// cannot be deleted), and on a store that predates them.
+    pub(in crate::app) async fn seed_iam(&self) -> Result<(), AppError> {
+        let table = MethodTable::served().map_err(|e| {
+            AppError::new(ErrorKind::Internal, "INTERNAL", format!("the method table does not load: {e}"))
+        })?;
+        let roles = role_actions(&table);
+        let instance = self.instance.id.clone();
+        self.write(&Actor::system(), |draft| {
+            for (id, name, actions) in &roles {
+                if draft.get::<IamRole>(id).is_none() {
+                    let role = IamRoleState {
+                        name: (*name).to_owned(),
+                        origin: Origin::Managed,
+                        actions: actions.clone(),
+                        tenants: Vec::new(),
+                    };
+                    draft.create::<IamRole>(id, &instance, IamRoleEvent::Added(role))?;
+                }
+            }
+            for (id, name, member, role) in POLICIES {
+                if draft.get::<IamPolicy>(id).is_none() {
+                    let policy = IamPolicyState {
+                        name: name.to_owned(),
+                        origin: Origin::Managed,
+                        members: vec![member.to_owned()],
+                        statements: vec![Statement {
+                            effect: Effect::Allow,
+                            actions: Vec::new(),
+                            role: role.to_owned(),
+                            resources: vec!["*".to_owned()],
+                            tenants: vec![ALL_TENANTS.to_owned()],
+                        }],
+                        tenants: Vec::new(),
+                    };
+                    draft.create::<IamPolicy>(id, &instance, IamPolicyEvent::Added(policy))?;
+                }
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+}
+
+/// A change of a managed object's definition, or its delete, is refused whatever the
+/// request holds.
+pub(super) fn refuse_if_managed(origin: Origin, what: &str, id: &str) -> Result<(), AppError> {
+    if origin == Origin::Managed {
+        return Err(AppError::new(
+            ErrorKind::PermissionDenied,
+            "MANAGED",
+            format!("the {what} `{id}` is managed by iamd: it cannot be changed or deleted"),
+        ));
+    }
+    Ok(())
+}
+
+/// `team:local:admins` stays a member of `administrator-access`, so nobody locks the
+/// instance out.
+pub(super) fn refuse_dropping_admins(policy: &str, before: &[String], after: &[String]) -> Result<(), AppError> {
+    let holds_admins = |list: &[String]| list.iter().any(|m| m == ADMINS);
+    if policy == ADMINISTRATOR_ACCESS && holds_admins(before) && !holds_admins(after) {
+        return Err(AppError::new(
+            ErrorKind::PermissionDenied,
+            "PROTECTED",
+            format!("`{ADMINS}` cannot be removed from the policy `{ADMINISTRATOR_ACCESS}`"),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! Tenants: create (with the three policies of A.6 unless asked not to), list, read, rename
+//! and delete. Deleting one takes it out of every policy, statement and role, drops the
+//! statements left without tenants and the policies left without statements, in one
+//! transaction (the kinds' Detach rule).
+
+use super::super::organizations::missing_commit;
+use super::super::{Actor, App, AppError, ErrorKind, Receipt, check_version};
+use super::policies::{allow_role_on, already_exists};
+use super::{MAX_TENANT_ID, TenantFilter, lookup_id, required, valid_id};
+use crate::kinds::iam_policy::{IamPolicy, IamPolicyEvent, IamPolicyState, Origin};
+use crate::kinds::iam_role::IamRole;
+use crate::kinds::tenant::{Tenant, TenantEvent, TenantState};
+use crate::model::draft::Draft;
+use crate::model::objects::{Obj, Objects};
+
+/// (id suffix, name suffix, role) of the policies a new tenant gets.
+const TENANT_POLICIES: [(&str, &str, &str); 3] = [
+    ("tenant-owners", "Tenant Owners", "tenant-owner"),
+    ("tenant-editors", "Tenant Editors", "editor"),
+    ("tenant-viewers", "Tenant Viewers", "viewer"),
+];
+
+impl App {
+    pub async fn create_tenant(
+        &self,
+        actor: &Actor,
+        id: &str,
+        name: &str,
+        skip_policies: bool,
+    ) -> Result<Receipt<Obj<Tenant>>, AppError> {
+        valid_id("id", "tenant id", id, MAX_TENANT_ID)?;
+        required("name", "tenant name", name)?;
+        let instance = self.instance.id.clone();
+        let ((), written) = self
+            .write(actor, |draft| {
+                if draft.get::<Tenant>(id).is_some() {
+                    return Err(AppError::new(
+                        ErrorKind::AlreadyExists,
+                        "TENANT_ALREADY_EXISTS",
+                        format!("a tenant with id `{id}` already exists"),
+                    ));
+                }
+                let tenant = TenantState { name: name.to_owned(), origin: Origin::Custom };
+                draft.create::<Tenant>(id, &instance, TenantEvent::Added(tenant))?;
+                if !skip_policies {
+                    for (suffix, title, role) in TENANT_POLICIES {
+                        let policy_id = format!("{id}-{suffix}");
+                        if draft.get::<IamPolicy>(&policy_id).is_some() {
+                            return Err(already_exists(&policy_id));
+                        }
+                        // The managed roles cannot be deleted; reading them guards the write all the same.
+                        draft.get::<IamRole>(role);
+                        let policy = IamPolicyState {
+                            name: format!("{name} {title}"),
+                            origin: Origin::Custom,
+                            members: Vec::new(),
+                            statements: vec![allow_role_on(role, id)],
+                            tenants: vec![id.to_owned()],
+                        };
+                        draft.create::<IamPolicy>(&policy_id, &instance, IamPolicyEvent::Added(policy))?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(Receipt::of(written.get::<Tenant>(id).ok_or_else(missing_commit)?, &written))
+    }
+
+    pub async fn list_tenants(&self, filter: &TenantFilter) -> Result<Vec<Obj<Tenant>>, AppError> {
+        let objects = self.objects()?;
+        Ok(match filter {
+            TenantFilter::All => objects.page::<Tenant>("", None, false, usize::MAX),
+            TenantFilter::Only(only) => {
+                let mut found: Vec<Obj<Tenant>> = only.iter().filter_map(|t| objects.get::<Tenant>(t)).collect();
+                found.sort_by(|a, b| (a.meta.created_at, &a.id).cmp(&(b.meta.created_at, &b.id)));
+                found
+            }
+        })
+    }
+
+    pub async fn tenant(&self, id: &str, filter: &TenantFilter) -> Result<Obj<Tenant>, AppError> {
+        lookup_id("tenant", id)?;
+        visible(&*self.objects()?, id, filter)
+    }
+
+    pub async fn update_tenant(
+        &self,
+        actor: &Actor,
+        id: &str,
+        name: &str,
+        filter: &TenantFilter,
+        expected: Option<u64>,
+    ) -> Result<Receipt<Obj<Tenant>>, AppError> {
+        lookup_id("tenant", id)?;
+        required("name", "tenant name", name)?;
+        let (unchanged, written) = self
+            .write(actor, |draft| {
+                let current = visible_in(draft, id, filter)?;
+                check_version(expected, &current.meta, "tenant")?;
+                if current.name == name {
+                    return Ok(Some(current));
+                }
+                draft.change(&current, TenantEvent::Changed { name: name.to_owned() })?;
+                Ok(None)
+            })
+            .await?;
+        match unchanged {
+            Some(current) => Ok(Receipt { value: current, position: None }),
+            None => Ok(Receipt::of(written.get::<Tenant>(id).ok_or_else(missing_commit)?, &written)),
+        }
+    }
+
+    pub async fn delete_tenant(
+        &self,
+        actor: &Actor,
+        id: &str,
+        filter: &TenantFilter,
+        expected: Option<u64>,
+    ) -> Result<Receipt<()>, AppError> {
+        lookup_id("tenant", id)?;
+        let ((), written) = self
+            .write(actor, |draft| {
+                let current = visible_in(draft, id, filter)?;
+                check_version(expected, &current.meta, "tenant")?;
+                Ok(draft.delete(&current, TenantEvent::Removed {})?)
+            })
+            .await?;
+        Ok(Receipt::of((), &written))
+    }
+}
+
+fn shows(filter: &TenantFilter, id: &str) -> bool {
+    filter.shows(std::slice::from_ref(&id.to_owned()))
+}
+
+fn visible(objects: &Objects, id: &str, filter: &TenantFilter) -> Result<Obj<Tenant>, AppError> {
+    objects.get::<Tenant>(id).filter(|_| shows(filter, id)).ok_or_else(|| not_found(id))
+}
+
+fn visible_in(draft: &mut Draft<'_>, id: &str, filter: &TenantFilter) -> Result<Obj<Tenant>, AppError> {
+    draft.get::<Tenant>(id).filter(|_| shows(filter, id)).ok_or_else(|| not_found(id))
+}
+
+fn not_found(id: &str) -> AppError {
+    AppError::not_found("TENANT_NOT_FOUND", format!("no tenant with id `{id}` found"))
+}
