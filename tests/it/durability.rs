@@ -16,6 +16,15 @@ pub struct Process {
     pub addr: String,
 }
 
+/// A test that fails midway leaves no server running behind it (one would keep the test
+/// run's output open).
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn spawn(data_dir: &Path) -> Process {
     spawn_with(data_dir, &[])
 }

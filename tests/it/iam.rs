@@ -621,3 +621,52 @@ async fn a_role_delete_racing_a_policy_write_that_names_it_leaves_no_dangling_ro
     }
     println!("policy writes went first {writes_first} times, the role's delete {deletes_first} times");
 }
+
+/// Versions and tokens as on the other surfaces: every single-object answer carries its
+/// version, a stale `If-Match` is ABORTED and changes nothing, and an effect number outside
+/// the enum (only gRPC can send one) is bad input naming the field.
+#[tokio::test]
+async fn versions_guard_iam_writes_and_grpc_effects_are_checked() {
+    use iamd::pb::iamd::iam::v2 as pb;
+    let server = TestServer::start().await;
+    policy(&server, "p1", json!([{"role": "viewer", "tenants": ["*"]}]), json!([])).await;
+    let read = get(&server, "/iam/policies/p1").await;
+    assert_eq!(read.headers["etag"], "\"1\"");
+    let add = json!({"members": ["user:local:a"]});
+    let stale = server
+        .json_with(Method::POST, "/iam/policies/p1/members:add", Some(add.clone()), &[("if-match", "\"7\"".into())])
+        .await;
+    assert_eq!(stale.status, StatusCode::CONFLICT, "{}", stale.body);
+    assert_eq!(stale.body["details"][0]["reason"], "VERSION_MISMATCH");
+    assert_eq!(get(&server, "/iam/policies/p1/members").await.body, json!({"members": []}));
+    let fresh = server
+        .json_with(Method::POST, "/iam/policies/p1/members:add", Some(add), &[("if-match", "\"1\"".into())])
+        .await;
+    assert_eq!(fresh.status, StatusCode::OK, "{}", fresh.body);
+    assert_eq!(fresh.headers["etag"], "\"2\"");
+    assert!(fresh.headers.contains_key(iamd::CONSISTENCY_TOKEN));
+    // Adding a member already there writes nothing: same version, no token.
+    let again =
+        server.json(Method::POST, "/iam/policies/p1/members:add", Some(json!({"members": ["user:local:a"]}))).await;
+    assert_eq!(again.headers["etag"], "\"2\"");
+    assert!(!again.headers.contains_key(iamd::CONSISTENCY_TOKEN));
+
+    let request = pb::CreatePolicyRequest {
+        id: "p2".into(),
+        name: "p2".into(),
+        statements: vec![pb::Statement {
+            effect: 7,
+            role: "viewer".into(),
+            tenants: vec!["*".into()],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let refused = server
+        .grpc::<_, pb::CreatePolicyResponse>("/iamd.iam.v2.PolicyService/CreatePolicy", request)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(refused.message().contains("effect 7"), "{}", refused.message());
+    assert_eq!(get(&server, "/iam/policies/p2").await.status, StatusCode::NOT_FOUND);
+}

@@ -236,3 +236,58 @@ async fn readyz_answers_once_the_state_is_loaded() {
     running.await.unwrap().unwrap();
     schema.drop().await;
 }
+
+/// A role deleted on one replica while a policy naming it is written on the other, which may
+/// not have heard of the delete yet: the store's guard orders the two, and neither replica
+/// is left with a policy naming a role that is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_delete_on_one_replica_racing_a_policy_write_on_another_leaves_no_dangling_role() {
+    let Some(schema) = Schema::create().await else { return };
+    let (mut process_a, a) = replica(&schema);
+    let (mut process_b, b) = replica(&schema);
+    // A role B has not heard of yet is read from the store before B calls it unknown.
+    for round in 0..5 {
+        let role = format!("fresh{round}");
+        let body = json!({"id": role, "name": role, "actions": ["iam:policies:get"]});
+        assert_eq!(a.json(Method::POST, "/iam/roles", Some(body)).await.status, StatusCode::OK);
+        let policy =
+            json!({"id": format!("fresh{round}"), "name": "p", "statements": [{"role": role, "tenants": ["*"]}]});
+        let written = b.json(Method::POST, "/iam/policies", Some(policy)).await;
+        assert_eq!(written.status, StatusCode::OK, "round {round}: {}", written.body);
+    }
+    let (mut writes_first, mut deletes_first) = (0, 0);
+    for round in 0..10 {
+        let role = format!("r{round}");
+        let body = json!({"id": role, "name": role, "actions": ["iam:policies:get"]});
+        assert_eq!(a.json(Method::POST, "/iam/roles", Some(body)).await.status, StatusCode::OK);
+        let path = format!("/iam/roles/{role}");
+        eventually("B sees the role", TEN_SECONDS, async || {
+            b.json(Method::GET, &path, None).await.status == StatusCode::OK
+        })
+        .await;
+        let policy = json!({"id": format!("p{round}"), "name": "p", "statements": [{"role": role, "tenants": ["*"]}]});
+        let (written, deleted) =
+            tokio::join!(b.json(Method::POST, "/iam/policies", Some(policy)), a.json(Method::DELETE, &path, None));
+        assert_eq!(deleted.status, StatusCode::OK, "round {round}: {}", deleted.body);
+        match written.status {
+            StatusCode::OK => writes_first += 1,
+            StatusCode::BAD_REQUEST => {
+                assert_eq!(written.body["details"][0]["reason"], "ROLE_NOT_FOUND", "{}", written.body);
+                deletes_first += 1;
+            }
+            other => panic!("round {round}: {other}: {}", written.body),
+        }
+        // Written first, the policy went with the role's delete; either way it is gone on both.
+        let policy_path = format!("/iam/policies/p{round}");
+        for replica in [&a, &b] {
+            eventually("the policy is gone", TEN_SECONDS, async || {
+                replica.json(Method::GET, &policy_path, None).await.status == StatusCode::NOT_FOUND
+            })
+            .await;
+        }
+    }
+    println!("the policy write went first {writes_first} times, the role's delete {deletes_first} times");
+    process_a.child.kill().unwrap();
+    process_b.child.kill().unwrap();
+    schema.drop().await;
+}

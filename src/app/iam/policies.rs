@@ -70,7 +70,8 @@ impl App {
     ) -> Result<Receipt<Obj<IamPolicy>>, AppError> {
         lookup_id("policy", &input.id)?;
         let id = input.id.as_str();
-        // Checked after the policy is found: a managed one is refused whatever the body.
+        // The body's verdict is answered only once the policy is found: a managed policy is
+        // refused whatever the body holds.
         let valid = valid_policy(&input, Origin::Custom);
         self.change(actor, id, |draft| {
             let current = visible_in(draft, id, filter)?;
