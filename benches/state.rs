@@ -20,8 +20,20 @@
 //! in a scratch schema). And the bytes an event stores for adding one member to a 10- and
 //! to a 1,000-member object.
 //!
+//! The IAM v2 surface on two more stores (SQLite): 100 and 10,000 policies of 10 statements
+//! (statement j grants the custom role `r{j}` on the tenant `t{j}`) and 100 members each,
+//! drawn from 100k users so that every user is in ten of the 10k policies; populated
+//! in-process (the ten roles and ten tenants first: the policies reference them). For each,
+//! the start-up and memory as above, then over native gRPC, one request at a time, a
+//! `GetPolicy` of a random policy and an `AddPolicyMembers` of one new member to a random
+//! policy, each add undone (`RemovePolicyMembers`, not timed) so that every add finds a
+//! policy of 100 members. And the bytes the `iam.policy.members.added` event stores for one
+//! member added to a policy of 10, 100 and 1,000 members.
+//!
 //! Run: `cargo bench --bench state` (see BENCHMARKS.md). `IAMD_BENCH_SIZES=1000,10000`
-//! picks the sizes; `IAMD_BENCH_READS` the requests per read measurement (default 3000).
+//! picks the sizes; `IAMD_BENCH_POLICIES=100,10000` the IAM stores' (the ratios compare the
+//! last with the first; an empty list skips them); `IAMD_BENCH_READS` the requests per read
+//! or write measurement (default 3000).
 
 // A benchmark fails loudly: `expect` on setup steps is the clearest report.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
@@ -36,14 +48,19 @@ use common::scratch_schema;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+use iam_pb::policy_service_client::PolicyServiceClient;
 use iamd::config::{Config, Secret};
 use iamd::kinds::domain_policy::{DomainPolicy, DomainPolicyEvent, DomainSettings};
+use iamd::kinds::iam_policy::{Effect, IamPolicy, IamPolicyEvent, IamPolicyState, Origin, Statement};
+use iamd::kinds::iam_role::{IamRole, IamRoleEvent, IamRoleState};
 use iamd::kinds::organization::{Organization, OrganizationEvent};
+use iamd::kinds::tenant::{Tenant, TenantEvent, TenantState};
 use iamd::model::draft::Draft;
 use iamd::model::kind::{Kind, OnDelete, Term};
 use iamd::model::registry::Registry;
 use iamd::model::replica::Replica;
 use iamd::pb::iamd::accounts::v1 as pb;
+use iamd::pb::iamd::iam::v2 as iam_pb;
 use iamd::store::LogCursor;
 use pb::organization_service_client::OrganizationServiceClient;
 
@@ -54,6 +71,11 @@ const CHILDREN: usize = 100_000;
 const HISTORY_ORGS: usize = 10_000;
 const FIRST_ORG_CHILDREN: usize = 1_000;
 const BATCH: usize = 2_000;
+/// Statements per policy, each naming its own role and tenant: as many roles and tenants.
+const STATEMENTS: usize = 10;
+const POLICY_MEMBERS: usize = 100;
+/// The users policy members are drawn from.
+const USERS: usize = 100_000;
 const SERVE_DIR: &str = "IAMD_BENCH_SERVE_DIR";
 const SERVE_URL: &str = "IAMD_BENCH_SERVE_DATABASE_URL";
 
@@ -462,6 +484,196 @@ async fn history(flat: &Place, long: &Place) -> History {
     History { flat_events: events(flat).await, long_events: events(long).await, flat_ms, long_ms }
 }
 
+fn policy_id(n: usize) -> String {
+    format!("policy-{n:05}")
+}
+
+/// Policy `n`: statement j grants role `r{j}` on tenant `t{j}`; its members are the 100
+/// users from `100 n` on (modulo `USERS`), so that of 10k policies every user is in ten.
+/// It belongs to one tenant, so that the tenant index is spread too.
+fn policy_state(n: usize, members: usize) -> IamPolicyState {
+    let statements = (0..STATEMENTS)
+        .map(|j| Statement {
+            effect: Effect::Allow,
+            actions: Vec::new(),
+            role: format!("r{j}"),
+            resources: vec!["*".to_owned()],
+            tenants: vec![format!("t{j}")],
+        })
+        .collect();
+    IamPolicyState {
+        name: format!("Policy {n}"),
+        origin: Origin::Custom,
+        members: (0..members).map(|m| format!("user:local:u{}", (n * POLICY_MEMBERS + m) % USERS)).collect(),
+        statements,
+        tenants: vec![format!("t{}", n % STATEMENTS)],
+    }
+}
+
+/// The instance's default domain policy, the roles and tenants the statements name, then
+/// `policies` policies.
+async fn populate_iam(place: &Place, policies: usize) {
+    let replica = replica(place).await;
+    let instance = replica.store().instance().await.unwrap().id;
+    const VERBS: [&str; STATEMENTS] =
+        ["get", "list", "create", "update", "delete", "read", "write", "add", "remove", "move"];
+    // `r{j}` and `t{j}`: no id the server seeds at start (`owner`, `viewer`, …).
+    write(&replica, |d| {
+        let seeded = DomainPolicyEvent::InstanceAdded(DomainSettings::from_org_iam(true));
+        d.create::<DomainPolicy>(&instance, &instance, seeded).unwrap();
+        for (j, verb) in VERBS.iter().enumerate() {
+            let tenant = TenantState { name: format!("Tenant {j}"), origin: Origin::Custom };
+            d.create::<Tenant>(&format!("t{j}"), &instance, TenantEvent::Added(tenant)).unwrap();
+            let role = IamRoleState {
+                name: format!("Role {j}"),
+                origin: Origin::Custom,
+                actions: vec![format!("bench:things:{verb}")],
+                tenants: Vec::new(),
+            };
+            d.create::<IamRole>(&format!("r{j}"), &instance, IamRoleEvent::Added(role)).unwrap();
+        }
+    })
+    .await;
+    for start in (0..policies).step_by(BATCH) {
+        write(&replica, |d| {
+            for n in start..(start + BATCH).min(policies) {
+                let event = IamPolicyEvent::Added(policy_state(n, POLICY_MEMBERS));
+                d.create::<IamPolicy>(&policy_id(n), &instance, event).unwrap();
+            }
+        })
+        .await;
+    }
+    replica.close().await.unwrap();
+}
+
+/// [`time`] for writes that `undo` (not timed) takes back after each, so that every write
+/// finds the store as it was populated.
+async fn time_undone<T, F, Fut, U, UFut>(writes: usize, mut call: F, mut undo: U) -> (u64, u64)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+    U: FnMut(T) -> UFut,
+    UFut: std::future::Future<Output = ()>,
+{
+    for _ in 0..200 {
+        let done = call().await;
+        undo(done).await;
+    }
+    let mut h = histogram();
+    for _ in 0..writes {
+        let began = Instant::now();
+        let done = call().await;
+        h.record(began.elapsed().as_micros().max(1) as u64).unwrap();
+        undo(done).await;
+    }
+    (h.value_at_quantile(0.5), h.value_at_quantile(0.99))
+}
+
+struct IamRow {
+    policies: usize,
+    objects: usize,
+    events: u64,
+    ready_ms: f64,
+    load_ms: f64,
+    rss: f64,
+    hwm: f64,
+    get: (u64, u64),
+    add: (u64, u64),
+    /// Type and payload of the last member-add event AddPolicyMembers wrote.
+    add_bytes: usize,
+}
+
+fn event_type(event: &IamPolicyEvent) -> String {
+    serde_json::to_value(event).unwrap()["type"].as_str().unwrap().to_owned()
+}
+
+async fn measure_iam(place: &Place, policies: usize, requests: usize) -> IamRow {
+    let ready_ms = started_ready(place).as_secs_f64() * 1000.0;
+    let started = start(place);
+    let (rss, hwm) = memory(started.child.id());
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", started.addr)).unwrap().connect().await.unwrap();
+    let client = PolicyServiceClient::new(channel);
+    let mut random = Lcg(42);
+    let get = time(requests, |_| {
+        let id = policy_id(random.below(policies));
+        let mut client = client.clone();
+        async move {
+            let reply = client.get_policy(iam_pb::GetPolicyRequest { id: id.clone() }).await.unwrap();
+            let policy = reply.into_inner().policy.unwrap();
+            assert_eq!(
+                (policy.id.as_str(), policy.statements.len(), policy.members.len()),
+                (id.as_str(), STATEMENTS, POLICY_MEMBERS)
+            );
+        }
+    })
+    .await;
+    // A member no policy holds yet each time, so that every add writes.
+    let mut fresh = 0usize;
+    let add = time_undone(
+        requests,
+        || {
+            fresh += 1;
+            let (id, member) = (policy_id(random.below(policies)), format!("user:local:newcomer-{fresh}"));
+            let mut client = client.clone();
+            async move {
+                let request = iam_pb::AddPolicyMembersRequest { id: id.clone(), members: vec![member.clone()] };
+                let members = client.add_policy_members(request).await.unwrap().into_inner().members;
+                assert_eq!((members.len(), members.last()), (POLICY_MEMBERS + 1, Some(&member)));
+                (id, member)
+            }
+        },
+        |(id, member)| {
+            let mut client = client.clone();
+            async move {
+                let request = iam_pb::RemovePolicyMembersRequest { id, members: vec![member] };
+                let members = client.remove_policy_members(request).await.unwrap().into_inner().members;
+                assert_eq!(members.len(), POLICY_MEMBERS);
+            }
+        },
+    )
+    .await;
+    stop(started);
+
+    let began = Instant::now();
+    let replica = replica(place).await;
+    let load_ms = began.elapsed().as_secs_f64() * 1000.0;
+    let objects = replica.read().unwrap().len();
+    let log = replica.store().read_log(None, LogCursor::default(), u32::MAX).await.unwrap();
+    let added = event_type(&IamPolicyEvent::MembersAdded { members: Vec::new() });
+    let last_add = log.iter().rev().find(|c| c.event.event_type == added).unwrap();
+    let add_bytes = last_add.event.event_type.len() + last_add.event.payload.to_string().len();
+    replica.close().await.unwrap();
+    IamRow { policies, objects, events: log.len() as u64, ready_ms, load_ms, rss, hwm, get, add, add_bytes }
+}
+
+/// Bytes the event of adding one member to a policy stores, for 10, 100 and 1,000 members
+/// before: the add names the new member only, whatever the list holds.
+async fn policy_member_add_bytes(place: &Place) -> Vec<(usize, usize)> {
+    let replica = replica(place).await;
+    let instance = replica.store().instance().await.unwrap().id;
+    let mut out = Vec::new();
+    for members in [10usize, 100, 1_000] {
+        let id = format!("members-{members}");
+        let created = IamPolicyEvent::Added(policy_state(0, members));
+        write(&replica, |d| d.create::<IamPolicy>(&id, &instance, created).unwrap()).await;
+        let policy = replica.read().unwrap().get::<IamPolicy>(&id).unwrap();
+        let one = IamPolicyEvent::MembersAdded { members: vec!["user:local:newcomer".to_owned()] };
+        let written = write(&replica, |d| d.change(&policy, one).unwrap()).await;
+        let log = replica.store().read_log(Some((IamPolicy::NAME, &id)), LogCursor::default(), 10).await.unwrap();
+        let event = log.iter().find(|c| Some(c.event.position) == written.position).unwrap();
+        let bytes = event.event.event_type.len() + event.event.payload.to_string().len();
+        let now = replica.read().unwrap().get::<IamPolicy>(&id).unwrap();
+        assert_eq!(
+            (now.members.len(), now.members.last().map(String::as_str)),
+            (members + 1, Some("user:local:newcomer"))
+        );
+        out.push((members, bytes));
+    }
+    replica.close().await.unwrap();
+    out
+}
+
 fn main() {
     if let Ok(dir) = std::env::var(SERVE_DIR) {
         return serve(Place { dir: dir.into(), url: std::env::var(SERVE_URL).ok() });
@@ -470,11 +682,12 @@ fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::new("warn"))
         .with_writer(std::io::stderr)
         .init();
-    let sizes: Vec<usize> = std::env::var("IAMD_BENCH_SIZES")
-        .unwrap_or_else(|_| "1000,10000,100000".into())
-        .split(',')
-        .map(|s| s.trim().parse().unwrap())
-        .collect();
+    let list = |name: &str, default: &str| -> Vec<usize> {
+        let list = std::env::var(name).unwrap_or_else(|_| default.into());
+        list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| s.parse().unwrap()).collect()
+    };
+    let (policy_sizes, sizes) =
+        (list("IAMD_BENCH_POLICIES", "100,10000"), list("IAMD_BENCH_SIZES", "1000,10000,100000"));
     let reads: usize = std::env::var("IAMD_BENCH_READS").ok().and_then(|v| v.parse().ok()).unwrap_or(3000);
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     runtime.block_on(async {
@@ -490,6 +703,21 @@ fn main() {
             eprintln!("populated {orgs} organizations + {CHILDREN} objects in {:.1?}", began.elapsed());
             rows.push(measure(&place, orgs, reads).await);
         }
+        let iam_places: Vec<_> =
+            policy_sizes.iter().map(|n| Place { dir: root.path().join(format!("policies-{n}")), url: None }).collect();
+        for (&policies, place) in policy_sizes.iter().zip(&iam_places) {
+            let began = Instant::now();
+            populate_iam(place, policies).await;
+            eprintln!("populated {policies} policies in {:.1?}", began.elapsed());
+        }
+        let mut iam_rows = Vec::new();
+        for (&policies, place) in policy_sizes.iter().zip(&iam_places) {
+            iam_rows.push(measure_iam(place, policies, reads).await);
+        }
+        let policy_bytes = match iam_places.first() {
+            Some(place) => policy_member_add_bytes(place).await,
+            None => Vec::new(),
+        };
         let sqlite = |name: &str| Place { dir: root.path().join(name), url: None };
         let (flat, long) = (sqlite("history-1x"), sqlite("history-8x"));
         let mut histories = vec![("SQLite", history(&flat, &long).await)];
@@ -522,6 +750,25 @@ fn main() {
                 last.get.0 as f64 / first.get.0 as f64
             );
         }
+        if !iam_rows.is_empty() {
+            println!();
+            println!("| policies | objects | events | start-up to ready (median of 3) | load in-process | RSS after start | peak RSS | GetPolicy p50 / p99 µs | AddPolicyMembers p50 / p99 µs | its event, bytes |");
+            println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        }
+        for r in &iam_rows {
+            println!(
+                "| {} | {} | {} | {:.0} ms | {:.0} ms | {:.0} MiB | {:.0} MiB | {} / {} | {} / {} | {} |",
+                r.policies, r.objects, r.events, r.ready_ms, r.load_ms, r.rss, r.hwm, r.get.0, r.get.1, r.add.0, r.add.1,
+                r.add_bytes
+            );
+        }
+        if let (Some(first), Some(last)) = (iam_rows.first(), iam_rows.last()) {
+            println!();
+            let ratio = |large: u64, small: u64| large as f64 / small as f64;
+            let (small, large) = (first.policies, last.policies);
+            println!("GetPolicy p50 at {large} policies / at {small}: {:.2}", ratio(last.get.0, first.get.0));
+            println!("AddPolicyMembers p50 at {large} policies / at {small}: {:.2}", ratio(last.add.0, first.add.0));
+        }
         println!();
         println!("| store | state | events | start-up to ready, 5 runs (median of 3 each), ms |");
         println!("|---|---|---:|---|");
@@ -544,6 +791,14 @@ fn main() {
         println!("| members before | bytes of the member-add event (type + payload) |");
         println!("|---:|---:|");
         for (members, bytes) in bytes {
+            println!("| {members} | {bytes} |");
+        }
+        if !policy_bytes.is_empty() {
+            println!();
+            println!("| policy members before | bytes of the iam.policy.members.added event (type + payload) |");
+            println!("|---:|---:|");
+        }
+        for (members, bytes) in policy_bytes {
             println!("| {members} | {bytes} |");
         }
     });
