@@ -27,13 +27,14 @@
 //! the start-up and memory as above, then over native gRPC, one request at a time, a
 //! `GetPolicy` of a random policy and an `AddPolicyMembers` of one new member to a random
 //! policy, each add undone (`RemovePolicyMembers`, not timed) so that every add finds a
-//! policy of 100 members. And the bytes the `iam.policy.members.added` event stores for one
-//! member added to a policy of 10, 100 and 1,000 members.
+//! policy of 100 members. And the bytes the `iam.policy.members.added` event stores: the
+//! last one those adds wrote, and, through the kind, one member added to a policy of 10,
+//! 100 and 1,000 members.
 //!
 //! Run: `cargo bench --bench state` (see BENCHMARKS.md). `IAMD_BENCH_SIZES=1000,10000`
 //! picks the sizes; `IAMD_BENCH_POLICIES=100,10000` the IAM stores' (the ratios compare the
-//! last with the first; an empty list skips them); `IAMD_BENCH_READS` the requests per read
-//! or write measurement (default 3000).
+//! last with the first; an empty list, here or in the sizes, skips that part);
+//! `IAMD_BENCH_READS` the requests per read or write measurement (default 3000).
 
 // A benchmark fails loudly: `expect` on setup steps is the clearest report.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
