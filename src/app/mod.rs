@@ -14,8 +14,8 @@ use std::sync::{Arc, RwLockReadGuard};
 use std::time::Duration;
 
 use crate::model::draft::Draft;
-use crate::model::kind::Key;
-use crate::model::objects::{Meta, Objects};
+use crate::model::kind::{Key, Kind};
+use crate::model::objects::{Meta, Obj, Objects};
 use crate::model::replica::{Replica, Written};
 use crate::store::{Instance, Micros, StoreError};
 pub use error::{AppError, ErrorKind};
@@ -67,6 +67,19 @@ pub struct Receipt<T> {
 impl<T> Receipt<T> {
     pub(crate) fn of(value: T, written: &Written) -> Receipt<T> {
         Receipt { value, position: written.position }
+    }
+}
+
+/// The answer of a write that may have found nothing to change: the object as it stood
+/// (no event, so no position), or as the write left it.
+pub(crate) fn changed_or_current<K: Kind>(
+    unchanged: Option<Obj<K>>,
+    written: &Written,
+    id: &str,
+) -> Result<Receipt<Obj<K>>, AppError> {
+    match unchanged {
+        Some(current) => Ok(Receipt { value: current, position: None }),
+        None => Ok(Receipt::of(written.get::<K>(id).ok_or_else(organizations::missing_commit)?, written)),
     }
 }
 

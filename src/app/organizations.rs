@@ -3,7 +3,7 @@
 //! with it and is refused while it holds anything its kinds say must go first.
 
 use super::page::{ListId, PageRequest};
-use super::{Actor, App, AppError, Receipt, check_version};
+use super::{Actor, App, AppError, Receipt, changed_or_current, check_version};
 use crate::kinds::organization::{Organization, OrganizationEvent};
 use crate::model::draft::Draft;
 use crate::model::objects::{Obj, Objects};
@@ -71,10 +71,7 @@ impl App {
                 Ok(None)
             })
             .await?;
-        match unchanged {
-            Some(current) => Ok(Receipt { value: current, position: None }),
-            None => Ok(Receipt::of(written.get::<Organization>(id).ok_or_else(missing_commit)?, &written)),
-        }
+        changed_or_current(unchanged, &written, id)
     }
 
     /// Deletes the organization and, in the same transaction, what its objects' kinds say

@@ -11,9 +11,10 @@ pub mod tenants;
 
 use std::collections::BTreeSet;
 
-use super::AppError;
-use crate::kinds::tenant::Tenant;
-use crate::kinds::tenant::{ALL_TENANTS, TENANT_INDEX, UNASSIGNED};
+use super::{Actor, App, AppError, Receipt, check_version};
+use crate::kinds::iam_policy::IamPolicy;
+use crate::kinds::iam_role::IamRole;
+use crate::kinds::tenant::{ALL_TENANTS, TENANT_INDEX, Tenant, UNASSIGNED};
 use crate::model::draft::Draft;
 use crate::model::kind::{Key, Kind};
 use crate::model::objects::{Obj, Objects};
@@ -143,9 +144,78 @@ fn tenants_exist<'t>(draft: &mut Draft<'_>, tenants: impl Iterator<Item = &'t St
     ))
 }
 
-/// An id in a read or a change: blank is bad input; anything else is looked up.
-fn lookup_id(what: &str, id: &str) -> Result<(), AppError> {
-    required("id", &format!("{what} id"), id)
+/// A kind of this surface, which the `tenants` filter may hide.
+trait Filtered: Kind {
+    /// How messages name it.
+    const WHAT: &'static str;
+    /// The `ErrorInfo` reason when it is not found.
+    const NOT_FOUND: &'static str;
+    /// Whether the filter lets a request see the object.
+    fn shown(id: &str, state: &Self::State, filter: &TenantFilter) -> bool;
+}
+
+impl Filtered for IamPolicy {
+    const WHAT: &'static str = "policy";
+    const NOT_FOUND: &'static str = "POLICY_NOT_FOUND";
+    fn shown(_: &str, policy: &Self::State, filter: &TenantFilter) -> bool {
+        filter.shows(&policy.tenants)
+    }
+}
+
+impl Filtered for IamRole {
+    const WHAT: &'static str = "role";
+    const NOT_FOUND: &'static str = "ROLE_NOT_FOUND";
+    fn shown(_: &str, role: &Self::State, filter: &TenantFilter) -> bool {
+        filter.shows(&role.tenants)
+    }
+}
+
+impl Filtered for Tenant {
+    const WHAT: &'static str = "tenant";
+    const NOT_FOUND: &'static str = "TENANT_NOT_FOUND";
+    fn shown(id: &str, _: &Self::State, filter: &TenantFilter) -> bool {
+        filter.shows(&[id.to_owned()])
+    }
+}
+
+/// The object, unless it does not exist or the filter hides it: NotFound either way
+/// (§2.8). A blank id is bad input.
+fn find<K: Filtered>(objects: &Objects, id: &str, filter: &TenantFilter) -> Result<Obj<K>, AppError> {
+    required("id", &format!("{} id", K::WHAT), id)?;
+    objects.get::<K>(id).filter(|o| K::shown(id, &o.state, filter)).ok_or_else(|| not_found::<K>(id))
+}
+
+/// [`find`], for a write that depends on the object.
+fn find_in<K: Filtered>(draft: &mut Draft<'_>, id: &str, filter: &TenantFilter) -> Result<Obj<K>, AppError> {
+    required("id", &format!("{} id", K::WHAT), id)?;
+    draft.get::<K>(id).filter(|o| K::shown(id, &o.state, filter)).ok_or_else(|| not_found::<K>(id))
+}
+
+impl App {
+    /// Deletes an object the filter shows, once `may_go` allows it, with what its referrers'
+    /// kinds say goes with it.
+    async fn delete_shown<K: Filtered>(
+        &self,
+        actor: &Actor,
+        id: &str,
+        filter: &TenantFilter,
+        expected: Option<u64>,
+        may_go: impl Fn(&Obj<K>) -> Result<(), AppError>,
+    ) -> Result<Receipt<()>, AppError> {
+        let ((), written) = self
+            .write(actor, |draft| {
+                let current = find_in::<K>(draft, id, filter)?;
+                may_go(&current)?;
+                check_version(expected, &current.meta, K::WHAT)?;
+                Ok(draft.delete(&current, K::removal(&current.state))?)
+            })
+            .await?;
+        Ok(Receipt::of((), &written))
+    }
+}
+
+fn not_found<K: Filtered>(id: &str) -> AppError {
+    AppError::not_found(K::NOT_FOUND, format!("no {} with id `{id}` found", K::WHAT))
 }
 
 #[cfg(test)]

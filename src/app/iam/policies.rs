@@ -3,16 +3,16 @@
 //! them, so a delete racing it never leaves a dangling reference.
 
 use super::super::organizations::missing_commit;
-use super::super::{Actor, App, AppError, Receipt, check_version};
+use super::super::{Actor, App, AppError, Receipt, changed_or_current, check_version};
 use super::managed::{refuse_dropping_admins, refuse_if_managed};
 use super::{
-    MAX_ID, TenantFilter, grammar, lookup_id, required, tenants_exist, valid_id, valid_list, valid_own_tenants,
+    MAX_ID, TenantFilter, find, find_in, grammar, required, tenants_exist, valid_id, valid_list, valid_own_tenants,
 };
 use crate::kinds::iam_policy::{Effect, IamPolicy, IamPolicyEvent, IamPolicyState, Origin, Statement};
 use crate::kinds::iam_role::IamRole;
 use crate::kinds::tenant::ALL_TENANTS;
 use crate::model::draft::Draft;
-use crate::model::objects::{Obj, Objects};
+use crate::model::objects::Obj;
 
 /// A policy as a client writes it: everything but its type.
 #[derive(Clone, Debug, Default)]
@@ -56,8 +56,7 @@ impl App {
     }
 
     pub async fn policy(&self, id: &str, filter: &TenantFilter) -> Result<Obj<IamPolicy>, AppError> {
-        lookup_id("policy", id)?;
-        visible(&*self.objects()?, id, filter)
+        find::<IamPolicy>(&*self.objects()?, id, filter)
     }
 
     /// Overwrites every field but the id and the type.
@@ -68,13 +67,12 @@ impl App {
         filter: &TenantFilter,
         expected: Option<u64>,
     ) -> Result<Receipt<Obj<IamPolicy>>, AppError> {
-        lookup_id("policy", &input.id)?;
         let id = input.id.as_str();
         // The body's verdict is answered only once the policy is found: a managed policy is
         // refused whatever the body holds.
         let valid = valid_policy(&input, Origin::Custom);
-        self.change(actor, id, |draft| {
-            let current = visible_in(draft, id, filter)?;
+        self.write_policy(actor, id, |draft| {
+            let current = find_in::<IamPolicy>(draft, id, filter)?;
             refuse_if_managed(current.origin, "policy", id)?;
             check_version(expected, &current.meta, "policy")?;
             let next = valid.clone()?;
@@ -97,16 +95,7 @@ impl App {
         filter: &TenantFilter,
         expected: Option<u64>,
     ) -> Result<Receipt<()>, AppError> {
-        lookup_id("policy", id)?;
-        let ((), written) = self
-            .write(actor, |draft| {
-                let current = visible_in(draft, id, filter)?;
-                refuse_if_managed(current.origin, "policy", id)?;
-                check_version(expected, &current.meta, "policy")?;
-                Ok(draft.delete(&current, IamPolicyEvent::Removed {})?)
-            })
-            .await?;
-        Ok(Receipt::of((), &written))
+        self.delete_shown::<IamPolicy>(actor, id, filter, expected, |p| refuse_if_managed(p.origin, "policy", id)).await
     }
 
     /// Replaces, adds or removes members; answers the policy with its resulting list. A
@@ -120,13 +109,12 @@ impl App {
         filter: &TenantFilter,
         expected: Option<u64>,
     ) -> Result<Receipt<Obj<IamPolicy>>, AppError> {
-        lookup_id("policy", id)?;
         if how != MembersChange::Replace && members.is_empty() {
             return Err(AppError::invalid("members", "at least one member is required"));
         }
         valid_list("members", &members, grammar::member)?;
-        self.change(actor, id, |draft| {
-            let current = visible_in(draft, id, filter)?;
+        self.write_policy(actor, id, |draft| {
+            let current = find_in::<IamPolicy>(draft, id, filter)?;
             check_version(expected, &current.meta, "policy")?;
             let (after, event) = match how {
                 MembersChange::Replace => (
@@ -160,7 +148,7 @@ impl App {
     }
 
     /// Writes `plan`'s event unless it changes nothing, and answers the policy as it is then.
-    async fn change(
+    async fn write_policy(
         &self,
         actor: &Actor,
         id: &str,
@@ -176,10 +164,7 @@ impl App {
                 Ok(None)
             })
             .await?;
-        match unchanged {
-            Some(current) => Ok(Receipt { value: current, position: None }),
-            None => Ok(Receipt::of(written.get::<IamPolicy>(id).ok_or_else(missing_commit)?, &written)),
-        }
+        changed_or_current(unchanged, &written, id)
     }
 }
 
@@ -249,19 +234,6 @@ fn references_exist(draft: &mut Draft<'_>, policy: &IamPolicyState) -> Result<()
         }
     }
     tenants_exist(draft, policy.tenants.iter().chain(policy.statements.iter().flat_map(|s| &s.tenants)))
-}
-
-/// The policy, unless it does not exist or the filter hides it: NotFound either way.
-fn visible(objects: &Objects, id: &str, filter: &TenantFilter) -> Result<Obj<IamPolicy>, AppError> {
-    objects.get::<IamPolicy>(id).filter(|p| filter.shows(&p.tenants)).ok_or_else(|| not_found(id))
-}
-
-fn visible_in(draft: &mut Draft<'_>, id: &str, filter: &TenantFilter) -> Result<Obj<IamPolicy>, AppError> {
-    draft.get::<IamPolicy>(id).filter(|p| filter.shows(&p.tenants)).ok_or_else(|| not_found(id))
-}
-
-fn not_found(id: &str) -> AppError {
-    AppError::not_found("POLICY_NOT_FOUND", format!("no policy with id `{id}` found"))
 }
 
 pub(super) fn already_exists(id: &str) -> AppError {

@@ -3,15 +3,14 @@
 //! the policies left without statements, in one transaction (the kinds' Detach rule).
 
 use super::super::organizations::missing_commit;
-use super::super::{Actor, App, AppError, ErrorKind, Receipt, check_version};
+use super::super::{Actor, App, AppError, ErrorKind, Receipt, changed_or_current, check_version};
 use super::managed::refuse_if_managed;
 use super::{
-    MAX_ID, TenantFilter, grammar, lookup_id, required, tenants_exist, valid_id, valid_list, valid_own_tenants,
+    MAX_ID, TenantFilter, find, find_in, grammar, required, tenants_exist, valid_id, valid_list, valid_own_tenants,
 };
 use crate::kinds::iam_policy::Origin;
 use crate::kinds::iam_role::{IamRole, IamRoleEvent, IamRoleState};
-use crate::model::draft::Draft;
-use crate::model::objects::{Obj, Objects};
+use crate::model::objects::Obj;
 
 /// A role as a client writes it.
 #[derive(Clone, Debug, Default)]
@@ -50,8 +49,7 @@ impl App {
     }
 
     pub async fn role(&self, id: &str, filter: &TenantFilter) -> Result<Obj<IamRole>, AppError> {
-        lookup_id("role", id)?;
-        visible(&*self.objects()?, id, filter)
+        find::<IamRole>(&*self.objects()?, id, filter)
     }
 
     /// Overwrites every field but the id and the type.
@@ -62,12 +60,11 @@ impl App {
         filter: &TenantFilter,
         expected: Option<u64>,
     ) -> Result<Receipt<Obj<IamRole>>, AppError> {
-        lookup_id("role", &input.id)?;
         let id = input.id.as_str();
         let valid = valid_role(&input);
         let (unchanged, written) = self
             .write(actor, |draft| {
-                let current = visible_in(draft, id, filter)?;
+                let current = find_in::<IamRole>(draft, id, filter)?;
                 refuse_if_managed(current.origin, "role", id)?;
                 check_version(expected, &current.meta, "role")?;
                 let next = valid.clone()?;
@@ -84,10 +81,7 @@ impl App {
                 Ok(None)
             })
             .await?;
-        match unchanged {
-            Some(current) => Ok(Receipt { value: current, position: None }),
-            None => Ok(Receipt::of(written.get::<IamRole>(id).ok_or_else(missing_commit)?, &written)),
-        }
+        changed_or_current(unchanged, &written, id)
     }
 
     /// Deletes a custom role and, in the same transaction, what goes with it (see the
@@ -99,16 +93,7 @@ impl App {
         filter: &TenantFilter,
         expected: Option<u64>,
     ) -> Result<Receipt<()>, AppError> {
-        lookup_id("role", id)?;
-        let ((), written) = self
-            .write(actor, |draft| {
-                let current = visible_in(draft, id, filter)?;
-                refuse_if_managed(current.origin, "role", id)?;
-                check_version(expected, &current.meta, "role")?;
-                Ok(draft.delete(&current, IamRoleEvent::Removed {})?)
-            })
-            .await?;
-        Ok(Receipt::of((), &written))
+        self.delete_shown::<IamRole>(actor, id, filter, expected, |r| refuse_if_managed(r.origin, "role", id)).await
     }
 }
 
@@ -125,16 +110,4 @@ fn valid_role(input: &RoleInput) -> Result<IamRoleState, AppError> {
         actions: input.actions.clone(),
         tenants: input.tenants.clone(),
     })
-}
-
-fn visible(objects: &Objects, id: &str, filter: &TenantFilter) -> Result<Obj<IamRole>, AppError> {
-    objects.get::<IamRole>(id).filter(|r| filter.shows(&r.tenants)).ok_or_else(|| not_found(id))
-}
-
-fn visible_in(draft: &mut Draft<'_>, id: &str, filter: &TenantFilter) -> Result<Obj<IamRole>, AppError> {
-    draft.get::<IamRole>(id).filter(|r| filter.shows(&r.tenants)).ok_or_else(|| not_found(id))
-}
-
-fn not_found(id: &str) -> AppError {
-    AppError::not_found("ROLE_NOT_FOUND", format!("no role with id `{id}` found"))
 }

@@ -4,14 +4,13 @@
 //! transaction (the kinds' Detach rule).
 
 use super::super::organizations::missing_commit;
-use super::super::{Actor, App, AppError, ErrorKind, Receipt, check_version};
+use super::super::{Actor, App, AppError, ErrorKind, Receipt, changed_or_current, check_version};
 use super::policies::{allow_role_on, already_exists};
-use super::{MAX_TENANT_ID, TenantFilter, lookup_id, required, valid_id};
+use super::{MAX_TENANT_ID, TenantFilter, find, find_in, required, valid_id};
 use crate::kinds::iam_policy::{IamPolicy, IamPolicyEvent, IamPolicyState, Origin};
 use crate::kinds::iam_role::IamRole;
 use crate::kinds::tenant::{Tenant, TenantEvent, TenantState};
-use crate::model::draft::Draft;
-use crate::model::objects::{Obj, Objects};
+use crate::model::objects::Obj;
 
 /// (id suffix, name suffix, role) of the policies a new tenant gets.
 const TENANT_POLICIES: [(&str, &str, &str); 3] = [
@@ -79,8 +78,7 @@ impl App {
     }
 
     pub async fn tenant(&self, id: &str, filter: &TenantFilter) -> Result<Obj<Tenant>, AppError> {
-        lookup_id("tenant", id)?;
-        visible(&*self.objects()?, id, filter)
+        find::<Tenant>(&*self.objects()?, id, filter)
     }
 
     pub async fn update_tenant(
@@ -91,11 +89,10 @@ impl App {
         filter: &TenantFilter,
         expected: Option<u64>,
     ) -> Result<Receipt<Obj<Tenant>>, AppError> {
-        lookup_id("tenant", id)?;
         required("name", "tenant name", name)?;
         let (unchanged, written) = self
             .write(actor, |draft| {
-                let current = visible_in(draft, id, filter)?;
+                let current = find_in::<Tenant>(draft, id, filter)?;
                 check_version(expected, &current.meta, "tenant")?;
                 if current.name == name {
                     return Ok(Some(current));
@@ -104,10 +101,7 @@ impl App {
                 Ok(None)
             })
             .await?;
-        match unchanged {
-            Some(current) => Ok(Receipt { value: current, position: None }),
-            None => Ok(Receipt::of(written.get::<Tenant>(id).ok_or_else(missing_commit)?, &written)),
-        }
+        changed_or_current(unchanged, &written, id)
     }
 
     pub async fn delete_tenant(
@@ -117,30 +111,6 @@ impl App {
         filter: &TenantFilter,
         expected: Option<u64>,
     ) -> Result<Receipt<()>, AppError> {
-        lookup_id("tenant", id)?;
-        let ((), written) = self
-            .write(actor, |draft| {
-                let current = visible_in(draft, id, filter)?;
-                check_version(expected, &current.meta, "tenant")?;
-                Ok(draft.delete(&current, TenantEvent::Removed {})?)
-            })
-            .await?;
-        Ok(Receipt::of((), &written))
+        self.delete_shown::<Tenant>(actor, id, filter, expected, |_| Ok(())).await
     }
-}
-
-fn shows(filter: &TenantFilter, id: &str) -> bool {
-    filter.shows(std::slice::from_ref(&id.to_owned()))
-}
-
-fn visible(objects: &Objects, id: &str, filter: &TenantFilter) -> Result<Obj<Tenant>, AppError> {
-    objects.get::<Tenant>(id).filter(|_| shows(filter, id)).ok_or_else(|| not_found(id))
-}
-
-fn visible_in(draft: &mut Draft<'_>, id: &str, filter: &TenantFilter) -> Result<Obj<Tenant>, AppError> {
-    draft.get::<Tenant>(id).filter(|_| shows(filter, id)).ok_or_else(|| not_found(id))
-}
-
-fn not_found(id: &str) -> AppError {
-    AppError::not_found("TENANT_NOT_FOUND", format!("no tenant with id `{id}` found"))
 }
