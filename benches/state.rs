@@ -311,21 +311,12 @@ impl Lcg {
 }
 
 /// p50 and p99 in µs of `reads` calls of `call`, after 200 not timed.
-async fn time<F, Fut>(reads: usize, mut call: F) -> (u64, u64)
+async fn time<F, Fut>(reads: usize, call: F) -> (u64, u64)
 where
-    F: FnMut(usize) -> Fut,
+    F: FnMut() -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
-    for i in 0..200 {
-        call(i).await;
-    }
-    let mut h = histogram();
-    for i in 0..reads {
-        let began = Instant::now();
-        call(i).await;
-        h.record(began.elapsed().as_micros().max(1) as u64).unwrap();
-    }
-    (h.value_at_quantile(0.5), h.value_at_quantile(0.99))
+    time_undone(reads, call, |()| std::future::ready(())).await
 }
 
 struct Row {
@@ -342,14 +333,10 @@ struct Row {
 }
 
 async fn measure(place: &Place, orgs: usize, reads: usize) -> Row {
-    let ready_ms = started_ready(place).as_secs_f64() * 1000.0;
-    let started = start(place);
-    let (rss, hwm) = memory(started.child.id());
-    let channel =
-        tonic::transport::Endpoint::from_shared(format!("http://{}", started.addr)).unwrap().connect().await.unwrap();
+    let Served { started, channel, ready_ms, rss, hwm } = serve_for_timing(place).await;
     let mut client = OrganizationServiceClient::new(channel);
     let mut random = Lcg(42);
-    let get = time(reads, |_| {
+    let get = time(reads, || {
         let id = org_id(random.below(orgs));
         let mut client = client.clone();
         async move {
@@ -372,7 +359,7 @@ async fn measure(place: &Place, orgs: usize, reads: usize) -> Row {
             .unwrap();
         token = page.into_inner().next_page_token.unwrap_or_default();
     }
-    let list = time(reads, |_| {
+    let list = time(reads, || {
         let (mut client, token) = (client.clone(), token.clone());
         async move {
             let page = client
@@ -390,9 +377,7 @@ async fn measure(place: &Place, orgs: usize, reads: usize) -> Row {
     stop(started);
 
     // In-process: the load alone, and the children index.
-    let began = Instant::now();
-    let replica = replica(place).await;
-    let load_ms = began.elapsed().as_secs_f64() * 1000.0;
+    let (replica, load_ms) = load(place).await;
     let objects = replica.read().unwrap().len();
     let events = replica.store().read_log(None, LogCursor::default(), u32::MAX).await.unwrap().len() as u64;
     let first = org_id(0);
@@ -401,7 +386,7 @@ async fn measure(place: &Place, orgs: usize, reads: usize) -> Row {
         let page = objects.page::<Item>(&first, None, false, FIRST_ORG_CHILDREN / 2);
         page.last().map(|item| (item.meta.created_at, item.id.to_string())).unwrap()
     };
-    let children = time(reads * 10, |_| {
+    let children = time(reads * 10, || {
         let objects = replica.read().unwrap();
         let page = objects.page::<Item>(&first, Some((middle.0, &middle.1)), false, 100);
         assert_eq!(page.len(), 100);
@@ -410,6 +395,31 @@ async fn measure(place: &Place, orgs: usize, reads: usize) -> Row {
     .await;
     replica.close().await.unwrap();
     Row { orgs, objects, events, ready_ms, load_ms, rss, hwm, get, list, children }
+}
+
+/// A server started for timing requests, after its start-up was timed.
+struct Served {
+    started: Started,
+    channel: tonic::transport::Channel,
+    ready_ms: f64,
+    rss: f64,
+    hwm: f64,
+}
+
+async fn serve_for_timing(place: &Place) -> Served {
+    let ready_ms = started_ready(place).as_secs_f64() * 1000.0;
+    let started = start(place);
+    let (rss, hwm) = memory(started.child.id());
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", started.addr)).unwrap().connect().await.unwrap();
+    Served { started, channel, ready_ms, rss, hwm }
+}
+
+/// The store opened in-process, and how long its load took in ms.
+async fn load(place: &Place) -> (Arc<Replica>, f64) {
+    let began = Instant::now();
+    let replica = replica(place).await;
+    (replica, began.elapsed().as_secs_f64() * 1000.0)
 }
 
 /// Time to ready of a fresh start: the median of three.
@@ -547,8 +557,8 @@ async fn populate_iam(place: &Place, policies: usize) {
     replica.close().await.unwrap();
 }
 
-/// [`time`] for writes that `undo` (not timed) takes back after each, so that every write
-/// finds the store as it was populated.
+/// p50 and p99 in µs of `writes` calls of `call`, after 200 not timed, each followed (not
+/// timed) by `undo` of what it answered, so that every call finds the store as populated.
 async fn time_undone<T, F, Fut, U, UFut>(writes: usize, mut call: F, mut undo: U) -> (u64, u64)
 where
     F: FnMut() -> Fut,
@@ -589,14 +599,10 @@ fn event_type(event: &IamPolicyEvent) -> String {
 }
 
 async fn measure_iam(place: &Place, policies: usize, requests: usize) -> IamRow {
-    let ready_ms = started_ready(place).as_secs_f64() * 1000.0;
-    let started = start(place);
-    let (rss, hwm) = memory(started.child.id());
-    let channel =
-        tonic::transport::Endpoint::from_shared(format!("http://{}", started.addr)).unwrap().connect().await.unwrap();
+    let Served { started, channel, ready_ms, rss, hwm } = serve_for_timing(place).await;
     let client = PolicyServiceClient::new(channel);
     let mut random = Lcg(42);
-    let get = time(requests, |_| {
+    let get = time(requests, || {
         let id = policy_id(random.below(policies));
         let mut client = client.clone();
         async move {
@@ -636,9 +642,7 @@ async fn measure_iam(place: &Place, policies: usize, requests: usize) -> IamRow 
     .await;
     stop(started);
 
-    let began = Instant::now();
-    let replica = replica(place).await;
-    let load_ms = began.elapsed().as_secs_f64() * 1000.0;
+    let (replica, load_ms) = load(place).await;
     let objects = replica.read().unwrap().len();
     let log = replica.store().read_log(None, LogCursor::default(), u32::MAX).await.unwrap();
     let added = event_type(&IamPolicyEvent::MembersAdded { members: Vec::new() });

@@ -3,7 +3,7 @@
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use super::{Api, if_match, respond, written};
+use super::{Api, if_match, respond, version, written};
 use crate::app::AppError;
 use crate::app::iam::TenantFilter;
 use crate::app::iam::policies::{MembersChange, PolicyInput};
@@ -11,7 +11,6 @@ use crate::app::iam::roles::RoleInput;
 use crate::kinds::iam_policy::{Effect, IamPolicy, Origin, Statement};
 use crate::kinds::iam_role::IamRole;
 use crate::kinds::tenant::Tenant;
-use crate::model::kind::Kind;
 use crate::model::objects::Obj;
 use crate::pb::iamd::iam::v2 as pb;
 use crate::pb::iamd::iam::v2::policy_service_server::PolicyService;
@@ -21,10 +20,6 @@ use crate::pb::iamd::iam::v2::tenant_service_server::TenantService;
 /// The `tenants` request header.
 fn filter(metadata: &MetadataMap) -> TenantFilter {
     TenantFilter::parse(metadata.get("tenants").and_then(|v| v.to_str().ok()))
-}
-
-fn version<K: Kind>(object: &Obj<K>) -> Option<u64> {
-    Some(object.meta.sequence)
 }
 
 #[tonic::async_trait]

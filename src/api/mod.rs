@@ -16,6 +16,8 @@ use tonic::{Response, Status};
 
 use crate::app::{Actor, App, Details, Receipt};
 use crate::config::Secret;
+use crate::model::kind::Kind;
+use crate::model::objects::Obj;
 use crate::pb::iamd::admin::v1::ObjectDetails;
 use crate::wkt::Timestamp;
 
@@ -60,6 +62,11 @@ impl TokenDigest {
     fn matches(&self, presented: &str) -> bool {
         TokenDigest::of(presented).0 == self.0
     }
+}
+
+/// An object's version, its `etag`.
+fn version<K: Kind>(object: &Obj<K>) -> Option<u64> {
+    Some(object.meta.sequence)
 }
 
 /// The version a write expects (`If-Match` on JSON, `if-match` metadata on gRPC): `"3"`,

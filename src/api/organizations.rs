@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{Api, if_match, respond, written};
+use super::{Api, if_match, respond, version, written};
 use crate::app::organizations::OrganizationPatch;
 use crate::app::page::PageRequest;
 use crate::kinds::organization::Organization;
@@ -10,10 +10,6 @@ use crate::model::objects::Obj;
 use crate::pb::iamd::accounts::v1 as pb;
 use crate::pb::iamd::accounts::v1::organization_service_server::OrganizationService;
 use crate::wkt::Timestamp;
-
-fn version(organization: &Obj<Organization>) -> Option<u64> {
-    Some(organization.meta.sequence)
-}
 
 #[tonic::async_trait]
 impl OrganizationService for Api {

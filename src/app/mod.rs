@@ -13,6 +13,7 @@ pub mod page;
 use std::sync::{Arc, RwLockReadGuard};
 use std::time::Duration;
 
+use crate::methods::MethodTable;
 use crate::model::draft::Draft;
 use crate::model::kind::{Key, Kind};
 use crate::model::objects::{Meta, Obj, Objects};
@@ -104,13 +105,14 @@ pub struct App {
 }
 
 impl App {
-    /// Opens the application on a replica, seeding what a new instance starts with.
-    pub async fn new(replica: Arc<Replica>) -> Result<Arc<App>, AppError> {
+    /// Opens the application on a replica, seeding what a new instance starts with (the
+    /// managed roles are named with the actions of `methods`).
+    pub async fn new(replica: Arc<Replica>, methods: &MethodTable) -> Result<Arc<App>, AppError> {
         let instance = replica.store().instance().await?;
         let pages = page::PageSigner::new(&instance.signing_key)?;
         let app = App { replica, instance, pages };
         app.seed_default_domain_policy().await?;
-        app.seed_iam().await?;
+        app.seed_iam(methods).await?;
         Ok(Arc::new(app))
     }
 
@@ -218,7 +220,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::open(&Config::for_data_dir(dir.path())).await.unwrap();
         let replica = Replica::open(store.clone(), crate::kinds::registry(), Duration::from_millis(20)).await.unwrap();
-        let app = App::new(replica).await.unwrap();
+        let app = App::new(replica, &MethodTable::served().unwrap()).await.unwrap();
         let id = app.create_organization(&Actor::system(), "acme", "").await.unwrap().value.id.to_string();
         let newer = Append {
             kind: "workflow".into(),

@@ -189,7 +189,7 @@ async fn prepare(
     let replica = Replica::open(backend, registry, config.follow_interval).await?;
     let started = replica.started();
     tracing::info!(objects = started.loaded.objects, applied = started.applied, "loaded the current state");
-    let app = App::new(replica.clone()).await?;
+    let app = App::new(replica.clone(), &methods).await?;
     let api = Api::new(app, config.bootstrap_token.as_ref());
 
     let limit = config.max_body_bytes;

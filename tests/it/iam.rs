@@ -119,7 +119,7 @@ fn refusals() -> Vec<(&'static str, Method, &'static str, Value, tonic::Code)> {
         body
     };
     let with_statement = |patch: Value| {
-        let mut s = json!({"role": "viewer", "tenants": ["*"]});
+        let mut s = statement.clone();
         for (key, value) in patch.as_object().unwrap() {
             s[key] = value.clone();
         }

@@ -28,36 +28,38 @@ const POLICIES: [(&str, &str, &str, &str); 3] = [
 /// The actions of the managed roles, from the method table: `owner` may do anything;
 /// `viewer` every get and list outside IAM; `editor` that and every action of the admin and
 /// accounts surfaces; `tenant-owner` that and reading policies and editing their members.
-pub(crate) fn role_actions(table: &MethodTable) -> [(&'static str, &'static str, Vec<String>); 4] {
+/// The first segment of an action, its service.
+fn service(action: &str) -> &str {
+    action.split(':').next().unwrap_or_default()
+}
+
+/// The last segment of an action, its verb.
+fn verb(action: &str) -> &str {
+    action.rsplit(':').next().unwrap_or_default()
+}
+
+fn role_actions(table: &MethodTable) -> [(&'static str, &'static str, Vec<String>); 4] {
     let actions: BTreeSet<&str> = table.iter().filter_map(|m| m.rule.as_ref()).map(|r| r.action.as_str()).collect();
-    let service = |action: &str| action.split(':').next().unwrap_or_default().to_owned();
-    let verb = |action: &str| action.rsplit(':').next().unwrap_or_default().to_owned();
-    let viewer: BTreeSet<String> = actions
-        .iter()
-        .filter(|a| service(a) != "iam" && matches!(verb(a).as_str(), "get" | "list"))
-        .map(|a| a.to_string())
-        .collect();
+    let viewer: BTreeSet<&str> =
+        actions.iter().copied().filter(|a| service(a) != "iam" && matches!(verb(a), "get" | "list")).collect();
     let mut editor = viewer.clone();
-    editor
-        .extend(actions.iter().filter(|a| matches!(service(a).as_str(), "admin" | "accounts")).map(|a| a.to_string()));
+    editor.extend(actions.iter().copied().filter(|a| matches!(service(a), "admin" | "accounts")));
     let mut tenant_owner = editor.clone();
-    tenant_owner.extend(["iam:policies:get", "iam:policies:list", "iam:policyMembers:*"].map(String::from));
+    tenant_owner.extend(["iam:policies:get", "iam:policies:list", "iam:policyMembers:*"]);
+    let owned = |set: BTreeSet<&str>| set.into_iter().map(str::to_owned).collect();
     [
         ("owner", "Owner", vec!["*".to_owned()]),
-        ("editor", "Editor", editor.into_iter().collect()),
-        ("viewer", "Viewer", viewer.into_iter().collect()),
-        ("tenant-owner", "Tenant Owner", tenant_owner.into_iter().collect()),
+        ("editor", "Editor", owned(editor)),
+        ("viewer", "Viewer", owned(viewer)),
+        ("tenant-owner", "Tenant Owner", owned(tenant_owner)),
     ]
 }
 
 impl App {
     /// Creates whichever managed object is missing, in one write: once, on a new store (they
     /// cannot be deleted), and on a store that predates them.
-    pub(in crate::app) async fn seed_iam(&self) -> Result<(), AppError> {
-        let table = MethodTable::served().map_err(|e| {
-            AppError::new(ErrorKind::Internal, "INTERNAL", format!("the method table does not load: {e}"))
-        })?;
-        let roles = role_actions(&table);
+    pub(in crate::app) async fn seed_iam(&self, methods: &MethodTable) -> Result<(), AppError> {
+        let roles = role_actions(methods);
         let instance = self.instance.id.clone();
         self.write(&Actor::system(), |draft| {
             for (id, name, actions) in &roles {

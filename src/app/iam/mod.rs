@@ -60,6 +60,14 @@ impl TenantFilter {
         }
     }
 
+    /// Whether the filter shows `tenant` itself.
+    pub fn names(&self, tenant: &str) -> bool {
+        match self {
+            TenantFilter::All => true,
+            TenantFilter::Only(only) => only.contains(tenant),
+        }
+    }
+
     /// Every object of kind `K` the filter shows, in creation order: the whole list, or
     /// what the tenant index holds for the named tenants, so a filtered list costs what it
     /// answers.
@@ -72,12 +80,16 @@ impl TenantFilter {
                     .flat_map(|t| objects.lookup(TENANT_INDEX, t))
                     .filter(|key| key.kind == K::NAME)
                     .collect();
-                let mut found: Vec<Obj<K>> = keys.into_iter().filter_map(|key| objects.get::<K>(&key.id)).collect();
-                found.sort_by(|a, b| (a.meta.created_at, &a.id).cmp(&(b.meta.created_at, &b.id)));
-                found
+                in_list_order(keys.into_iter().filter_map(|key| objects.get::<K>(&key.id)).collect())
             }
         }
     }
+}
+
+/// Objects found by a lookup, in the order of their kind's list: creation time, then id.
+fn in_list_order<K: Kind>(mut found: Vec<Obj<K>>) -> Vec<Obj<K>> {
+    found.sort_by(|a, b| (a.meta.created_at, &a.id).cmp(&(b.meta.created_at, &b.id)));
+    found
 }
 
 /// A required text field: at least one character that is not whitespace.
@@ -174,7 +186,7 @@ impl Filtered for Tenant {
     const WHAT: &'static str = "tenant";
     const NOT_FOUND: &'static str = "TENANT_NOT_FOUND";
     fn shown(id: &str, _: &Self::State, filter: &TenantFilter) -> bool {
-        filter.shows(&[id.to_owned()])
+        filter.names(id)
     }
 }
 

@@ -3,7 +3,7 @@
 //! them, so a delete racing it never leaves a dangling reference.
 
 use super::super::organizations::missing_commit;
-use super::super::{Actor, App, AppError, Receipt, changed_or_current, check_version};
+use super::super::{Actor, App, AppError, ErrorKind, Receipt, changed_or_current, check_version};
 use super::managed::{refuse_dropping_admins, refuse_if_managed};
 use super::{
     MAX_ID, TenantFilter, find, find_in, grammar, required, tenants_exist, valid_id, valid_list, valid_own_tenants,
@@ -128,19 +128,19 @@ impl App {
                 ),
                 MembersChange::Add => {
                     let new: Vec<String> = members.iter().filter(|m| !current.members.contains(m)).cloned().collect();
-                    let after = current.members.iter().chain(&new).cloned().collect();
-                    (after, if new.is_empty() { no_change() } else { IamPolicyEvent::MembersAdded { members: new } })
+                    (
+                        current.members.iter().chain(&new).cloned().collect(),
+                        IamPolicyEvent::MembersAdded { members: new },
+                    )
                 }
                 MembersChange::Remove => {
                     let gone: Vec<String> = members.iter().filter(|m| current.members.contains(m)).cloned().collect();
                     let after = current.members.iter().filter(|m| !gone.contains(m)).cloned().collect();
-                    (
-                        after,
-                        if gone.is_empty() { no_change() } else { IamPolicyEvent::MembersRemoved { members: gone } },
-                    )
+                    (after, IamPolicyEvent::MembersRemoved { members: gone })
                 }
             };
             refuse_dropping_admins(id, &current.members, &after)?;
+            // Adding members already there, or removing absent ones, records nothing.
             let event = if after == current.members { no_change() } else { event };
             Ok((current, event))
         })
@@ -237,11 +237,7 @@ fn references_exist(draft: &mut Draft<'_>, policy: &IamPolicyState) -> Result<()
 }
 
 pub(super) fn already_exists(id: &str) -> AppError {
-    AppError::new(
-        super::super::ErrorKind::AlreadyExists,
-        "POLICY_ALREADY_EXISTS",
-        format!("a policy with id `{id}` already exists"),
-    )
+    AppError::new(ErrorKind::AlreadyExists, "POLICY_ALREADY_EXISTS", format!("a policy with id `{id}` already exists"))
 }
 
 /// A statement granting `role` on one tenant, as a new tenant's policies have.

@@ -6,9 +6,8 @@
 use super::super::organizations::missing_commit;
 use super::super::{Actor, App, AppError, ErrorKind, Receipt, changed_or_current, check_version};
 use super::policies::{allow_role_on, already_exists};
-use super::{MAX_TENANT_ID, TenantFilter, find, find_in, required, valid_id};
+use super::{MAX_TENANT_ID, TenantFilter, find, find_in, in_list_order, required, valid_id};
 use crate::kinds::iam_policy::{IamPolicy, IamPolicyEvent, IamPolicyState, Origin};
-use crate::kinds::iam_role::IamRole;
 use crate::kinds::tenant::{Tenant, TenantEvent, TenantState};
 use crate::model::objects::Obj;
 
@@ -47,8 +46,6 @@ impl App {
                         if draft.get::<IamPolicy>(&policy_id).is_some() {
                             return Err(already_exists(&policy_id));
                         }
-                        // The managed roles cannot be deleted; reading them guards the write all the same.
-                        draft.get::<IamRole>(role);
                         let policy = IamPolicyState {
                             name: format!("{name} {title}"),
                             origin: Origin::Custom,
@@ -69,11 +66,7 @@ impl App {
         let objects = self.objects()?;
         Ok(match filter {
             TenantFilter::All => objects.page::<Tenant>("", None, false, usize::MAX),
-            TenantFilter::Only(only) => {
-                let mut found: Vec<Obj<Tenant>> = only.iter().filter_map(|t| objects.get::<Tenant>(t)).collect();
-                found.sort_by(|a, b| (a.meta.created_at, &a.id).cmp(&(b.meta.created_at, &b.id)));
-                found
-            }
+            TenantFilter::Only(only) => in_list_order(only.iter().filter_map(|t| objects.get::<Tenant>(t)).collect()),
         })
     }
 
