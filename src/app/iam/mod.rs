@@ -11,7 +11,7 @@ pub mod tenants;
 
 use std::collections::BTreeSet;
 
-use super::{Actor, App, AppError, Receipt, check_version};
+use super::{Actor, App, AppError, ErrorKind, Receipt, check_version};
 use crate::kinds::iam_policy::IamPolicy;
 use crate::kinds::iam_role::IamRole;
 use crate::kinds::tenant::{ALL_TENANTS, TENANT_INDEX, Tenant, UNASSIGNED};
@@ -162,6 +162,8 @@ trait Filtered: Kind {
     const WHAT: &'static str;
     /// The `ErrorInfo` reason when it is not found.
     const NOT_FOUND: &'static str;
+    /// The `ErrorInfo` reason when a create finds its id taken.
+    const ALREADY_EXISTS: &'static str;
     /// Whether the filter lets a request see the object.
     fn shown(id: &str, state: &Self::State, filter: &TenantFilter) -> bool;
 }
@@ -169,6 +171,7 @@ trait Filtered: Kind {
 impl Filtered for IamPolicy {
     const WHAT: &'static str = "policy";
     const NOT_FOUND: &'static str = "POLICY_NOT_FOUND";
+    const ALREADY_EXISTS: &'static str = "POLICY_ALREADY_EXISTS";
     fn shown(_: &str, policy: &Self::State, filter: &TenantFilter) -> bool {
         filter.shows(&policy.tenants)
     }
@@ -177,6 +180,7 @@ impl Filtered for IamPolicy {
 impl Filtered for IamRole {
     const WHAT: &'static str = "role";
     const NOT_FOUND: &'static str = "ROLE_NOT_FOUND";
+    const ALREADY_EXISTS: &'static str = "ROLE_ALREADY_EXISTS";
     fn shown(_: &str, role: &Self::State, filter: &TenantFilter) -> bool {
         filter.shows(&role.tenants)
     }
@@ -185,6 +189,7 @@ impl Filtered for IamRole {
 impl Filtered for Tenant {
     const WHAT: &'static str = "tenant";
     const NOT_FOUND: &'static str = "TENANT_NOT_FOUND";
+    const ALREADY_EXISTS: &'static str = "TENANT_ALREADY_EXISTS";
     fn shown(id: &str, _: &Self::State, filter: &TenantFilter) -> bool {
         filter.names(id)
     }
@@ -201,6 +206,19 @@ fn find<K: Filtered>(objects: &Objects, id: &str, filter: &TenantFilter) -> Resu
 fn find_in<K: Filtered>(draft: &mut Draft<'_>, id: &str, filter: &TenantFilter) -> Result<Obj<K>, AppError> {
     required("id", &format!("{} id", K::WHAT), id)?;
     draft.get::<K>(id).filter(|o| K::shown(id, &o.state, filter)).ok_or_else(|| not_found::<K>(id))
+}
+
+/// A create's id is free: AlreadyExists when an object of kind `K` holds it, whatever the
+/// filter hides.
+fn absent<K: Filtered>(draft: &mut Draft<'_>, id: &str) -> Result<(), AppError> {
+    match draft.get::<K>(id) {
+        Some(_) => Err(AppError::new(
+            ErrorKind::AlreadyExists,
+            K::ALREADY_EXISTS,
+            format!("a {} with id `{id}` already exists", K::WHAT),
+        )),
+        None => Ok(()),
+    }
 }
 
 impl App {

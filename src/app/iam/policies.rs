@@ -3,10 +3,11 @@
 //! them, so a delete racing it never leaves a dangling reference.
 
 use super::super::organizations::missing_commit;
-use super::super::{Actor, App, AppError, ErrorKind, Receipt, changed_or_current, check_version};
+use super::super::{Actor, App, AppError, Receipt, changed_or_current, check_version};
 use super::managed::{refuse_dropping_admins, refuse_if_managed};
 use super::{
-    MAX_ID, TenantFilter, find, find_in, grammar, required, tenants_exist, valid_id, valid_list, valid_own_tenants,
+    MAX_ID, TenantFilter, absent, find, find_in, grammar, required, tenants_exist, valid_id, valid_list,
+    valid_own_tenants,
 };
 use crate::kinds::iam_policy::{Effect, IamPolicy, IamPolicyEvent, IamPolicyState, Origin, Statement};
 use crate::kinds::iam_role::IamRole;
@@ -40,9 +41,7 @@ impl App {
         let instance = self.instance.id.clone();
         let ((), written) = self
             .write(actor, |draft| {
-                if draft.get::<IamPolicy>(id).is_some() {
-                    return Err(already_exists(id));
-                }
+                absent::<IamPolicy>(draft, id)?;
                 references_exist(draft, &state)?;
                 draft.create::<IamPolicy>(id, &instance, IamPolicyEvent::Added(state.clone()))?;
                 Ok(())
@@ -234,10 +233,6 @@ fn references_exist(draft: &mut Draft<'_>, policy: &IamPolicyState) -> Result<()
         }
     }
     tenants_exist(draft, policy.tenants.iter().chain(policy.statements.iter().flat_map(|s| &s.tenants)))
-}
-
-pub(super) fn already_exists(id: &str) -> AppError {
-    AppError::new(ErrorKind::AlreadyExists, "POLICY_ALREADY_EXISTS", format!("a policy with id `{id}` already exists"))
 }
 
 /// A statement granting `role` on one tenant, as a new tenant's policies have.

@@ -3,10 +3,11 @@
 //! the policies left without statements, in one transaction (the kinds' Detach rule).
 
 use super::super::organizations::missing_commit;
-use super::super::{Actor, App, AppError, ErrorKind, Receipt, changed_or_current, check_version};
+use super::super::{Actor, App, AppError, Receipt, changed_or_current, check_version};
 use super::managed::refuse_if_managed;
 use super::{
-    MAX_ID, TenantFilter, find, find_in, grammar, required, tenants_exist, valid_id, valid_list, valid_own_tenants,
+    MAX_ID, TenantFilter, absent, find, find_in, grammar, required, tenants_exist, valid_id, valid_list,
+    valid_own_tenants,
 };
 use crate::kinds::iam_policy::Origin;
 use crate::kinds::iam_role::{IamRole, IamRoleEvent, IamRoleState};
@@ -29,13 +30,7 @@ impl App {
         let instance = self.instance.id.clone();
         let ((), written) = self
             .write(actor, |draft| {
-                if draft.get::<IamRole>(id).is_some() {
-                    return Err(AppError::new(
-                        ErrorKind::AlreadyExists,
-                        "ROLE_ALREADY_EXISTS",
-                        format!("a role with id `{id}` already exists"),
-                    ));
-                }
+                absent::<IamRole>(draft, id)?;
                 tenants_exist(draft, state.tenants.iter())?;
                 draft.create::<IamRole>(id, &instance, IamRoleEvent::Added(state.clone()))?;
                 Ok(())

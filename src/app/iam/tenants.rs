@@ -4,9 +4,9 @@
 //! transaction (the kinds' Detach rule).
 
 use super::super::organizations::missing_commit;
-use super::super::{Actor, App, AppError, ErrorKind, Receipt, changed_or_current, check_version};
-use super::policies::{allow_role_on, already_exists};
-use super::{MAX_TENANT_ID, TenantFilter, find, find_in, in_list_order, required, valid_id};
+use super::super::{Actor, App, AppError, Receipt, changed_or_current, check_version};
+use super::policies::allow_role_on;
+use super::{MAX_TENANT_ID, TenantFilter, absent, find, find_in, in_list_order, required, valid_id};
 use crate::kinds::iam_policy::{IamPolicy, IamPolicyEvent, IamPolicyState, Origin};
 use crate::kinds::tenant::{Tenant, TenantEvent, TenantState};
 use crate::model::objects::Obj;
@@ -31,21 +31,13 @@ impl App {
         let instance = self.instance.id.clone();
         let ((), written) = self
             .write(actor, |draft| {
-                if draft.get::<Tenant>(id).is_some() {
-                    return Err(AppError::new(
-                        ErrorKind::AlreadyExists,
-                        "TENANT_ALREADY_EXISTS",
-                        format!("a tenant with id `{id}` already exists"),
-                    ));
-                }
+                absent::<Tenant>(draft, id)?;
                 let tenant = TenantState { name: name.to_owned(), origin: Origin::Custom };
                 draft.create::<Tenant>(id, &instance, TenantEvent::Added(tenant))?;
                 if !skip_policies {
                     for (suffix, title, role) in TENANT_POLICIES {
                         let policy_id = format!("{id}-{suffix}");
-                        if draft.get::<IamPolicy>(&policy_id).is_some() {
-                            return Err(already_exists(&policy_id));
-                        }
+                        absent::<IamPolicy>(draft, &policy_id)?;
                         let policy = IamPolicyState {
                             name: format!("{name} {title}"),
                             origin: Origin::Custom,
