@@ -40,9 +40,11 @@ fn main() -> Result<(), Box<dyn Error>> {
         .build_server(true)
         .compile_well_known_types(true)
         .extern_path(".google.protobuf", "::pbjson_types")
-        // pbjson-types prints timestamps as `+00:00`; the proto3 JSON mapping and the seed
-        // pages want `Z`, so Timestamp is ours.
+        // pbjson-types prints timestamps as `+00:00` (the proto3 JSON mapping and the seed
+        // pages want `Z`) and field masks as objects (the mapping: one string), so those
+        // two are ours.
         .extern_path(".google.protobuf.Timestamp", "crate::wkt::Timestamp")
+        .extern_path(".google.protobuf.FieldMask", "crate::wkt::FieldMask")
         .compile_fds(all.file_descriptor_set())?;
 
     let pool = DescriptorPool::decode(all_bytes.as_slice())?;
@@ -50,6 +52,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         let mut builder = pbjson_build::Builder::new();
         builder.register_descriptors(&all_bytes)?;
         builder.extern_path(".google.protobuf.Timestamp", "crate::wkt::Timestamp");
+        builder.extern_path(".google.protobuf.FieldMask", "crate::wkt::FieldMask");
         if conventions.emit_zero_values {
             builder.emit_fields();
         }

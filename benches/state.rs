@@ -143,7 +143,7 @@ impl Kind for Item {
         state.members.iter().map(|m| Term::new("member", m.as_str())).collect()
     }
 
-    fn on_delete(_: &'static str) -> OnDelete {
+    fn on_delete(_: &ItemState, _: &'static str) -> OnDelete {
         OnDelete::Cascade
     }
 }

@@ -1,5 +1,7 @@
-//! `google.protobuf.Timestamp` with the canonical proto3 JSON form. pbjson-types prints
-//! `+00:00` instead, so build.rs maps the type here for prost and pbjson alike.
+//! Well-known types with their canonical proto3 JSON forms, where pbjson-types has another:
+//! build.rs maps them here for prost and pbjson alike. `Timestamp`: pbjson-types prints
+//! `+00:00`. `FieldMask`: pbjson-types reads and writes `{"paths": [...]}`, not the one
+//! string of lowerCamelCase paths that the mapping (and grpc-gateway) use.
 //!
 //! JSON prints the value gRPC carries, nothing cut: RFC 3339 in UTC with `Z` and 0, 3, 6 or
 //! 9 fractional digits, the fewest that hold every non-zero digit. A whole second has no
@@ -141,9 +143,79 @@ impl<'de> Deserialize<'de> for Timestamp {
     }
 }
 
+/// The fields a partial update changes, as snake_case paths (`policy_ids`, `a.b_c`).
+#[derive(Clone, PartialEq, Eq, Hash, prost::Message)]
+pub struct FieldMask {
+    #[prost(string, repeated, tag = "1")]
+    pub paths: Vec<String>,
+}
+
+impl Serialize for FieldMask {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let camel = |path: &String| path.split('.').map(lower_camel).collect::<Vec<_>>().join(".");
+        serializer.serialize_str(&self.paths.iter().map(camel).collect::<Vec<_>>().join(","))
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldMask {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldMaskVisitor;
+        impl Visitor<'_> for FieldMaskVisitor {
+            type Value = FieldMask;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a field mask such as `name,policyIds`")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<FieldMask, E> {
+                let snake = |path: &str| path.split('.').map(snake_case).collect::<Vec<_>>().join(".");
+                Ok(FieldMask { paths: s.split(',').map(str::trim).filter(|p| !p.is_empty()).map(snake).collect() })
+            }
+        }
+        deserializer.deserialize_str(FieldMaskVisitor)
+    }
+}
+
+fn lower_camel(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    let mut upper = false;
+    for c in segment.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn snake_case(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len() + 4);
+    for c in segment.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_field_mask_is_one_string_of_lower_camel_case_paths() {
+        let mask = FieldMask { paths: vec!["name".into(), "policy_ids".into(), "a.b_c".into()] };
+        let json = serde_json::to_string(&mask).unwrap();
+        assert_eq!(json, r#""name,policyIds,a.bC""#);
+        assert_eq!(serde_json::from_str::<FieldMask>(&json).unwrap(), mask);
+        assert_eq!(serde_json::from_str::<FieldMask>(r#""""#).unwrap().paths, Vec::<String>::new());
+        assert!(serde_json::from_str::<FieldMask>(r#"{"paths": ["name"]}"#).is_err());
+    }
 
     #[test]
     fn the_hand_written_form_is_chrono_s_to_the_digit() {

@@ -68,7 +68,7 @@ impl Kind for DomainPolicy {
     }
 
     /// An organization's own settings go with it.
-    fn on_delete(_target: &'static str) -> OnDelete {
+    fn on_delete(_: &DomainSettings, _target: &'static str) -> OnDelete {
         OnDelete::Cascade
     }
 }

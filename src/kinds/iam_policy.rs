@@ -166,7 +166,7 @@ impl Kind for IamPolicy {
         tenant_terms(&state.tenants)
     }
 
-    fn on_delete(target: &'static str) -> OnDelete {
+    fn on_delete(_: &IamPolicyState, target: &'static str) -> OnDelete {
         if target == IamRole::NAME || target == Tenant::NAME { OnDelete::Detach } else { OnDelete::Restrict }
     }
 

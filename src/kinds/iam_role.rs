@@ -79,7 +79,7 @@ impl Kind for IamRole {
         tenant_terms(&state.tenants)
     }
 
-    fn on_delete(target: &'static str) -> OnDelete {
+    fn on_delete(_: &IamRoleState, target: &'static str) -> OnDelete {
         if target == Tenant::NAME { OnDelete::Detach } else { OnDelete::Restrict }
     }
 

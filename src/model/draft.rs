@@ -165,7 +165,9 @@ impl<'a> Draft<'a> {
     }
 
     /// Plans the delete of `key` after its referrers', depth first, so that every object
-    /// is gone (or no longer refers to it) before what it referenced goes.
+    /// is gone (or no longer refers to it) before what it referenced goes. Every referrer
+    /// that holds the delete back is named before any cascade is planned, so a refusal names
+    /// the object's own dependents, not those of something that would have gone with it.
     fn remove(
         &mut self,
         key: Key,
@@ -177,6 +179,8 @@ impl<'a> Draft<'a> {
         self.claim(&key)?;
         let objects = self.objects;
         let mut blocked = Vec::new();
+        // (referrer, its kind, its entry, cascade rather than detach)
+        let mut planned = Vec::new();
         for referrer in objects.referrers(&key) {
             if self.written.contains(referrer) {
                 continue;
@@ -186,28 +190,37 @@ impl<'a> Draft<'a> {
             let (Some(kind), Some(entry)) = (objects.registry().kind(referrer.kind), entry) else {
                 continue;
             };
-            match kind.on_delete(key.kind) {
+            match kind.on_delete(&referrer.id, &entry.state, key.kind)? {
                 OnDelete::Restrict => blocked.push(referrer.clone()),
-                OnDelete::Cascade => {
-                    let (event_type, payload) = kind.removal(&referrer.id, &entry.state)?;
-                    let (sequence, created_at) = (entry.meta.sequence, entry.meta.created_at);
-                    self.remove(referrer.clone(), sequence, created_at, event_type, payload)?;
-                }
-                OnDelete::Detach => match kind.detach(&referrer.id, &entry.state, &key)? {
-                    Some(Detached::Changed(next)) => {
-                        let expect = Expect::Sequence(entry.meta.sequence);
-                        self.put(referrer.clone(), &entry.meta.owner, Some(entry), next, expect)?;
-                    }
-                    Some(Detached::Removed { event_type, payload }) => {
-                        let (sequence, created_at) = (entry.meta.sequence, entry.meta.created_at);
-                        self.remove(referrer.clone(), sequence, created_at, event_type, payload)?;
-                    }
-                    None => blocked.push(referrer.clone()),
-                },
+                OnDelete::Cascade => planned.push((referrer, kind, entry, true)),
+                OnDelete::Detach => planned.push((referrer, kind, entry, false)),
             }
         }
         if !blocked.is_empty() {
             return Err(ModelError::StillReferenced { target: key, by: blocked });
+        }
+        for (referrer, kind, entry, cascade) in planned {
+            // An earlier referrer's cascade may have planned this one already.
+            if self.written.contains(referrer) {
+                continue;
+            }
+            if cascade {
+                let (event_type, payload) = kind.removal(&referrer.id, &entry.state)?;
+                let (sequence, created_at) = (entry.meta.sequence, entry.meta.created_at);
+                self.remove(referrer.clone(), sequence, created_at, event_type, payload)?;
+                continue;
+            }
+            match kind.detach(&referrer.id, &entry.state, &key)? {
+                Some(Detached::Changed(next)) => {
+                    let expect = Expect::Sequence(entry.meta.sequence);
+                    self.put(referrer.clone(), &entry.meta.owner, Some(entry), next, expect)?;
+                }
+                Some(Detached::Removed { event_type, payload }) => {
+                    let (sequence, created_at) = (entry.meta.sequence, entry.meta.created_at);
+                    self.remove(referrer.clone(), sequence, created_at, event_type, payload)?;
+                }
+                None => return Err(ModelError::StillReferenced { target: key, by: vec![referrer.clone()] }),
+            }
         }
         let append = Append {
             kind: key.kind.to_owned(),

@@ -96,8 +96,9 @@ pub trait Kind: Send + Sync + 'static {
     }
 
     /// What deleting a referenced object of kind `target` (the owner included) does to this
-    /// one.
-    fn on_delete(_target: &'static str) -> OnDelete {
+    /// one, as it stands: an organization's built-in policies go with it, its custom ones
+    /// hold its delete back.
+    fn on_delete(_state: &Self::State, _target: &'static str) -> OnDelete {
         OnDelete::Restrict
     }
 

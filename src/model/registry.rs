@@ -40,7 +40,7 @@ pub(crate) trait AnyKind: Send + Sync {
     fn references(&self, state: &AnyState) -> Vec<Key>;
     /// The lookup terms of a state.
     fn terms(&self, state: &AnyState) -> Vec<Term>;
-    fn on_delete(&self, target: &'static str) -> OnDelete;
+    fn on_delete(&self, id: &str, state: &AnyState, target: &'static str) -> Result<OnDelete, ModelError>;
     /// The event that deletes an object of this kind in a cascade.
     fn removal(&self, id: &str, state: &AnyState) -> Result<(String, Value), ModelError>;
     /// What becomes of an object that drops its reference to `target`; `None` when its kind
@@ -112,8 +112,8 @@ impl<K: Kind> AnyKind for KindOf<K> {
         state.downcast_ref::<K::State>().map(K::terms).unwrap_or_default()
     }
 
-    fn on_delete(&self, target: &'static str) -> OnDelete {
-        K::on_delete(target)
+    fn on_delete(&self, id: &str, state: &AnyState, target: &'static str) -> Result<OnDelete, ModelError> {
+        Ok(K::on_delete(typed::<K>(id, state)?, target))
     }
 
     fn removal(&self, id: &str, state: &AnyState) -> Result<(String, Value), ModelError> {

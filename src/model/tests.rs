@@ -80,7 +80,7 @@ impl Kind for Tally {
         state.members.iter().map(|member| Term::new("member", member.as_str())).collect()
     }
 
-    fn on_delete(target: &'static str) -> OnDelete {
+    fn on_delete(_: &TallyState, target: &'static str) -> OnDelete {
         if target == Role::NAME { OnDelete::Detach } else { OnDelete::Cascade }
     }
 

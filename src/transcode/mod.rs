@@ -157,6 +157,7 @@ where
         if lax && !route.ignore_unknown() {
             request::drop_unknown_fields(&mut json, &route.input());
         }
+        request::refuse_null_elements(&json, &route.input()).map_err(bad_request)?;
         let frame = (route.codec.request)(json).map_err(|e| {
             bad_request(request::RequestError { field: None, message: format!("invalid request: {e}") })
         })?;

@@ -45,6 +45,9 @@ pub fn build(route: &Route, bindings: Vec<Binding>, query: Option<&str>, body: &
         }
         BodyRule::None => Map::new(),
     };
+    if route.method == http::Method::PATCH && matches!(route.body, BodyRule::Whole) {
+        infer_update_mask(route, &mut root);
+    }
 
     for (binding, fields) in bindings.into_iter().zip(&route.path_fields) {
         let Some((leaf, parents)) = fields.split_last() else { continue };
@@ -57,6 +60,29 @@ pub fn build(route: &Route, bindings: Vec<Binding>, query: Option<&str>, body: &
         apply_query(route, &mut root, query)?;
     }
     Ok(Value::Object(root))
+}
+
+/// A PATCH names what it changes by the fields its body holds, as grpc-gateway fills in
+/// `update_mask`: so `"definitions": []` is a change (refused as empty) and an absent field
+/// is kept, which a proto3 repeated field alone cannot tell apart. A mask the client sent
+/// stands; keys the message does not define stay out of it, for the codec to refuse by name.
+fn infer_update_mask(route: &Route, root: &mut Map<String, Value>) {
+    let message = route.input();
+    let in_path = |field: &FieldDescriptor| route.path_fields.iter().any(|path| path.first() == Some(field));
+    let Some(mask) = message.get_field_by_name("update_mask") else { return };
+    let is_mask = matches!(mask.kind(), Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask");
+    if !is_mask || root.contains_key(mask.json_name()) || root.contains_key(mask.name()) {
+        return;
+    }
+    let paths: Vec<String> = root
+        .keys()
+        .filter_map(|key| find_field(&message, key))
+        .filter(|field| !in_path(field))
+        .map(|field| field.json_name().to_owned())
+        .collect();
+    if !paths.is_empty() {
+        root.insert(mask.json_name().to_owned(), Value::String(paths.join(",")));
+    }
 }
 
 /// Drops the body's fields that `message` does not define, at every depth: what
@@ -83,6 +109,54 @@ pub fn drop_unknown_fields(value: &mut Value, message: &MessageDescriptor) {
             _ => drop_unknown_fields(child, &inner),
         }
     }
+}
+
+/// A `null` in a list, where proto3 JSON has no "unset" to read it as: refused naming the
+/// element (`definitions[0].resources[0]`), which the codec's own error cannot. A `null`
+/// field is left to the codec; well-known types keep their own JSON forms (a
+/// `google.protobuf.Struct` may hold nulls).
+pub fn refuse_null_elements(value: &Value, message: &MessageDescriptor) -> Result<(), RequestError> {
+    null_elements(value, message, &mut String::new())
+}
+
+fn null_elements(value: &Value, message: &MessageDescriptor, at: &mut String) -> Result<(), RequestError> {
+    let Value::Object(map) = value else { return Ok(()) };
+    if message.full_name().starts_with("google.protobuf.") {
+        return Ok(());
+    }
+    for (name, child) in map {
+        let Some(field) = find_field(message, name) else { continue };
+        let mark = at.len();
+        if !at.is_empty() {
+            at.push('.');
+        }
+        at.push_str(name);
+        let inner = match field.kind() {
+            Kind::Message(inner) => Some(inner),
+            _ => None,
+        };
+        match child {
+            Value::Array(items) if field.is_list() => {
+                for (i, item) in items.iter().enumerate() {
+                    let element = format!("{at}[{i}]");
+                    if item.is_null() {
+                        return Err(RequestError::new(element.clone(), format!("`{element}` cannot be null")));
+                    }
+                    if let Some(inner) = &inner {
+                        null_elements(item, inner, &mut element.clone())?;
+                    }
+                }
+            }
+            Value::Object(_) if field.is_map() => {}
+            _ => {
+                if let Some(inner) = &inner {
+                    null_elements(child, inner, at)?;
+                }
+            }
+        }
+        at.truncate(mark);
+    }
+    Ok(())
 }
 
 fn parse_body(body: &[u8]) -> Result<Option<Value>, RequestError> {

@@ -362,7 +362,7 @@ async fn verb_template_wins_over_the_plain_one_and_is_not_required_elsewhere() {
     // Another verb is no verb at all, and POST is not served at `/v1/echo/{id}`.
     let (status, headers, body) = harness.call("POST", "/v1/echo/x:other", &[], "{}").await;
     assert_error("POST :other", status, &headers, &body, 405, 12);
-    assert_eq!(allowed(&headers), ["DELETE", "GET"]);
+    assert_eq!(allowed(&headers), ["DELETE", "GET", "PATCH"]);
     assert_eq!(harness.calls(), 2);
 }
 
@@ -477,6 +477,34 @@ async fn query_parameters_set_fields() {
         let request = echoed(&format!("/v1/echo/q?{query}")).await;
         assert_eq!(request.pointer(pointer), Some(expected), "?{query}: {request}");
         assert_eq!(request["id"], "q", "?{query}");
+    }
+}
+
+#[tokio::test]
+async fn a_patch_names_the_fields_its_body_holds_in_the_update_mask() {
+    let (status, _, body) = call("PATCH", "/v1/echo/e1", &[], r#"{"tags": [], "count": 0, "id": "x"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["request"]["updateMask"], "tags,count", "path fields stay out: {body}");
+    assert_eq!(body["request"]["id"], "e1");
+    let (_, _, body) = call("PATCH", "/v1/echo/e1", &[], r#"{"tags": ["a"], "updateMask": "note.text"}"#).await;
+    assert_eq!(body["request"]["updateMask"], "note.text", "a mask the client sent stands");
+    let (_, _, body) = call("PATCH", "/v1/echo/e1", &[], "{}").await;
+    assert_eq!(body["request"]["updateMask"], Value::Null, "{body}");
+    let (_, _, body) = call("POST", "/v1/echo", &[], r#"{"tags": []}"#).await;
+    assert_eq!(body["request"]["updateMask"], Value::Null, "only a PATCH: {body}");
+    let (status, _, body) = call("PATCH", "/v1/echo/e1", &[], r#"{"unknown": 1}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "the codec refuses what the mask leaves out: {body}");
+}
+
+#[tokio::test]
+async fn a_null_in_a_list_is_refused_naming_the_element() {
+    for (json, field) in [
+        (r#"{"tags": ["a", null]}"#, "tags[1]"),
+        (r#"{"notes": [{"text": "a"}, null]}"#, "notes[1]"),
+        (r#"{"note": {"inner": {"text": "a"}}, "notes": [{"inner": {"text": "b"}}, {"text": "c"}, null]}"#, "notes[2]"),
+    ] {
+        let (status, _, body) = call("POST", "/v1/echo", &[], json).await;
+        assert_names_field(json, status, &body, field);
     }
 }
 
@@ -615,6 +643,7 @@ async fn strict_surface_emits_zero_values() {
                 "numbers": [],
                 "colors": [],
                 "labels": {},
+                "notes": [],
             },
             "metadata": [],
         })
@@ -755,10 +784,10 @@ async fn unknown_path_is_404() {
 async fn wrong_method_is_405_with_allow() {
     let harness = Harness::new(MAX_BODY);
     let cases: [(&str, &str, &[&str]); 4] = [
-        ("PATCH", "/v1/echo/x", &["DELETE", "GET"]),
+        ("PUT", "/v1/echo/x", &["DELETE", "GET", "PATCH"]),
         ("GET", "/v1/echo", &["POST"]),
         ("GET", "/v1/echo/x/note", &["PUT"]),
-        ("PUT", "/v1/echo/x:note", &["DELETE", "GET", "POST"]),
+        ("PUT", "/v1/echo/x:note", &["DELETE", "GET", "PATCH", "POST"]),
     ];
     for (method, uri, allow) in cases {
         let (status, headers, body) = harness.call(method, uri, &[], "").await;
