@@ -2,6 +2,7 @@
 //! and JSON all end here. Handlers are thin: request message -> domain call -> response
 //! message. Only this module and `transcode` see protobuf types.
 
+mod accounts;
 mod admin;
 mod history;
 mod iam;

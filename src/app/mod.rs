@@ -3,6 +3,7 @@
 //! replica's typed state; every write is planned against it through a
 //! [`Draft`](crate::model::draft::Draft) and committed as one batch of events.
 
+pub mod accounts;
 pub mod domain_policy;
 pub mod error;
 pub mod history;
@@ -69,6 +70,10 @@ impl<T> Receipt<T> {
     pub(crate) fn of(value: T, written: &Written) -> Receipt<T> {
         Receipt { value, position: written.position }
     }
+
+    pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Receipt<U> {
+        Receipt { value: f(self.value), position: self.position }
+    }
 }
 
 /// The answer of a write that may have found nothing to change: the object as it stood
@@ -113,6 +118,7 @@ impl App {
         let app = App { replica, instance, pages };
         app.seed_default_domain_policy().await?;
         app.seed_iam(methods).await?;
+        app.seed_org_policies().await?;
         Ok(Arc::new(app))
     }
 

@@ -1,7 +1,9 @@
 //! Organizations: create, list, read, rename and delete. Names are unique per instance (the
-//! store enforces it); ids are UUIDs made here. Deleting one takes its own domain policy
-//! with it and is refused while it holds anything its kinds say must go first.
+//! store enforces it); ids are UUIDs made here. An organization is created with its managed
+//! policies; deleting one takes those and its own domain policy with it, and is refused
+//! while it holds custom policies, roles or assignments.
 
+use super::accounts::managed::plan_managed_policies;
 use super::page::{ListId, PageRequest};
 use super::{Actor, App, AppError, Receipt, changed_or_current, check_version};
 use crate::kinds::organization::{Organization, OrganizationEvent};
@@ -29,8 +31,12 @@ impl App {
         let domain = valid_domain(domain)?;
         let id = uuid::Uuid::new_v4().to_string();
         let event = OrganizationEvent::Added { name, domain };
-        let (_, written) =
-            self.write(actor, |draft| Ok(draft.create::<Organization>(&id, &id, event.clone())?)).await?;
+        let (_, written) = self
+            .write(actor, |draft| {
+                draft.create::<Organization>(&id, &id, event.clone())?;
+                plan_managed_policies(draft, &id)
+            })
+            .await?;
         let organization = written.get::<Organization>(&id).ok_or_else(missing_commit)?;
         Ok(Receipt::of(organization, &written))
     }

@@ -2,16 +2,20 @@
 //! A new kind is a module here (its state, its events, how an event changes the state, what
 //! it references) and one line in [`registry`].
 
+pub mod assignment;
 pub mod domain_policy;
 pub mod iam_policy;
 pub mod iam_role;
+pub mod org_policy;
+pub mod org_role;
 pub mod organization;
 pub mod origin;
 pub mod tenant;
 
 use crate::model::registry::Registry;
 
-/// Every kind the server knows. Organizations own the objects of their surfaces; the IAM v2
+/// Every kind the server knows. Organizations own the objects of their surfaces (domain
+/// settings, and the accounts surface's policies, roles and assignments); the IAM v2
 /// surface's belong to the instance.
 pub fn registry() -> Registry {
     Registry::new::<organization::Organization>()
@@ -19,4 +23,7 @@ pub fn registry() -> Registry {
         .with::<iam_policy::IamPolicy>()
         .with::<iam_role::IamRole>()
         .with::<tenant::Tenant>()
+        .with::<org_policy::OrgPolicy>()
+        .with::<org_role::OrgRole>()
+        .with::<assignment::Assignment>()
 }

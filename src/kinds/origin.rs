@@ -1,4 +1,4 @@
-//! Who made an IAM v2 policy, role or tenant.
+//! Who made a policy or role: an IAM v2 policy, role or tenant, or an organization policy.
 
 use serde::{Deserialize, Serialize};
 

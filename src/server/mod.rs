@@ -29,7 +29,10 @@ use crate::methods::MethodTable;
 use crate::model::registry::Registry;
 use crate::model::replica::Replica;
 use crate::observe::AccessLog;
+use crate::pb::iamd::accounts::v1::assignment_service_server::AssignmentServiceServer;
 use crate::pb::iamd::accounts::v1::organization_service_server::OrganizationServiceServer;
+use crate::pb::iamd::accounts::v1::policy_service_server::PolicyServiceServer as OrgPolicyServiceServer;
+use crate::pb::iamd::accounts::v1::role_service_server::RoleServiceServer as OrgRoleServiceServer;
 use crate::pb::iamd::admin::v1::admin_service_server::AdminServiceServer;
 use crate::pb::iamd::history::v1::history_service_server::HistoryServiceServer;
 use crate::pb::iamd::iam::v2::policy_service_server::PolicyServiceServer;
@@ -207,6 +210,9 @@ async fn prepare(
     };
     let grpc = tonic::service::Routes::new(AdminServiceServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(OrganizationServiceServer::new(api.clone()).max_decoding_message_size(limit))
+        .add_service(OrgPolicyServiceServer::new(api.clone()).max_decoding_message_size(limit))
+        .add_service(OrgRoleServiceServer::new(api.clone()).max_decoding_message_size(limit))
+        .add_service(AssignmentServiceServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(PolicyServiceServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(RoleServiceServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(TenantServiceServer::new(api.clone()).max_decoding_message_size(limit))

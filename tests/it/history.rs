@@ -19,6 +19,16 @@ fn events() -> Rest<history::ListEventsRequest, history::ListEventsResponse> {
     Rest::new(rpc::LIST_EVENTS, Method::GET, "/v1/events")
 }
 
+/// The event of a managed organization policy, written with its organization.
+fn managed(position: u64, name: &str, description: &str, action: &str) -> Value {
+    json!({"position": position.to_string(), "objectType": "org_policy", "objectId": "<uuid>", "sequence": "1",
+        "eventType": "org.iam.policy.added",
+        "payload": {"name": name, "description": description, "type": "managed",
+            "definitions": [{"effect": "allow", "actions": [action], "resources": ["/**"], "conditionsAll": []}],
+            "metadata": {"clouds": [], "apps": [], "groups": []}},
+        "actor": "user:local:admin", "createdAt": "<time>", "resourceOwner": "<uuid>"})
+}
+
 #[tokio::test]
 async fn the_whole_log_in_order_on_every_protocol() {
     let answer = parity(&[RENAME], |_| events().query("limit", json!(100)), Code::Ok).await;
@@ -57,7 +67,9 @@ async fn the_whole_log_in_order_on_every_protocol() {
             {"position": "9", "objectType": "organization", "objectId": "<uuid>", "sequence": "1",
              "eventType": "org.added", "payload": {"name": "acme", "domain": ""},
              "actor": "user:local:admin", "createdAt": "<time>", "resourceOwner": "<uuid>"},
-            {"position": "10", "objectType": "organization", "objectId": "<uuid>", "sequence": "2",
+            managed(10, "Full access", "Every action on every resource of the organization.", "any"),
+            managed(11, "Read-only access", "Viewing every resource of the organization.", "view"),
+            {"position": "12", "objectType": "organization", "objectId": "<uuid>", "sequence": "2",
              "eventType": "org.changed", "payload": {"name": "acme-2"},
              "actor": "user:local:admin", "createdAt": "<time>", "resourceOwner": "<uuid>"},
         ]})
@@ -106,5 +118,6 @@ async fn pages_walk_the_log_without_gaps_or_repeats() {
             None => break,
         }
     }
-    assert_eq!(positions, (1..=SEEDED + 7).collect::<Vec<u64>>());
+    // Each organization is written with its two managed policies.
+    assert_eq!(positions, (1..=SEEDED + 7 * 3).collect::<Vec<u64>>());
 }

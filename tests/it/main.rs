@@ -5,6 +5,8 @@
 
 mod support;
 
+mod accounts;
+mod accounts_parity;
 mod concurrency;
 mod durability;
 mod history;

@@ -15,7 +15,7 @@ use tonic::Code;
 use crate::support::{Outcome, PROTOCOLS, Protocol, Rest, Rpc, TestServer, normalize, rpc};
 
 /// An organization id that names nothing.
-const UNKNOWN: &str = "00000000-0000-4000-8000-000000000000";
+pub const UNKNOWN: &str = "00000000-0000-4000-8000-000000000000";
 
 /// A setup step over JSON; `{org}` stands for the organization created first.
 pub type Step = (Method, &'static str, Option<&'static str>);
@@ -44,22 +44,44 @@ where
     Req: Message + DeserializeOwned + Send + Sync + 'static,
     Resp: Message + Default + Serialize + Send + Sync + 'static,
 {
+    let steps = async |server: &TestServer, org: &str| {
+        for (method, path, body) in setup {
+            let body = body.map(|b| serde_json::from_str(b).unwrap());
+            let reply = server.json(method.clone(), &path.replace("{org}", org), body).await;
+            assert!(reply.status.is_success(), "setup {method} {path}: {}", reply.body);
+        }
+        Vec::new()
+    };
+    parity_with(steps, |org, _| rest(org), expect).await
+}
+
+/// `parity` for a state that names objects by the ids the server made: `setup` runs on
+/// each fresh server, after the organization `acme`, and answers the ids the request is
+/// built from. In the common answer (and in error messages) those ids read `<id0>`,
+/// `<id1>`, …, in `setup`'s order, so an answer shows which objects it names; other ids
+/// read `<uuid>`.
+pub async fn parity_with<Req, Resp>(
+    setup: impl AsyncFn(&TestServer, &str) -> Vec<String>,
+    rest: impl Fn(&str, &[String]) -> Rest<Req, Resp>,
+    expect: Code,
+) -> Value
+where
+    Req: Message + DeserializeOwned + Send + Sync + 'static,
+    Resp: Message + Default + Serialize + Send + Sync + 'static,
+{
     let mut answers: Vec<(Protocol, Answer)> = Vec::new();
     for protocol in PROTOCOLS.into_iter().chain([Protocol::GrpcWebText]) {
         let server = TestServer::start().await;
         let org = server.create_org("acme").await;
-        for (method, path, body) in setup {
-            let body = body.map(|b| serde_json::from_str(b).unwrap());
-            let reply = server.json(method.clone(), &path.replace("{org}", &org), body).await;
-            assert!(reply.status.is_success(), "setup {method} {path}: {}", reply.body);
-        }
-        let rest = rest(&org);
+        let ids = setup(&server, &org).await;
+        let rest = rest(&org, &ids);
         let (outcome, headers) = server.exchange(protocol, &rest).await;
         assert_eq!(outcome.code(), expect, "{protocol:?} {} {}: {outcome:?}", rest.method, rest.path());
         let outcome = match outcome {
-            Outcome::Ok(value) => normalize(&value),
+            Outcome::Ok(value) => normalize(&name_ids(&value, &ids)),
             Outcome::Err { code, message, reason } => {
                 assert!(reason.is_some(), "{protocol:?}: an error without a reason: {message}");
+                let message = ids.iter().enumerate().fold(message, |m, (i, id)| m.replace(id, &format!("<id{i}>")));
                 json!({"code": code as i32, "message": mask_ids(&message), "reason": reason})
             }
         };
@@ -81,6 +103,19 @@ where
         assert_eq!(answer, first, "{protocol:?} answered differently from {first_protocol:?}");
     }
     answers.swap_remove(0).1.outcome
+}
+
+/// `value` with every string that is one of `ids` written `<id{i}>`.
+fn name_ids(value: &Value, ids: &[String]) -> Value {
+    match value {
+        Value::String(s) => match ids.iter().position(|id| id == s) {
+            Some(i) => json!(format!("<id{i}>")),
+            None => value.clone(),
+        },
+        Value::Array(items) => Value::Array(items.iter().map(|v| name_ids(v, ids)).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), name_ids(v, ids))).collect()),
+        other => other.clone(),
+    }
 }
 
 fn mask_ids(text: &str) -> String {

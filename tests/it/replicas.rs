@@ -291,3 +291,51 @@ async fn a_role_delete_on_one_replica_racing_a_policy_write_on_another_leaves_no
     process_b.child.kill().unwrap();
     schema.drop().await;
 }
+
+/// An organization policy deleted on one replica while an assignment naming it is created on
+/// the other: exactly one of them succeeds, on both replicas the outcome is the same, and no
+/// assignment names a policy that is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_org_policy_delete_on_one_replica_racing_an_assignment_on_another_leaves_no_dangling_policy() {
+    let Some(schema) = Schema::create().await else { return };
+    let (mut process_a, a) = replica(&schema);
+    let (mut process_b, b) = replica(&schema);
+    let org = a.create_org("acme").await;
+    let (mut assigned_first, mut deleted_first) = (0, 0);
+    for round in 0..10 {
+        let body = json!({"name": format!("p{round}"),
+            "definitions": [{"effect": "allow", "resources": ["/**"], "actions": ["view"]}]});
+        let created = a.json(Method::POST, &format!("/organizations/{org}/iam-policies"), Some(body)).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+        let path = format!("/organizations/{org}/iam-policies/{}", created.body["id"].as_str().unwrap());
+        eventually("B sees the policy", TEN_SECONDS, async || {
+            b.json(Method::GET, &path, None).await.status == StatusCode::OK
+        })
+        .await;
+        let assignment = json!({"principal": "user:local:alice", "policyIds": [created.body["id"]]});
+        let assignments = format!("/organizations/{org}/iam-assignments");
+        let (assigned, deleted) =
+            tokio::join!(b.json(Method::POST, &assignments, Some(assignment)), a.json(Method::DELETE, &path, None));
+        let expected = match (assigned.status, deleted.status) {
+            (StatusCode::CREATED, StatusCode::BAD_REQUEST) => {
+                assigned_first += 1;
+                StatusCode::OK
+            }
+            (StatusCode::NOT_FOUND, StatusCode::NO_CONTENT) => {
+                deleted_first += 1;
+                StatusCode::NOT_FOUND
+            }
+            other => panic!("round {round}: assignment {} and delete {}: {}", other.0, other.1, assigned.body),
+        };
+        for replica in [&a, &b] {
+            eventually("both replicas agree", TEN_SECONDS, async || {
+                replica.json(Method::GET, &path, None).await.status == expected
+            })
+            .await;
+        }
+    }
+    println!("the assignment went first {assigned_first} times, the policy's delete {deleted_first} times");
+    process_a.child.kill().unwrap();
+    process_b.child.kill().unwrap();
+    schema.drop().await;
+}

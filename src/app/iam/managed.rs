@@ -100,8 +100,8 @@ impl App {
 
 /// A change of a managed object's definition, or its delete, is refused whatever the
 /// request holds.
-pub(super) fn refuse_if_managed(origin: Origin, what: &str, id: &str) -> Result<(), AppError> {
-    if origin == Origin::Managed {
+pub(in crate::app) fn refuse_if_managed(managed: bool, what: &str, id: &str) -> Result<(), AppError> {
+    if managed {
         return Err(AppError::new(
             ErrorKind::PermissionDenied,
             "MANAGED",

@@ -72,7 +72,7 @@ impl App {
         let valid = valid_policy(&input, Origin::Custom);
         self.write_policy(actor, id, |draft| {
             let current = find_in::<IamPolicy>(draft, id, filter)?;
-            refuse_if_managed(current.origin, "policy", id)?;
+            refuse_if_managed(current.origin == Origin::Managed, "policy", id)?;
             check_version(expected, &current.meta, "policy")?;
             let next = valid.clone()?;
             references_exist(draft, &next)?;
@@ -94,7 +94,10 @@ impl App {
         filter: &TenantFilter,
         expected: Option<u64>,
     ) -> Result<Receipt<()>, AppError> {
-        self.delete_shown::<IamPolicy>(actor, id, filter, expected, |p| refuse_if_managed(p.origin, "policy", id)).await
+        self.delete_shown::<IamPolicy>(actor, id, filter, expected, |p| {
+            refuse_if_managed(p.origin == Origin::Managed, "policy", id)
+        })
+        .await
     }
 
     /// Replaces, adds or removes members; answers the policy with its resulting list. A

@@ -60,7 +60,7 @@ impl App {
         let (unchanged, written) = self
             .write(actor, |draft| {
                 let current = find_in::<IamRole>(draft, id, filter)?;
-                refuse_if_managed(current.origin, "role", id)?;
+                refuse_if_managed(current.origin == Origin::Managed, "role", id)?;
                 check_version(expected, &current.meta, "role")?;
                 let next = valid.clone()?;
                 tenants_exist(draft, next.tenants.iter())?;
@@ -88,7 +88,10 @@ impl App {
         filter: &TenantFilter,
         expected: Option<u64>,
     ) -> Result<Receipt<()>, AppError> {
-        self.delete_shown::<IamRole>(actor, id, filter, expected, |r| refuse_if_managed(r.origin, "role", id)).await
+        self.delete_shown::<IamRole>(actor, id, filter, expected, |r| {
+            refuse_if_managed(r.origin == Origin::Managed, "role", id)
+        })
+        .await
     }
 }
 

@@ -1,0 +1,352 @@
+//! A policy's definitions as a client writes them, checked at write time (A.5): the effect,
+//! the actions, path patterns for resources, and `conditionsAll`, whose values are strings
+//! that numeric, bool, date and CIDR operators must be able to read. Every refusal names the
+//! field at fault, such as `definitions[0].conditionsAll[1].any.numericLessThan.size`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use super::super::AppError;
+use crate::kinds::org_policy::{Action, Condition, Definition, Effect, Operator, Tests};
+
+/// Bounds that keep one policy small enough to evaluate quickly.
+pub const MAX_DEFINITIONS: usize = 100;
+const MAX_RESOURCES: usize = 100;
+const MAX_CONDITIONS: usize = 20;
+const MAX_PATTERN: usize = 512;
+
+/// A definition as the request holds it.
+#[derive(Clone, Debug, Default)]
+pub struct DefinitionInput {
+    pub effect: String,
+    pub actions: Vec<String>,
+    pub resources: Vec<String>,
+    /// Each element as JSON: `{"all"|"any": {"<operator>": {"<key>": "<value>"}}}`.
+    pub conditions_all: Vec<Value>,
+}
+
+/// The definitions of a policy: at least one, each valid.
+pub fn valid_definitions(inputs: &[DefinitionInput]) -> Result<Vec<Definition>, AppError> {
+    if inputs.is_empty() {
+        return Err(AppError::invalid("definitions", "a policy needs at least one definition"));
+    }
+    if inputs.len() > MAX_DEFINITIONS {
+        return Err(AppError::invalid(
+            "definitions",
+            format!("a policy has at most {MAX_DEFINITIONS} definitions, not {}", inputs.len()),
+        ));
+    }
+    inputs.iter().enumerate().map(|(i, input)| valid_definition(&format!("definitions[{i}]"), input)).collect()
+}
+
+fn valid_definition(at: &str, input: &DefinitionInput) -> Result<Definition, AppError> {
+    let effect = match input.effect.as_str() {
+        "allow" => Effect::Allow,
+        "deny" => Effect::Deny,
+        other => {
+            return Err(AppError::invalid(
+                &format!("{at}.effect"),
+                format!("the effect must be `allow` or `deny`, not `{other}`"),
+            ));
+        }
+    };
+    let actions = valid_actions(&format!("{at}.actions"), &input.actions)?;
+    let resources = valid_resources(&format!("{at}.resources"), &input.resources)?;
+    let field = format!("{at}.conditionsAll");
+    if input.conditions_all.len() > MAX_CONDITIONS {
+        return Err(AppError::invalid(&field, format!("a definition has at most {MAX_CONDITIONS} conditions")));
+    }
+    let conditions_all = input
+        .conditions_all
+        .iter()
+        .enumerate()
+        .map(|(j, condition)| valid_condition(&format!("{field}[{j}]"), condition))
+        .collect::<Result<_, _>>()?;
+    Ok(Definition { effect, actions, resources, conditions_all })
+}
+
+fn valid_actions(field: &str, actions: &[String]) -> Result<Vec<Action>, AppError> {
+    if actions.is_empty() {
+        return Err(AppError::invalid(field, "a definition needs at least one action"));
+    }
+    let mut seen = BTreeSet::new();
+    let mut valid = Vec::with_capacity(actions.len());
+    for (i, action) in actions.iter().enumerate() {
+        let parsed = match action.as_str() {
+            "any" => Action::Any,
+            "create" => Action::Create,
+            "view" => Action::View,
+            "update" => Action::Update,
+            "delete" => Action::Delete,
+            other => {
+                return Err(AppError::invalid(
+                    &format!("{field}[{i}]"),
+                    format!("`{other}` is not an action; use `any`, `create`, `view`, `update` or `delete`"),
+                ));
+            }
+        };
+        if !seen.insert(parsed) {
+            return Err(AppError::invalid(&format!("{field}[{i}]"), format!("`{action}` is listed more than once")));
+        }
+        valid.push(parsed);
+    }
+    Ok(valid)
+}
+
+fn valid_resources(field: &str, resources: &[String]) -> Result<Vec<String>, AppError> {
+    if resources.is_empty() {
+        return Err(AppError::invalid(field, "a definition needs at least one resource path pattern"));
+    }
+    if resources.len() > MAX_RESOURCES {
+        return Err(AppError::invalid(field, format!("a definition has at most {MAX_RESOURCES} resources")));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, resource) in resources.iter().enumerate() {
+        let at = format!("{field}[{i}]");
+        if let Some(message) = path_pattern(resource) {
+            return Err(AppError::invalid(&at, message));
+        }
+        if !seen.insert(resource.as_str()) {
+            return Err(AppError::invalid(&at, format!("`{resource}` is listed more than once")));
+        }
+    }
+    Ok(resources.to_vec())
+}
+
+/// What is wrong with an API path pattern, if anything: it starts with `/`, its segments are
+/// not empty, and `*` (one segment) and `**` (one or more) stand for whole segments.
+pub fn path_pattern(pattern: &str) -> Option<String> {
+    if pattern.len() > MAX_PATTERN {
+        return Some(format!("a resource pattern has at most {MAX_PATTERN} characters"));
+    }
+    let Some(rest) = pattern.strip_prefix('/') else {
+        return Some(format!("`{pattern}` is not an API path: it must start with `/`"));
+    };
+    if rest.is_empty() {
+        return None;
+    }
+    for segment in rest.split('/') {
+        if segment.is_empty() {
+            return Some(format!("`{pattern}` has an empty path segment"));
+        }
+        if segment.contains('*') && segment != "*" && segment != "**" {
+            return Some(format!(
+                "`{pattern}`: `*` and `**` stand for whole path segments (`/a/*/b`), not part of one (`{segment}`)"
+            ));
+        }
+        if segment.contains(['{', '}']) {
+            return Some(format!("`{pattern}`: write `*` for a path variable such as `{segment}`"));
+        }
+        if let Some(c) = segment.chars().find(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#')) {
+            return Some(format!("`{pattern}` holds `{}`, which cannot appear in an API path", c.escape_default()));
+        }
+    }
+    None
+}
+
+fn valid_condition(at: &str, condition: &Value) -> Result<Condition, AppError> {
+    let shape = "a condition is `{\"all\" or \"any\": {\"<operator>\": {\"<context key>\": \"<value>\"}}}`";
+    let Some(object) = condition.as_object().filter(|o| o.len() == 1) else {
+        return Err(AppError::invalid(at, shape));
+    };
+    let Some((quantifier, tests)) = object.iter().next() else { return Err(AppError::invalid(at, shape)) };
+    let at = format!("{at}.{quantifier}");
+    let tests = match quantifier.as_str() {
+        "all" | "any" => valid_tests(&at, tests)?,
+        other => {
+            return Err(AppError::invalid(&at, format!("`{other}` is not `all` or `any`; {shape}")));
+        }
+    };
+    Ok(if quantifier == "all" { Condition::All(tests) } else { Condition::Any(tests) })
+}
+
+fn valid_tests(at: &str, tests: &Value) -> Result<Tests, AppError> {
+    let Some(operators) = tests.as_object().filter(|o| !o.is_empty()) else {
+        return Err(AppError::invalid(at, "a condition needs at least one operator, such as `stringEquals`"));
+    };
+    let mut valid = Tests::new();
+    for (name, keys) in operators {
+        let at = format!("{at}.{name}");
+        let operator = operator(name).ok_or_else(|| {
+            AppError::invalid(&at, format!("`{name}` is not an operator; use one of {}", OPERATORS.join(", ")))
+        })?;
+        let Some(keys) = keys.as_object().filter(|k| !k.is_empty()) else {
+            return Err(AppError::invalid(
+                &at,
+                format!("`{name}` needs at least one `\"<context key>\": \"<value>\"`"),
+            ));
+        };
+        let mut values = BTreeMap::new();
+        for (key, value) in keys {
+            let at = format!("{at}.{key}");
+            if key.is_empty() {
+                return Err(AppError::invalid(&at, "a context key cannot be empty"));
+            }
+            let Some(text) = value.as_str() else {
+                return Err(AppError::invalid(&at, format!("the value of `{key}` must be a string, not `{value}`")));
+            };
+            if let Some(message) = readable(operator, text) {
+                return Err(AppError::invalid(&at, message));
+            }
+            values.insert(key.clone(), text.to_owned());
+        }
+        valid.insert(operator, values);
+    }
+    Ok(valid)
+}
+
+const OPERATORS: [&str; 10] = [
+    "stringEquals",
+    "stringNotEquals",
+    "stringLike",
+    "numericEquals",
+    "numericLessThan",
+    "numericGreaterThan",
+    "bool",
+    "ipAddress",
+    "dateBefore",
+    "dateAfter",
+];
+
+fn operator(name: &str) -> Option<Operator> {
+    use Operator::*;
+    Some(match name {
+        "stringEquals" => StringEquals,
+        "stringNotEquals" => StringNotEquals,
+        "stringLike" => StringLike,
+        "numericEquals" => NumericEquals,
+        "numericLessThan" => NumericLessThan,
+        "numericGreaterThan" => NumericGreaterThan,
+        "bool" => Bool,
+        "ipAddress" => IpAddress,
+        "dateBefore" => DateBefore,
+        "dateAfter" => DateAfter,
+        _ => return None,
+    })
+}
+
+/// Why `operator` cannot read `value`, if it cannot.
+fn readable(operator: Operator, value: &str) -> Option<String> {
+    use Operator::*;
+    match operator {
+        StringEquals | StringNotEquals | StringLike => None,
+        NumericEquals | NumericLessThan | NumericGreaterThan => match value.trim().parse::<f64>() {
+            Ok(n) if n.is_finite() => None,
+            _ => Some(format!("`{value}` is not a number")),
+        },
+        Bool => (!matches!(value, "true" | "false")).then(|| format!("`{value}` is not `true` or `false`")),
+        IpAddress => cidr(value).is_none().then(|| format!("`{value}` is not an IP address or CIDR block")),
+        DateBefore | DateAfter => chrono::DateTime::parse_from_rfc3339(value)
+            .is_err()
+            .then(|| format!("`{value}` is not an RFC 3339 date-time, such as 2025-02-21T18:11:52Z")),
+    }
+}
+
+/// An address and prefix length: `10.0.0.0/8`, `2001:db8::/32`, or one address.
+pub fn cidr(text: &str) -> Option<(IpAddr, u8)> {
+    let (address, prefix) = match text.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix)),
+        None => (text, None),
+    };
+    let address: IpAddr = address.parse().ok()?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => max,
+        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse::<u8>().ok()?,
+        Some(_) => return None,
+    };
+    (prefix <= max).then_some((address, prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn definition(conditions: Vec<Value>) -> DefinitionInput {
+        DefinitionInput {
+            effect: "allow".into(),
+            actions: vec!["view".into()],
+            resources: vec!["/workspaces/*/channels/**".into()],
+            conditions_all: conditions,
+        }
+    }
+
+    fn refused(input: DefinitionInput) -> (String, String) {
+        let error = valid_definitions(&[input]).unwrap_err();
+        error.violations[0].clone()
+    }
+
+    #[test]
+    fn path_patterns_are_paths_with_whole_segment_wildcards() {
+        for good in ["/", "/**", "/workspaces/*/channels", "/workspaces/*/channels/**", "/a/**/b", "/a-b_c.d~e"] {
+            assert_eq!(path_pattern(good), None, "{good}");
+        }
+        for bad in ["", "workspaces", "/a//b", "/a/", "/a*/b", "/a/***", "/{workspaceID}/x", "/a b", "/a?b"] {
+            assert!(path_pattern(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_operator_reads_its_values_at_write_time() {
+        let ok = [
+            json!({"any": {"stringEquals": {"request.channel": "sms"}}}),
+            json!({"all": {"stringLike": {"path": "/a/*"}, "numericLessThan": {"size": "10.5"}}}),
+            json!({"all": {"bool": {"mfa": "true"}, "ipAddress": {"ip": "10.0.0.0/8"}}}),
+            json!({"any": {"ipAddress": {"ip": "2001:db8::1"}, "dateBefore": {"at": "2026-01-01T00:00:00Z"}}}),
+        ];
+        let valid = valid_definitions(&[definition(ok.to_vec())]).unwrap();
+        assert_eq!(valid[0].conditions_all.len(), 4);
+        let cases = [
+            (
+                json!({"any": {"ANY_ADDITIONAL_PROPERTY": {}}}),
+                "definitions[0].conditionsAll[0].any.ANY_ADDITIONAL_PROPERTY",
+            ),
+            (json!({"some": {"bool": {"k": "true"}}}), "definitions[0].conditionsAll[0].some"),
+            (json!({"any": {}, "all": {}}), "definitions[0].conditionsAll[0]"),
+            (json!({"any": {}}), "definitions[0].conditionsAll[0].any"),
+            (json!({"any": {"numericEquals": {"n": "ten"}}}), "definitions[0].conditionsAll[0].any.numericEquals.n"),
+            (json!({"any": {"numericEquals": {"n": 10}}}), "definitions[0].conditionsAll[0].any.numericEquals.n"),
+            (json!({"any": {"stringEquals": {"k": null}}}), "definitions[0].conditionsAll[0].any.stringEquals.k"),
+            (json!({"any": {"bool": {"k": "yes"}}}), "definitions[0].conditionsAll[0].any.bool.k"),
+            (json!({"any": {"ipAddress": {"k": "10.0.0.0/33"}}}), "definitions[0].conditionsAll[0].any.ipAddress.k"),
+            (json!({"any": {"dateAfter": {"k": "yesterday"}}}), "definitions[0].conditionsAll[0].any.dateAfter.k"),
+            (json!("text"), "definitions[0].conditionsAll[0]"),
+        ];
+        for (condition, field) in cases {
+            assert_eq!(refused(definition(vec![condition.clone()])).0, field, "{condition}");
+        }
+    }
+
+    #[test]
+    fn effects_actions_and_resources_are_checked_by_field() {
+        let mut bad = definition(vec![]);
+        bad.effect = "ALLOW".into();
+        assert_eq!(refused(bad).0, "definitions[0].effect");
+        let mut bad = definition(vec![]);
+        bad.actions = vec!["view".into(), "read".into()];
+        assert_eq!(refused(bad).0, "definitions[0].actions[1]");
+        let mut bad = definition(vec![]);
+        bad.actions = vec![];
+        assert_eq!(refused(bad).0, "definitions[0].actions");
+        let mut bad = definition(vec![]);
+        bad.resources = vec![];
+        assert_eq!(refused(bad).0, "definitions[0].resources");
+        let mut bad = definition(vec![]);
+        bad.resources = vec!["/a".into(), "/a".into()];
+        assert_eq!(refused(bad).0, "definitions[0].resources[1]");
+        assert_eq!(valid_definitions(&[]).unwrap_err().violations[0].0, "definitions");
+    }
+
+    #[test]
+    fn cidr_blocks_and_addresses() {
+        assert_eq!(cidr("10.0.0.0/8"), Some(("10.0.0.0".parse().unwrap(), 8)));
+        assert_eq!(cidr("::1"), Some(("::1".parse().unwrap(), 128)));
+        for bad in ["10.0.0.0/", "10.0.0.0/+8", "10.0.0/8", "fe80::/129", "x"] {
+            assert_eq!(cidr(bad), None, "{bad}");
+        }
+    }
+}

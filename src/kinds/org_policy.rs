@@ -1,0 +1,170 @@
+//! Organization IAM policies (Bird's, seed 004): definitions that allow or deny actions on
+//! API paths of the organization, under conditions on a check's context. Each organization
+//! has built-in `managed` policies, which go with it; its custom ones hold its delete back.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::kind::{Kind, OnDelete};
+
+pub struct OrgPolicy;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effect {
+    Allow,
+    Deny,
+}
+
+/// Who made a policy or role: iamd (`managed`, read-only) or the organization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyType {
+    Managed,
+    Organization,
+}
+
+/// What a definition covers; `view` is GET, HEAD and OPTIONS, `update` PUT and PATCH.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Any,
+    Create,
+    View,
+    Update,
+    Delete,
+}
+
+/// A condition's test (A.5); the value it compares with was parsed when it was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Operator {
+    StringEquals,
+    StringNotEquals,
+    StringLike,
+    NumericEquals,
+    NumericLessThan,
+    NumericGreaterThan,
+    Bool,
+    IpAddress,
+    DateBefore,
+    DateAfter,
+}
+
+/// Per operator, the context keys it tests and the value each is compared with.
+pub type Tests = BTreeMap<Operator, BTreeMap<String, String>>;
+
+/// One element of `conditionsAll`: every test holds (`all`) or one does (`any`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Condition {
+    All(Tests),
+    Any(Tests),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Definition {
+    pub effect: Effect,
+    pub actions: Vec<Action>,
+    pub resources: Vec<String>,
+    #[serde(default)]
+    pub conditions_all: Vec<Condition>,
+}
+
+/// Free-form labels of a policy or role.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    #[serde(default)]
+    pub clouds: Vec<String>,
+    #[serde(default)]
+    pub apps: Vec<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrgPolicyState {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(rename = "type")]
+    pub policy_type: PolicyType,
+    pub definitions: Vec<Definition>,
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "payload")]
+pub enum OrgPolicyEvent {
+    #[serde(rename = "org.iam.policy.added")]
+    Added(OrgPolicyState),
+    /// Only the fields that changed.
+    #[serde(rename = "org.iam.policy.changed")]
+    Changed {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        definitions: Option<Vec<Definition>>,
+    },
+    #[serde(rename = "org.iam.policy.removed")]
+    Removed {},
+}
+
+impl Kind for OrgPolicy {
+    const NAME: &'static str = "org_policy";
+    const NAME_TAKEN: &'static str = "POLICY_NAME_TAKEN";
+    type State = OrgPolicyState;
+    type Event = OrgPolicyEvent;
+
+    fn apply(state: Option<&OrgPolicyState>, event: &OrgPolicyEvent) -> Result<Option<OrgPolicyState>, String> {
+        use OrgPolicyEvent::*;
+        match (state, event) {
+            (None, Added(policy)) => Ok(Some(policy.clone())),
+            (Some(_), Added(_)) => Err("the policy exists already".into()),
+            (None, _) => Err("the policy does not exist".into()),
+            (Some(state), Changed { name, description, definitions }) => Ok(Some(OrgPolicyState {
+                name: name.clone().unwrap_or_else(|| state.name.clone()),
+                description: description.clone().unwrap_or_else(|| state.description.clone()),
+                definitions: definitions.clone().unwrap_or_else(|| state.definitions.clone()),
+                ..state.clone()
+            })),
+            (Some(_), Removed {}) => Ok(None),
+        }
+    }
+
+    fn removal(_: &OrgPolicyState) -> OrgPolicyEvent {
+        OrgPolicyEvent::Removed {}
+    }
+
+    fn name(state: &OrgPolicyState) -> Option<&str> {
+        Some(&state.name)
+    }
+
+    /// Only the organization is referenced: a managed policy goes with it, a custom one
+    /// holds its delete back.
+    fn on_delete(state: &OrgPolicyState, _target: &'static str) -> OnDelete {
+        match state.policy_type {
+            PolicyType::Managed => OnDelete::Cascade,
+            PolicyType::Organization => OnDelete::Restrict,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_are_stored_in_the_shape_of_the_wire() {
+        let mut tests = Tests::new();
+        tests.insert(Operator::StringEquals, [("request.channel".to_string(), "sms".to_string())].into());
+        let json = serde_json::to_value(Condition::Any(tests.clone())).unwrap();
+        assert_eq!(json, serde_json::json!({"any": {"stringEquals": {"request.channel": "sms"}}}));
+        assert_eq!(serde_json::from_value::<Condition>(json).unwrap(), Condition::Any(tests));
+    }
+}
