@@ -447,6 +447,21 @@ pub(crate) async fn sequence_increments_and_continues_after_delete(h: Arc<Harnes
     assert_eq!(store.head("user", "never").await.unwrap().sequence, 0);
 }
 
+/// The events of one request are a microsecond apart in the order written, and after the
+/// log's newest, so objects made together list in the order they were made.
+pub(crate) async fn events_of_one_request_are_stamped_in_write_order(h: Arc<Harness>) {
+    let store = h.store().await;
+    let before = store.append(batch(vec![create("user", "u0", "", None)])).await.unwrap();
+    let writes = ["u3", "u1", "u2"].map(|id| create("user", id, "", None));
+    let committed = store.append(batch(writes.to_vec())).await.unwrap();
+    let times: Vec<Micros> = committed.iter().map(|c| c.event.created_at).collect();
+    assert_eq!(times, [times[0], times[0] + 1, times[0] + 2]);
+    assert!(times[0] > before[0].event.created_at);
+    for (id, time) in ["u3", "u1", "u2"].iter().zip(&times) {
+        assert_eq!(store.head("user", id).await.unwrap().object.unwrap().created_at, *time);
+    }
+}
+
 pub(crate) async fn absent_on_existing_object_conflicts_and_writes_nothing(h: Arc<Harness>) {
     let store = h.store().await;
     let before = store.append(batch(vec![create("org", "o1", "", Some("acme"))])).await.unwrap();
@@ -549,8 +564,9 @@ pub(crate) async fn later_writes_in_a_request_see_earlier_ones(h: Arc<Harness>) 
     let summary: Vec<(&str, u64, u64)> =
         committed.iter().map(|c| (c.event.object_id.as_str(), c.event.sequence, c.event.position)).collect();
     assert_eq!(summary, vec![("g1", 1, 1), ("g1", 2, 2), ("g2", 1, 3), ("g1", 3, 4), ("g1", 4, 5)]);
-    // One transaction, one timestamp.
-    assert!(committed.iter().all(|c| c.event.created_at == committed[0].event.created_at));
+    // One transaction, its events a microsecond apart.
+    let start = committed[0].event.created_at;
+    assert!(committed.iter().zip(start..).all(|(c, at)| c.event.created_at == at));
     assert_eq!(committed[3].event.event_type, "group.removed");
     let g1 = store.head("group", "g1").await.unwrap().object.unwrap();
     assert_eq!((g1.sequence, g1.name.as_deref()), (4, Some("owners")));
@@ -1373,6 +1389,7 @@ pub(crate) use conformance_suite;
 conformance_suite!(
     append_then_read_round_trips,
     sequence_increments_and_continues_after_delete,
+    events_of_one_request_are_stamped_in_write_order,
     absent_on_existing_object_conflicts_and_writes_nothing,
     stale_or_missing_sequence_conflicts,
     failing_write_in_a_request_writes_nothing,

@@ -391,6 +391,8 @@ struct Ready<'a> {
     write: &'a Append,
     step: Step<'a>,
     sequence_sql: i64,
+    /// The time of its event.
+    at: Micros,
 }
 
 /// What one pipelined statement answered.
@@ -478,25 +480,27 @@ async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> R
         let head = heads.get(&(guard.kind.as_str(), guard.id.as_str()));
         guard.check(head.and_then(|h| h.object.as_ref()).map(|o| o.sequence))?;
     }
-    // One timestamp for the transaction, from the database's clock (the one clock every
-    // replica shares), never before the newest event of the log or of an object written
-    // here: per object and for sequential writes, time does not go back.
+    // The transaction's time, from the database's clock (the one clock every replica
+    // shares), never before the newest event of the log or of an object written here: per
+    // object and for sequential writes, time does not go back. Each event of the request is
+    // a microsecond after the one before it, so objects made in one write list in the order
+    // they were made.
     let now: Micros = get::<i64>(&clock_row, 0)?.max(latest);
 
     // Every expectation is checked against the objects as the earlier writes leave them,
     // before anything is sent.
     let mut ready = Vec::with_capacity(batch.writes.len());
-    for write in &batch.writes {
+    for (write, at) in batch.writes.iter().zip(now..) {
         let head = heads
             .get_mut(&(write.kind.as_str(), write.id.as_str()))
             .ok_or_else(|| StoreError::Internal("an object of the request was not loaded".into()))?;
-        let step = write.step(head, now)?;
-        ready.push(Ready { write, sequence_sql: to_i64(step.sequence)?, step });
+        let step = write.step(head, at)?;
+        ready.push(Ready { write, sequence_sql: to_i64(step.sequence)?, step, at });
     }
 
     let mut sent: Vec<Pin<Box<dyn Future<Output = Sent<'_>> + Send + '_>>> = Vec::new();
     let mut counts = Vec::with_capacity(ready.len());
-    for Ready { write, step, sequence_sql } in &ready {
+    for Ready { write, step, sequence_sql, at } in &ready {
         let before = sent.len();
         let event: Vec<&(dyn ToSql + Sync)> = vec![
             &write.kind,
@@ -506,7 +510,7 @@ async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> R
             &write.payload,
             &batch.actor,
             &step.owner,
-            &now,
+            at,
         ];
         let insert_event = &insert_event;
         let tx = &tx;
@@ -514,7 +518,7 @@ async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> R
         match &write.change {
             Change::Put { owner, parent, name, state, .. } => {
                 let row: Vec<&(dyn ToSql + Sync)> =
-                    vec![&write.kind, &write.id, owner, parent, name, state, sequence_sql, &step.created_at, &now];
+                    vec![&write.kind, &write.id, owner, parent, name, state, sequence_sql, &step.created_at, at];
                 let upsert_object = &upsert_object;
                 sent.push(Box::pin(async move { Sent::Object(tx.execute(upsert_object, &row).await, name.as_ref()) }));
                 if let Some(refs) = step.refs {
@@ -539,7 +543,7 @@ async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> R
     let mut answers = futures_util::future::join_all(sent).await.into_iter();
 
     let mut committed = Vec::with_capacity(ready.len());
-    for (Ready { write, step, .. }, count) in ready.iter().zip(counts) {
+    for (Ready { write, step, at, .. }, count) in ready.iter().zip(counts) {
         let mut cursor = None;
         for answer in answers.by_ref().take(count) {
             match answer {
@@ -567,7 +571,7 @@ async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> R
             }
         }
         let cursor = cursor.ok_or_else(|| StoreError::Internal("a write answered no event".into()))?;
-        let event = write.event(&batch.actor, &step.owner, cursor.position, step.sequence, now);
+        let event = write.event(&batch.actor, &step.owner, cursor.position, step.sequence, *at);
         committed.push(Committed { cursor, event });
     }
 

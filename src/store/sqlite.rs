@@ -390,10 +390,11 @@ fn group_commit(conn: &mut Connection, requests: Vec<AppendRequest>, commits: &A
             }
             return;
         }
-        // One timestamp for the whole group: requests are atomic one by one, and the clock
-        // still never goes back in position order.
-        let now = match next_timestamp(conn) {
-            Ok(now) => now,
+        // One clock reading for the whole group, each event a microsecond after the one
+        // before it: requests are atomic one by one, time never goes back in position order,
+        // and objects made in one write list in the order they were made.
+        let mut clock = match next_timestamp(conn) {
+            Ok(now) => now..,
             Err(e) => {
                 rollback(conn);
                 for request in pending.drain(..) {
@@ -404,7 +405,7 @@ fn group_commit(conn: &mut Connection, requests: Vec<AppendRequest>, commits: &A
         };
         let mut applied: Vec<(AppendRequest, Vec<Committed>)> = Vec::with_capacity(pending.len());
         while let Some(request) = pending.pop_front() {
-            match apply_in_savepoint(conn, &request.batch, now) {
+            match apply_in_savepoint(conn, &request.batch, &mut clock) {
                 Ok(committed) => applied.push((request, committed)),
                 Err(Failure::Request(e)) => request.answer(Err(e)),
                 Err(Failure::Transaction(e)) => {
@@ -470,10 +471,15 @@ fn rollback(conn: &mut Connection) {
 }
 
 /// Applies one request's guards and writes, all or nothing, inside the open transaction.
-fn apply_in_savepoint(conn: &mut Connection, batch: &Batch, now: Micros) -> Result<Vec<Committed>, Failure> {
+fn apply_in_savepoint(
+    conn: &mut Connection,
+    batch: &Batch,
+    clock: &mut std::ops::RangeFrom<Micros>,
+) -> Result<Vec<Committed>, Failure> {
     conn.execute_batch("SAVEPOINT request").map_err(|e| Failure::Transaction(db_err(e)))?;
-    let result = check_guards(conn, batch)
-        .and_then(|()| batch.writes.iter().map(|write| apply(conn, write, &batch.actor, now)).collect());
+    let result = check_guards(conn, batch).and_then(|()| {
+        batch.writes.iter().zip(clock).map(|(write, now)| apply(conn, write, &batch.actor, now)).collect()
+    });
     match result {
         Ok(committed) => {
             conn.execute_batch("RELEASE request").map_err(|e| Failure::Transaction(db_err(e)))?;
@@ -500,8 +506,8 @@ fn check_guards(conn: &Connection, batch: &Batch) -> StoreResult<()> {
     Ok(())
 }
 
-/// The time of a transaction's events: the wall clock, but never before the newest event
-/// in the log, so created_at is monotonic in position even if the clock steps back (across
+/// The time of a transaction's first event: the wall clock, but after the newest event in
+/// the log, so created_at increases with position even if the clock steps back (across
 /// restarts too, since it is read from the log rather than kept in memory).
 fn next_timestamp(conn: &Connection) -> StoreResult<Micros> {
     let last: Option<Micros> = conn
@@ -509,7 +515,7 @@ fn next_timestamp(conn: &Connection) -> StoreResult<Micros> {
         .optional()
         .map_err(db_err)?;
     let wall = chrono::Utc::now().timestamp_micros();
-    Ok(last.map_or(wall, |last| last.max(wall)))
+    Ok(last.map_or(wall, |last| (last + 1).max(wall)))
 }
 
 fn apply(conn: &Connection, write: &Append, actor: &str, now: Micros) -> StoreResult<Committed> {
