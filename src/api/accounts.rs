@@ -12,13 +12,14 @@ use crate::app::accounts::policies::{PolicyInput, PolicyPatch, PolicyView};
 use crate::app::accounts::roles::{RoleInput, RolePatch, RoleView};
 use crate::app::page::PageRequest;
 use crate::kinds::assignment::{Assignment, AssignmentState};
-use crate::kinds::org_policy::{Action, Definition, Effect, Metadata};
+use crate::kinds::org_policy::{Condition, Definition, Metadata};
 use crate::model::objects::Obj;
 use crate::pb::iamd::accounts::v1 as pb;
 use crate::pb::iamd::accounts::v1::assignment_service_server::AssignmentService;
 use crate::pb::iamd::accounts::v1::policy_service_server::PolicyService;
 use crate::pb::iamd::accounts::v1::role_service_server::RoleService;
-use crate::wkt::Timestamp;
+use crate::wkt::{FieldMask, Timestamp};
+use pbjson_types::Struct;
 
 /// The only scope this surface has.
 const SCOPE: &str = "organization";
@@ -32,8 +33,10 @@ impl PolicyService for Api {
         let m = request.into_inner();
         let page = PageRequest { limit: m.limit, token: &m.page_token, reverse: m.reverse };
         let (policies, next_page_token) = self.app.list_org_policies(&m.organization_id, &page).await?;
-        let results = policies.into_iter().map(policy).collect::<Result<_, _>>()?;
-        Ok(Response::new(pb::ListPoliciesResponse { results, next_page_token }))
+        Ok(Response::new(pb::ListPoliciesResponse {
+            results: policies.into_iter().map(policy).collect(),
+            next_page_token,
+        }))
     }
 
     async fn create_policy(
@@ -45,12 +48,11 @@ impl PolicyService for Api {
         let input = PolicyInput {
             name: m.name,
             description: m.description,
-            definitions: definitions(m.definitions)?,
+            definitions: definitions(m.definitions),
             metadata: metadata(m.metadata),
         };
         let done = self.app.create_org_policy(&actor, &m.organization_id, input).await?;
-        let etag = version(&done.value.policy);
-        Ok(respond(pb::CreatePolicyResponse { policy: Some(policy(done.value)?) }, etag, done.position))
+        Ok(written(done, |p| version(&p.policy), |p| pb::CreatePolicyResponse { policy: Some(policy(p)) }))
     }
 
     async fn get_policy(
@@ -60,7 +62,7 @@ impl PolicyService for Api {
         let m = request.get_ref();
         let found = self.app.org_policy(&m.organization_id, &m.policy_id).await?;
         let etag = version(&found.policy);
-        Ok(respond(pb::GetPolicyResponse { policy: Some(policy(found)?) }, etag, None))
+        Ok(respond(pb::GetPolicyResponse { policy: Some(policy(found)) }, etag, None))
     }
 
     async fn update_policy(
@@ -69,21 +71,14 @@ impl PolicyService for Api {
     ) -> Result<Response<pb::UpdatePolicyResponse>, Status> {
         let (actor, expected) = (self.actor(request.metadata()), if_match(request.metadata())?);
         let m = request.into_inner();
-        let set = |name: &str, populated: bool| -> Result<bool, Status> {
-            Ok(changes(&m.update_mask, &["name", "description", "definitions"], name, populated)?)
-        };
+        let mask = Mask::of(m.update_mask, &["name", "description", "definitions"])?;
         let patch = PolicyPatch {
-            name: set("name", !m.name.is_empty())?.then(|| m.name.clone()),
-            description: set("description", !m.description.is_empty())?.then(|| m.description.clone()),
-            definitions: if set("definitions", !m.definitions.is_empty())? {
-                Some(definitions(m.definitions.clone())?)
-            } else {
-                None
-            },
+            name: mask.take("name", m.name),
+            description: mask.take("description", m.description),
+            definitions: mask.take("definitions", m.definitions).map(definitions),
         };
         let done = self.app.update_org_policy(&actor, &m.organization_id, &m.policy_id, patch, expected).await?;
-        let etag = version(&done.value.policy);
-        Ok(respond(pb::UpdatePolicyResponse { policy: Some(policy(done.value)?) }, etag, done.position))
+        Ok(written(done, |p| version(&p.policy), |p| pb::UpdatePolicyResponse { policy: Some(policy(p)) }))
     }
 
     async fn delete_policy(
@@ -138,13 +133,11 @@ impl RoleService for Api {
     ) -> Result<Response<pb::UpdateRoleResponse>, Status> {
         let (actor, expected) = (self.actor(request.metadata()), if_match(request.metadata())?);
         let m = request.into_inner();
-        let set = |name: &str, populated: bool| -> Result<bool, Status> {
-            Ok(changes(&m.update_mask, &["name", "description", "policy_ids"], name, populated)?)
-        };
+        let mask = Mask::of(m.update_mask, &["name", "description", "policy_ids"])?;
         let patch = RolePatch {
-            name: set("name", !m.name.is_empty())?.then(|| m.name.clone()),
-            description: set("description", !m.description.is_empty())?.then(|| m.description.clone()),
-            policy_ids: set("policy_ids", !m.policy_ids.is_empty())?.then(|| m.policy_ids.clone()),
+            name: mask.take("name", m.name),
+            description: mask.take("description", m.description),
+            policy_ids: mask.take("policy_ids", m.policy_ids),
         };
         let done = self.app.update_org_role(&actor, &m.organization_id, &m.role_id, patch, expected).await?;
         Ok(written(done, |r| version(&r.role), |r| pb::UpdateRoleResponse { role: Some(role(r)) }))
@@ -205,38 +198,62 @@ impl AssignmentService for Api {
     }
 }
 
-/// Whether a PATCH changes `field`: the update mask names it, or, without a mask, the
-/// request sets it. A mask naming a field that cannot change is bad input.
-fn changes(
-    mask: &Option<crate::wkt::FieldMask>,
-    allowed: &[&str],
-    field: &str,
-    populated: bool,
-) -> Result<bool, AppError> {
-    let Some(paths) = mask.as_ref().map(|m| &m.paths).filter(|paths| !paths.is_empty()) else {
-        return Ok(populated);
-    };
-    if let Some(unknown) = paths.iter().find(|p| !allowed.contains(&p.as_str())) {
-        return Err(AppError::invalid(
-            "updateMask",
-            format!("`{unknown}` cannot be changed; the fields are {}", allowed.join(", ")),
-        ));
-    }
-    Ok(paths.iter().any(|p| p == field))
+/// What a PATCH changes: the fields its update mask names, or without one (a gRPC client
+/// that sent none), the fields it sets. A mask naming a field that cannot change is bad
+/// input.
+enum Mask {
+    Named(Vec<String>),
+    Set,
 }
 
-fn definitions(definitions: Vec<pb::PolicyDefinition>) -> Result<Vec<DefinitionInput>, AppError> {
-    let internal = |e: serde_json::Error| {
-        AppError::new(crate::app::ErrorKind::Internal, "INTERNAL", format!("a condition did not convert: {e}"))
+impl Mask {
+    fn of(mask: Option<FieldMask>, allowed: &[&str]) -> Result<Mask, AppError> {
+        let Some(paths) = mask.map(|m| m.paths).filter(|paths| !paths.is_empty()) else { return Ok(Mask::Set) };
+        if let Some(unknown) = paths.iter().find(|p| !allowed.contains(&p.as_str())) {
+            return Err(AppError::invalid(
+                "updateMask",
+                format!("`{unknown}` cannot be changed; the fields are {}", allowed.join(", ")),
+            ));
+        }
+        Ok(Mask::Named(paths))
+    }
+
+    /// The field's new value, if the PATCH changes it.
+    fn take<T: Default + PartialEq>(&self, field: &str, value: T) -> Option<T> {
+        let changes = match self {
+            Mask::Named(paths) => paths.iter().any(|p| p == field),
+            Mask::Set => value != T::default(),
+        };
+        changes.then_some(value)
+    }
+}
+
+fn definitions(definitions: Vec<pb::PolicyDefinition>) -> Vec<DefinitionInput> {
+    let input = |d: pb::PolicyDefinition| DefinitionInput {
+        effect: d.effect,
+        actions: d.actions,
+        resources: d.resources,
+        conditions_all: d.conditions_all.into_iter().map(object).collect(),
     };
-    definitions
-        .into_iter()
-        .map(|d| {
-            let conditions_all =
-                d.conditions_all.iter().map(serde_json::to_value).collect::<Result<_, _>>().map_err(internal)?;
-            Ok(DefinitionInput { effect: d.effect, actions: d.actions, resources: d.resources, conditions_all })
-        })
-        .collect()
+    definitions.into_iter().map(input).collect()
+}
+
+/// A `Struct` as the JSON object it is on the wire, which the use cases read conditions from.
+fn object(fields: Struct) -> serde_json::Value {
+    serde_json::Value::Object(fields.fields.into_iter().map(|(key, value)| (key, json(value))).collect())
+}
+
+fn json(value: pbjson_types::Value) -> serde_json::Value {
+    use pbjson_types::value::Kind;
+    use serde_json::Value;
+    match value.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number),
+        Some(Kind::StringValue(s)) => Value::String(s),
+        Some(Kind::BoolValue(b)) => Value::Bool(b),
+        Some(Kind::StructValue(fields)) => object(fields),
+        Some(Kind::ListValue(list)) => Value::Array(list.values.into_iter().map(json).collect()),
+    }
 }
 
 fn metadata(metadata: Option<pb::Metadata>) -> Metadata {
@@ -248,29 +265,34 @@ fn metadata_pb(metadata: &Metadata) -> pb::Metadata {
     pb::Metadata { clouds: metadata.clouds.clone(), apps: metadata.apps.clone(), groups: metadata.groups.clone() }
 }
 
-/// Serde's lowercase names of the stored enums are the wire's.
-fn spelled<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
-}
-
-fn definition(d: &Definition) -> Result<pb::PolicyDefinition, Status> {
-    let conditions_all = d
-        .conditions_all
+/// A stored condition in its wire form, `{"all"|"any": {"<operator>": {"<key>": "<value>"}}}`.
+fn condition(condition: &Condition) -> Struct {
+    let (quantifier, tests) = match condition {
+        Condition::All(tests) => ("all", tests),
+        Condition::Any(tests) => ("any", tests),
+    };
+    let operators: Struct = tests
         .iter()
-        .map(|c| serde_json::to_value(c).and_then(serde_json::from_value))
-        .collect::<Result<_, _>>()
-        .map_err(|e| Status::internal(format!("a stored condition did not convert: {e}")))?;
-    Ok(pb::PolicyDefinition {
-        effect: spelled::<Effect>(&d.effect),
-        resources: d.resources.clone(),
-        actions: d.actions.iter().map(spelled::<Action>).collect(),
-        conditions_all,
-    })
+        .map(|(operator, keys)| {
+            let keys: Struct = keys.iter().map(|(key, value)| (key.clone(), value.clone().into())).collect();
+            (operator.as_str().to_owned(), keys.into())
+        })
+        .collect();
+    [(quantifier.to_owned(), operators.into())].into_iter().collect()
 }
 
-fn policy(view: PolicyView) -> Result<pb::Policy, Status> {
+fn definition(d: &Definition) -> pb::PolicyDefinition {
+    pb::PolicyDefinition {
+        effect: d.effect.as_str().to_owned(),
+        resources: d.resources.clone(),
+        actions: d.actions.iter().map(|a| a.as_str().to_owned()).collect(),
+        conditions_all: d.conditions_all.iter().map(condition).collect(),
+    }
+}
+
+fn policy(view: PolicyView) -> pb::Policy {
     let p = &view.policy;
-    Ok(pb::Policy {
+    pb::Policy {
         id: p.id.to_string(),
         name: p.name.clone(),
         description: p.description.clone(),
@@ -279,10 +301,10 @@ fn policy(view: PolicyView) -> Result<pb::Policy, Status> {
         created_at: Some(Timestamp::from_micros(p.meta.created_at)),
         updated_at: Some(Timestamp::from_micros(p.meta.updated_at)),
         scope: SCOPE.to_owned(),
-        r#type: spelled(&p.policy_type),
+        r#type: p.policy_type.as_str().to_owned(),
         metadata: Some(metadata_pb(&p.metadata)),
-        definitions: p.definitions.iter().map(definition).collect::<Result<_, _>>()?,
-    })
+        definitions: p.definitions.iter().map(definition).collect(),
+    }
 }
 
 fn role(view: RoleView) -> pb::Role {
@@ -292,7 +314,7 @@ fn role(view: RoleView) -> pb::Role {
         name: r.name.clone(),
         description: r.description.clone(),
         policy_ids: r.policy_ids.clone(),
-        r#type: spelled(&r.role_type),
+        r#type: r.role_type.as_str().to_owned(),
         scope: SCOPE.to_owned(),
         metadata: Some(metadata_pb(&r.metadata)),
         users_dependency_count: count(view.users),

@@ -10,47 +10,62 @@ use crate::model::kind::{Kind, OnDelete};
 
 pub struct OrgPolicy;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Effect {
-    Allow,
-    Deny,
+/// An enum spelled as the wire spells it, stored that way too: one table gives serde's
+/// names, `as_str`, `parse` and the list of spellings messages offer.
+macro_rules! spelled {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),* $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),*
+        }
+
+        impl $name {
+            pub const SPELLINGS: &'static [&'static str] = &[$($text),*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),*
+                }
+            }
+
+            pub fn parse(text: &str) -> Option<$name> {
+                match text {
+                    $($text => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
 }
 
-/// Who made a policy or role: iamd (`managed`, read-only) or the organization.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PolicyType {
-    Managed,
-    Organization,
-}
+spelled!(Effect { Allow = "allow", Deny = "deny" });
 
-/// What a definition covers; `view` is GET, HEAD and OPTIONS, `update` PUT and PATCH.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Any,
-    Create,
-    View,
-    Update,
-    Delete,
-}
+spelled!(
+    /// Who made a policy or role: iamd (`managed`, read-only) or the organization.
+    PolicyType { Managed = "managed", Organization = "organization" }
+);
 
-/// A condition's test (A.5); the value it compares with was parsed when it was written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Operator {
-    StringEquals,
-    StringNotEquals,
-    StringLike,
-    NumericEquals,
-    NumericLessThan,
-    NumericGreaterThan,
-    Bool,
-    IpAddress,
-    DateBefore,
-    DateAfter,
-}
+spelled!(
+    /// What a definition covers; `view` is GET, HEAD and OPTIONS, `update` PUT and PATCH.
+    Action { Any = "any", Create = "create", View = "view", Update = "update", Delete = "delete" }
+);
+
+spelled!(
+    /// A condition's test (A.5); its values were read when they were written.
+    Operator {
+        StringEquals = "stringEquals",
+        StringNotEquals = "stringNotEquals",
+        StringLike = "stringLike",
+        NumericEquals = "numericEquals",
+        NumericLessThan = "numericLessThan",
+        NumericGreaterThan = "numericGreaterThan",
+        Bool = "bool",
+        IpAddress = "ipAddress",
+        DateBefore = "dateBefore",
+        DateAfter = "dateAfter",
+    }
+);
 
 /// Per operator, the context keys it tests and the value each is compared with.
 pub type Tests = BTreeMap<Operator, BTreeMap<String, String>>;

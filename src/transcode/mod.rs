@@ -153,14 +153,21 @@ where
         } else {
             false
         };
-        let mut json = request::build(route, bindings, parts.uri.query(), &body).map_err(bad_request)?;
+        let mut json = request::build(route, &bindings, parts.uri.query(), &body).map_err(bad_request)?;
         if lax && !route.ignore_unknown() {
             request::drop_unknown_fields(&mut json, &route.input());
         }
-        request::refuse_null_elements(&json, &route.input()).map_err(bad_request)?;
-        let frame = (route.codec.request)(json).map_err(|e| {
-            bad_request(request::RequestError { field: None, message: format!("invalid request: {e}") })
-        })?;
+        let frame = match (route.codec.request)(json) {
+            Ok(frame) => frame,
+            // Only a refused request pays for a second reading, to name the element at fault.
+            Err(e) => {
+                if let Ok(json) = request::build(route, &bindings, parts.uri.query(), &body) {
+                    request::refuse_null_elements(&json, &route.input()).map_err(bad_request)?;
+                }
+                let message = format!("invalid request: {e}");
+                return Err(bad_request(request::RequestError { field: None, message }));
+            }
+        };
 
         let grpc_request = grpc_request(route, &parts.headers, parts.extensions, frame);
         let Ok(response) = self.grpc.oneshot(grpc_request).await;

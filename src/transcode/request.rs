@@ -27,7 +27,7 @@ impl RequestError {
 /// Merges body, path and query into one JSON object. Path values win over the body, as in
 /// grpc-gateway; a query parameter may set only fields that neither the path nor the body
 /// covers.
-pub fn build(route: &Route, bindings: Vec<Binding>, query: Option<&str>, body: &[u8]) -> Result<Value, RequestError> {
+pub fn build(route: &Route, bindings: &[Binding], query: Option<&str>, body: &[u8]) -> Result<Value, RequestError> {
     let mut root = match &route.body {
         BodyRule::Whole => match parse_body(body)? {
             None => Map::new(),
@@ -49,7 +49,7 @@ pub fn build(route: &Route, bindings: Vec<Binding>, query: Option<&str>, body: &
         infer_update_mask(route, &mut root);
     }
 
-    for (binding, fields) in bindings.into_iter().zip(&route.path_fields) {
+    for (binding, fields) in bindings.iter().zip(&route.path_fields) {
         let Some((leaf, parents)) = fields.split_last() else { continue };
         let value =
             scalar_json(leaf, &binding.value).map_err(|m| RequestError::new(binding.field_path.join("."), m))?;

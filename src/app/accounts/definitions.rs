@@ -42,16 +42,12 @@ pub fn valid_definitions(inputs: &[DefinitionInput]) -> Result<Vec<Definition>, 
 }
 
 fn valid_definition(at: &str, input: &DefinitionInput) -> Result<Definition, AppError> {
-    let effect = match input.effect.as_str() {
-        "allow" => Effect::Allow,
-        "deny" => Effect::Deny,
-        other => {
-            return Err(AppError::invalid(
-                &format!("{at}.effect"),
-                format!("the effect must be `allow` or `deny`, not `{other}`"),
-            ));
-        }
-    };
+    let effect = Effect::parse(&input.effect).ok_or_else(|| {
+        AppError::invalid(
+            &format!("{at}.effect"),
+            format!("the effect must be `allow` or `deny`, not `{}`", input.effect),
+        )
+    })?;
     let actions = valid_actions(&format!("{at}.actions"), &input.actions)?;
     let resources = valid_resources(&format!("{at}.resources"), &input.resources)?;
     let field = format!("{at}.conditionsAll");
@@ -74,19 +70,12 @@ fn valid_actions(field: &str, actions: &[String]) -> Result<Vec<Action>, AppErro
     let mut seen = BTreeSet::new();
     let mut valid = Vec::with_capacity(actions.len());
     for (i, action) in actions.iter().enumerate() {
-        let parsed = match action.as_str() {
-            "any" => Action::Any,
-            "create" => Action::Create,
-            "view" => Action::View,
-            "update" => Action::Update,
-            "delete" => Action::Delete,
-            other => {
-                return Err(AppError::invalid(
-                    &format!("{field}[{i}]"),
-                    format!("`{other}` is not an action; use `any`, `create`, `view`, `update` or `delete`"),
-                ));
-            }
-        };
+        let parsed = Action::parse(action).ok_or_else(|| {
+            AppError::invalid(
+                &format!("{field}[{i}]"),
+                format!("`{action}` is not an action; use one of {}", Action::SPELLINGS.join(", ")),
+            )
+        })?;
         if !seen.insert(parsed) {
             return Err(AppError::invalid(&format!("{field}[{i}]"), format!("`{action}` is listed more than once")));
         }
@@ -169,8 +158,11 @@ fn valid_tests(at: &str, tests: &Value) -> Result<Tests, AppError> {
     let mut valid = Tests::new();
     for (name, keys) in operators {
         let at = format!("{at}.{name}");
-        let operator = operator(name).ok_or_else(|| {
-            AppError::invalid(&at, format!("`{name}` is not an operator; use one of {}", OPERATORS.join(", ")))
+        let operator = Operator::parse(name).ok_or_else(|| {
+            AppError::invalid(
+                &at,
+                format!("`{name}` is not an operator; use one of {}", Operator::SPELLINGS.join(", ")),
+            )
         })?;
         let Some(keys) = keys.as_object().filter(|k| !k.is_empty()) else {
             return Err(AppError::invalid(
@@ -195,36 +187,6 @@ fn valid_tests(at: &str, tests: &Value) -> Result<Tests, AppError> {
         valid.insert(operator, values);
     }
     Ok(valid)
-}
-
-const OPERATORS: [&str; 10] = [
-    "stringEquals",
-    "stringNotEquals",
-    "stringLike",
-    "numericEquals",
-    "numericLessThan",
-    "numericGreaterThan",
-    "bool",
-    "ipAddress",
-    "dateBefore",
-    "dateAfter",
-];
-
-fn operator(name: &str) -> Option<Operator> {
-    use Operator::*;
-    Some(match name {
-        "stringEquals" => StringEquals,
-        "stringNotEquals" => StringNotEquals,
-        "stringLike" => StringLike,
-        "numericEquals" => NumericEquals,
-        "numericLessThan" => NumericLessThan,
-        "numericGreaterThan" => NumericGreaterThan,
-        "bool" => Bool,
-        "ipAddress" => IpAddress,
-        "dateBefore" => DateBefore,
-        "dateAfter" => DateAfter,
-        _ => return None,
-    })
 }
 
 /// Why `operator` cannot read `value`, if it cannot.

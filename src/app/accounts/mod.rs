@@ -186,9 +186,8 @@ pub fn role_users(objects: &Objects, role: &Key) -> usize {
 }
 
 /// The principals of the assignments that reference `key`.
-fn assigned<'a>(objects: &'a Objects, key: &Key) -> impl Iterator<Item = String> + 'a {
-    let keys: Vec<&Key> = objects.referrers(key).filter(|r| r.kind == Assignment::NAME).collect();
-    keys.into_iter().filter_map(|r| principal(objects, r))
+fn assigned<'a>(objects: &'a Objects, key: &'a Key) -> impl Iterator<Item = String> + 'a {
+    objects.referrers(key).filter(|r| r.kind == Assignment::NAME).filter_map(|r| principal(objects, r))
 }
 
 fn principal(objects: &Objects, assignment: &Key) -> Option<String> {

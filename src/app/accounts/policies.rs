@@ -7,7 +7,7 @@ use super::super::page::PageRequest;
 use super::super::{Actor, App, AppError, Receipt};
 use super::definitions::{DefinitionInput, valid_definitions};
 use super::{find, new_id, policy_counts, valid_description, valid_metadata, valid_name};
-use crate::kinds::org_policy::{Metadata, OrgPolicy, OrgPolicyEvent, OrgPolicyState, PolicyType};
+use crate::kinds::org_policy::{Definition, Metadata, OrgPolicy, OrgPolicyEvent, OrgPolicyState, PolicyType};
 use crate::model::objects::{Obj, Objects};
 
 /// A policy as a client creates it.
@@ -92,16 +92,11 @@ impl App {
     ) -> Result<Receipt<PolicyView>, AppError> {
         // The body's verdict is answered once the policy is found: a managed policy is
         // refused whatever the body holds.
-        let valid = (|| {
-            let name = patch.name.as_deref().map(|name| valid_name("policy", name)).transpose()?;
-            let description = patch.description.as_deref().map(valid_description).transpose()?;
-            let definitions = patch.definitions.as_deref().map(valid_definitions).transpose()?;
-            Ok::<_, AppError>((name, description, definitions))
-        })();
+        let valid = valid_patch(&patch);
         let managed = |p: &Obj<OrgPolicy>| refuse_if_managed(p.policy_type == PolicyType::Managed, "policy", id);
         let receipt = self
             .change_owned::<OrgPolicy>(actor, org, id, expected, managed, |_, current| {
-                let (name, description, definitions) = valid.clone()?;
+                let ValidPatch { name, description, definitions } = valid.clone()?;
                 let event = OrgPolicyEvent::Changed {
                     name: name.filter(|name| *name != current.name),
                     description: description.filter(|d| *d != current.description),
@@ -127,4 +122,20 @@ impl App {
         })
         .await
     }
+}
+
+/// What a PATCH sets, checked.
+#[derive(Clone)]
+struct ValidPatch {
+    name: Option<String>,
+    description: Option<String>,
+    definitions: Option<Vec<Definition>>,
+}
+
+fn valid_patch(patch: &PolicyPatch) -> Result<ValidPatch, AppError> {
+    Ok(ValidPatch {
+        name: patch.name.as_deref().map(|name| valid_name("policy", name)).transpose()?,
+        description: patch.description.as_deref().map(valid_description).transpose()?,
+        definitions: patch.definitions.as_deref().map(valid_definitions).transpose()?,
+    })
 }
