@@ -468,6 +468,13 @@ async fn every_validation_rule_is_refused_with_its_field_and_changes_nothing() {
         assert!(!reply.body["message"].as_str().unwrap().is_empty(), "{what}");
     }
     assert_eq!(everything(&server, &org).await, before, "a refused request changed something");
+    // Unknown fields are named, at any depth.
+    for (body, name) in
+        [(json!({"name": "x", "owner": "me"}), "owner"), (definition(json!({"priority": 1})), "priority")]
+    {
+        let reply = server.json(Method::POST, &policies, Some(body)).await;
+        assert!(reply.body["message"].as_str().unwrap().contains(&format!("unknown field `{name}`")), "{}", reply.body);
+    }
     // Query parameters: the limit's range, and no unknown ones.
     for query in ["limit=0", "limit=101", "limit=-1", "pageToken=forged", "order=asc"] {
         let reply = get(&server, &format!("{policies}?{query}")).await;

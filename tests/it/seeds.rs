@@ -124,6 +124,7 @@ async fn seed_004_answers_in_the_seed_shapes_and_statuses() {
     let reply = server.json(Method::POST, &policies, Some(verbatim.clone())).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.body);
     assert_eq!(reply.body["details"][1]["fieldViolations"][0]["field"], "definitions[0].resources[0]");
+    assert!(reply.body["message"].as_str().unwrap().contains("definitions[0].resources[0]"), "{}", reply.body);
     let mut placeholder_operator = filled_create_body();
     placeholder_operator["definitions"][0]["conditionsAll"] = verbatim["definitions"][0]["conditionsAll"].clone();
     let reply = server.json(Method::POST, &policies, Some(placeholder_operator)).await;
@@ -132,6 +133,7 @@ async fn seed_004_answers_in_the_seed_shapes_and_statuses() {
         reply.body["details"][1]["fieldViolations"][0]["field"],
         "definitions[0].conditionsAll[0].any.ANY_ADDITIONAL_PROPERTY"
     );
+    assert!(reply.body["message"].as_str().unwrap().contains("`ANY_ADDITIONAL_PROPERTY` is not an operator"));
     let mut null_group = filled_create_body();
     null_group["metadata"]["groups"] = json!([null]);
     let reply = server.json(Method::POST, &policies, Some(null_group)).await;
