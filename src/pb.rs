@@ -29,6 +29,13 @@ pub mod iamd {
         }
     }
 
+    pub mod authz {
+        pub mod v1 {
+            tonic::include_proto!("iamd.authz.v1");
+            include!(concat!(env!("OUT_DIR"), "/iamd.authz.v1.serde.rs"));
+        }
+    }
+
     pub mod history {
         pub mod v1 {
             tonic::include_proto!("iamd.history.v1");

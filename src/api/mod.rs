@@ -4,6 +4,7 @@
 
 mod accounts;
 mod admin;
+mod authz;
 mod history;
 mod iam;
 mod organizations;

@@ -16,6 +16,7 @@ impl From<AppError> for Status {
             ErrorKind::PermissionDenied => Code::PermissionDenied,
             ErrorKind::FailedPrecondition => Code::FailedPrecondition,
             ErrorKind::Aborted => Code::Aborted,
+            ErrorKind::OutOfRange => Code::OutOfRange,
             ErrorKind::Unavailable => Code::Unavailable,
             ErrorKind::Internal => Code::Internal,
         };

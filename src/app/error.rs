@@ -13,6 +13,8 @@ pub enum ErrorKind {
     PermissionDenied,
     FailedPrecondition,
     Aborted,
+    /// A position past anything the store holds (a consistency token no write answered).
+    OutOfRange,
     Unavailable,
     Internal,
 }

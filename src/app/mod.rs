@@ -4,6 +4,7 @@
 //! [`Draft`](crate::model::draft::Draft) and committed as one batch of events.
 
 pub mod accounts;
+pub mod authz;
 pub mod domain_policy;
 pub mod error;
 pub mod history;
@@ -107,15 +108,21 @@ pub struct App {
     replica: Arc<Replica>,
     instance: Instance,
     pages: page::PageSigner,
+    /// How long a read that carries a consistency token waits for this replica to reach it.
+    consistency_wait: Duration,
 }
 
 impl App {
     /// Opens the application on a replica, seeding what a new instance starts with (the
     /// managed roles are named with the actions of `methods`).
-    pub async fn new(replica: Arc<Replica>, methods: &MethodTable) -> Result<Arc<App>, AppError> {
+    pub async fn new(
+        replica: Arc<Replica>,
+        methods: &MethodTable,
+        consistency_wait: Duration,
+    ) -> Result<Arc<App>, AppError> {
         let instance = replica.store().instance().await?;
         let pages = page::PageSigner::new(&instance.signing_key)?;
-        let app = App { replica, instance, pages };
+        let app = App { replica, instance, pages, consistency_wait };
         app.seed_default_domain_policy().await?;
         app.seed_iam(methods).await?;
         app.seed_org_policies().await?;
@@ -226,7 +233,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = crate::store::open(&Config::for_data_dir(dir.path())).await.unwrap();
         let replica = Replica::open(store.clone(), crate::kinds::registry(), Duration::from_millis(20)).await.unwrap();
-        let app = App::new(replica, &MethodTable::served().unwrap()).await.unwrap();
+        let app = App::new(replica, &MethodTable::served().unwrap(), Duration::from_secs(2)).await.unwrap();
         let id = app.create_organization(&Actor::system(), "acme", "").await.unwrap().value.id.to_string();
         let newer = Append {
             kind: "workflow".into(),

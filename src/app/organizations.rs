@@ -147,7 +147,7 @@ fn valid_domain(domain: &str) -> Result<String, AppError> {
     Ok(domain)
 }
 
-fn not_found(id: &str) -> AppError {
+pub(super) fn not_found(id: &str) -> AppError {
     AppError::not_found("ORGANIZATION_NOT_FOUND", format!("organization `{id}` does not exist"))
 }
 

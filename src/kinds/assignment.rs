@@ -3,6 +3,7 @@
 //! references, so neither can go while assigned; the principal is a lookup term, for
 //! counting who a policy reaches and for finding a principal's assignments.
 
+use iamd_engine::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::org_policy::OrgPolicy;
@@ -58,5 +59,20 @@ impl Kind for Assignment {
 
     fn terms(state: &AssignmentState) -> Vec<Term> {
         vec![Term::new(PRINCIPAL_INDEX, &*state.principal)]
+    }
+
+    fn decides(id: &str, owner: &str, state: Option<&AssignmentState>, engine: &mut Engine) {
+        match state {
+            Some(state) => engine.put_assignment(
+                id,
+                &iamd_engine::Assignment {
+                    organization: owner.to_owned(),
+                    principal: state.principal.clone(),
+                    roles: state.role_ids.clone(),
+                    policies: state.policy_ids.clone(),
+                },
+            ),
+            None => engine.remove_assignment(id),
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! policy, drops the statements it leaves empty, and deletes the policies it leaves without
 //! statements, in the delete's transaction.
 
+use iamd_engine::{self as engine, Engine};
 use serde::{Deserialize, Serialize};
 
 use super::iam_role::IamRole;
@@ -176,6 +177,25 @@ impl Kind for IamPolicy {
             Tenant::NAME => Some(IamPolicyEvent::TenantRemoved { tenant: target.id.to_string() }),
             _ => None,
         }
+    }
+
+    fn decides(id: &str, _owner: &str, state: Option<&IamPolicyState>, engine: &mut Engine) {
+        let Some(state) = state else { return engine.remove_policy(id) };
+        let statements = state
+            .statements
+            .iter()
+            .map(|s| engine::Statement {
+                effect: match s.effect {
+                    Effect::Allow => engine::Effect::Allow,
+                    Effect::Deny => engine::Effect::Deny,
+                },
+                actions: s.actions.clone(),
+                role: (!s.role.is_empty()).then(|| s.role.clone()),
+                resources: s.resources.clone(),
+                tenants: s.tenants.clone(),
+            })
+            .collect();
+        engine.put_policy(id, &engine::Policy { members: state.members.clone(), statements });
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use iamd_engine::{self as engine, Engine};
 use serde::{Deserialize, Serialize};
 
 use crate::model::kind::{Kind, OnDelete};
@@ -167,6 +168,72 @@ impl Kind for OrgPolicy {
             PolicyType::Managed => OnDelete::Cascade,
             PolicyType::Organization => OnDelete::Restrict,
         }
+    }
+
+    fn decides(id: &str, owner: &str, state: Option<&OrgPolicyState>, engine: &mut Engine) {
+        let Some(state) = state else { return engine.remove_org_policy(id) };
+        let definitions = state.definitions.iter().map(engine_definition).collect();
+        engine.put_org_policy(id, &engine::OrgPolicy { organization: owner.to_owned(), definitions });
+    }
+}
+
+fn engine_definition(definition: &Definition) -> engine::Definition {
+    let conditions = definition
+        .conditions_all
+        .iter()
+        .map(|condition| {
+            let (quantifier, tests) = match condition {
+                Condition::All(tests) => (engine::Quantifier::All, tests),
+                Condition::Any(tests) => (engine::Quantifier::Any, tests),
+            };
+            let tests = tests
+                .iter()
+                .flat_map(|(operator, keys)| {
+                    keys.iter().map(|(key, value)| engine::Test {
+                        operator: engine_operator(*operator),
+                        key: key.clone(),
+                        value: value.clone(),
+                    })
+                })
+                .collect();
+            engine::Condition { quantifier, tests }
+        })
+        .collect();
+    engine::Definition {
+        effect: match definition.effect {
+            Effect::Allow => engine::Effect::Allow,
+            Effect::Deny => engine::Effect::Deny,
+        },
+        actions: definition
+            .actions
+            .iter()
+            .map(|action| match action {
+                Action::Any => engine::OrgAction::Any,
+                Action::Create => engine::OrgAction::Create,
+                Action::View => engine::OrgAction::View,
+                Action::Update => engine::OrgAction::Update,
+                Action::Delete => engine::OrgAction::Delete,
+            })
+            .collect(),
+        resources: definition.resources.clone(),
+        conditions,
+    }
+}
+
+/// The engine's operator for a stored one.
+pub fn engine_operator(operator: Operator) -> engine::Operator {
+    use engine::Operator as E;
+    match operator {
+        Operator::StringEquals => E::StringEquals,
+        Operator::StringNotEquals => E::StringNotEquals,
+        Operator::StringLike => E::StringLike,
+        Operator::NumericEquals => E::NumericEquals,
+        Operator::NumericLessThan => E::NumericLessThan,
+        Operator::NumericGreaterThan => E::NumericGreaterThan,
+        Operator::Bool => E::Bool,
+        Operator::IpAddress => E::IpAddress,
+        Operator::DateBefore => E::DateBefore,
+        Operator::DateAfter => E::DateAfter,
     }
 }
 

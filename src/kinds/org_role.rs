@@ -2,6 +2,7 @@
 //! references, so a policy a role lists cannot go, and a role holds its organization's
 //! delete back.
 
+use iamd_engine::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::org_policy::{Metadata, OrgPolicy, PolicyType};
@@ -73,5 +74,15 @@ impl Kind for OrgRole {
 
     fn references(state: &OrgRoleState) -> Vec<Key> {
         state.policy_ids.iter().map(|id| Key::new(OrgPolicy::NAME, &**id)).collect()
+    }
+
+    fn decides(id: &str, owner: &str, state: Option<&OrgRoleState>, engine: &mut Engine) {
+        match state {
+            Some(state) => engine.put_org_role(
+                id,
+                &iamd_engine::OrgRole { organization: owner.to_owned(), policies: state.policy_ids.clone() },
+            ),
+            None => engine.remove_org_role(id),
+        }
     }
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use iamd_engine::Engine;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -108,6 +109,12 @@ pub trait Kind: Send + Sync + 'static {
     fn detach(_state: &Self::State, _target: &Key) -> Option<Self::Event> {
         None
     }
+
+    /// What the object puts into the decision engine, under its id: its state, or (`None`)
+    /// that it is gone. `owner` is the organization or the instance that owns it. Every path
+    /// that changes the state (load, follow, own writes) calls it, so the engine always
+    /// decides by the state this replica holds.
+    fn decides(_id: &str, _owner: &str, _state: Option<&Self::State>, _engine: &mut Engine) {}
 }
 
 /// An event as the store keeps it: its type and its payload.

@@ -17,6 +17,8 @@ use std::marker::PhantomData;
 use std::ops::Bound;
 use std::sync::Arc;
 
+use iamd_engine::Engine;
+
 use super::ModelError;
 use super::kind::{Key, Kind, Term};
 use super::registry::{AnyState, Registry};
@@ -119,6 +121,10 @@ pub struct Objects {
     terms: HashMap<&'static str, HashMap<Arc<str>, BTreeSet<Key>>>,
     /// Deleted objects whose delete (at this sequence) the follower has not reached yet.
     tombstones: HashMap<Key, u64>,
+    /// The policies of every kind that decides, indexed for checks.
+    engine: Engine,
+    /// The highest log position the state reflects.
+    position: u64,
 }
 
 impl Objects {
@@ -130,7 +136,24 @@ impl Objects {
             referrers: HashMap::default(),
             terms: HashMap::default(),
             tombstones: HashMap::default(),
+            engine: Engine::new(),
+            position: 0,
         }
+    }
+
+    /// The decision engine, holding what every object of this state puts into it.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The highest log position this state reflects: a consistency token for what it holds.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Notes that the state reflects the log up to `position` (a snapshot's cursor).
+    pub(crate) fn reflect(&mut self, position: u64) {
+        self.position = self.position.max(position);
     }
 
     pub fn registry(&self) -> &Registry {
@@ -246,6 +269,7 @@ impl Objects {
     /// Applies one event the log delivered.
     pub(crate) fn apply(&mut self, committed: Committed) -> Result<Applied, ModelError> {
         let mut event = committed.event;
+        self.reflect(event.position);
         let Some(kind_name) = self.registry.intern(&event.kind) else { return Ok(Applied::Skipped) };
         let key = Key::new(kind_name, event.object_id.as_str());
         if let Some(&deleted_at) = self.tombstones.get(&key) {
@@ -302,6 +326,7 @@ impl Objects {
         if state.is_none() {
             self.tombstones.insert(key.clone(), event.sequence);
         }
+        self.reflect(event.position);
         self.install(key, state, event, created_at);
     }
 
@@ -367,6 +392,9 @@ impl Objects {
         }
         let parent: Arc<str> =
             if self.parent_of(&key, &meta.owner).is_empty() { Arc::from("") } else { meta.owner.clone() };
+        if let Some(kind) = self.registry.kind(key.kind) {
+            kind.decides(&key.id, &meta.owner, Some(&state), &mut self.engine);
+        }
         let table = self.tables.entry(key.kind).or_default();
         table.lists.entry(parent).or_default().insert((meta.created_at, key.id.clone()));
         table.entries.insert(key.id, Entry { meta, state, refs, terms });
@@ -376,6 +404,9 @@ impl Objects {
     fn remove(&mut self, key: &Key) -> Option<Meta> {
         let table = self.tables.get_mut(key.kind)?;
         let entry = table.entries.remove(&*key.id)?;
+        if let Some(kind) = self.registry.kind(key.kind) {
+            kind.decides(&key.id, &entry.meta.owner, None, &mut self.engine);
+        }
         let parent = parent(&self.instance, self.registry.owner(), key, &entry.meta.owner);
         if let Some(list) = table.lists.get_mut(parent) {
             list.remove(&(entry.meta.created_at, key.id.clone()));

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use iamd_engine::Engine;
 use serde_json::Value;
 
 use super::ModelError;
@@ -46,6 +47,8 @@ pub(crate) trait AnyKind: Send + Sync {
     /// What becomes of an object that drops its reference to `target`; `None` when its kind
     /// cannot drop it.
     fn detach(&self, id: &str, state: &AnyState, target: &Key) -> Result<Option<Detached>, ModelError>;
+    /// Puts the state into the decision engine, or (`None`) takes the object out.
+    fn decides(&self, id: &str, owner: &str, state: Option<&AnyState>, engine: &mut Engine);
 }
 
 /// An object that dropped a reference: its next state, or nothing left of it (a policy
@@ -106,6 +109,17 @@ impl<K: Kind> AnyKind for KindOf<K> {
 
     fn references(&self, state: &AnyState) -> Vec<Key> {
         state.downcast_ref::<K::State>().map(K::references).unwrap_or_default()
+    }
+
+    fn decides(&self, id: &str, owner: &str, state: Option<&AnyState>, engine: &mut Engine) {
+        match state {
+            None => K::decides(id, owner, None, engine),
+            Some(state) => {
+                if let Some(state) = state.downcast_ref::<K::State>() {
+                    K::decides(id, owner, Some(state), engine);
+                }
+            }
+        }
     }
 
     fn terms(&self, state: &AnyState) -> Vec<Term> {

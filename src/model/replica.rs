@@ -112,6 +112,7 @@ impl Replica {
         let registry = Arc::new(registry);
         let mut objects = Objects::new(registry.clone(), &instance.id);
         let loaded = objects.load(snapshot.objects).map_err(corrupt)?;
+        objects.reflect(snapshot.cursor.position);
         let (applied, _) = watch::channel(snapshot.cursor);
         let (stop, _) = watch::channel(false);
         let mut replica = Replica {

@@ -34,6 +34,7 @@ use crate::pb::iamd::accounts::v1::organization_service_server::OrganizationServ
 use crate::pb::iamd::accounts::v1::policy_service_server::PolicyServiceServer as OrgPolicyServiceServer;
 use crate::pb::iamd::accounts::v1::role_service_server::RoleServiceServer as OrgRoleServiceServer;
 use crate::pb::iamd::admin::v1::admin_service_server::AdminServiceServer;
+use crate::pb::iamd::authz::v1::authz_service_server::AuthzServiceServer;
 use crate::pb::iamd::history::v1::history_service_server::HistoryServiceServer;
 use crate::pb::iamd::iam::v2::policy_service_server::PolicyServiceServer;
 use crate::pb::iamd::iam::v2::role_service_server::RoleServiceServer;
@@ -192,7 +193,7 @@ async fn prepare(
     let replica = Replica::open(backend, registry, config.follow_interval).await?;
     let started = replica.started();
     tracing::info!(objects = started.loaded.objects, applied = started.applied, "loaded the current state");
-    let app = App::new(replica.clone(), &methods).await?;
+    let app = App::new(replica.clone(), &methods, config.consistency_wait).await?;
     let api = Api::new(app, config.bootstrap_token.as_ref());
 
     let limit = config.max_body_bytes;
@@ -200,6 +201,7 @@ async fn prepare(
     health.set_serving::<AdminServiceServer<Api>>().await;
     health.set_serving::<OrganizationServiceServer<Api>>().await;
     health.set_serving::<HistoryServiceServer<Api>>().await;
+    health.set_serving::<AuthzServiceServer<Api>>().await;
     health.set_serving::<PolicyServiceServer<Api>>().await;
     health.set_serving::<RoleServiceServer<Api>>().await;
     health.set_serving::<TenantServiceServer<Api>>().await;
@@ -216,6 +218,7 @@ async fn prepare(
         .add_service(PolicyServiceServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(RoleServiceServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(TenantServiceServer::new(api.clone()).max_decoding_message_size(limit))
+        .add_service(AuthzServiceServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(HistoryServiceServer::new(api).max_decoding_message_size(limit))
         .add_service(health_service)
         .add_service(reflection().build_v1()?)

@@ -13,7 +13,8 @@ use serde_json::Value;
 pub struct MethodCodec {
     /// A JSON request (already merged from path, query and body) to one gRPC frame: the
     /// five-byte header and the protobuf message, encoded in place.
-    pub request: fn(Value) -> Result<Bytes, serde_json::Error>,
+    /// The request's protobuf frame; a refusal names the field at fault, when there is one.
+    pub request: fn(Value) -> Result<Bytes, Refused>,
     /// Protobuf response bytes to JSON bytes.
     pub response: fn(&[u8]) -> Result<Vec<u8>, CodecError>,
     /// Protobuf response bytes to the JSON of one of its fields (`response_body`), or
@@ -42,12 +43,33 @@ impl MethodCodec {
     }
 }
 
-fn request<Req: Message + DeserializeOwned>(json: Value) -> Result<Bytes, serde_json::Error> {
-    let message: Req = serde_json::from_value(json)?;
+/// A request body the message's JSON mapping refuses, and where.
+#[derive(Debug)]
+pub struct Refused {
+    /// The path of the field at fault, `checks[1].context`; `None` at the top.
+    pub field: Option<String>,
+    pub error: serde_json::Error,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "`{field}`: {}", self.error),
+            None => self.error.fmt(f),
+        }
+    }
+}
+
+fn request<Req: Message + DeserializeOwned>(json: Value) -> Result<Bytes, Refused> {
+    let message: Req = serde_path_to_error::deserialize(json).map_err(|e| {
+        let path = e.path().to_string();
+        Refused { field: (path != ".").then_some(path), error: e.into_inner() }
+    })?;
     let len = message.encoded_len();
     let mut frame = BytesMut::with_capacity(5 + len);
     frame.put_u8(0);
-    frame.put_u32(u32::try_from(len).map_err(|_| serde::de::Error::custom("the request is larger than 4 GiB"))?);
+    let too_large = || Refused { field: None, error: serde::de::Error::custom("the request is larger than 4 GiB") };
+    frame.put_u32(u32::try_from(len).map_err(|_| too_large())?);
     // Cannot fail: the buffer has room for the whole message.
     message.encode_raw(&mut frame);
     Ok(frame.freeze())

@@ -165,7 +165,7 @@ where
                     request::refuse_null_elements(&json, &route.input()).map_err(bad_request)?;
                 }
                 let message = format!("invalid request: {e}");
-                return Err(bad_request(request::RequestError { field: None, message }));
+                return Err(bad_request(request::RequestError { field: e.field, message }));
             }
         };
 

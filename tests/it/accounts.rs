@@ -311,7 +311,7 @@ async fn every_validation_rule_is_refused_with_its_field_and_changes_nothing() {
             policies.clone(),
             json!({"name": "x", "definitions": policy_body("x")["definitions"], "owner": "me"}),
             StatusCode::BAD_REQUEST,
-            "",
+            "owner",
         ),
         (
             "unknown nested field",
@@ -319,7 +319,7 @@ async fn every_validation_rule_is_refused_with_its_field_and_changes_nothing() {
             policies.clone(),
             definition(json!({"priority": 1})),
             StatusCode::BAD_REQUEST,
-            "",
+            "definitions[0].priority",
         ),
         ("duplicate name", Method::POST, policies.clone(), policy_body("p"), StatusCode::CONFLICT, ""),
         (
@@ -344,7 +344,7 @@ async fn every_validation_rule_is_refused_with_its_field_and_changes_nothing() {
             format!("{policies}/{policy}"),
             json!({"metadata": {"apps": ["inbox"]}}),
             StatusCode::BAD_REQUEST,
-            "",
+            "metadata",
         ),
         (
             "patch mask",

@@ -7,6 +7,7 @@ mod support;
 
 mod accounts;
 mod accounts_parity;
+mod authz;
 mod concurrency;
 mod durability;
 mod history;

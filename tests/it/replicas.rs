@@ -339,3 +339,42 @@ async fn an_org_policy_delete_on_one_replica_racing_an_assignment_on_another_lea
     process_b.child.kill().unwrap();
     schema.drop().await;
 }
+
+/// A check that carries a write's consistency token sees that write on any replica: a grant
+/// written on A, and its role's delete, decide on B at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_with_a_writes_token_sees_that_write_on_another_replica() {
+    let Some(schema) = Schema::create().await else { return };
+    let (mut process_a, a) = replica(&schema);
+    let (mut process_b, b) = replica(&schema);
+    let ask = async |token: &str| {
+        let body = json!({"subject": "user:local:ann", "action": "infra:nodes:get", "resource": "infra:nodes:n1",
+                          "consistencyToken": token});
+        let reply = b.json(Method::POST, "/v1/authz:check", Some(body)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let answered = reply.body["consistencyToken"].as_str().unwrap().parse::<u64>().unwrap();
+        assert!(answered >= token.parse::<u64>().unwrap(), "B decided on a state older than the token");
+        reply.body["allowed"].as_bool().unwrap()
+    };
+    let token = |reply: &crate::support::JsonReply| reply.headers[iamd::CONSISTENCY_TOKEN].to_str().unwrap().to_owned();
+    for round in 0..5 {
+        let role = format!("nodes-{round}");
+        let reply = a
+            .json(Method::POST, "/iam/roles", Some(json!({"id": role, "name": role, "actions": ["infra:nodes:get"]})))
+            .await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        let policy = json!({"id": format!("p-{round}"), "name": format!("p-{round}"), "members": ["user:local:ann"],
+                            "statements": [{"effect": "ALLOW", "role": role, "tenants": ["*"]}]});
+        let reply = a.json(Method::POST, "/iam/policies", Some(policy)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert!(ask(&token(&reply)).await, "round {round}: B did not see A's grant");
+        let reply = a.json(Method::DELETE, &format!("/iam/roles/{role}"), None).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+        assert!(!ask(&token(&reply)).await, "round {round}: B still grants A's deleted role");
+    }
+    for process in [&mut process_a, &mut process_b] {
+        process.child.kill().unwrap();
+        process.child.wait().unwrap();
+    }
+    schema.drop().await;
+}

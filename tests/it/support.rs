@@ -463,6 +463,7 @@ impl<Req, Resp> Copy for Rpc<Req, Resp> {}
 pub mod rpc {
     use iamd::pb::iamd::accounts::v1 as accounts;
     use iamd::pb::iamd::admin::v1 as admin;
+    use iamd::pb::iamd::authz::v1 as authz;
     use iamd::pb::iamd::history::v1 as history;
     use iamd::pb::iamd::iam::v2 as iam;
 
@@ -475,6 +476,10 @@ pub mod rpc {
     }
 
     rpcs! {
+        CHECK: authz::CheckRequest => authz::CheckResponse = "/iamd.authz.v1.AuthzService/Check";
+        BATCH_CHECK: authz::BatchCheckRequest => authz::BatchCheckResponse
+            = "/iamd.authz.v1.AuthzService/BatchCheck";
+        EXPLAIN: authz::ExplainRequest => authz::ExplainResponse = "/iamd.authz.v1.AuthzService/Explain";
         GET_ORG_IAM_POLICY: admin::GetOrgIamPolicyRequest => admin::GetOrgIamPolicyResponse
             = "/iamd.admin.v1.AdminService/GetOrgIAMPolicy";
         UPDATE_ORG_IAM_POLICY: admin::UpdateOrgIamPolicyRequest => admin::UpdateOrgIamPolicyResponse
@@ -595,6 +600,8 @@ pub struct Rest<Req, Resp> {
     pub select: Option<&'static str>,
     /// Sent with the call on every protocol (as metadata on gRPC).
     pub headers: Vec<(&'static str, String)>,
+    /// The binding's `body` field, when the JSON body is one field of the message.
+    body_field: Option<&'static str>,
 }
 
 impl<Req, Resp> Rest<Req, Resp> {
@@ -609,7 +616,14 @@ impl<Req, Resp> Rest<Req, Resp> {
             success: StatusCode::OK,
             select: None,
             headers: Vec::new(),
+            body_field: None,
         }
+    }
+
+    /// The JSON body is the message's field `field` (`body: "check"`), not the message.
+    pub fn body_field(mut self, field: &'static str) -> Self {
+        self.body_field = Some(field);
+        self
     }
 
     /// The value of the path variable `{field}`.
@@ -673,10 +687,13 @@ impl<Req, Resp> Rest<Req, Resp> {
     where
         Req: DeserializeOwned,
     {
-        let mut fields = match &self.body {
-            Some(Value::Object(body)) => body.clone(),
-            Some(other) => panic!("a body must be a JSON object, not {other}"),
-            None => serde_json::Map::new(),
+        let mut fields = match (&self.body, self.body_field) {
+            (Some(body), Some(field)) => [(field.to_owned(), body.clone())].into_iter().collect(),
+            (body, _) => match body {
+                Some(Value::Object(body)) => body.clone(),
+                Some(other) => panic!("a body must be a JSON object, not {other}"),
+                None => serde_json::Map::new(),
+            },
         };
         for (field, value) in &self.bindings {
             fields.insert((*field).to_owned(), Value::String(value.clone()));

@@ -2,7 +2,6 @@
 //! policy, all of its own organization; its principal is a member expression that need not
 //! name an existing user or team.
 
-use super::super::iam::grammar;
 use super::super::organizations::{missing_commit, organization_in};
 use super::super::page::PageRequest;
 use super::super::{Actor, App, AppError, Receipt};
@@ -11,6 +10,7 @@ use crate::kinds::assignment::{Assignment, AssignmentEvent, AssignmentState};
 use crate::kinds::org_policy::OrgPolicy;
 use crate::kinds::org_role::OrgRole;
 use crate::model::objects::Obj;
+use iamd_engine::grammar;
 
 impl App {
     pub async fn create_assignment(

@@ -4,8 +4,8 @@
 //! field at fault, such as `definitions[0].conditionsAll[1].any.numericLessThan.size`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 
+use iamd_engine::path_pattern;
 use serde_json::Value;
 
 use super::super::AppError;
@@ -15,7 +15,6 @@ use crate::kinds::org_policy::{Action, Condition, Definition, Effect, Operator, 
 pub const MAX_DEFINITIONS: usize = 100;
 const MAX_RESOURCES: usize = 100;
 const MAX_CONDITIONS: usize = 20;
-const MAX_PATTERN: usize = 512;
 
 /// A definition as the request holds it.
 #[derive(Clone, Debug, Default)]
@@ -104,37 +103,6 @@ fn valid_resources(field: &str, resources: &[String]) -> Result<Vec<String>, App
     Ok(resources.to_vec())
 }
 
-/// What is wrong with an API path pattern, if anything: it starts with `/`, its segments are
-/// not empty, and `*` (one segment) and `**` (one or more) stand for whole segments.
-pub fn path_pattern(pattern: &str) -> Option<String> {
-    if pattern.len() > MAX_PATTERN {
-        return Some(format!("a resource pattern has at most {MAX_PATTERN} characters"));
-    }
-    let Some(rest) = pattern.strip_prefix('/') else {
-        return Some(format!("`{pattern}` is not an API path: it must start with `/`"));
-    };
-    if rest.is_empty() {
-        return None;
-    }
-    for segment in rest.split('/') {
-        if segment.is_empty() {
-            return Some(format!("`{pattern}` has an empty path segment"));
-        }
-        if segment.contains('*') && segment != "*" && segment != "**" {
-            return Some(format!(
-                "`{pattern}`: `*` and `**` stand for whole path segments (`/a/*/b`), not part of one (`{segment}`)"
-            ));
-        }
-        if segment.contains(['{', '}']) {
-            return Some(format!("`{pattern}`: write `*` for a path variable such as `{segment}`"));
-        }
-        if let Some(c) = segment.chars().find(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#')) {
-            return Some(format!("`{pattern}` holds `{}`, which cannot appear in an API path", c.escape_default()));
-        }
-    }
-    None
-}
-
 fn valid_condition(at: &str, condition: &Value) -> Result<Condition, AppError> {
     let shape = "a condition is `{\"all\" or \"any\": {\"<operator>\": {\"<context key>\": \"<value>\"}}}`";
     let Some(object) = condition.as_object().filter(|o| o.len() == 1) else {
@@ -189,37 +157,10 @@ fn valid_tests(at: &str, tests: &Value) -> Result<Tests, AppError> {
     Ok(valid)
 }
 
-/// Why `operator` cannot read `value`, if it cannot.
+/// Why `operator` cannot read `value`, if it cannot: the engine's reading, so a stored value
+/// is one it evaluates.
 fn readable(operator: Operator, value: &str) -> Option<String> {
-    use Operator::*;
-    match operator {
-        StringEquals | StringNotEquals | StringLike => None,
-        NumericEquals | NumericLessThan | NumericGreaterThan => match value.trim().parse::<f64>() {
-            Ok(n) if n.is_finite() => None,
-            _ => Some(format!("`{value}` is not a number")),
-        },
-        Bool => (!matches!(value, "true" | "false")).then(|| format!("`{value}` is not `true` or `false`")),
-        IpAddress => cidr(value).is_none().then(|| format!("`{value}` is not an IP address or CIDR block")),
-        DateBefore | DateAfter => chrono::DateTime::parse_from_rfc3339(value)
-            .is_err()
-            .then(|| format!("`{value}` is not an RFC 3339 date-time, such as 2025-02-21T18:11:52Z")),
-    }
-}
-
-/// An address and prefix length: `10.0.0.0/8`, `2001:db8::/32`, or one address.
-pub fn cidr(text: &str) -> Option<(IpAddr, u8)> {
-    let (address, prefix) = match text.split_once('/') {
-        Some((address, prefix)) => (address, Some(prefix)),
-        None => (text, None),
-    };
-    let address: IpAddr = address.parse().ok()?;
-    let max = if address.is_ipv4() { 32 } else { 128 };
-    let prefix = match prefix {
-        None => max,
-        Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => p.parse::<u8>().ok()?,
-        Some(_) => return None,
-    };
-    (prefix <= max).then_some((address, prefix))
+    iamd_engine::readable(crate::kinds::org_policy::engine_operator(operator), value)
 }
 
 #[cfg(test)]
@@ -240,16 +181,6 @@ mod tests {
     fn refused(input: DefinitionInput) -> (String, String) {
         let error = valid_definitions(&[input]).unwrap_err();
         error.violations[0].clone()
-    }
-
-    #[test]
-    fn path_patterns_are_paths_with_whole_segment_wildcards() {
-        for good in ["/", "/**", "/workspaces/*/channels", "/workspaces/*/channels/**", "/a/**/b", "/a-b_c.d~e"] {
-            assert_eq!(path_pattern(good), None, "{good}");
-        }
-        for bad in ["", "workspaces", "/a//b", "/a/", "/a*/b", "/a/***", "/{workspaceID}/x", "/a b", "/a?b"] {
-            assert!(path_pattern(bad).is_some(), "{bad}");
-        }
     }
 
     #[test]
@@ -301,14 +232,5 @@ mod tests {
         bad.resources = vec!["/a".into(), "/a".into()];
         assert_eq!(refused(bad).0, "definitions[0].resources[1]");
         assert_eq!(valid_definitions(&[]).unwrap_err().violations[0].0, "definitions");
-    }
-
-    #[test]
-    fn cidr_blocks_and_addresses() {
-        assert_eq!(cidr("10.0.0.0/8"), Some(("10.0.0.0".parse().unwrap(), 8)));
-        assert_eq!(cidr("::1"), Some(("::1".parse().unwrap(), 128)));
-        for bad in ["10.0.0.0/", "10.0.0.0/+8", "10.0.0/8", "fe80::/129", "x"] {
-            assert_eq!(cidr(bad), None, "{bad}");
-        }
     }
 }

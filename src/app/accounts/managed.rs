@@ -119,7 +119,7 @@ mod tests {
         for start in 0..2 {
             let replica =
                 Replica::open(store.clone(), crate::kinds::registry(), Duration::from_millis(20)).await.unwrap();
-            let app = App::new(replica, &methods).await.unwrap();
+            let app = App::new(replica, &methods, Duration::from_secs(2)).await.unwrap();
             let objects = app.objects().unwrap();
             let managed = objects.page::<OrgPolicy>(org, None, false, 10);
             let names: Vec<&str> = managed.iter().map(|p| p.name.as_str()).collect();

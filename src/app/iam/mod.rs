@@ -3,7 +3,6 @@
 //! Validation follows Part B §2.4 and the errors §2.7; the `tenants` request header filters
 //! what a request sees (§2.8).
 
-pub mod grammar;
 pub mod managed;
 pub mod policies;
 pub mod roles;
@@ -103,10 +102,17 @@ fn required(field: &str, what: &str, text: &str) -> Result<(), AppError> {
     Ok(())
 }
 
+/// An id of a policy or role (1–64) or a tenant (1–48): letters, digits, `_` and `-`.
+pub(crate) fn id_grammar(text: &str, max: usize) -> Option<String> {
+    let ok =
+        (1..=max).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    (!ok).then(|| format!("`{text}` is not an id: use 1 to {max} letters, digits, `_` or `-`"))
+}
+
 /// An id in a request: required, then in the id grammar.
 fn valid_id(field: &str, what: &str, id: &str, max: usize) -> Result<(), AppError> {
     required(field, what, id)?;
-    match grammar::id(id, max) {
+    match id_grammar(id, max) {
         Some(message) => Err(AppError::invalid(field, format!("the {what}: {message}"))),
         None => Ok(()),
     }
@@ -133,7 +139,7 @@ fn valid_own_tenants(field: &str, tenants: &[String]) -> Result<(), AppError> {
     valid_list(field, tenants, |tenant| match tenant {
         ALL_TENANTS => Some(format!("`*` is not allowed in `{field}`; it means every tenant only in a statement")),
         UNASSIGNED => Some(format!("`{UNASSIGNED}` is not allowed in `{field}`; send an empty list instead")),
-        _ => grammar::id(tenant, MAX_TENANT_ID).map(|m| format!("tenant {m}")),
+        _ => id_grammar(tenant, MAX_TENANT_ID).map(|m| format!("tenant {m}")),
     })
 }
 
@@ -263,5 +269,16 @@ mod tests {
         assert!(!only.shows(&["t9".into()]));
         assert!(!only.shows(&[]));
         assert!(TenantFilter::parse(Some("(unassigned)")).shows(&[]));
+    }
+
+    #[test]
+    fn ids_are_letters_digits_underscores_and_dashes() {
+        for good in ["myRole", "viewer", "a", "tenant_1-x", &"x".repeat(64)] {
+            assert_eq!(id_grammar(good, 64), None, "{good}");
+        }
+        for bad in ["", "has space", "a:b", "ü", "*", &"x".repeat(65)] {
+            assert!(id_grammar(bad, 64).is_some(), "{bad}");
+        }
+        assert!(id_grammar(&"x".repeat(49), 48).is_some());
     }
 }

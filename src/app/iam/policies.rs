@@ -6,14 +6,14 @@ use super::super::organizations::missing_commit;
 use super::super::{Actor, App, AppError, Receipt, changed_or_current, check_version};
 use super::managed::{refuse_dropping_admins, refuse_if_managed};
 use super::{
-    MAX_ID, TenantFilter, absent, find, find_in, grammar, required, tenants_exist, valid_id, valid_list,
-    valid_own_tenants,
+    MAX_ID, TenantFilter, absent, find, find_in, required, tenants_exist, valid_id, valid_list, valid_own_tenants,
 };
 use crate::kinds::iam_policy::{Effect, IamPolicy, IamPolicyEvent, IamPolicyState, Origin, Statement};
 use crate::kinds::iam_role::IamRole;
 use crate::kinds::tenant::ALL_TENANTS;
 use crate::model::draft::Draft;
 use crate::model::objects::Obj;
+use iamd_engine::grammar;
 
 /// A policy as a client writes it: everything but its type.
 #[derive(Clone, Debug, Default)]
@@ -196,7 +196,7 @@ pub(super) fn valid_policy(input: &PolicyInput, origin: Origin) -> Result<IamPol
 fn valid_statement(i: usize, statement: &Statement) -> Result<Statement, AppError> {
     let field = |name: &str| format!("statements[{i}].{name}");
     if !statement.role.is_empty()
-        && let Some(message) = grammar::id(&statement.role, MAX_ID)
+        && let Some(message) = super::id_grammar(&statement.role, MAX_ID)
     {
         return Err(AppError::invalid(&field("role"), format!("role {message}")));
     }
@@ -216,7 +216,7 @@ fn valid_statement(i: usize, statement: &Statement) -> Result<Statement, AppErro
     }
     valid_list(&field("tenants"), &statement.tenants, |tenant| {
         (tenant != ALL_TENANTS)
-            .then(|| grammar::id(tenant, super::MAX_TENANT_ID).map(|m| format!("tenant {m}")))
+            .then(|| super::id_grammar(tenant, super::MAX_TENANT_ID).map(|m| format!("tenant {m}")))
             .flatten()
     })?;
     let resources = if statement.resources.is_empty() { vec!["*".to_owned()] } else { statement.resources.clone() };

@@ -6,12 +6,12 @@ use super::super::organizations::missing_commit;
 use super::super::{Actor, App, AppError, Receipt, changed_or_current, check_version};
 use super::managed::refuse_if_managed;
 use super::{
-    MAX_ID, TenantFilter, absent, find, find_in, grammar, required, tenants_exist, valid_id, valid_list,
-    valid_own_tenants,
+    MAX_ID, TenantFilter, absent, find, find_in, required, tenants_exist, valid_id, valid_list, valid_own_tenants,
 };
 use crate::kinds::iam_policy::Origin;
 use crate::kinds::iam_role::{IamRole, IamRoleEvent, IamRoleState};
 use crate::model::objects::Obj;
+use iamd_engine::grammar;
 
 /// A role as a client writes it.
 #[derive(Clone, Debug, Default)]

@@ -1,19 +1,14 @@
-//! The IAM v2 input grammar (api-reference Part B §2.4–§2.6, with A.6's changes): ids,
-//! member expressions, actions and resources. Each check answers `None` when the text is
-//! valid, or why it is not; the use cases name the field.
+//! The grammar of what policies and checks hold (api-reference Part B §2.5–§2.6, with A.6's
+//! changes): member expressions, actions and resources, the patterns a statement names and
+//! the concrete values a check names. Each function answers `None` when the text is valid,
+//! or why it is not; callers name the field. The index reads the same shapes, so what is
+//! written is what is decided.
 
 /// The member providers of `user:<provider>:<name>` and `team:<provider>:<name>`.
 const PROVIDERS: [&str; 4] = ["local", "ldap", "saml", "oidc"];
 
-/// The one variable a resource may hold.
-const USERNAME_VARIABLE: &str = "${a2:username}";
-
-/// An id of a policy or role (1–64) or a tenant (1–48): letters, digits, `_` and `-`.
-pub fn id(text: &str, max: usize) -> Option<String> {
-    let ok =
-        (1..=max).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    (!ok).then(|| format!("`{text}` is not an id: use 1 to {max} letters, digits, `_` or `-`"))
-}
+/// The one variable a resource may hold: the name of the checking user.
+pub const USERNAME_VARIABLE: &str = "${a2:username}";
 
 /// A member expression (§2.5, with `oidc` as a fourth provider).
 pub fn member(text: &str) -> Option<String> {
@@ -104,20 +99,77 @@ fn split_resource(text: &str) -> Vec<&str> {
     segments
 }
 
+/// A subject a check names: a member expression without wildcards.
+pub fn subject(text: &str) -> Option<String> {
+    if text.contains('*') || member(text).is_some() {
+        return Some(format!(
+            "`{text}` is not a subject: use `user:<provider>:<name>`, `team:<provider>:<name>`, `token:<id>` \
+             or `tls:service:<name>[:<cn>]`, without wildcards"
+        ));
+    }
+    None
+}
+
+/// A team subject a check names: `team:<provider>:<name>`, without wildcards.
+pub fn team(text: &str) -> Option<String> {
+    if !text.starts_with("team:") || subject(text).is_some() {
+        return Some(format!("`{text}` is not a team: use `team:<provider>:<name>`, such as `team:local:eng`"));
+    }
+    None
+}
+
+/// An action a check names: `service:type:verb`, without wildcards.
+pub fn concrete_action(text: &str) -> Option<String> {
+    if text.contains('*') || action(text).is_some() {
+        return Some(format!("`{text}` is not an action: use `service:type:verb`, without wildcards"));
+    }
+    None
+}
+
+/// A colon resource a check names: segments such as `iam:policies:p1`, without wildcards or
+/// variables.
+pub fn concrete_resource(text: &str) -> Option<String> {
+    if text.contains('*') || text.contains("${") || resource(text).is_some() {
+        return Some(format!(
+            "`{text}` is not a resource: use segments such as `iam:policies:p1` (no wildcards or variables), \
+             or an API path starting with `/`"
+        ));
+    }
+    None
+}
+
+/// An API path a check names: `/`, or segments after it that are not empty and hold no `*`.
+pub fn concrete_path(text: &str) -> Option<String> {
+    let Some(rest) = text.strip_prefix('/') else {
+        return Some(format!("`{text}` is not an API path: it must start with `/`"));
+    };
+    if rest.is_empty() {
+        return None;
+    }
+    for segment in rest.split('/') {
+        if segment.is_empty() {
+            return Some(format!("`{text}` has an empty path segment"));
+        }
+        if segment.contains('*') {
+            return Some(format!("`{text}` is a pattern: a check names one path, without `*`"));
+        }
+        if let Some(c) = segment.chars().find(|c| c.is_whitespace() || c.is_control() || matches!(c, '?' | '#')) {
+            return Some(format!("`{text}` holds `{}`, which cannot appear in an API path", c.escape_default()));
+        }
+    }
+    None
+}
+
+/// The `<name>` of a `user:<provider>:<name>` subject, which `${a2:username}` stands for.
+pub fn username(subject: &str) -> Option<&str> {
+    let rest = subject.strip_prefix("user:")?;
+    let (_, name) = rest.split_once(':')?;
+    (!name.is_empty() && !name.contains([':', '*'])).then_some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn ids_are_letters_digits_underscores_and_dashes() {
-        for good in ["myRole", "viewer", "a", "tenant_1-x", &"x".repeat(64)] {
-            assert_eq!(id(good, 64), None, "{good}");
-        }
-        for bad in ["", "has space", "a:b", "ü", &"x".repeat(65)] {
-            assert!(id(bad, 64).is_some(), "{bad}");
-        }
-        assert!(id(&"x".repeat(49), 48).is_some());
-    }
 
     #[test]
     fn members_follow_the_grammar() {
@@ -187,6 +239,37 @@ mod tests {
         ] {
             assert!(action(bad).is_some(), "{bad}");
         }
+    }
+
+    #[test]
+    fn checks_name_concrete_values() {
+        for good in ["user:local:alice", "team:oidc:ops", "token:t1", "tls:service:svc:cn", "tls:service:svc"] {
+            assert_eq!(subject(good), None, "{good}");
+        }
+        for bad in ["*", "user:*", "user:local:*", "tls:service:svc:*", "user:x:y", ""] {
+            assert!(subject(bad).is_some(), "{bad}");
+        }
+        assert_eq!(team("team:local:eng"), None);
+        assert!(team("user:local:eng").is_some());
+        assert!(team("team:local:*").is_some());
+        assert_eq!(concrete_action("iam:users:get"), None);
+        for bad in ["*", "iam:*", "iam:users:*", "view", ""] {
+            assert!(concrete_action(bad).is_some(), "{bad}");
+        }
+        assert_eq!(concrete_resource("iam:users:bob"), None);
+        for bad in ["*", "iam:users:*", "iam:users:${a2:username}", "/x", ""] {
+            assert!(concrete_resource(bad).is_some(), "{bad}");
+        }
+        for good in ["/", "/workspaces/w1/channels", "/a.b-c"] {
+            assert_eq!(concrete_path(good), None, "{good}");
+        }
+        for bad in ["", "x", "/a//b", "/a/", "/a/*", "/a/**", "/a b"] {
+            assert!(concrete_path(bad).is_some(), "{bad}");
+        }
+        assert_eq!(username("user:local:alice"), Some("alice"));
+        assert_eq!(username("user:oidc:a%3Ab"), Some("a%3Ab"));
+        assert_eq!(username("team:local:alice"), None);
+        assert_eq!(username("token:x"), None);
     }
 
     #[test]

@@ -1,0 +1,932 @@
+//! The index behind [`Engine`]: statements posted under (member, grant, resource), so a check
+//! finds the statements its subject, action and resource reach by a few hash lookups each.
+//!
+//! - A member is found by its exact text, or by the prefix of a wildcard (`user:local:*` under
+//!   `user:local:`, `*` under ``), so a subject asks one exact lookup and one per `:` it holds.
+//! - A grant is an action pattern, or a role. An action asks each §2.6 shape it can match
+//!   (`*`, `*:v`, `s:*`, `s:*:v`, `s:t:*`, `s:t:v`) for the pattern's id, and for each the
+//!   roles holding that pattern. Statements naming a role are posted under the role, so a
+//!   role's change touches only its own patterns.
+//! - A resource is found by its exact text, by each prefix a `:*` pattern names, by `*`, or by
+//!   expanding the few patterns that hold `${a2:username}`.
+//!
+//! Organization definitions are reached from the subject through the assignments its
+//! principal forms match in the checked organization, then their roles and policies: the
+//! work is what the subject holds there.
+//!
+//! Every put replaces what it names and every remove takes out only what it posted, so an
+//! index built by changes equals one built at once from the final state.
+
+use std::collections::HashMap as StdHashMap;
+use std::sync::Arc;
+
+use crate::condition::{Conditions, Outcome};
+use crate::grammar::{USERNAME_VARIABLE, username};
+use crate::path::PathPattern;
+use crate::{
+    Assignment, Criterion, Decision, Definition, Effect, Explanation, MAX_NEAR_MISSES, Match, NearMiss, OrgAction,
+    OrgPolicy, OrgRole, Policy, Request, Role, Source,
+};
+
+/// Keyed by text clients choose, so seeded per map; and cheaper than SipHash on every check.
+type HashMap<K, V> = StdHashMap<K, V, foldhash::quality::RandomState>;
+
+/// An interned action pattern or role: what statements are posted under.
+type Grant = u32;
+
+/// A statement: its policy's slot and its index in the policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Sid {
+    policy: u32,
+    statement: u32,
+}
+
+/// The statements of one member and grant, by resource pattern.
+#[derive(Default, Debug)]
+struct Bucket {
+    any: Vec<Sid>,
+    exact: HashMap<Box<str>, Vec<Sid>>,
+    /// `a:b:*` under `a:b:`.
+    prefix: HashMap<Box<str>, Vec<Sid>>,
+    /// Patterns holding `${a2:username}`, expanded per check.
+    variable: Vec<(Box<str>, Sid)>,
+}
+
+impl Bucket {
+    fn is_empty(&self) -> bool {
+        self.any.is_empty() && self.exact.is_empty() && self.prefix.is_empty() && self.variable.is_empty()
+    }
+
+    fn insert(&mut self, pattern: &str, sid: Sid) {
+        match resource_shape(pattern) {
+            ResourceShape::Any => self.any.push(sid),
+            ResourceShape::Variable => self.variable.push((pattern.into(), sid)),
+            ResourceShape::Prefix(prefix) => self.prefix.entry(prefix.into()).or_default().push(sid),
+            ResourceShape::Exact => self.exact.entry(pattern.into()).or_default().push(sid),
+        }
+    }
+
+    fn remove(&mut self, pattern: &str, sid: Sid) {
+        let drop = |list: &mut Vec<Sid>| list.retain(|s| *s != sid);
+        match resource_shape(pattern) {
+            ResourceShape::Any => drop(&mut self.any),
+            ResourceShape::Variable => self.variable.retain(|(p, s)| !(*s == sid && **p == *pattern)),
+            ResourceShape::Prefix(prefix) => remove_from(&mut self.prefix, prefix, |list| drop(list)),
+            ResourceShape::Exact => remove_from(&mut self.exact, pattern, |list| drop(list)),
+        }
+    }
+
+    /// Every statement whose resource pattern matches `resource`.
+    fn matching(&self, resource: &str, username: Option<&str>, out: &mut Vec<Sid>) {
+        out.extend_from_slice(&self.any);
+        if let Some(list) = self.exact.get(resource) {
+            out.extend_from_slice(list);
+        }
+        if !self.prefix.is_empty() {
+            // A prefix is `a:` of `a:*`, which matches what lies below `a:`, not `a:` itself.
+            for (i, b) in resource.bytes().enumerate() {
+                if b == b':'
+                    && i + 1 < resource.len()
+                    && let Some(list) = resource.get(..=i).and_then(|prefix| self.prefix.get(prefix))
+                {
+                    out.extend_from_slice(list);
+                }
+            }
+        }
+        if let Some(name) = username {
+            for (pattern, sid) in &self.variable {
+                if resource_matches(pattern, resource, Some(name)) {
+                    out.push(*sid);
+                }
+            }
+        }
+    }
+}
+
+/// Changes the value under `key`, if there is one, and drops it when that leaves it empty.
+fn remove_from<V: IsEmpty>(map: &mut HashMap<Box<str>, V>, key: &str, change: impl FnOnce(&mut V)) {
+    if let Some(value) = map.get_mut(key) {
+        change(value);
+        if value.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+trait IsEmpty {
+    fn is_empty(&self) -> bool;
+}
+
+impl<T> IsEmpty for Vec<T> {
+    fn is_empty(&self) -> bool {
+        Vec::is_empty(self)
+    }
+}
+
+impl IsEmpty for MemberSlot {
+    fn is_empty(&self) -> bool {
+        self.grants.is_empty() && self.policies.is_empty()
+    }
+}
+
+impl<K, V> IsEmpty for HashMap<K, V> {
+    fn is_empty(&self) -> bool {
+        HashMap::is_empty(self)
+    }
+}
+
+enum ResourceShape<'a> {
+    Any,
+    Exact,
+    Prefix(&'a str),
+    Variable,
+}
+
+fn resource_shape(pattern: &str) -> ResourceShape<'_> {
+    if pattern == "*" {
+        ResourceShape::Any
+    } else if pattern.contains(USERNAME_VARIABLE) {
+        ResourceShape::Variable
+    } else if let Some(body) = pattern.strip_suffix('*') {
+        ResourceShape::Prefix(body)
+    } else {
+        ResourceShape::Exact
+    }
+}
+
+/// Whether one resource pattern matches a concrete resource, for the checking user's name.
+fn resource_matches(pattern: &str, resource: &str, username: Option<&str>) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let expanded;
+    let pattern = if pattern.contains(USERNAME_VARIABLE) {
+        let Some(name) = username else { return false };
+        expanded = pattern.replace(USERNAME_VARIABLE, name);
+        expanded.as_str()
+    } else {
+        pattern
+    };
+    match pattern.strip_suffix('*') {
+        // `a:*` is what lies below `a`, never `a`: the prefix keeps its `:`.
+        Some(prefix) => resource.len() > prefix.len() && resource.starts_with(prefix),
+        None => pattern == resource,
+    }
+}
+
+/// Whether an action pattern (§2.6) matches a concrete action.
+fn action_matches(pattern: &str, action: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let have: Vec<&str> = action.split(':').collect();
+    let want: Vec<&str> = pattern.split(':').collect();
+    match (want.as_slice(), have.as_slice()) {
+        (["*", verb], [_, _, v]) => verb == v,
+        ([service, "*"], [s, _, _]) => service == s,
+        ([service, "*", verb], [s, _, v]) => service == s && verb == v,
+        ([service, kind, "*"], [s, t, _]) => service == s && kind == t,
+        _ => pattern == action,
+    }
+}
+
+/// The statements and policies of one member form.
+#[derive(Default, Debug)]
+struct MemberSlot {
+    grants: HashMap<Grant, Bucket>,
+    /// The policies naming this member form, with how many times, for explanations.
+    policies: HashMap<u32, u32>,
+}
+
+/// Member forms: exact texts, and wildcards by the prefix they stand for.
+#[derive(Default, Debug)]
+struct Members<T> {
+    exact: HashMap<Box<str>, T>,
+    /// `user:local:*` under `user:local:`, `*` under the empty prefix.
+    prefix: HashMap<Box<str>, T>,
+}
+
+impl<T: Default + IsEmpty> Members<T> {
+    fn slot(&mut self, member: &str) -> &mut T {
+        match member.strip_suffix('*') {
+            Some(prefix) => self.prefix.entry(prefix.into()).or_default(),
+            None => self.exact.entry(member.into()).or_default(),
+        }
+    }
+
+    fn change(&mut self, member: &str, change: impl FnOnce(&mut T)) {
+        match member.strip_suffix('*') {
+            Some(prefix) => remove_from(&mut self.prefix, prefix, change),
+            None => remove_from(&mut self.exact, member, change),
+        }
+    }
+
+    /// The slots that a concrete subject's member forms name: exact, `*`, and each prefix up
+    /// to a `:`.
+    fn reached<'a>(&'a self, subject: &'a str) -> impl Iterator<Item = &'a T> + 'a {
+        let exact = self.exact.get(subject);
+        let prefixes = (!self.prefix.is_empty()).then(|| {
+            std::iter::once(0)
+                .chain(subject.bytes().enumerate().filter(|(_, b)| *b == b':').map(|(i, _)| i + 1))
+                .filter_map(|end| subject.get(..end).and_then(|prefix| self.prefix.get(prefix)))
+        });
+        exact.into_iter().chain(prefixes.into_iter().flatten())
+    }
+}
+
+/// Action patterns by the shape a concrete action asks for, each with its grant.
+#[derive(Default, Debug)]
+struct Actions {
+    any: Option<Grant>,
+    /// `*:v`
+    verb: HashMap<Box<str>, Grant>,
+    /// `s:*`
+    service: HashMap<Box<str>, Grant>,
+    /// `s:*:v`, under `s` then `v`
+    service_verb: HashMap<Box<str>, HashMap<Box<str>, Grant>>,
+    /// `s:t:*` under `s:t`
+    kind: HashMap<Box<str>, Grant>,
+    exact: HashMap<Box<str>, Grant>,
+}
+
+impl Actions {
+    fn set(&mut self, pattern: &str, grant: Option<Grant>) {
+        fn put(map: &mut HashMap<Box<str>, Grant>, key: &str, grant: Option<Grant>) {
+            match grant {
+                Some(grant) => {
+                    map.insert(key.into(), grant);
+                }
+                None => {
+                    map.remove(key);
+                }
+            }
+        }
+        let parts: Vec<&str> = pattern.split(':').collect();
+        match parts.as_slice() {
+            ["*"] => self.any = grant,
+            ["*", verb] => put(&mut self.verb, verb, grant),
+            [service, "*"] => put(&mut self.service, service, grant),
+            [service, "*", verb] => {
+                let inner = self.service_verb.entry((*service).into()).or_default();
+                put(inner, verb, grant);
+                if inner.is_empty() {
+                    self.service_verb.remove(*service);
+                }
+            }
+            [service, kind, "*"] => put(&mut self.kind, &format!("{service}:{kind}"), grant),
+            _ => put(&mut self.exact, pattern, grant),
+        }
+    }
+
+    /// The grants of every pattern matching the concrete `action`.
+    fn matching(&self, action: &str, out: &mut Vec<Grant>) {
+        out.extend(self.any);
+        if let Some(&grant) = self.exact.get(action) {
+            out.push(grant);
+        }
+        let mut parts = action.splitn(3, ':');
+        let (Some(service), Some(_), Some(verb)) = (parts.next(), parts.next(), parts.next()) else { return };
+        let kind_end = service.len() + 1 + action.get(service.len() + 1..).and_then(|r| r.find(':')).unwrap_or(0);
+        out.extend(self.verb.get(verb));
+        out.extend(self.service.get(service));
+        out.extend(self.service_verb.get(service).and_then(|verbs| verbs.get(verb)));
+        out.extend(action.get(..kind_end).and_then(|kind| self.kind.get(kind)));
+    }
+}
+
+/// Interned action patterns and roles, counted by use so that what nothing uses goes.
+#[derive(Default, Debug)]
+struct Grants {
+    patterns: HashMap<Box<str>, (Grant, u32)>,
+    roles: HashMap<Box<str>, (Grant, u32)>,
+    free: Vec<Grant>,
+    next: Grant,
+}
+
+impl Grants {
+    fn acquire(&mut self, role: bool, name: &str, actions: &mut Actions) -> Grant {
+        let map = if role { &mut self.roles } else { &mut self.patterns };
+        if let Some((grant, uses)) = map.get_mut(name) {
+            *uses += 1;
+            return *grant;
+        }
+        let grant = self.free.pop().unwrap_or_else(|| {
+            self.next += 1;
+            self.next
+        });
+        map.insert(name.into(), (grant, 1));
+        if !role {
+            actions.set(name, Some(grant));
+        }
+        grant
+    }
+
+    fn release(&mut self, role: bool, name: &str, actions: &mut Actions) {
+        let map = if role { &mut self.roles } else { &mut self.patterns };
+        let Some((grant, uses)) = map.get_mut(name) else { return };
+        *uses -= 1;
+        if *uses == 0 {
+            let grant = *grant;
+            map.remove(name);
+            self.free.push(grant);
+            if !role {
+                actions.set(name, None);
+            }
+        }
+    }
+
+    fn pattern(&self, name: &str) -> Option<Grant> {
+        self.patterns.get(name).map(|(grant, _)| *grant)
+    }
+
+    fn role(&self, name: &str) -> Option<Grant> {
+        self.roles.get(name).map(|(grant, _)| *grant)
+    }
+}
+
+#[derive(Debug)]
+struct StatementEntry {
+    effect: Effect,
+    actions: Box<[Box<str>]>,
+    role: Option<Box<str>>,
+    resources: Box<[Box<str>]>,
+    tenants: Box<[Box<str>]>,
+    all_tenants: bool,
+}
+
+#[derive(Debug)]
+struct PolicyEntry {
+    id: Arc<str>,
+    members: Box<[Box<str>]>,
+    statements: Box<[StatementEntry]>,
+}
+
+#[derive(Debug)]
+struct DefinitionEntry {
+    effect: Effect,
+    actions: Box<[OrgAction]>,
+    resources: Box<[PathPattern]>,
+    conditions: Conditions,
+}
+
+#[derive(Debug)]
+struct OrgPolicyEntry {
+    organization: Arc<str>,
+    definitions: Box<[DefinitionEntry]>,
+}
+
+#[derive(Debug)]
+struct AssignmentEntry {
+    organization: Arc<str>,
+    principal: Box<str>,
+    roles: Box<[Arc<str>]>,
+    policies: Box<[Arc<str>]>,
+}
+
+/// The policies of both surfaces, indexed for decisions.
+#[derive(Default, Debug)]
+pub struct Engine {
+    /// Slots of IAM v2 policies; a removed one is `None` until reused.
+    slots: Vec<Option<PolicyEntry>>,
+    free_slots: Vec<u32>,
+    policy_slots: HashMap<Arc<str>, u32>,
+    members: Members<MemberSlot>,
+    grants: Grants,
+    actions: Actions,
+    roles: HashMap<Arc<str>, Box<[Box<str>]>>,
+    /// The roles holding each action pattern.
+    roles_by_pattern: HashMap<Grant, Vec<Grant>>,
+    org_policies: HashMap<Arc<str>, OrgPolicyEntry>,
+    org_roles: HashMap<Arc<str>, OrgRole>,
+    assignments: HashMap<Arc<str>, AssignmentEntry>,
+    /// Assignments by principal form, then organization.
+    principals: Members<HashMap<Arc<str>, Vec<Arc<str>>>>,
+    /// Teams the engine holds for a subject.
+    teams: HashMap<Box<str>, Box<[Box<str>]>>,
+    statements: usize,
+}
+
+impl Engine {
+    pub fn new() -> Engine {
+        Engine::default()
+    }
+
+    /// How many IAM v2 statements and organization definitions the engine holds.
+    pub fn len(&self) -> usize {
+        self.statements + self.org_policies.values().map(|p| p.definitions.len()).sum::<usize>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Puts an IAM v2 policy, replacing the one of that id.
+    pub fn put_policy(&mut self, id: &str, policy: &Policy) {
+        self.remove_policy(id);
+        let id: Arc<str> = id.into();
+        let slot = self.free_slots.pop().unwrap_or(self.slots.len() as u32);
+        let entry = PolicyEntry {
+            id: id.clone(),
+            members: policy.members.iter().map(|m| m.as_str().into()).collect(),
+            statements: policy
+                .statements
+                .iter()
+                .map(|s| StatementEntry {
+                    effect: s.effect,
+                    actions: s.actions.iter().map(|a| a.as_str().into()).collect(),
+                    role: s.role.as_deref().map(Into::into),
+                    resources: s.resources.iter().map(|r| r.as_str().into()).collect(),
+                    tenants: s.tenants.iter().filter(|t| *t != "*").map(|t| t.as_str().into()).collect(),
+                    all_tenants: s.tenants.iter().any(|t| t == "*"),
+                })
+                .collect(),
+        };
+        self.post(slot, &entry, true);
+        self.statements += entry.statements.len();
+        match self.slots.get_mut(slot as usize) {
+            Some(place) => *place = Some(entry),
+            None => self.slots.push(Some(entry)),
+        }
+        self.policy_slots.insert(id, slot);
+    }
+
+    pub fn remove_policy(&mut self, id: &str) {
+        let Some(slot) = self.policy_slots.remove(id) else { return };
+        let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::take) else { return };
+        self.post(slot, &entry, false);
+        self.statements -= entry.statements.len();
+        self.free_slots.push(slot);
+    }
+
+    /// Posts (or takes out) every statement of a policy under its members, grants and
+    /// resources.
+    fn post(&mut self, slot: u32, entry: &PolicyEntry, put: bool) {
+        for (index, statement) in entry.statements.iter().enumerate() {
+            let sid = Sid { policy: slot, statement: index as u32 };
+            let mut grants = Vec::with_capacity(statement.actions.len() + 1);
+            for action in statement.actions.iter() {
+                grants.push(if put {
+                    self.grants.acquire(false, action, &mut self.actions)
+                } else {
+                    let grant = self.grants.pattern(action);
+                    self.grants.release(false, action, &mut self.actions);
+                    match grant {
+                        Some(grant) => grant,
+                        None => continue,
+                    }
+                });
+            }
+            if let Some(role) = statement.role.as_deref() {
+                if put {
+                    grants.push(self.grants.acquire(true, role, &mut self.actions));
+                } else if let Some(grant) = self.grants.role(role) {
+                    grants.push(grant);
+                    self.grants.release(true, role, &mut self.actions);
+                }
+            }
+            grants.sort_unstable();
+            grants.dedup();
+            for member in entry.members.iter() {
+                if put {
+                    let slot_of = self.members.slot(member);
+                    for &grant in &grants {
+                        let bucket = slot_of.grants.entry(grant).or_default();
+                        for resource in statement.resources.iter() {
+                            bucket.insert(resource, sid);
+                        }
+                    }
+                } else {
+                    self.members.change(member, |slot_of| {
+                        for &grant in &grants {
+                            if let Some(bucket) = slot_of.grants.get_mut(&grant) {
+                                for resource in statement.resources.iter() {
+                                    bucket.remove(resource, sid);
+                                }
+                                if bucket.is_empty() {
+                                    slot_of.grants.remove(&grant);
+                                }
+                            }
+                        }
+                    });
+                }
+            }
+        }
+        for member in entry.members.iter() {
+            if put {
+                *self.members.slot(member).policies.entry(slot).or_default() += 1;
+            } else {
+                self.members.change(member, |slot_of| {
+                    if let Some(uses) = slot_of.policies.get_mut(&slot) {
+                        *uses -= 1;
+                        if *uses == 0 {
+                            slot_of.policies.remove(&slot);
+                        }
+                    }
+                });
+            }
+        }
+    }
+
+    /// Puts an IAM v2 role, replacing the one of that id.
+    pub fn put_role(&mut self, id: &str, role: &Role) {
+        self.remove_role(id);
+        let grant = self.grants.acquire(true, id, &mut self.actions);
+        for action in &role.actions {
+            let pattern = self.grants.acquire(false, action, &mut self.actions);
+            let roles = self.roles_by_pattern.entry(pattern).or_default();
+            if !roles.contains(&grant) {
+                roles.push(grant);
+            }
+        }
+        self.roles.insert(id.into(), role.actions.iter().map(|a| a.as_str().into()).collect());
+    }
+
+    pub fn remove_role(&mut self, id: &str) {
+        let Some(actions) = self.roles.remove(id) else { return };
+        let Some(grant) = self.grants.role(id) else { return };
+        for action in actions.iter() {
+            if let Some(pattern) = self.grants.pattern(action)
+                && let Some(roles) = self.roles_by_pattern.get_mut(&pattern)
+            {
+                roles.retain(|r| *r != grant);
+                if roles.is_empty() {
+                    self.roles_by_pattern.remove(&pattern);
+                }
+            }
+            self.grants.release(false, action, &mut self.actions);
+        }
+        self.grants.release(true, id, &mut self.actions);
+    }
+
+    /// Puts an organization policy, replacing the one of that id.
+    pub fn put_org_policy(&mut self, id: &str, policy: &OrgPolicy) {
+        let definitions = policy.definitions.iter().map(compile_definition).collect();
+        self.org_policies
+            .insert(id.into(), OrgPolicyEntry { organization: policy.organization.as_str().into(), definitions });
+    }
+
+    pub fn remove_org_policy(&mut self, id: &str) {
+        self.org_policies.remove(id);
+    }
+
+    pub fn put_org_role(&mut self, id: &str, role: &OrgRole) {
+        self.org_roles.insert(id.into(), role.clone());
+    }
+
+    pub fn remove_org_role(&mut self, id: &str) {
+        self.org_roles.remove(id);
+    }
+
+    /// Puts an assignment, replacing the one of that id.
+    pub fn put_assignment(&mut self, id: &str, assignment: &Assignment) {
+        self.remove_assignment(id);
+        let id: Arc<str> = id.into();
+        let entry = AssignmentEntry {
+            organization: assignment.organization.as_str().into(),
+            principal: assignment.principal.as_str().into(),
+            roles: assignment.roles.iter().map(|r| r.as_str().into()).collect(),
+            policies: assignment.policies.iter().map(|p| p.as_str().into()).collect(),
+        };
+        self.principals.slot(&entry.principal).entry(entry.organization.clone()).or_default().push(id.clone());
+        self.assignments.insert(id, entry);
+    }
+
+    pub fn remove_assignment(&mut self, id: &str) {
+        let Some(entry) = self.assignments.remove(id) else { return };
+        self.principals.change(&entry.principal, |orgs| {
+            if let Some(list) = orgs.get_mut(&entry.organization) {
+                list.retain(|a| &**a != id);
+                if list.is_empty() {
+                    orgs.remove(&entry.organization);
+                }
+            }
+        });
+    }
+
+    /// Sets the teams the engine holds for a subject (none: forgets them).
+    pub fn set_teams(&mut self, subject: &str, teams: &[String]) {
+        if teams.is_empty() {
+            self.teams.remove(subject);
+        } else {
+            self.teams.insert(subject.into(), teams.iter().map(|t| t.as_str().into()).collect());
+        }
+    }
+
+    /// The subject and every team it acts with.
+    fn subjects<'r>(&'r self, request: &Request<'r>) -> Vec<&'r str> {
+        let mut subjects = Vec::with_capacity(1 + request.teams.len());
+        subjects.push(request.subject);
+        subjects.extend(request.teams.iter().map(String::as_str));
+        if let Some(held) = self.teams.get(request.subject) {
+            subjects.extend(held.iter().map(|t| &**t));
+        }
+        subjects
+    }
+
+    fn statement(&self, sid: Sid) -> Option<(&PolicyEntry, &StatementEntry)> {
+        let policy = self.slots.get(sid.policy as usize)?.as_ref()?;
+        Some((policy, policy.statements.get(sid.statement as usize)?))
+    }
+
+    /// Decides a request.
+    pub fn check(&self, request: &Request<'_>) -> Decision {
+        let mut tally = Tally::new(request.tenant);
+        let subjects = self.subjects(request);
+        let name = username(request.subject);
+        let mut grants = Vec::new();
+        self.actions.matching(request.action, &mut grants);
+        let direct = grants.len();
+        for i in 0..direct {
+            if let Some(roles) = grants.get(i).and_then(|g| self.roles_by_pattern.get(g)) {
+                grants.extend_from_slice(roles);
+            }
+        }
+        if grants.len() > direct {
+            grants.sort_unstable();
+            grants.dedup();
+        }
+        let mut sids = Vec::new();
+        if !grants.is_empty() {
+            for subject in &subjects {
+                for slot in self.members.reached(subject) {
+                    for grant in &grants {
+                        if let Some(bucket) = slot.grants.get(grant) {
+                            bucket.matching(request.resource, name, &mut sids);
+                        }
+                    }
+                }
+            }
+        }
+        if sids.len() > 1 {
+            sids.sort_unstable();
+            sids.dedup();
+        }
+        for sid in sids {
+            if let Some((policy, statement)) = self.statement(sid) {
+                let at = Match {
+                    policy: policy.id.clone(),
+                    statement: sid.statement as usize,
+                    source: Source::Iam,
+                    effect: statement.effect,
+                };
+                tally.iam(at, statement);
+            }
+        }
+        self.organization_matches(request, &subjects, &mut |at| tally.organization(at));
+        tally.decide()
+    }
+
+    /// Every organization definition that matches, by the assignments the subjects reach in
+    /// the checked organization.
+    fn organization_matches(&self, request: &Request<'_>, subjects: &[&str], visit: &mut dyn FnMut(Match)) {
+        let Some(organization) = request.organization else { return };
+        let Some(action) = OrgAction::concrete(request.action) else { return };
+        if !request.resource.starts_with('/') {
+            return;
+        }
+        for id in self.reached_policies(subjects, organization) {
+            let Some(policy) = self.org_policies.get(&id) else { continue };
+            for (index, definition) in policy.definitions.iter().enumerate() {
+                let covers = definition.actions.iter().any(|a| a.covers(action));
+                if !covers || !definition.resources.iter().any(|p| p.matches(request.resource)) {
+                    continue;
+                }
+                if holds(definition.effect, definition.conditions.evaluate(request.context)) {
+                    visit(Match {
+                        policy: id.clone(),
+                        statement: index,
+                        source: Source::Organization(policy.organization.clone()),
+                        effect: definition.effect,
+                    });
+                }
+            }
+        }
+    }
+
+    /// The organization policies the subjects hold in `organization`, directly or through a
+    /// role, in id order, each once.
+    fn reached_policies(&self, subjects: &[&str], organization: &str) -> Vec<Arc<str>> {
+        let mut policies = Vec::new();
+        for subject in subjects {
+            for orgs in self.principals.reached(subject) {
+                for assignment in orgs.get(organization).into_iter().flatten() {
+                    let Some(entry) = self.assignments.get(assignment) else { continue };
+                    self.assignment_policies(entry, &mut policies);
+                }
+            }
+        }
+        policies.sort_unstable();
+        policies.dedup();
+        policies
+    }
+
+    fn assignment_policies(&self, entry: &AssignmentEntry, out: &mut Vec<Arc<str>>) {
+        let same_org = |id: &Arc<str>| self.org_policies.get(id).is_some_and(|p| p.organization == entry.organization);
+        out.extend(entry.policies.iter().filter(|id| same_org(id)).cloned());
+        for role in entry.roles.iter() {
+            let Some(role) = self.org_roles.get(role).filter(|r| *r.organization == *entry.organization) else {
+                continue;
+            };
+            out.extend(role.policies.iter().map(|p| Arc::<str>::from(p.as_str())).filter(same_org));
+        }
+    }
+
+    /// Decides a request, and says why: every statement that matched, and the statements
+    /// whose member matched and exactly one other criterion failed.
+    pub fn explain(&self, request: &Request<'_>) -> Explanation {
+        let decision = self.check(request);
+        let subjects = self.subjects(request);
+        let name = username(request.subject);
+        let mut matches = Vec::new();
+        let mut near = Vec::new();
+        // IAM v2: every statement of every policy a subject's member form names.
+        let mut slots: Vec<u32> = subjects
+            .iter()
+            .flat_map(|subject| self.members.reached(subject))
+            .flat_map(|slot| slot.policies.keys().copied())
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        for slot in slots {
+            let Some(Some(policy)) = self.slots.get(slot as usize) else { continue };
+            for (index, statement) in policy.statements.iter().enumerate() {
+                let at = Match {
+                    policy: policy.id.clone(),
+                    statement: index,
+                    source: Source::Iam,
+                    effect: statement.effect,
+                };
+                let mut failed = Vec::new();
+                if !self.statement_actions(statement).any(|pattern| action_matches(pattern, request.action)) {
+                    failed.push(Criterion::Action);
+                }
+                if !statement.resources.iter().any(|pattern| resource_matches(pattern, request.resource, name)) {
+                    failed.push(Criterion::Resource);
+                }
+                if !tenant_applies(statement, request.tenant) {
+                    failed.push(Criterion::Tenant);
+                }
+                classify(at, &failed, &mut matches, &mut near);
+            }
+        }
+        // Organizations: every definition of every policy a subject's assignments reach, in
+        // any organization.
+        let action = OrgAction::concrete(request.action);
+        for (id, policy, organization) in self.all_reached_policies(&subjects) {
+            for (index, definition) in policy.definitions.iter().enumerate() {
+                let at = Match {
+                    policy: id.clone(),
+                    statement: index,
+                    source: Source::Organization(organization.clone()),
+                    effect: definition.effect,
+                };
+                let mut failed = Vec::new();
+                if request.organization != Some(&*organization) {
+                    failed.push(Criterion::Organization);
+                }
+                if !action.is_some_and(|action| definition.actions.iter().any(|a| a.covers(action))) {
+                    failed.push(Criterion::Action);
+                }
+                if !request.resource.starts_with('/')
+                    || !definition.resources.iter().any(|p| p.matches(request.resource))
+                {
+                    failed.push(Criterion::Resource);
+                }
+                if !holds(definition.effect, definition.conditions.evaluate(request.context)) {
+                    failed.push(Criterion::Condition);
+                }
+                classify(at, &failed, &mut matches, &mut near);
+            }
+        }
+        matches.sort();
+        matches.dedup();
+        near.sort();
+        near.dedup();
+        near.truncate(MAX_NEAR_MISSES);
+        Explanation { decision, matches, near_misses: near }
+    }
+
+    /// A statement's own action patterns, and its role's.
+    fn statement_actions<'a>(&'a self, statement: &'a StatementEntry) -> impl Iterator<Item = &'a str> + 'a {
+        let role = statement.role.as_deref().and_then(|role| self.roles.get(role));
+        statement.actions.iter().chain(role.into_iter().flatten()).map(|a| &**a)
+    }
+
+    /// Every organization policy the subjects' assignments reach, in any organization.
+    fn all_reached_policies(&self, subjects: &[&str]) -> Vec<(Arc<str>, &OrgPolicyEntry, Arc<str>)> {
+        let mut ids = Vec::new();
+        for subject in subjects {
+            for orgs in self.principals.reached(subject) {
+                for assignment in orgs.values().flatten() {
+                    if let Some(entry) = self.assignments.get(assignment) {
+                        self.assignment_policies(entry, &mut ids);
+                    }
+                }
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids.into_iter()
+            .filter_map(|id| {
+                let policy = self.org_policies.get(&id)?;
+                Some((id, policy, policy.organization.clone()))
+            })
+            .collect()
+    }
+}
+
+/// Whether conditions that came to `outcome` let a statement match: failing closed, an
+/// unevaluable DENY matches and an unevaluable ALLOW does not.
+fn holds(effect: Effect, outcome: Outcome) -> bool {
+    matches!((effect, outcome), (_, Outcome::Holds) | (Effect::Deny, Outcome::Unknown))
+}
+
+fn tenant_applies(statement: &StatementEntry, tenant: Option<&str>) -> bool {
+    match tenant {
+        Some(tenant) => statement.all_tenants || statement.tenants.iter().any(|t| &**t == tenant),
+        None => statement.all_tenants || !statement.tenants.is_empty(),
+    }
+}
+
+fn classify(at: Match, failed: &[Criterion], matches: &mut Vec<Match>, near: &mut Vec<NearMiss>) {
+    match failed {
+        [] => matches.push(at),
+        [one] => near.push(NearMiss { statement: at, failed: *one }),
+        _ => {}
+    }
+}
+
+fn compile_definition(definition: &Definition) -> DefinitionEntry {
+    DefinitionEntry {
+        effect: definition.effect,
+        actions: definition.actions.iter().copied().collect(),
+        resources: definition.resources.iter().filter_map(|r| PathPattern::new(r)).collect(),
+        conditions: Conditions::compile(&definition.conditions),
+    }
+}
+
+/// The statements that matched a check, by effect and tenant (§2.8).
+struct Tally<'r> {
+    tenant: Option<&'r str>,
+    allows: Vec<Match>,
+    denies: Vec<Match>,
+    /// With no tenant named: the tenants of matching ALLOWs and DENYs, `*` by its flag.
+    allowed: Vec<Box<str>>,
+    allowed_all: bool,
+    denied: Vec<Box<str>>,
+    denied_all: bool,
+}
+
+impl<'r> Tally<'r> {
+    fn new(tenant: Option<&'r str>) -> Tally<'r> {
+        Tally {
+            tenant,
+            allows: Vec::new(),
+            denies: Vec::new(),
+            allowed: Vec::new(),
+            allowed_all: false,
+            denied: Vec::new(),
+            denied_all: false,
+        }
+    }
+
+    fn iam(&mut self, at: Match, statement: &StatementEntry) {
+        if !tenant_applies(statement, self.tenant) {
+            return;
+        }
+        let (list, tenants, all) = match statement.effect {
+            Effect::Allow => (&mut self.allows, &mut self.allowed, &mut self.allowed_all),
+            Effect::Deny => (&mut self.denies, &mut self.denied, &mut self.denied_all),
+        };
+        list.push(at);
+        if self.tenant.is_none() {
+            *all |= statement.all_tenants;
+            tenants.extend(statement.tenants.iter().cloned());
+        }
+    }
+
+    /// An organization definition authorizes, or denies, every tenant.
+    fn organization(&mut self, at: Match) {
+        match at.effect {
+            Effect::Allow => {
+                self.allowed_all = true;
+                self.allows.push(at);
+            }
+            Effect::Deny => {
+                self.denied_all = true;
+                self.denies.push(at);
+            }
+        }
+    }
+
+    fn decide(self) -> Decision {
+        let allowed = match self.tenant {
+            Some(_) => !self.allows.is_empty() && self.denies.is_empty(),
+            None => !self.denied_all && (self.allowed_all || self.allowed.iter().any(|t| !self.denied.contains(t))),
+        };
+        let mut reasons = if allowed { self.allows } else { self.denies };
+        reasons.sort();
+        reasons.dedup();
+        Decision { allowed, reasons }
+    }
+}

@@ -1,0 +1,1369 @@
+//! Differential tests: the indexed [`Engine`] against a naive evaluator written here from the
+//! rules (lib.rs, A.7, Part B §2.5–§2.8), which scans every statement of every policy and
+//! shares none of the engine's matching code.
+//!
+//! Vocabularies are small so that members, actions, resources, tenants, organizations and
+//! conditions collide often: most cases hold matches, denies and near misses. The
+//! `generators_reach_every_rule` test keeps that true.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use iamd_engine::grammar::username;
+use iamd_engine::{
+    Assignment, Condition, Context, Criterion, Decision, Definition, Effect, Engine, Explanation, MAX_NEAR_MISSES,
+    Match, NearMiss, Operator, OrgAction, OrgPolicy, OrgRole, Policy, Quantifier, Request, Role, Source, Statement,
+    Test, Value,
+};
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::sample::select;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+// ---------------------------------------------------------------------------------------------
+// The state: what an engine is fed, kept as plain maps.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Clone, Debug, Default)]
+struct World {
+    policies: BTreeMap<String, Policy>,
+    roles: BTreeMap<String, Role>,
+    org_policies: BTreeMap<String, OrgPolicy>,
+    org_roles: BTreeMap<String, OrgRole>,
+    assignments: BTreeMap<String, Assignment>,
+    /// `set_teams`; an empty list forgets, so none is held here.
+    teams: BTreeMap<String, Vec<String>>,
+}
+
+/// One change to the state.
+#[derive(Clone, Debug)]
+enum Op {
+    PutPolicy(String, Policy),
+    RemovePolicy(String),
+    PutRole(String, Role),
+    RemoveRole(String),
+    PutOrgPolicy(String, OrgPolicy),
+    RemoveOrgPolicy(String),
+    PutOrgRole(String, OrgRole),
+    RemoveOrgRole(String),
+    PutAssignment(String, Assignment),
+    RemoveAssignment(String),
+    SetTeams(String, Vec<String>),
+}
+
+impl World {
+    fn apply(&mut self, op: &Op) {
+        match op {
+            Op::PutPolicy(id, p) => {
+                self.policies.insert(id.clone(), p.clone());
+            }
+            Op::RemovePolicy(id) => {
+                self.policies.remove(id);
+            }
+            Op::PutRole(id, r) => {
+                self.roles.insert(id.clone(), r.clone());
+            }
+            Op::RemoveRole(id) => {
+                self.roles.remove(id);
+            }
+            Op::PutOrgPolicy(id, p) => {
+                self.org_policies.insert(id.clone(), p.clone());
+            }
+            Op::RemoveOrgPolicy(id) => {
+                self.org_policies.remove(id);
+            }
+            Op::PutOrgRole(id, r) => {
+                self.org_roles.insert(id.clone(), r.clone());
+            }
+            Op::RemoveOrgRole(id) => {
+                self.org_roles.remove(id);
+            }
+            Op::PutAssignment(id, a) => {
+                self.assignments.insert(id.clone(), a.clone());
+            }
+            Op::RemoveAssignment(id) => {
+                self.assignments.remove(id);
+            }
+            Op::SetTeams(subject, teams) => {
+                if teams.is_empty() {
+                    self.teams.remove(subject);
+                } else {
+                    self.teams.insert(subject.clone(), teams.clone());
+                }
+            }
+        }
+    }
+
+    /// An engine built at once from this state; `roles_first` puts roles before the
+    /// statements that name them, or after.
+    fn engine(&self, roles_first: bool) -> Engine {
+        let mut engine = Engine::new();
+        let put_roles = |engine: &mut Engine| {
+            for (id, role) in &self.roles {
+                engine.put_role(id, role);
+            }
+        };
+        if roles_first {
+            put_roles(&mut engine);
+        }
+        for (id, policy) in &self.policies {
+            engine.put_policy(id, policy);
+        }
+        if !roles_first {
+            put_roles(&mut engine);
+        }
+        for (id, policy) in &self.org_policies {
+            engine.put_org_policy(id, policy);
+        }
+        for (id, role) in &self.org_roles {
+            engine.put_org_role(id, role);
+        }
+        for (id, assignment) in &self.assignments {
+            engine.put_assignment(id, assignment);
+        }
+        for (subject, teams) in &self.teams {
+            engine.set_teams(subject, teams);
+        }
+        engine
+    }
+}
+
+fn apply_to_engine(engine: &mut Engine, op: &Op) {
+    match op {
+        Op::PutPolicy(id, p) => engine.put_policy(id, p),
+        Op::RemovePolicy(id) => engine.remove_policy(id),
+        Op::PutRole(id, r) => engine.put_role(id, r),
+        Op::RemoveRole(id) => engine.remove_role(id),
+        Op::PutOrgPolicy(id, p) => engine.put_org_policy(id, p),
+        Op::RemoveOrgPolicy(id) => engine.remove_org_policy(id),
+        Op::PutOrgRole(id, r) => engine.put_org_role(id, r),
+        Op::RemoveOrgRole(id) => engine.remove_org_role(id),
+        Op::PutAssignment(id, a) => engine.put_assignment(id, a),
+        Op::RemoveAssignment(id) => engine.remove_assignment(id),
+        Op::SetTeams(subject, teams) => engine.set_teams(subject, teams),
+    }
+}
+
+/// A request that owns what it names.
+#[derive(Clone, Debug)]
+struct Req {
+    subject: &'static str,
+    teams: Vec<String>,
+    action: &'static str,
+    resource: &'static str,
+    tenant: Option<&'static str>,
+    organization: Option<&'static str>,
+    context: Context,
+}
+
+impl Req {
+    fn request(&self) -> Request<'_> {
+        Request {
+            subject: self.subject,
+            teams: &self.teams,
+            action: self.action,
+            resource: self.resource,
+            tenant: self.tenant,
+            organization: self.organization,
+            context: &self.context,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The naive evaluator: the rules, read literally, over every statement of every policy.
+// ---------------------------------------------------------------------------------------------
+
+const VARIABLE: &str = "${a2:username}";
+
+/// The request subject, its request teams, and the teams held for it.
+fn subjects<'a>(world: &'a World, req: &'a Req) -> Vec<&'a str> {
+    let mut out = vec![req.subject];
+    out.extend(req.teams.iter().map(String::as_str));
+    if let Some(held) = world.teams.get(req.subject) {
+        out.extend(held.iter().map(String::as_str));
+    }
+    out
+}
+
+/// §2.5: `*` every subject; `x:*` every subject starting with `x:`; else exact.
+fn member_matches(member: &str, subject: &str) -> bool {
+    if member == "*" {
+        return true;
+    }
+    if member.ends_with(":*") {
+        let stem = &member[..member.len() - 1];
+        return subject.starts_with(stem);
+    }
+    member == subject
+}
+
+fn any_member_matches(members: &[String], subjects: &[&str]) -> bool {
+    members.iter().any(|m| subjects.iter().any(|s| member_matches(m, s)))
+}
+
+/// §2.6 action patterns against a concrete action.
+fn action_matches(pattern: &str, action: &str) -> bool {
+    if pattern == "*" || pattern == action {
+        return true;
+    }
+    let a: Vec<&str> = action.split(':').collect();
+    let p: Vec<&str> = pattern.split(':').collect();
+    if a.len() != 3 {
+        return false;
+    }
+    let (s, t, v) = (a[0], a[1], a[2]);
+    match p.len() {
+        2 if p[0] == "*" => p[1] == v,
+        2 if p[1] == "*" => p[0] == s,
+        3 if p[1] == "*" => p[0] == s && p[2] == v,
+        3 if p[2] == "*" => p[0] == s && p[1] == t,
+        _ => false,
+    }
+}
+
+/// The actions a statement grants or denies: its own and those of its role, if put.
+fn statement_actions<'a>(world: &'a World, statement: &'a Statement) -> Vec<&'a str> {
+    let mut out: Vec<&str> = statement.actions.iter().map(String::as_str).collect();
+    if let Some(role) = statement.role.as_ref().and_then(|id| world.roles.get(id)) {
+        out.extend(role.actions.iter().map(String::as_str));
+    }
+    out
+}
+
+/// §2.6 resource patterns against a concrete resource, for the request subject.
+fn resource_matches(pattern: &str, resource: &str, subject: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let pattern = if pattern.contains(VARIABLE) {
+        match username(subject) {
+            Some(name) => pattern.replace(VARIABLE, name),
+            None => return false,
+        }
+    } else {
+        pattern.to_string()
+    };
+    if pattern.ends_with(":*") {
+        let stem = &pattern[..pattern.len() - 1];
+        return resource.starts_with(stem) && resource.len() > stem.len();
+    }
+    pattern == resource
+}
+
+fn tenant_applies(tenants: &[String], tenant: Option<&str>) -> bool {
+    match tenant {
+        Some(t) => tenants.iter().any(|x| x == t || x == "*"),
+        None => !tenants.is_empty(),
+    }
+}
+
+/// The IAM v2 criteria besides the member that a statement fails.
+fn iam_failures(world: &World, statement: &Statement, req: &Req) -> Vec<Criterion> {
+    let mut failed = Vec::new();
+    if !statement_actions(world, statement).iter().any(|p| action_matches(p, req.action)) {
+        failed.push(Criterion::Action);
+    }
+    if !statement.resources.iter().any(|p| resource_matches(p, req.resource, req.subject)) {
+        failed.push(Criterion::Resource);
+    }
+    if !tenant_applies(&statement.tenants, req.tenant) {
+        failed.push(Criterion::Tenant);
+    }
+    failed
+}
+
+/// The organization action a check names, if it names one.
+fn org_action(action: &str) -> Option<OrgAction> {
+    Some(match action {
+        "view" => OrgAction::View,
+        "create" => OrgAction::Create,
+        "update" => OrgAction::Update,
+        "delete" => OrgAction::Delete,
+        _ => return None,
+    })
+}
+
+fn org_action_covers(have: OrgAction, want: OrgAction) -> bool {
+    have == OrgAction::Any || have == want
+}
+
+/// API path patterns: `*` one segment, `**` one or more; `/` has no segments.
+fn path_matches(pattern: &str, path: &str) -> bool {
+    fn segments(rest: &str) -> Vec<&str> {
+        if rest.is_empty() { Vec::new() } else { rest.split('/').collect() }
+    }
+    fn go(pattern: &[&str], path: &[&str]) -> bool {
+        match pattern.split_first() {
+            None => path.is_empty(),
+            Some((&"**", rest)) => (1..=path.len()).any(|k| go(rest, &path[k..])),
+            Some((&"*", rest)) => !path.is_empty() && go(rest, &path[1..]),
+            Some((literal, rest)) => path.first() == Some(literal) && go(rest, &path[1..]),
+        }
+    }
+    let (Some(p), Some(r)) = (pattern.strip_prefix('/'), path.strip_prefix('/')) else { return false };
+    go(&segments(p), &segments(r))
+}
+
+/// `*` any run of characters, the empty one too.
+fn like(pattern: &[char], text: &[char]) -> bool {
+    match pattern.split_first() {
+        None => text.is_empty(),
+        Some(('*', rest)) => (0..=text.len()).any(|k| like(rest, &text[k..])),
+        Some((c, rest)) => text.first() == Some(c) && like(rest, &text[1..]),
+    }
+}
+
+fn read_number(text: &str) -> Option<f64> {
+    let n: f64 = text.trim().parse().ok()?;
+    n.is_finite().then_some(n)
+}
+
+fn read_bool(text: &str) -> Option<bool> {
+    match text {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn read_block(text: &str) -> Option<(IpAddr, usize)> {
+    let (address, prefix) = match text.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (text, None),
+    };
+    let address: IpAddr = address.parse().ok()?;
+    let max = if address.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => max,
+        Some(p) if !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()) => p.parse::<usize>().ok()?,
+        Some(_) => return None,
+    };
+    (prefix <= max).then_some((address, prefix))
+}
+
+fn octets(address: IpAddr) -> Vec<u8> {
+    match address {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+/// Whether the first `prefix` bits agree, for addresses of one family.
+fn in_block(address: IpAddr, block: IpAddr, prefix: usize) -> bool {
+    if address.is_ipv4() != block.is_ipv4() {
+        return false;
+    }
+    let (a, b) = (octets(address), octets(block));
+    let bit = |bytes: &[u8], i: usize| (bytes[i / 8] >> (7 - i % 8)) & 1;
+    (0..prefix).all(|i| bit(&a, i) == bit(&b, i))
+}
+
+fn read_date(text: &str) -> Option<chrono::DateTime<chrono::FixedOffset>> {
+    chrono::DateTime::parse_from_rfc3339(text).ok()
+}
+
+fn text_of(value: &Value) -> Option<&str> {
+    match value {
+        Value::String(s) => Some(s),
+        _ => None,
+    }
+}
+
+fn number_of(value: &Value) -> Option<f64> {
+    match value {
+        Value::Number(n) if n.is_finite() => Some(*n),
+        Value::String(s) => read_number(s),
+        _ => None,
+    }
+}
+
+fn bool_of(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => read_bool(s),
+        _ => None,
+    }
+}
+
+/// One test: `Some(holds)`, or `None` when it cannot be evaluated.
+fn test_outcome(test: &Test, context: &Context) -> Option<bool> {
+    let have = context.get(&test.key)?;
+    let want = test.value.as_str();
+    Some(match test.operator {
+        Operator::StringEquals => text_of(have)? == want,
+        Operator::StringNotEquals => text_of(have)? != want,
+        Operator::StringLike => {
+            let (p, t): (Vec<char>, Vec<char>) = (want.chars().collect(), text_of(have)?.chars().collect());
+            like(&p, &t)
+        }
+        Operator::NumericEquals => number_of(have)? == read_number(want)?,
+        Operator::NumericLessThan => number_of(have)? < read_number(want)?,
+        Operator::NumericGreaterThan => number_of(have)? > read_number(want)?,
+        Operator::Bool => bool_of(have)? == read_bool(want)?,
+        Operator::IpAddress => {
+            let (block, prefix) = read_block(want)?;
+            let address: IpAddr = text_of(have)?.parse().ok()?;
+            in_block(address, block, prefix)
+        }
+        Operator::DateBefore => read_date(text_of(have)?)? < read_date(want)?,
+        Operator::DateAfter => read_date(text_of(have)?)? > read_date(want)?,
+    })
+}
+
+/// A definition's conditions: `Some(all hold)`, or `None` when any test is unevaluable.
+fn conditions_outcome(conditions: &[Condition], context: &Context) -> Option<bool> {
+    let mut all = true;
+    for condition in conditions {
+        let outcomes: Vec<Option<bool>> = condition.tests.iter().map(|t| test_outcome(t, context)).collect();
+        if outcomes.iter().any(Option::is_none) {
+            return None;
+        }
+        let holds = match condition.quantifier {
+            Quantifier::All => outcomes.iter().all(|o| *o == Some(true)),
+            Quantifier::Any => outcomes.contains(&Some(true)),
+        };
+        all = all && holds;
+    }
+    // Every condition was read: an unevaluable test in a later one still counts.
+    Some(all)
+}
+
+/// Fail closed: an unevaluable ALLOW does not match, an unevaluable DENY does.
+fn conditions_let_match(definition: &Definition, context: &Context) -> bool {
+    conditions_outcome(&definition.conditions, context).unwrap_or(definition.effect == Effect::Deny)
+}
+
+/// The organization criteria a definition of organization `org` fails.
+fn org_failures(definition: &Definition, org: &str, req: &Req) -> Vec<Criterion> {
+    let mut failed = Vec::new();
+    if req.organization != Some(org) {
+        failed.push(Criterion::Organization);
+    }
+    let covered = org_action(req.action).is_some_and(|a| definition.actions.iter().any(|d| org_action_covers(*d, a)));
+    if !covered {
+        failed.push(Criterion::Action);
+    }
+    if !req.resource.starts_with('/') || !definition.resources.iter().any(|p| path_matches(p, req.resource)) {
+        failed.push(Criterion::Resource);
+    }
+    if !conditions_let_match(definition, &req.context) {
+        failed.push(Criterion::Condition);
+    }
+    failed
+}
+
+/// The organization policies an assignment holds: its own and its roles', those that exist
+/// in its organization.
+fn assignment_policies<'w>(world: &'w World, assignment: &'w Assignment) -> Vec<&'w str> {
+    let mut ids: Vec<&str> = assignment.policies.iter().map(String::as_str).collect();
+    for role in &assignment.roles {
+        if let Some(role) = world.org_roles.get(role)
+            && role.organization == assignment.organization
+        {
+            ids.extend(role.policies.iter().map(String::as_str));
+        }
+    }
+    ids.retain(|id| world.org_policies.get(*id).is_some_and(|p| p.organization == assignment.organization));
+    ids
+}
+
+/// The organization policies the subjects reach through assignments in `organization`, or
+/// in any organization.
+fn reached<'w>(world: &'w World, subjects: &[&str], organization: Option<&str>) -> BTreeSet<&'w str> {
+    world
+        .assignments
+        .values()
+        .filter(|a| organization.is_none_or(|o| a.organization == o))
+        .filter(|a| subjects.iter().any(|s| member_matches(&a.principal, s)))
+        .flat_map(|a| assignment_policies(world, a))
+        .collect()
+}
+
+fn iam_match(id: &str, index: usize, effect: Effect) -> Match {
+    Match { policy: Arc::from(id), statement: index, source: Source::Iam, effect }
+}
+
+fn org_match(id: &str, index: usize, org: &str, effect: Effect) -> Match {
+    Match { policy: Arc::from(id), statement: index, source: Source::Organization(Arc::from(org)), effect }
+}
+
+/// A.7 by a scan of everything.
+fn naive_check(world: &World, req: &Req) -> Decision {
+    let subjects = subjects(world, req);
+    // Each matching applying statement, with the tenants it speaks for.
+    let mut allows: Vec<(Match, Vec<String>)> = Vec::new();
+    let mut denies: Vec<(Match, Vec<String>)> = Vec::new();
+    let mut record = |at: Match, tenants: Vec<String>| match at.effect {
+        Effect::Allow => allows.push((at, tenants)),
+        Effect::Deny => denies.push((at, tenants)),
+    };
+    for (id, policy) in &world.policies {
+        if !any_member_matches(&policy.members, &subjects) {
+            continue;
+        }
+        for (index, statement) in policy.statements.iter().enumerate() {
+            if iam_failures(world, statement, req).is_empty() {
+                record(iam_match(id, index, statement.effect), statement.tenants.clone());
+            }
+        }
+    }
+    if let (Some(org), Some(action)) = (req.organization, org_action(req.action))
+        && req.resource.starts_with('/')
+    {
+        for id in reached(world, &subjects, Some(org)) {
+            let policy = &world.org_policies[id];
+            for (index, definition) in policy.definitions.iter().enumerate() {
+                let matches = definition.actions.iter().any(|a| org_action_covers(*a, action))
+                    && definition.resources.iter().any(|p| path_matches(p, req.resource))
+                    && conditions_let_match(definition, &req.context);
+                if matches {
+                    record(org_match(id, index, &policy.organization, definition.effect), vec!["*".to_string()]);
+                }
+            }
+        }
+    }
+    let allowed = match req.tenant {
+        Some(_) => !allows.is_empty() && denies.is_empty(),
+        None => {
+            let a: BTreeSet<&str> = allows.iter().flat_map(|(_, t)| t.iter().map(String::as_str)).collect();
+            let d: BTreeSet<&str> = denies.iter().flat_map(|(_, t)| t.iter().map(String::as_str)).collect();
+            !d.contains("*") && (a.contains("*") || a.iter().any(|t| *t != "*" && !d.contains(t)))
+        }
+    };
+    let mut reasons: Vec<Match> = if allowed { allows } else { denies }
+        .into_iter()
+        .map(|(at, _)| at)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    reasons.dedup();
+    Decision { allowed, reasons }
+}
+
+fn naive_explain(world: &World, req: &Req) -> Explanation {
+    let decision = naive_check(world, req);
+    let subjects = subjects(world, req);
+    let mut matches = BTreeSet::new();
+    let mut near = BTreeSet::new();
+    let mut classify = |at: Match, failed: Vec<Criterion>| match failed.as_slice() {
+        [] => {
+            matches.insert(at);
+        }
+        [one] => {
+            near.insert(NearMiss { statement: at, failed: *one });
+        }
+        _ => {}
+    };
+    for (id, policy) in &world.policies {
+        if !any_member_matches(&policy.members, &subjects) {
+            continue;
+        }
+        for (index, statement) in policy.statements.iter().enumerate() {
+            classify(iam_match(id, index, statement.effect), iam_failures(world, statement, req));
+        }
+    }
+    for id in reached(world, &subjects, None) {
+        let policy = &world.org_policies[id];
+        for (index, definition) in policy.definitions.iter().enumerate() {
+            let at = org_match(id, index, &policy.organization, definition.effect);
+            classify(at, org_failures(definition, &policy.organization, req));
+        }
+    }
+    Explanation {
+        decision,
+        matches: matches.into_iter().collect(),
+        near_misses: near.into_iter().take(MAX_NEAR_MISSES).collect(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vocabularies and generators.
+// ---------------------------------------------------------------------------------------------
+
+/// What generated states and checks are made of. A name listed twice is drawn twice as often.
+struct Vocab {
+    subjects: &'static [&'static str],
+    teams: &'static [&'static str],
+    /// IAM v2 policy members.
+    members: &'static [&'static str],
+    /// Assignment principals.
+    principals: &'static [&'static str],
+    /// Actions checks name, IAM v2's and the organization surface's.
+    actions: &'static [&'static str],
+    org_actions: &'static [&'static str],
+    action_patterns: &'static [&'static str],
+    /// Colon resources and API paths checks name.
+    resources: &'static [&'static str],
+    paths: &'static [&'static str],
+    resource_patterns: &'static [&'static str],
+    path_patterns: &'static [&'static str],
+    tenants: &'static [&'static str],
+    request_tenants: &'static [&'static str],
+    orgs: &'static [&'static str],
+    iam_ids: &'static [&'static str],
+    policies: std::ops::RangeInclusive<usize>,
+    max_statements: usize,
+    org_ids: &'static [&'static str],
+    /// Ids assignments and organization roles name: ones that may exist, and one that never
+    /// does.
+    org_refs: &'static [&'static str],
+    max_org_policies: usize,
+}
+
+/// Breadth: every shape of member, action, resource and path.
+static WIDE: Vocab = Vocab {
+    subjects: &[
+        "user:local:alice",
+        "user:local:bob",
+        "user:ldap:alice",
+        "token:t1",
+        "tls:service:svc:cn1",
+        "team:local:eng",
+    ],
+    teams: &["team:local:eng", "team:local:ops", "team:ldap:eng"],
+    members: &[
+        "*",
+        "*",
+        "user:*",
+        "user:*",
+        "user:local:*",
+        "user:ldap:*",
+        "team:*",
+        "team:local:*",
+        "token:*",
+        "tls:*",
+        "tls:service:svc:*",
+        "user:local:alice",
+        "user:local:bob",
+        "user:ldap:alice",
+        "team:local:eng",
+        "team:local:ops",
+        "team:ldap:eng",
+        "token:t1",
+        "tls:service:svc:cn1",
+    ],
+    principals: &[
+        "*",
+        "*",
+        "user:*",
+        "user:*",
+        "user:local:*",
+        "team:*",
+        "team:local:*",
+        "token:*",
+        "user:local:alice",
+        "user:ldap:alice",
+        "team:local:eng",
+        "team:ldap:eng",
+        "tls:service:svc:cn1",
+    ],
+    actions: &["iam:users:get", "iam:users:list", "iam:policies:get", "infra:nodes:get", "infra:nodes:delete"],
+    org_actions: &["view", "create", "update", "delete"],
+    action_patterns: &[
+        "*",
+        "*",
+        "*",
+        "*:get",
+        "*:delete",
+        "iam:*",
+        "infra:*",
+        "iam:*:get",
+        "iam:*:list",
+        "infra:*:delete",
+        "iam:users:*",
+        "iam:policies:*",
+        "infra:nodes:*",
+        "iam:users:get",
+        "iam:users:list",
+        "iam:policies:get",
+        "infra:nodes:get",
+        "infra:nodes:delete",
+        "view",
+    ],
+    resources: &[
+        "iam",
+        // No concrete resource (the service refuses it), but `iam:*` must not match it.
+        "iam:",
+        "iam:users",
+        "iam:users:alice",
+        "iam:users:bob",
+        "iam:users:alice:keys",
+        // What `${a2:username}` would wrongly become for team:local:eng or token:t1.
+        "iam:users:eng",
+        "iam:users:t1",
+        "iam:policies:p1",
+        "infra:nodes:n1",
+        "infra:nodes:n1:disk",
+    ],
+    paths: &[
+        "/",
+        "/a",
+        "/a/b",
+        "/a/b/c",
+        "/a/x/c",
+        "/a/b/x/c",
+        "/workspaces/w1/channels",
+        "/workspaces/w1/channels/c1",
+        "/workspaces/w1/channels/c1/messages",
+    ],
+    resource_patterns: &[
+        "*",
+        "*",
+        "*",
+        "iam:*",
+        "iam:users:*",
+        "infra:*",
+        "infra:nodes:*",
+        "iam",
+        "iam:users",
+        "iam:users:alice",
+        "iam:users:bob",
+        "infra:nodes:n1",
+        "iam:users:${a2:username}",
+        "iam:users:${a2:username}:*",
+        "/a",
+    ],
+    path_patterns: &[
+        "/",
+        "/*",
+        "/**",
+        "/**",
+        "/a",
+        "/a/*",
+        "/a/**",
+        "/a/*/c",
+        "/a/**/c",
+        "/*/b/**",
+        "/**/c",
+        "/workspaces/*/channels",
+        "/workspaces/*/channels/**",
+        "a/**",
+    ],
+    tenants: &["t1", "t2", "*"],
+    request_tenants: &["t1", "t2", "t3"],
+    orgs: &["o1", "o1", "o1", "o1", "o1", "o1", "o1", "o1", "o2", "o3"],
+    iam_ids: &["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"],
+    policies: 0..=7,
+    max_statements: 3,
+    org_ids: &["p0", "p1", "p2"],
+    org_refs: &["p0", "p0", "p1", "p1", "p2", "p2", "p9"],
+    max_org_policies: 3,
+};
+
+/// Density: few names, many policies, so that most statements match or nearly match and the
+/// near misses often reach their limit.
+static NARROW: Vocab = Vocab {
+    subjects: &["user:local:alice", "user:local:alice", "user:local:bob", "token:t1"],
+    teams: &["team:local:eng"],
+    members: &["*", "user:*", "user:local:*", "user:local:alice", "user:local:bob", "team:local:eng"],
+    principals: &["*", "*", "user:*", "user:local:alice", "team:local:eng", "token:t1"],
+    actions: &["iam:users:get", "iam:users:list"],
+    org_actions: &["view", "update"],
+    action_patterns: &["*", "iam:*", "*:get", "iam:users:get", "iam:users:list", "view"],
+    resources: &["iam:users:alice", "iam:users"],
+    paths: &["/a/b", "/a"],
+    resource_patterns: &["*", "iam:users:alice", "iam:users:${a2:username}", "iam:*", "iam:users", "/a/b"],
+    path_patterns: &["/a/*", "/a/**", "/a", "/*/b", "/**"],
+    tenants: &["t1", "t2", "*"],
+    request_tenants: &["t1", "t2"],
+    orgs: &["o1", "o1", "o1", "o1", "o1", "o2"],
+    iam_ids: &["p00", "p01", "p02", "p03", "p04", "p05", "p06", "p07", "p08", "p09", "p10", "p11"],
+    policies: 3..=12,
+    max_statements: 3,
+    org_ids: &["p0", "p1"],
+    org_refs: &["p0", "p0", "p1", "p1", "p9"],
+    max_org_policies: 2,
+};
+
+const ROLE_IDS: &[&str] = &["r0", "r1", "r2"];
+const ROLE_REFS: &[&str] = &["r0", "r1", "r2", "r3"];
+const ASSIGNMENT_IDS: &[&str] = &["a0", "a1", "a2", "a3"];
+/// Keys contexts hold, `k1` most often.
+const CONTEXT_KEYS: &[&str] = &["k1", "k1", "k2", "k3"];
+/// Keys tests name: `k4` is in no context.
+const TEST_KEYS: &[&str] = &["k1", "k1", "k1", "k2", "k2", "k3", "k4"];
+// Instants apart by less than a microsecond (`…00.0000001Z` against `…00Z`) are among them:
+// the rules compare instants as RFC 3339 writes them, to the nanosecond.
+const CONTEXT_STRINGS: &[&str] = &[
+    "sms",
+    "email",
+    "",
+    "smsx",
+    "10",
+    " 10 ",
+    "10.0",
+    "5",
+    "1e1",
+    "ten",
+    "NaN",
+    "inf",
+    "true",
+    "false",
+    "yes",
+    "10.1.2.3",
+    "11.0.0.1",
+    "10.0.0.0/8",
+    "::1",
+    "2001:db8::1",
+    "::ffff:10.1.2.3",
+    "2025-12-31T23:59:59Z",
+    "2026-01-01T00:00:00Z",
+    "2026-01-01T01:00:00+01:00",
+    "2025-12-31T23:59:59.9999999Z",
+    "2026-01-01T00:00:00.0000001Z",
+    "2026-01-01T00:00:00.5Z",
+    "tomorrow",
+];
+const STRING_OPERANDS: &[&str] = &["sms", "email", "", "s*", "*", "*s", "sm*x", "1*", "10"];
+const NUMBER_OPERANDS: &[&str] = &["10", "10.5", " 5 ", "0", "-1", "1e1", "ten", "inf", ""];
+const BOOL_OPERANDS: &[&str] = &["true", "false", "yes"];
+const IP_OPERANDS: &[&str] = &[
+    "10.0.0.0/8",
+    "10.1.2.3",
+    "10.1.2.3/32",
+    "0.0.0.0/0",
+    "10.9.9.9/8",
+    "11.0.0.0/7",
+    "2001:db8::/32",
+    "::/0",
+    "10.0.0.0/33",
+    "10.0.0.0/",
+    "x",
+];
+const DATE_OPERANDS: &[&str] = &[
+    "2026-01-01T00:00:00Z",
+    "2025-12-31T23:59:59.9999999Z",
+    "2026-01-01T00:00:00.0000001Z",
+    "2026-01-01T01:00:00+01:00",
+    "2026-01-01T00:00:00.5Z",
+    "yesterday",
+];
+
+fn s(items: &'static [&'static str]) -> impl Strategy<Value = String> {
+    select(items).prop_map(String::from)
+}
+
+/// Distinct ids and their values, the last of a repeated id winning (as puts do).
+fn map_of<V: Strategy>(
+    ids: &'static [&'static str],
+    value: V,
+    entries: std::ops::RangeInclusive<usize>,
+) -> impl Strategy<Value = BTreeMap<String, V::Value>> {
+    vec((s(ids), value), entries).prop_map(|pairs| pairs.into_iter().collect())
+}
+
+// `prop_oneof!` costs microseconds a draw in a debug build; these helpers cost far less.
+
+fn effect() -> impl Strategy<Value = Effect> {
+    select(&[Effect::Allow, Effect::Allow, Effect::Allow, Effect::Deny][..])
+}
+
+/// `value`, or with probability `p` its default (an empty list, `None`).
+fn sometimes_default<S: Strategy>(p: f64, value: S) -> impl Strategy<Value = S::Value>
+where
+    S::Value: Default,
+{
+    (proptest::bool::weighted(p), value).prop_map(|(default, value)| if default { Default::default() } else { value })
+}
+
+/// `Some(value)` with probability `p`.
+fn sometimes<S: Strategy>(p: f64, value: S) -> impl Strategy<Value = Option<S::Value>> {
+    (proptest::bool::weighted(p), value).prop_map(|(some, value)| some.then_some(value))
+}
+
+fn statement(v: &'static Vocab) -> impl Strategy<Value = Statement> {
+    (
+        effect(),
+        vec(s(v.action_patterns), 0..3),
+        sometimes(0.3, s(ROLE_REFS)),
+        sometimes_default(0.08, vec(s(v.resource_patterns), 1..3)),
+        sometimes_default(0.1, vec(s(v.tenants), 1..3)),
+    )
+        .prop_map(|(effect, actions, role, resources, tenants)| Statement {
+            effect,
+            actions,
+            role,
+            resources,
+            tenants,
+        })
+}
+
+fn policy(v: &'static Vocab) -> impl Strategy<Value = Policy> {
+    (sometimes_default(0.06, vec(s(v.members), 1..3)), vec(statement(v), 1..=v.max_statements))
+        .prop_map(|(members, statements)| Policy { members, statements })
+}
+
+fn role(v: &'static Vocab) -> impl Strategy<Value = Role> {
+    vec(s(v.action_patterns), 0..3).prop_map(|actions| Role { actions })
+}
+
+fn operator() -> impl Strategy<Value = Operator> {
+    select(
+        &[
+            Operator::StringEquals,
+            Operator::StringNotEquals,
+            Operator::StringLike,
+            Operator::NumericEquals,
+            Operator::NumericLessThan,
+            Operator::NumericGreaterThan,
+            Operator::Bool,
+            Operator::IpAddress,
+            Operator::DateBefore,
+            Operator::DateAfter,
+        ][..],
+    )
+}
+
+fn operands(operator: Operator) -> &'static [&'static str] {
+    match operator {
+        Operator::StringEquals | Operator::StringNotEquals | Operator::StringLike => STRING_OPERANDS,
+        Operator::NumericEquals | Operator::NumericLessThan | Operator::NumericGreaterThan => NUMBER_OPERANDS,
+        Operator::Bool => BOOL_OPERANDS,
+        Operator::IpAddress => IP_OPERANDS,
+        Operator::DateBefore | Operator::DateAfter => DATE_OPERANDS,
+    }
+}
+
+fn test_strategy() -> impl Strategy<Value = Test> {
+    (operator(), select(TEST_KEYS), any::<prop::sample::Index>(), proptest::bool::weighted(0.05)).prop_map(
+        |(operator, key, index, foreign)| {
+            // Mostly a value of the operator's own kind; now and then any string at all.
+            let value = if foreign { index.get(CONTEXT_STRINGS) } else { index.get(operands(operator)) };
+            Test { operator, key: key.into(), value: value.to_string() }
+        },
+    )
+}
+
+fn condition() -> impl Strategy<Value = Condition> {
+    (select(&[Quantifier::All, Quantifier::Any][..]), sometimes_default(0.1, vec(test_strategy(), 1..3)))
+        .prop_map(|(quantifier, tests)| Condition { quantifier, tests })
+}
+
+fn org_action_strategy() -> impl Strategy<Value = OrgAction> {
+    select(
+        &[OrgAction::Any, OrgAction::Any, OrgAction::View, OrgAction::Create, OrgAction::Update, OrgAction::Delete][..],
+    )
+}
+
+fn definition(v: &'static Vocab) -> impl Strategy<Value = Definition> {
+    (
+        effect(),
+        sometimes_default(0.08, vec(org_action_strategy(), 1..3)),
+        sometimes_default(0.08, vec(s(v.path_patterns), 1..3)),
+        sometimes_default(0.6, vec(condition(), 1..3)),
+    )
+        .prop_map(|(effect, actions, resources, conditions)| Definition { effect, actions, resources, conditions })
+}
+
+fn org_policy(v: &'static Vocab) -> impl Strategy<Value = OrgPolicy> {
+    (s(v.orgs), vec(definition(v), 1..4))
+        .prop_map(|(organization, definitions)| OrgPolicy { organization, definitions })
+}
+
+fn org_role(v: &'static Vocab) -> impl Strategy<Value = OrgRole> {
+    (s(v.orgs), vec(s(v.org_refs), 0..3)).prop_map(|(organization, policies)| OrgRole { organization, policies })
+}
+
+fn assignment(v: &'static Vocab) -> impl Strategy<Value = Assignment> {
+    (s(v.orgs), s(v.principals), vec(s(ROLE_REFS), 0..3), vec(s(v.org_refs), 1..3))
+        .prop_map(|(organization, principal, roles, policies)| Assignment { organization, principal, roles, policies })
+}
+
+fn world(v: &'static Vocab) -> impl Strategy<Value = World> {
+    (
+        map_of(v.iam_ids, policy(v), v.policies.clone()),
+        map_of(ROLE_IDS, role(v), 0..=3),
+        sometimes_default(0.1, map_of(v.org_ids, org_policy(v), 1..=v.max_org_policies)),
+        map_of(ROLE_IDS, org_role(v), 0..=2),
+        sometimes_default(0.1, map_of(ASSIGNMENT_IDS, assignment(v), 1..=4)),
+        map_of(v.subjects, vec(s(v.teams), 1..3), 0..=2),
+    )
+        .prop_map(|(policies, roles, org_policies, org_roles, assignments, teams)| World {
+            policies,
+            roles,
+            org_policies,
+            org_roles,
+            assignments,
+            teams,
+        })
+}
+
+fn value() -> impl Strategy<Value = Value> {
+    // Strings most often: every operator reads one.
+    const KINDS: &[u8] = &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 3, 4];
+    (
+        select(KINDS),
+        select(CONTEXT_STRINGS),
+        select(&[10.0, 5.0, 10.5, -1.0, 0.0, f64::NAN, f64::INFINITY][..]),
+        any::<bool>(),
+    )
+        .prop_map(|(kind, text, number, boolean)| match kind {
+            0 => Value::String(text.into()),
+            1 => Value::Number(number),
+            2 => Value::Bool(boolean),
+            3 => Value::Null,
+            _ => Value::Composite,
+        })
+}
+
+fn context() -> impl Strategy<Value = Context> {
+    map_of(CONTEXT_KEYS, value(), 0..=4)
+}
+
+fn request(v: &'static Vocab) -> impl Strategy<Value = Req> {
+    let tenant = sometimes(0.75, select(v.request_tenants));
+    let organization = sometimes(0.8, select(v.orgs));
+    // Most checks look like one surface's, some mix the two.
+    let target = (
+        select(&[0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 3][..]),
+        select(v.actions),
+        select(v.org_actions),
+        select(v.resources),
+        select(v.paths),
+    )
+        .prop_map(|(shape, action, org_action, resource, path)| match shape {
+            0 => (action, resource),
+            1 => (org_action, path),
+            2 => (org_action, resource),
+            _ => (action, path),
+        });
+    (select(v.subjects), vec(s(v.teams), 0..2), target, tenant, organization, context()).prop_map(
+        |(subject, teams, (action, resource), tenant, organization, context)| Req {
+            subject,
+            teams,
+            action,
+            resource,
+            tenant,
+            organization,
+            context,
+        },
+    )
+}
+
+fn op(v: &'static Vocab) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        5 => (s(v.iam_ids), policy(v)).prop_map(|(id, p)| Op::PutPolicy(id, p)),
+        2 => s(v.iam_ids).prop_map(Op::RemovePolicy),
+        2 => (s(ROLE_IDS), role(v)).prop_map(|(id, r)| Op::PutRole(id, r)),
+        1 => s(ROLE_IDS).prop_map(Op::RemoveRole),
+        3 => (s(v.org_ids), org_policy(v)).prop_map(|(id, p)| Op::PutOrgPolicy(id, p)),
+        1 => s(v.org_ids).prop_map(Op::RemoveOrgPolicy),
+        2 => (s(ROLE_IDS), org_role(v)).prop_map(|(id, r)| Op::PutOrgRole(id, r)),
+        1 => s(ROLE_IDS).prop_map(Op::RemoveOrgRole),
+        3 => (s(ASSIGNMENT_IDS), assignment(v)).prop_map(|(id, a)| Op::PutAssignment(id, a)),
+        1 => s(ASSIGNMENT_IDS).prop_map(Op::RemoveAssignment),
+        1 => (s(v.subjects), vec(s(v.teams), 0..3)).prop_map(|(subject, teams)| Op::SetTeams(subject, teams)),
+    ]
+}
+
+/// A state and checks of it, from either vocabulary.
+fn scenario() -> impl Strategy<Value = (World, Vec<Req>)> {
+    prop_oneof![(world(&WIDE), vec(request(&WIDE), 1..5)), (world(&NARROW), vec(request(&NARROW), 1..5)),]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparisons.
+// ---------------------------------------------------------------------------------------------
+
+fn config(cases: u32) -> Config {
+    Config {
+        cases,
+        // No regression files in the source tree: a failure prints its minimal case.
+        failure_persistence: None,
+        // ChaCha is most of a case's time in a debug build; this needs no cryptography.
+        rng_algorithm: RngAlgorithm::XorShift,
+        ..Config::default()
+    }
+}
+
+/// The engine's `check` and `explain` against the naive evaluator's.
+fn agree(engine: &Engine, world: &World, req: &Req) -> Result<(), TestCaseError> {
+    let want = naive_explain(world, req);
+    let request = req.request();
+    let decision = engine.check(&request);
+    prop_assert_eq!(&decision, &want.decision, "check() for {:#?}", req);
+    let explanation = engine.explain(&request);
+    prop_assert_eq!(&explanation.decision, &want.decision, "explain().decision for {:#?}", req);
+    prop_assert_eq!(&explanation.matches, &want.matches, "explain().matches for {:#?}", req);
+    prop_assert_eq!(&explanation.near_misses, &want.near_misses, "explain().near_misses for {:#?}", req);
+    Ok(())
+}
+
+/// How many cases each property runs (also reported by the file's doc).
+const MAIN_CASES: u32 = 100_000;
+const INCREMENTAL_CASES: u32 = 10_000;
+const CONDITION_CASES: u32 = 40_000;
+
+proptest! {
+    #![proptest_config(config(MAIN_CASES))]
+
+    /// A state built at once, then several checks of it.
+    #[test]
+    fn engine_decides_as_the_naive_evaluator((world, requests) in scenario(), roles_first in any::<bool>()) {
+        let engine = world.engine(roles_first);
+        for req in &requests {
+            agree(&engine, &world, req)?;
+        }
+    }
+}
+
+/// A sequence of changes, a check after each, and checks of the final state.
+fn history() -> impl Strategy<Value = (Vec<Op>, Vec<Req>, Vec<Req>)> {
+    prop_oneof![
+        (vec(op(&WIDE), 1..20), vec(request(&WIDE), 20), vec(request(&WIDE), 1..4)),
+        (vec(op(&NARROW), 1..20), vec(request(&NARROW), 20), vec(request(&NARROW), 1..4)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(INCREMENTAL_CASES))]
+
+    /// A state built by a random sequence of puts, replaces and removes decides as the naive
+    /// evaluator at every step, and at the end as an engine built at once from the final state.
+    #[test]
+    fn incremental_engine_decides_as_one_built_at_once((ops, probes, finals) in history()) {
+        let mut world = World::default();
+        let mut engine = Engine::new();
+        for (op, probe) in ops.iter().zip(&probes) {
+            world.apply(op);
+            apply_to_engine(&mut engine, op);
+            agree(&engine, &world, probe)?;
+        }
+        let fresh = world.engine(true);
+        prop_assert_eq!(engine.len(), fresh.len());
+        for req in &finals {
+            let request = req.request();
+            prop_assert_eq!(engine.check(&request), fresh.check(&request), "incremental vs at once: {:#?}", req);
+            prop_assert_eq!(engine.explain(&request), fresh.explain(&request), "incremental vs at once: {:#?}", req);
+            agree(&engine, &world, req)?;
+            agree(&fresh, &world, req)?;
+        }
+    }
+}
+
+/// One `*` assignment and, for a DENY, an ALLOW of everything beside it, so that the decision
+/// turns on the tested definition's conditions.
+fn condition_world(effect: Effect, conditions: Vec<Condition>) -> World {
+    let mut world = World::default();
+    let everything = Definition {
+        effect: Effect::Allow,
+        actions: vec![OrgAction::Any],
+        resources: vec!["/**".into()],
+        conditions: Vec::new(),
+    };
+    let tested = Definition { effect, actions: vec![OrgAction::Any], resources: vec!["/**".into()], conditions };
+    let definitions = match effect {
+        Effect::Allow => vec![tested],
+        Effect::Deny => vec![everything, tested],
+    };
+    world.org_policies.insert("p0".into(), OrgPolicy { organization: "o1".into(), definitions });
+    world.assignments.insert(
+        "a0".into(),
+        Assignment { organization: "o1".into(), principal: "*".into(), roles: Vec::new(), policies: vec!["p0".into()] },
+    );
+    world
+}
+
+proptest! {
+    #![proptest_config(config(CONDITION_CASES))]
+
+    /// Conditions alone: every operator against every kind of context value, for an ALLOW and
+    /// a DENY, with the decision resting on them.
+    #[test]
+    fn conditions_decide_as_the_naive_evaluator(
+        effect in effect(),
+        conditions in vec(condition(), 1..3),
+        context in context(),
+        tenant in proptest::option::of(select(WIDE.request_tenants)),
+    ) {
+        let world = condition_world(effect, conditions);
+        let engine = world.engine(true);
+        let req = Req {
+            subject: "user:local:alice",
+            teams: Vec::new(),
+            action: "update",
+            resource: "/a/b",
+            tenant,
+            organization: Some("o1"),
+            context,
+        };
+        agree(&engine, &world, &req)?;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generators are worth running: they reach every rule often.
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Default, Debug)]
+struct Coverage {
+    checks: usize,
+    allowed: usize,
+    denied_by_deny: usize,
+    denied_by_default: usize,
+    iam_reasons: usize,
+    org_reasons: usize,
+    org_deny_reasons: usize,
+    tenantless_allowed: usize,
+    tenantless_denied_by_deny: usize,
+    unevaluable: usize,
+    role_matches: usize,
+    variable_matches: usize,
+    team_matches: usize,
+    near: BTreeMap<String, usize>,
+    truncated: usize,
+}
+
+#[test]
+fn generators_reach_every_rule() {
+    let mut runner = TestRunner::new_with_rng(config(1), TestRng::deterministic_rng(RngAlgorithm::XorShift));
+    let strategy = scenario();
+    let mut seen = Coverage::default();
+    for _ in 0..2_000 {
+        let (world, requests) = strategy.new_tree(&mut runner).expect("a case").current();
+        for req in &requests {
+            let e = naive_explain(&world, req);
+            seen.checks += 1;
+            match (e.decision.allowed, e.decision.reasons.is_empty(), req.tenant.is_none()) {
+                (true, _, tenantless) => {
+                    seen.allowed += 1;
+                    seen.tenantless_allowed += usize::from(tenantless);
+                }
+                (false, true, _) => seen.denied_by_default += 1,
+                (false, false, tenantless) => {
+                    seen.denied_by_deny += 1;
+                    seen.tenantless_denied_by_deny += usize::from(tenantless);
+                }
+            }
+            for reason in &e.decision.reasons {
+                match (&reason.source, reason.effect) {
+                    (Source::Iam, _) => seen.iam_reasons += 1,
+                    (Source::Organization(_), Effect::Allow) => seen.org_reasons += 1,
+                    (Source::Organization(_), Effect::Deny) => seen.org_deny_reasons += 1,
+                }
+            }
+            for at in &e.matches {
+                let Some(statement) = world
+                    .policies
+                    .get(&*at.policy)
+                    .and_then(|p| p.statements.get(at.statement))
+                    .filter(|_| at.source == Source::Iam)
+                else {
+                    continue;
+                };
+                let inline = statement.actions.iter().any(|p| action_matches(p, req.action));
+                seen.role_matches += usize::from(!inline);
+                seen.variable_matches += usize::from(
+                    statement
+                        .resources
+                        .iter()
+                        .all(|r| r.contains(VARIABLE) || !resource_matches(r, req.resource, req.subject)),
+                );
+                let direct = world.policies[&*at.policy].members.iter().any(|m| member_matches(m, req.subject));
+                seen.team_matches += usize::from(!direct);
+            }
+            for n in &e.near_misses {
+                let kind = match n.statement.source {
+                    Source::Iam => "iam",
+                    Source::Organization(_) => "org",
+                };
+                *seen.near.entry(format!("{kind} {:?}", n.failed)).or_default() += 1;
+            }
+            seen.truncated += usize::from(e.near_misses.len() == MAX_NEAR_MISSES);
+            let unevaluable = world
+                .org_policies
+                .values()
+                .flat_map(|p| &p.definitions)
+                .any(|d| conditions_outcome(&d.conditions, &req.context).is_none());
+            seen.unevaluable += usize::from(unevaluable);
+        }
+    }
+    println!("{seen:#?}");
+    let enough = seen.checks / 100;
+    assert!(seen.allowed > seen.checks / 5, "{seen:#?}");
+    for (what, count) in [
+        ("denied by a DENY", seen.denied_by_deny),
+        ("denied by default", seen.denied_by_default),
+        ("IAM v2 reasons", seen.iam_reasons),
+        ("organization ALLOW reasons", seen.org_reasons),
+        ("organization DENY reasons", seen.org_deny_reasons),
+        ("tenant-less allowed", seen.tenantless_allowed),
+        ("tenant-less denied by a DENY", seen.tenantless_denied_by_deny),
+        ("unevaluable conditions", seen.unevaluable),
+        ("matches through a role", seen.role_matches),
+        ("matches through ${a2:username}", seen.variable_matches),
+        ("matches through a team", seen.team_matches),
+    ] {
+        assert!(count > enough, "{what}: {seen:#?}");
+    }
+    assert!(seen.truncated > seen.checks / 500, "near misses at the limit: {seen:#?}");
+    for kind in
+        ["iam Action", "iam Resource", "iam Tenant", "org Organization", "org Action", "org Resource", "org Condition"]
+    {
+        assert!(seen.near.get(kind).copied().unwrap_or(0) > enough, "{kind}: {seen:#?}");
+    }
+}
+
+/// The naive evaluator's own building blocks, against the rules' examples.
+#[test]
+fn naive_evaluator_reads_the_rules() {
+    assert!(member_matches("*", "token:t1"));
+    assert!(member_matches("user:*", "user:local:alice"));
+    assert!(member_matches("user:local:*", "user:local:alice"));
+    assert!(!member_matches("user:local:*", "user:ldap:alice"));
+    assert!(!member_matches("user:local:alice", "user:local:bob"));
+    assert!(action_matches("*", "view"));
+    assert!(action_matches("*:get", "iam:users:get"));
+    assert!(!action_matches("*:get", "get"));
+    assert!(action_matches("iam:*", "iam:users:get"));
+    assert!(action_matches("iam:*:get", "iam:users:get"));
+    assert!(!action_matches("iam:*:get", "iam:users:list"));
+    assert!(action_matches("iam:users:*", "iam:users:list"));
+    assert!(!action_matches("iam:users:*", "iam:policies:list"));
+    assert!(action_matches("view", "view"));
+    assert!(resource_matches("*", "/a", "token:t1"));
+    assert!(resource_matches("a:*", "a:b", "token:t1"));
+    assert!(resource_matches("a:*", "a:b:c", "token:t1"));
+    assert!(!resource_matches("a:*", "a", "token:t1"));
+    assert!(!resource_matches("a:*", "a:", "token:t1"));
+    assert!(resource_matches("iam:users:${a2:username}", "iam:users:alice", "user:local:alice"));
+    assert!(!resource_matches("iam:users:${a2:username}", "iam:users:alice", "token:alice"));
+    assert!(path_matches("/", "/"));
+    assert!(!path_matches("/**", "/"));
+    assert!(path_matches("/a/**/c", "/a/x/y/c"));
+    assert!(!path_matches("/a/**/c", "/a/c"));
+    assert!(path_matches("/a/*", "/a/b"));
+    assert!(!path_matches("/a/*", "/a/b/c"));
+    assert!(!path_matches("a/**", "/a/b"));
+    assert!(like(&['*'], &[]));
+    assert!(like(&"a*c*e".chars().collect::<Vec<_>>(), &"abcde".chars().collect::<Vec<_>>()));
+    assert!(!like(&"a*c".chars().collect::<Vec<_>>(), &"abcd".chars().collect::<Vec<_>>()));
+    let block = |t: &str| read_block(t).expect("a block");
+    let ip = |t: &str| t.parse::<IpAddr>().expect("an address");
+    let (b, p) = block("10.0.0.0/8");
+    assert!(in_block(ip("10.255.0.1"), b, p));
+    assert!(!in_block(ip("11.0.0.1"), b, p));
+    assert!(!in_block(ip("::ffff:10.0.0.1"), b, p));
+    let (b, p) = block("11.0.0.0/7");
+    assert!(in_block(ip("10.0.0.1"), b, p));
+    assert!(!in_block(ip("12.0.0.1"), b, p));
+    assert_eq!(read_block("10.0.0.0/33"), None);
+    assert_eq!(read_block("10.0.0.0/"), None);
+    assert_eq!(read_number(" 10 "), Some(10.0));
+    assert_eq!(read_number("inf"), None);
+    let t = |operator, value: &str, have: Value| {
+        let test = Test { operator, key: "k".into(), value: value.into() };
+        test_outcome(&test, &[("k".to_string(), have)].into_iter().collect())
+    };
+    let v = |text: &str| Value::String(text.into());
+    assert_eq!(t(Operator::DateAfter, "2026-01-01T00:00:00Z", v("2026-01-01T00:00:00.0000001Z")), Some(true));
+    assert_eq!(t(Operator::DateBefore, "2026-01-01T00:00:00Z", v("2026-01-01T01:00:00+01:00")), Some(false));
+    assert_eq!(t(Operator::NumericLessThan, "10", Value::Number(5.0)), Some(true));
+    assert_eq!(t(Operator::NumericLessThan, "10", Value::Number(f64::NAN)), None);
+    assert_eq!(t(Operator::Bool, "true", v("yes")), None);
+    assert_eq!(t(Operator::StringEquals, "5", Value::Number(5.0)), None);
+    assert_eq!(t(Operator::IpAddress, "10.0.0.0/8", v("::1")), Some(false));
+}
