@@ -1,65 +1,94 @@
 //! End-to-end `Check` over native gRPC: an in-process iamd on embedded SQLite holding
-//! `POLICIES` IAM v2 policies (written through the API), driven by tonic clients over h2c.
+//! `POLICIES` IAM v2 policies (written through the API), driven by h2load (nghttp2's load
+//! tool, `apt-get install nghttp2-client`): a C event loop in a process of its own, so the
+//! load costs the two cores this machine has as little as it can.
 //!
-//! 1. Closed loop, `CONNECTIONS` x `STREAMS` requests in flight: the maximum throughput.
-//! 2. Open loop at half of it (and a quarter): requests start on a fixed schedule (not when the previous one
-//!    answers, so a slow answer cannot hide the queue behind it), each timed from its send
-//!    into an HDR histogram.
+//! Each phase is a closed loop of `CONNECTIONS` h2c connections with `m` requests in flight on
+//! each, for `IAMD_BENCH_SECS` (5 s); h2load logs every request's duration, from which the
+//! percentiles come. The largest `m` gives the maximum throughput; the smaller ones show the
+//! latency at a fraction of it. (An open loop paced by h2load's `--rps` is not used: its timer
+//! releases requests in millisecond bursts, so it measures the bursts.)
 //!
-//! Run: `cargo bench --bench check` (`IAMD_BENCH_SECS` sets each phase's length, 5 s).
+//! Run: `cargo bench --bench check`.
 
 // A benchmark fails loudly: `expect` on setup steps is the clearest report.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-use hdrhistogram::Histogram;
 use iamd::pb::iamd::authz::v1 as authz;
 use iamd::pb::iamd::iam::v2 as iam;
-use tonic::transport::Channel;
+use prost::Message;
 
 const POLICIES: usize = 1_000;
-const CONNECTIONS: usize = 4;
-const STREAMS: usize = 16;
 const SUBJECTS: usize = 200;
+const CONNECTIONS: usize = 4;
+const IN_FLIGHT: [usize; 5] = [1, 2, 4, 8, 16];
 
 fn secs() -> f64 {
     std::env::var("IAMD_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0)
 }
 
-/// A check of a random subject, action and resource: some are allowed, most are not.
-fn request(i: u64) -> authz::CheckRequest {
-    let n = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    authz::CheckRequest {
-        subject: format!("user:local:u{}", n % SUBJECTS as u64),
-        action: ["infra:nodes:get", "infra:nodes:delete", "iam:users:list"][(n >> 8) as usize % 3].into(),
-        resource: format!("infra:nodes:n{}", (n >> 16) % 50),
-        ..Default::default()
-    }
-}
-
 fn main() {
-    // The server and the load generator on runtimes of their own, as two processes would be.
-    let server_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let client_runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    if Command::new("h2load").arg("--version").output().is_err() {
+        eprintln!("h2load is not installed (apt-get install nghttp2-client); nothing measured");
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let server = server_runtime
-        .block_on(iamd::server::start(iamd::config::Config::for_data_dir(dir.path())))
-        .expect("iamd starts");
-    let clients = client_runtime.handle().clone();
-    client_runtime.block_on(run(server.addr, clients));
-    server_runtime.block_on(server.stop()).unwrap();
+    let server =
+        runtime.block_on(iamd::server::start(iamd::config::Config::for_data_dir(dir.path()))).expect("iamd starts");
+    let url = format!("http://{}/iamd.authz.v1.AuthzService/Check", server.addr);
+    runtime.block_on(seed(server.addr));
+
+    // One check that a policy allows: `u7` may get node `n7` (policy `p7`), and every
+    // policy's DENY of deletes is looked at too.
+    let check = authz::CheckRequest {
+        subject: "user:local:u7".into(),
+        action: "infra:nodes:get".into(),
+        resource: "infra:nodes:n7".into(),
+        ..Default::default()
+    };
+    // h2load sees HTTP statuses only: the check is asked once first, so a refused one fails here.
+    let answer = runtime.block_on(async {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr)).unwrap();
+        let mut client = authz::authz_service_client::AuthzServiceClient::new(channel.connect().await.unwrap());
+        client.check(check.clone()).await.expect("the check answers").into_inner()
+    });
+    assert!(answer.allowed, "{answer:?}");
+    let message = check.encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    frame.extend_from_slice(&message);
+    let body = dir.path().join("check.bin");
+    std::fs::write(&body, frame).unwrap();
+
+    println!("| in flight | throughput (req/s) | p50 | p99 | p99.9 | max | failed |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|");
+    let mut phases = Vec::new();
+    for m in IN_FLIGHT {
+        let phase = h2load(&url, &body, m, dir.path());
+        println!(
+            "| {} × {m} | {:.0} | {} µs | {} µs | {} µs | {} µs | {} |",
+            CONNECTIONS, phase.throughput, phase.p50, phase.p99, phase.p999, phase.max, phase.failed
+        );
+        phases.push((m, phase));
+    }
+    let max = phases.iter().map(|(_, p)| p.throughput).fold(0.0, f64::max);
+    if let Some((m, at_half)) = phases.iter().find(|(_, p)| p.throughput >= max / 2.0) {
+        println!(
+            "\nmaximum {max:.0} req/s; the first phase at half of it or more: {CONNECTIONS} × {m}, {:.0} req/s, p99 {} µs",
+            at_half.throughput, at_half.p99
+        );
+    }
+    runtime.block_on(server.stop()).unwrap();
 }
 
-async fn run(addr: std::net::SocketAddr, runtime: tokio::runtime::Handle) {
-    let url = format!("http://{addr}");
-    let mut channels = Vec::new();
-    for _ in 0..CONNECTIONS {
-        channels.push(Channel::from_shared(url.clone()).unwrap().connect().await.unwrap());
-    }
-    let mut policies = iam::policy_service_client::PolicyServiceClient::new(channels[0].clone());
+/// `POLICIES` policies over `SUBJECTS` users: each allows its user every `infra:nodes` action
+/// on one node and denies deletes of every node.
+async fn seed(addr: std::net::SocketAddr) {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.unwrap();
+    let mut policies = iam::policy_service_client::PolicyServiceClient::new(channel);
     for p in 0..POLICIES {
         let statement = |effect: i32, actions: Vec<String>, resources: Vec<String>| iam::Statement {
             effect,
@@ -80,89 +109,58 @@ async fn run(addr: std::net::SocketAddr, runtime: tokio::runtime::Handle) {
         };
         policies.create_policy(request).await.expect("a policy is written");
     }
-    let clients: Vec<_> =
-        channels.iter().map(|c| authz::authz_service_client::AuthzServiceClient::new(c.clone())).collect();
-
-    let phase = Duration::from_secs_f64(secs());
-    // Warm up, then the closed loop.
-    closed_loop(&clients, Duration::from_secs(1)).await;
-    let (done, elapsed, allowed) = closed_loop(&clients, phase).await;
-    let max = done as f64 / elapsed.as_secs_f64();
-    println!("| phase | requests | throughput (req/s) | p50 | p99 | p99.9 | max | allowed |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
-    println!("| closed loop, {CONNECTIONS} x {STREAMS} in flight | {done} | {max:.0} | | | | | {allowed} |");
-
-    for (share, label) in [(2.0, "half"), (4.0, "a quarter")] {
-        let rate = max / share;
-        let histogram = open_loop(&clients, rate, phase, runtime.clone()).await;
-        let us = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
-        println!(
-            "| open loop at {rate:.0} req/s ({label}) | {} | {rate:.0} | {:.0} µs | {:.0} µs | {:.0} µs | {:.0} µs | |",
-            histogram.len(),
-            us(0.5),
-            us(0.99),
-            us(0.999),
-            histogram.max() as f64 / 1000.0
-        );
-    }
 }
 
-type Client = authz::authz_service_client::AuthzServiceClient<Channel>;
-
-async fn closed_loop(clients: &[Client], length: Duration) -> (u64, Duration, u64) {
-    let next = Arc::new(AtomicU64::new(0));
-    let allowed = Arc::new(AtomicU64::new(0));
-    let end = Instant::now() + length;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for client in clients {
-        for _ in 0..STREAMS {
-            let (mut client, next, allowed) = (client.clone(), next.clone(), allowed.clone());
-            tasks.push(tokio::spawn(async move {
-                while Instant::now() < end {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let answer = client.check(request(i)).await.expect("a check answers").into_inner();
-                    if answer.allowed {
-                        allowed.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }));
-        }
-    }
-    for task in tasks {
-        task.await.unwrap();
-    }
-    (next.load(Ordering::Relaxed), started.elapsed(), allowed.load(Ordering::Relaxed))
+struct Phase {
+    throughput: f64,
+    p50: u64,
+    p99: u64,
+    p999: u64,
+    max: u64,
+    failed: u64,
 }
 
-/// Sends `rate` checks a second for `length`, paced by an OS thread (whose sleeps are finer
-/// than tokio's millisecond timer, so requests do not leave in bursts), each timed from its
-/// send.
-async fn open_loop(clients: &[Client], rate: f64, length: Duration, runtime: tokio::runtime::Handle) -> Histogram<u64> {
-    let interval = Duration::from_secs_f64(1.0 / rate);
-    let total = (rate * length.as_secs_f64()) as u64;
-    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<u64>();
-    let clients = clients.to_vec();
-    let pacer = std::thread::spawn(move || {
-        let start = Instant::now();
-        for i in 0..total {
-            let due = start + interval.mul_f64(i as f64);
-            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                std::thread::sleep(wait);
-            }
-            let mut client = clients[i as usize % clients.len()].clone();
-            let sender = sender.clone();
-            runtime.spawn(async move {
-                let sent = Instant::now();
-                client.check(request(i)).await.expect("a check answers");
-                let _ = sender.send(sent.elapsed().as_nanos() as u64);
-            });
-        }
-    });
-    let mut histogram = Histogram::<u64>::new_with_bounds(1_000, 60_000_000_000, 3).unwrap();
-    while let Some(nanos) = receiver.recv().await {
-        histogram.record(nanos.max(1_000)).unwrap();
+/// One closed-loop phase: `CONNECTIONS` × `m` requests in flight.
+fn h2load(url: &str, body: &std::path::Path, m: usize, dir: &std::path::Path) -> Phase {
+    let log = dir.join(format!("h2load-{m}.log"));
+    let secs = secs();
+    let output = Command::new("h2load")
+        .args(["-t", "1", "-c", &CONNECTIONS.to_string(), "-m", &m.to_string()])
+        .args(["-D", &format!("{secs}"), "--warm-up-time", "1"])
+        .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .arg("-d")
+        .arg(body)
+        .arg(format!("--log-file={}", log.display()))
+        .arg(url)
+        .output()
+        .expect("h2load runs");
+    let text = String::from_utf8_lossy(&output.stdout);
+    // `finished in 5.00s, 62252.75 req/s, 3.80MB/s`
+    let throughput = text
+        .lines()
+        .find_map(|l| l.strip_prefix("finished in "))
+        .and_then(|l| l.split(", ").nth(1)?.strip_suffix(" req/s")?.parse().ok())
+        .unwrap_or(0.0);
+    let failed = text
+        .lines()
+        .find_map(|l| l.strip_prefix("requests: "))
+        .and_then(|l| l.split(", ").find_map(|part| part.strip_suffix(" failed")))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(u64::MAX);
+    // Each line: start (µs since the run began), HTTP status, duration (µs).
+    let mut durations: Vec<u64> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.split('\t').nth(2)?.parse().ok())
+        .collect();
+    durations.sort_unstable();
+    let at = |q: f64| durations[((durations.len() as f64 * q) as usize).min(durations.len() - 1)];
+    Phase {
+        throughput,
+        p50: at(0.5),
+        p99: at(0.99),
+        p999: at(0.999),
+        max: durations.last().copied().unwrap_or(0),
+        failed,
     }
-    pacer.join().unwrap();
-    histogram
 }

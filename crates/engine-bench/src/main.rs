@@ -1205,6 +1205,19 @@ fn print_report(
             row.reference.3,
         );
     }
+    let cedar_plan: Vec<String> = rows
+        .iter()
+        .map(|r| match &r.cedar {
+            Some(c) => format!("{} requests at {}", c.timing.count, r.size),
+            None => format!("skipped at {}", r.size),
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nCedar evaluates every policy for every request, so it decides fewer requests at the larger sizes \
+         (the first ones of the same list): {}.",
+        cedar_plan.join(", ")
+    );
     let _ = writeln!(
         out,
         "\niamd's columns are the median of {} rounds by p50 (each round every request once, after one \

@@ -18,6 +18,7 @@
 //! index built by changes equals one built at once from the final state.
 
 use std::collections::HashMap as StdHashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use crate::condition::{Conditions, Outcome};
@@ -41,62 +42,120 @@ struct Sid {
     statement: u32,
 }
 
-/// The statements of one member and grant, by resource pattern.
+/// The statements of one member and grant, by resource pattern: one sorted run of (resource
+/// key, statement), so a check's few keys are binary searches in one allocation rather than
+/// probes of maps of their own (at 100k statements, what a check costs is cache misses).
 #[derive(Default, Debug)]
 struct Bucket {
-    any: Vec<Sid>,
-    exact: HashMap<Box<str>, Vec<Sid>>,
-    /// `a:b:*` under `a:b:`.
-    prefix: HashMap<Box<str>, Vec<Sid>>,
+    keyed: Vec<(Key, Sid)>,
+    /// A bit per key it holds ([`bit`]): most keys a check asks for are not here, and this
+    /// says so without touching `keyed`.
+    key_bits: u64,
     /// Patterns holding `${a2:username}`, expanded per check.
     variable: Vec<(Box<str>, Sid)>,
 }
 
+/// One of 64 bits for a grant or a key: a filter that answers "not here" from a word
+/// already in the cache.
+fn bit(value: u64) -> u64 {
+    1 << (value % 64)
+}
+
+/// How a resource pattern is keyed: `*`, exact, or the prefix `a:` of `a:*`.
+#[derive(Clone, Copy, Hash)]
+enum KeyShape {
+    Any,
+    Exact,
+    Prefix,
+}
+
+/// A resource form's key: 128 bits of two independently seeded hashes. Two forms share one
+/// with a chance of 2^-128 (a random UUID's is 2^-122), and the seeds are secret, so a client
+/// cannot aim for one; the text is not compared again, which would cost a check the cache
+/// misses of reaching it.
+type Key = u128;
+
+/// Keys resource forms for [`Bucket`]s, seeded per engine.
+#[derive(Default, Debug)]
+struct ResourceKeys(foldhash::quality::RandomState, foldhash::quality::RandomState);
+
+impl ResourceKeys {
+    fn key(&self, shape: KeyShape, text: &str) -> Key {
+        (u128::from(self.0.hash_one((shape, text))) << 64) | u128::from(self.1.hash_one((shape, text)))
+    }
+
+    /// The key of a stored pattern, or `None` for one that holds `${a2:username}`.
+    fn of_pattern(&self, pattern: &str) -> Option<Key> {
+        match resource_shape(pattern) {
+            ResourceShape::Any => Some(self.key(KeyShape::Any, "")),
+            ResourceShape::Variable => None,
+            ResourceShape::Prefix(prefix) => Some(self.key(KeyShape::Prefix, prefix)),
+            ResourceShape::Exact => Some(self.key(KeyShape::Exact, pattern)),
+        }
+    }
+
+    /// The keys a concrete resource is found under: `*`, itself, and each prefix up to a `:`
+    /// that something follows (`a:*` matches what lies below `a:`, not `a:` itself); sorted.
+    fn of_resource(&self, resource: &str) -> Vec<Key> {
+        let mut keys = vec![self.key(KeyShape::Any, ""), self.key(KeyShape::Exact, resource)];
+        for (i, b) in resource.bytes().enumerate() {
+            if b == b':'
+                && i + 1 < resource.len()
+                && let Some(prefix) = resource.get(..=i)
+            {
+                keys.push(self.key(KeyShape::Prefix, prefix));
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+}
+
 impl Bucket {
     fn is_empty(&self) -> bool {
-        self.any.is_empty() && self.exact.is_empty() && self.prefix.is_empty() && self.variable.is_empty()
+        self.keyed.is_empty() && self.variable.is_empty()
     }
 
-    fn insert(&mut self, pattern: &str, sid: Sid) {
-        match resource_shape(pattern) {
-            ResourceShape::Any => self.any.push(sid),
-            ResourceShape::Variable => self.variable.push((pattern.into(), sid)),
-            ResourceShape::Prefix(prefix) => self.prefix.entry(prefix.into()).or_default().push(sid),
-            ResourceShape::Exact => self.exact.entry(pattern.into()).or_default().push(sid),
-        }
-    }
-
-    fn remove(&mut self, pattern: &str, sid: Sid) {
-        let drop = |list: &mut Vec<Sid>| list.retain(|s| *s != sid);
-        match resource_shape(pattern) {
-            ResourceShape::Any => drop(&mut self.any),
-            ResourceShape::Variable => self.variable.retain(|(p, s)| !(*s == sid && **p == *pattern)),
-            ResourceShape::Prefix(prefix) => remove_from(&mut self.prefix, prefix, |list| drop(list)),
-            ResourceShape::Exact => remove_from(&mut self.exact, pattern, |list| drop(list)),
-        }
-    }
-
-    /// Every statement whose resource pattern matches `resource`.
-    fn matching(&self, resource: &str, username: Option<&str>, out: &mut Vec<Sid>) {
-        out.extend_from_slice(&self.any);
-        if let Some(list) = self.exact.get(resource) {
-            out.extend_from_slice(list);
-        }
-        if !self.prefix.is_empty() {
-            // A prefix is `a:` of `a:*`, which matches what lies below `a:`, not `a:` itself.
-            for (i, b) in resource.bytes().enumerate() {
-                if b == b':'
-                    && i + 1 < resource.len()
-                    && let Some(list) = resource.get(..=i).and_then(|prefix| self.prefix.get(prefix))
-                {
-                    out.extend_from_slice(list);
-                }
+    fn insert(&mut self, keys: &ResourceKeys, pattern: &str, sid: Sid) {
+        match keys.of_pattern(pattern) {
+            Some(key) => {
+                let at = self.keyed.partition_point(|entry| *entry < (key, sid));
+                self.keyed.insert(at, (key, sid));
+                self.key_bits |= bit(key as u64);
             }
+            None => self.variable.push((pattern.into(), sid)),
+        }
+    }
+
+    fn remove(&mut self, keys: &ResourceKeys, pattern: &str, sid: Sid) {
+        match keys.of_pattern(pattern) {
+            Some(key) => {
+                self.keyed.retain(|entry| *entry != (key, sid));
+                self.key_bits = self.keyed.iter().fold(0, |bits, (k, _)| bits | bit(*k as u64));
+            }
+            None => self.variable.retain(|(p, s)| !(*s == sid && **p == *pattern)),
+        }
+    }
+
+    /// Every statement with a resource pattern under one of `keys` (sorted), or a
+    /// `${a2:username}` pattern that matches `resource` for this user.
+    fn matching(&self, keys: &[Key], resource: &str, username: Option<&str>, out: &mut impl Extend<Sid>) {
+        let mut rest = self.keyed.as_slice();
+        for &key in keys {
+            if self.key_bits & bit(key as u64) == 0 {
+                continue;
+            }
+            let start = rest.partition_point(|(k, _)| *k < key);
+            rest = rest.get(start..).unwrap_or_default();
+            let run = rest.iter().take_while(|(k, _)| *k == key).count();
+            out.extend(rest.iter().take(run).map(|(_, sid)| *sid));
+            rest = rest.get(run..).unwrap_or_default();
         }
         if let Some(name) = username {
             for (pattern, sid) in &self.variable {
                 if resource_matches(pattern, resource, Some(name)) {
-                    out.push(*sid);
+                    out.extend([*sid]);
                 }
             }
         }
@@ -194,6 +253,9 @@ fn action_matches(pattern: &str, action: &str) -> bool {
 #[derive(Default, Debug)]
 struct MemberSlot {
     grants: HashMap<Grant, Bucket>,
+    /// A bit per grant it holds ([`bit`]), so a check probes `grants` only for the grants
+    /// that may be there.
+    grant_bits: u64,
     /// The policies naming this member form, with how many times, for explanations.
     policies: HashMap<u32, u32>,
 }
@@ -287,10 +349,10 @@ impl Actions {
         let mut parts = action.splitn(3, ':');
         let (Some(service), Some(_), Some(verb)) = (parts.next(), parts.next(), parts.next()) else { return };
         let kind_end = service.len() + 1 + action.get(service.len() + 1..).and_then(|r| r.find(':')).unwrap_or(0);
-        out.extend(self.verb.get(verb));
-        out.extend(self.service.get(service));
-        out.extend(self.service_verb.get(service).and_then(|verbs| verbs.get(verb)));
-        out.extend(action.get(..kind_end).and_then(|kind| self.kind.get(kind)));
+        out.extend(self.verb.get(verb).copied());
+        out.extend(self.service.get(service).copied());
+        out.extend(self.service_verb.get(service).and_then(|verbs| verbs.get(verb)).copied());
+        out.extend(action.get(..kind_end).and_then(|kind| self.kind.get(kind)).copied());
     }
 }
 
@@ -404,6 +466,7 @@ pub struct Engine {
     /// Teams the engine holds for a subject.
     teams: HashMap<Box<str>, Box<[Box<str>]>>,
     statements: usize,
+    resource_keys: ResourceKeys,
 }
 
 impl Engine {
@@ -487,12 +550,14 @@ impl Engine {
             grants.sort_unstable();
             grants.dedup();
             for member in entry.members.iter() {
+                let keys = &self.resource_keys;
                 if put {
                     let slot_of = self.members.slot(member);
                     for &grant in &grants {
+                        slot_of.grant_bits |= bit(u64::from(grant));
                         let bucket = slot_of.grants.entry(grant).or_default();
                         for resource in statement.resources.iter() {
-                            bucket.insert(resource, sid);
+                            bucket.insert(keys, resource, sid);
                         }
                     }
                 } else {
@@ -500,10 +565,12 @@ impl Engine {
                         for &grant in &grants {
                             if let Some(bucket) = slot_of.grants.get_mut(&grant) {
                                 for resource in statement.resources.iter() {
-                                    bucket.remove(resource, sid);
+                                    bucket.remove(keys, resource, sid);
                                 }
                                 if bucket.is_empty() {
                                     slot_of.grants.remove(&grant);
+                                    slot_of.grant_bits =
+                                        slot_of.grants.keys().fold(0, |bits, g| bits | bit(u64::from(*g)));
                                 }
                             }
                         }
@@ -647,11 +714,15 @@ impl Engine {
         }
         let mut sids = Vec::new();
         if !grants.is_empty() {
+            let keys = self.resource_keys.of_resource(request.resource);
             for subject in &subjects {
                 for slot in self.members.reached(subject) {
                     for grant in &grants {
+                        if slot.grant_bits & bit(u64::from(*grant)) == 0 {
+                            continue;
+                        }
                         if let Some(bucket) = slot.grants.get(grant) {
-                            bucket.matching(request.resource, name, &mut sids);
+                            bucket.matching(&keys, request.resource, name, &mut sids);
                         }
                     }
                 }
@@ -866,19 +937,19 @@ fn compile_definition(definition: &Definition) -> DefinitionEntry {
 }
 
 /// The statements that matched a check, by effect and tenant (§2.8).
-struct Tally<'r> {
+struct Tally<'r, 'e> {
     tenant: Option<&'r str>,
     allows: Vec<Match>,
     denies: Vec<Match>,
     /// With no tenant named: the tenants of matching ALLOWs and DENYs, `*` by its flag.
-    allowed: Vec<Box<str>>,
+    allowed: Vec<&'e str>,
     allowed_all: bool,
-    denied: Vec<Box<str>>,
+    denied: Vec<&'e str>,
     denied_all: bool,
 }
 
-impl<'r> Tally<'r> {
-    fn new(tenant: Option<&'r str>) -> Tally<'r> {
+impl<'r, 'e> Tally<'r, 'e> {
+    fn new(tenant: Option<&'r str>) -> Tally<'r, 'e> {
         Tally {
             tenant,
             allows: Vec::new(),
@@ -890,7 +961,7 @@ impl<'r> Tally<'r> {
         }
     }
 
-    fn iam(&mut self, at: Match, statement: &StatementEntry) {
+    fn iam(&mut self, at: Match, statement: &'e StatementEntry) {
         if !tenant_applies(statement, self.tenant) {
             return;
         }
@@ -901,7 +972,7 @@ impl<'r> Tally<'r> {
         list.push(at);
         if self.tenant.is_none() {
             *all |= statement.all_tenants;
-            tenants.extend(statement.tenants.iter().cloned());
+            tenants.extend(statement.tenants.iter().map(|t| &**t));
         }
     }
 
