@@ -6,10 +6,9 @@
 use iamd_engine::{Context, Decision, Explanation, OrgAction, Request, grammar};
 
 use super::iam::{MAX_TENANT_ID, id_grammar};
-use super::{App, AppError, ErrorKind, organizations};
+use super::{App, AppError, organizations};
 use crate::kinds::organization::Organization;
 use crate::model::objects::Objects;
-use crate::model::replica::WaitError;
 
 /// How many checks one BatchCheck decides.
 pub const MAX_BATCH: usize = 100;
@@ -91,31 +90,10 @@ impl App {
 
     /// Waits until this replica holds the write that answered `token` (none: at once).
     async fn wait_for_token(&self, token: &str) -> Result<(), AppError> {
-        let token = token.trim();
-        if token.is_empty() {
+        if token.trim().is_empty() {
             return Ok(());
         }
-        let Ok(position) = token.parse::<u64>() else {
-            return Err(AppError::invalid(
-                "consistencyToken",
-                format!("`{token}` is not a consistency token; send one a write or a check answered"),
-            ));
-        };
-        let bound = self.consistency_wait;
-        match self.replica.wait_for(position, bound).await {
-            Ok(()) => Ok(()),
-            Err(WaitError::Beyond) => Err(AppError::new(
-                ErrorKind::OutOfRange,
-                "TOKEN_BEYOND_LOG",
-                format!("consistency token {position} is past the end of the event log; send a token a write answered"),
-            )),
-            Err(WaitError::Late) => Err(AppError::new(
-                ErrorKind::Unavailable,
-                "TOKEN_NOT_REACHED",
-                format!("this replica has not caught up with consistency token {position} within {bound:?}; retry"),
-            )),
-            Err(WaitError::Store(e)) => Err(e.into()),
-        }
+        super::reach_token(&self.replica, "consistencyToken", token, self.consistency_wait).await
     }
 }
 

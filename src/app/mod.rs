@@ -19,7 +19,7 @@ use crate::methods::MethodTable;
 use crate::model::draft::Draft;
 use crate::model::kind::{Key, Kind};
 use crate::model::objects::{Meta, Obj, Objects};
-use crate::model::replica::{Replica, Written};
+use crate::model::replica::{Replica, WaitError, Written};
 use crate::store::{Instance, Micros, StoreError};
 pub use error::{AppError, ErrorKind};
 
@@ -74,6 +74,35 @@ impl<T> Receipt<T> {
 
     pub(crate) fn map<U>(self, f: impl FnOnce(T) -> U) -> Receipt<U> {
         Receipt { value: f(self.value), position: self.position }
+    }
+}
+
+/// Waits until `replica` holds the write that answered `token` (a log position), for at most
+/// `bound`: the one reading of a consistency token, whether it comes as the
+/// `x-iamd-consistency-token` header of any call or as a check's `consistencyToken` (`field`
+/// names where). A token that is not a position is INVALID_ARGUMENT; one past the store's last
+/// position, OUT_OF_RANGE at once; one not reached in time, UNAVAILABLE.
+pub async fn reach_token(replica: &Replica, field: &str, token: &str, bound: Duration) -> Result<(), AppError> {
+    let token = token.trim();
+    let Ok(position) = token.parse::<u64>() else {
+        return Err(AppError::invalid(
+            field,
+            format!("`{token}` is not a consistency token: send the log position a write or a check answered"),
+        ));
+    };
+    match replica.wait_for(position, bound).await {
+        Ok(()) => Ok(()),
+        Err(WaitError::Beyond) => Err(AppError::new(
+            ErrorKind::OutOfRange,
+            "TOKEN_BEYOND_LOG",
+            format!("consistency token {position} is past the end of the event log; send a token a write answered"),
+        )),
+        Err(WaitError::Late) => Err(AppError::new(
+            ErrorKind::Unavailable,
+            "TOKEN_NOT_REACHED",
+            format!("this replica has not caught up with consistency token {position} within {bound:?}; retry"),
+        )),
+        Err(WaitError::Store(e)) => Err(e.into()),
     }
 }
 

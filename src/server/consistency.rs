@@ -14,7 +14,7 @@ use http::{Request, Response};
 use tower::{Layer, Service};
 
 use crate::body::ResponseBody;
-use crate::model::replica::{Replica, WaitError};
+use crate::model::replica::Replica;
 
 #[derive(Clone)]
 pub struct ConsistencyLayer {
@@ -54,34 +54,15 @@ where
         let Some(token) = request.headers().get(crate::CONSISTENCY_TOKEN) else {
             return Box::pin(self.inner.call(request));
         };
-        let position = token.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok());
+        // A header that is not text is not a position either: refused as one.
+        let token = token.to_str().unwrap_or("?").to_owned();
         // The inner service was made ready for this call; a clone takes its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let (replica, bound) = (self.replica.clone(), self.bound);
         Box::pin(async move {
-            let Some(position) = position else {
-                let status = tonic::Status::invalid_argument(format!(
-                    "`{}` must be a log position, as a write answered it",
-                    crate::CONSISTENCY_TOKEN
-                ));
-                return Ok(status.into_http());
-            };
-            let refused = match replica.wait_for(position, bound).await {
-                Ok(()) => None,
-                Err(WaitError::Beyond) => Some(tonic::Status::out_of_range(format!(
-                    "consistency token {position} is past the end of the event log; send a token a write answered"
-                ))),
-                Err(WaitError::Late) => Some(tonic::Status::unavailable(format!(
-                    "this replica has not caught up with consistency token {position} within {bound:?}; retry"
-                ))),
-                Err(WaitError::Store(e)) => {
-                    tracing::warn!(error = %e, position, "cannot look up a consistency token");
-                    Some(tonic::Status::unavailable("the store is unavailable; retry later"))
-                }
-            };
-            if let Some(status) = refused {
-                return Ok(status.into_http());
+            if let Err(refused) = crate::app::reach_token(&replica, crate::CONSISTENCY_TOKEN, &token, bound).await {
+                return Ok(tonic::Status::from(refused).into_http());
             }
             inner.call(request).await
         })

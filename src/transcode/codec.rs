@@ -13,8 +13,10 @@ use serde_json::Value;
 pub struct MethodCodec {
     /// A JSON request (already merged from path, query and body) to one gRPC frame: the
     /// five-byte header and the protobuf message, encoded in place.
-    /// The request's protobuf frame; a refusal names the field at fault, when there is one.
-    pub request: fn(Value) -> Result<Bytes, Refused>,
+    pub request: fn(Value) -> Result<Bytes, serde_json::Error>,
+    /// Where a request that `request` refused goes wrong (`checks[1].context`), read again
+    /// with the path tracked: only a refused request pays for it.
+    pub refused_at: fn(Value) -> Option<String>,
     /// Protobuf response bytes to JSON bytes.
     pub response: fn(&[u8]) -> Result<Vec<u8>, CodecError>,
     /// Protobuf response bytes to the JSON of one of its fields (`response_body`), or
@@ -39,40 +41,30 @@ impl MethodCodec {
         Req: Message + DeserializeOwned,
         Resp: Message + Default + Serialize,
     {
-        MethodCodec { request: request::<Req>, response: response::<Resp>, response_field: response_field::<Resp> }
-    }
-}
-
-/// A request body the message's JSON mapping refuses, and where.
-#[derive(Debug)]
-pub struct Refused {
-    /// The path of the field at fault, `checks[1].context`; `None` at the top.
-    pub field: Option<String>,
-    pub error: serde_json::Error,
-}
-
-impl std::fmt::Display for Refused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.field {
-            Some(field) => write!(f, "`{field}`: {}", self.error),
-            None => self.error.fmt(f),
+        MethodCodec {
+            request: request::<Req>,
+            refused_at: refused_at::<Req>,
+            response: response::<Resp>,
+            response_field: response_field::<Resp>,
         }
     }
 }
 
-fn request<Req: Message + DeserializeOwned>(json: Value) -> Result<Bytes, Refused> {
-    let message: Req = serde_path_to_error::deserialize(json).map_err(|e| {
-        let path = e.path().to_string();
-        Refused { field: (path != ".").then_some(path), error: e.into_inner() }
-    })?;
+fn request<Req: Message + DeserializeOwned>(json: Value) -> Result<Bytes, serde_json::Error> {
+    let message: Req = serde_json::from_value(json)?;
     let len = message.encoded_len();
     let mut frame = BytesMut::with_capacity(5 + len);
     frame.put_u8(0);
-    let too_large = || Refused { field: None, error: serde::de::Error::custom("the request is larger than 4 GiB") };
-    frame.put_u32(u32::try_from(len).map_err(|_| too_large())?);
+    frame.put_u32(u32::try_from(len).map_err(|_| serde::de::Error::custom("the request is larger than 4 GiB"))?);
     // Cannot fail: the buffer has room for the whole message.
     message.encode_raw(&mut frame);
     Ok(frame.freeze())
+}
+
+fn refused_at<Req: DeserializeOwned>(json: Value) -> Option<String> {
+    let error = serde_path_to_error::deserialize::<_, Req>(json).err()?;
+    let path = error.path().to_string();
+    (path != ".").then_some(path)
 }
 
 /// Room for the JSON of a message of `len` protobuf bytes, so it is written without growing:

@@ -153,19 +153,29 @@ where
         } else {
             false
         };
-        let mut json = request::build(route, &bindings, parts.uri.query(), &body).map_err(bad_request)?;
-        if lax && !route.ignore_unknown() {
-            request::drop_unknown_fields(&mut json, &route.input());
-        }
-        let frame = match (route.codec.request)(json) {
+        let read = || -> Result<serde_json::Value, request::RequestError> {
+            let mut json = request::build(route, &bindings, parts.uri.query(), &body)?;
+            if lax && !route.ignore_unknown() {
+                request::drop_unknown_fields(&mut json, &route.input());
+            }
+            Ok(json)
+        };
+        let frame = match (route.codec.request)(read().map_err(bad_request)?) {
             Ok(frame) => frame,
             // Only a refused request pays for a second reading, to name the element at fault.
             Err(e) => {
-                if let Ok(json) = request::build(route, &bindings, parts.uri.query(), &body) {
-                    request::refuse_null_elements(&json, &route.input()).map_err(bad_request)?;
-                }
-                let message = format!("invalid request: {e}");
-                return Err(bad_request(request::RequestError { field: e.field, message }));
+                let field = match read() {
+                    Ok(json) => {
+                        request::refuse_null_elements(&json, &route.input()).map_err(bad_request)?;
+                        (route.codec.refused_at)(json)
+                    }
+                    Err(_) => None,
+                };
+                let message = match &field {
+                    Some(field) => format!("invalid request: `{field}`: {e}"),
+                    None => format!("invalid request: {e}"),
+                };
+                return Err(bad_request(request::RequestError { field, message }));
             }
         };
 

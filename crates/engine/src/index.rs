@@ -176,12 +176,6 @@ trait IsEmpty {
     fn is_empty(&self) -> bool;
 }
 
-impl<T> IsEmpty for Vec<T> {
-    fn is_empty(&self) -> bool {
-        Vec::is_empty(self)
-    }
-}
-
 impl IsEmpty for MemberSlot {
     fn is_empty(&self) -> bool {
         self.grants.is_empty() && self.policies.is_empty()
