@@ -29,6 +29,17 @@ fn secs() -> f64 {
     std::env::var("IAMD_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(5.0)
 }
 
+/// Every check authenticates as the bootstrap administrator, whom the front door then
+/// authorizes for `authz:decisions:check`, as for any client.
+const TOKEN: &str = "bench-bootstrap-token";
+
+fn authorized<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value = format!("Bearer {TOKEN}").parse().expect("a header value");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
 fn main() {
     if Command::new("h2load").arg("--version").output().is_err() {
         eprintln!("h2load is not installed (apt-get install nghttp2-client); nothing measured");
@@ -36,8 +47,9 @@ fn main() {
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let server =
-        runtime.block_on(iamd::server::start(iamd::config::Config::for_data_dir(dir.path()))).expect("iamd starts");
+    let config =
+        iamd::config::Config { bootstrap_token: Some(TOKEN.into()), ..iamd::config::Config::for_data_dir(dir.path()) };
+    let server = runtime.block_on(iamd::server::start(config)).expect("iamd starts");
     let url = format!("http://{}/iamd.authz.v1.AuthzService/Check", server.addr);
     runtime.block_on(seed(server.addr));
 
@@ -53,7 +65,7 @@ fn main() {
     let answer = runtime.block_on(async {
         let channel = tonic::transport::Channel::from_shared(format!("http://{}", server.addr)).unwrap();
         let mut client = authz::authz_service_client::AuthzServiceClient::new(channel.connect().await.unwrap());
-        client.check(check.clone()).await.expect("the check answers").into_inner()
+        client.check(authorized(check.clone())).await.expect("the check answers").into_inner()
     });
     assert!(answer.allowed, "{answer:?}");
     let message = check.encode_to_vec();
@@ -107,7 +119,7 @@ async fn seed(addr: std::net::SocketAddr) {
             ],
             ..Default::default()
         };
-        policies.create_policy(request).await.expect("a policy is written");
+        policies.create_policy(authorized(request)).await.expect("a policy is written");
     }
 }
 
@@ -128,6 +140,7 @@ fn h2load(url: &str, body: &std::path::Path, m: usize, dir: &std::path::Path) ->
         .args(["-t", "1", "-c", &CONNECTIONS.to_string(), "-m", &m.to_string()])
         .args(["-D", &format!("{secs}"), "--warm-up-time", "1"])
         .args(["-H", "content-type: application/grpc", "-H", "te: trailers"])
+        .args(["-H", &format!("authorization: Bearer {TOKEN}")])
         .arg("-d")
         .arg(body)
         .arg(format!("--log-file={}", log.display()))

@@ -48,6 +48,17 @@ const ROUNDS: usize = 3;
 const LATENCY_SECS: f64 = 3.0;
 
 const GET_PATH: &str = "/iamd.accounts.v1.OrganizationService/GetOrganization";
+/// Every request authenticates as the bootstrap administrator, as a client of a real
+/// deployment would (the floor is sent it too, and ignores it).
+const TOKEN: &str = "bench-bootstrap-token";
+const AUTHORIZATION: &str = "Bearer bench-bootstrap-token";
+
+/// A request with the administrator's credential.
+fn authorized<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert("authorization", tonic::metadata::MetadataValue::from_static(AUTHORIZATION));
+    request
+}
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
@@ -209,7 +220,8 @@ impl Caller {
     async fn call(&mut self) -> Result<(), String> {
         match self {
             Caller::Grpc(client, request, id) => {
-                let response = client.get_organization(request.clone()).await.map_err(|s| format!("gRPC: {s}"))?;
+                let response =
+                    client.get_organization(authorized(request.clone())).await.map_err(|s| format!("gRPC: {s}"))?;
                 check_org(response.get_ref(), id)
             }
             Caller::Http(h2, Proto::GrpcWeb, target) => {
@@ -218,6 +230,7 @@ impl Caller {
                     .uri(target.grpc_web_uri.clone())
                     .header(header::CONTENT_TYPE, "application/grpc-web+proto")
                     .header("x-grpc-web", "1")
+                    .header(header::AUTHORIZATION, AUTHORIZATION)
                     .body(Body::new(Full::new(target.grpc_web_frame.clone())))
                     .map_err(|e| e.to_string())?;
                 let response = send(h2, request).await?;
@@ -228,6 +241,7 @@ impl Caller {
                     .method(Method::GET)
                     .uri(target.json_uri.clone())
                     .header(header::ACCEPT, "application/json")
+                    .header(header::AUTHORIZATION, AUTHORIZATION)
                     .body(Body::empty())
                     .map_err(|e| e.to_string())?;
                 let response = send(h2, request).await?;
@@ -604,7 +618,11 @@ fn main() -> Result<(), BoxError> {
         .build()?;
 
     let data_dir = tempfile::tempdir()?;
-    let server = server_rt.block_on(iamd::server::start(iamd::config::Config::for_data_dir(data_dir.path())))?;
+    let config = iamd::config::Config {
+        bootstrap_token: Some(TOKEN.into()),
+        ..iamd::config::Config::for_data_dir(data_dir.path())
+    };
+    let server = server_rt.block_on(iamd::server::start(config))?;
     let iamd_addr = server.addr;
 
     // One organization, created over native gRPC; its GetOrganization answer is the floor's.
@@ -612,17 +630,18 @@ fn main() -> Result<(), BoxError> {
         let mut client =
             OrganizationServiceClient::with_origin(connect(iamd_addr).await?, Target::new(iamd_addr, "").grpc_uri);
         let created = client
-            .create_organization(pb::CreateOrganizationRequest {
+            .create_organization(authorized(pb::CreateOrganizationRequest {
                 name: "Bench Organization".into(),
                 domain: "bench.example.com".into(),
-            })
+            }))
             .await?
             .into_inner();
         let id = created.organization.ok_or("CreateOrganization returned no organization")?.id;
         // Reads are answered from a view that follows the log: give it a moment to catch up.
         let mut tries = 0;
         let answer = loop {
-            match client.get_organization(pb::GetOrganizationRequest { organization_id: id.clone() }).await {
+            match client.get_organization(authorized(pb::GetOrganizationRequest { organization_id: id.clone() })).await
+            {
                 Ok(answer) => break answer.into_inner(),
                 Err(status) if status.code() == tonic::Code::NotFound && tries < 100 => {
                     tries += 1;
@@ -791,6 +810,7 @@ fn serve_only(which: &str) -> Result<(), BoxError> {
                 // No follower polls while instructions are counted: one replica, its own writes.
                 let config = iamd::config::Config {
                     follow_interval: Duration::from_secs(3600),
+                    bootstrap_token: Some(TOKEN.into()),
                     ..iamd::config::Config::for_data_dir(data_dir.path())
                 };
                 let server = iamd::server::start(config).await?;
@@ -854,10 +874,10 @@ fn count_instructions(requests: usize, level: &str) -> Result<(), BoxError> {
                 let mut client =
                     OrganizationServiceClient::with_origin(connect(addr).await?, Target::new(addr, "").grpc_uri);
                 let created = client
-                    .create_organization(pb::CreateOrganizationRequest {
+                    .create_organization(authorized(pb::CreateOrganizationRequest {
                         name: "Bench Organization".into(),
                         domain: String::new(),
-                    })
+                    }))
                     .await?
                     .into_inner();
                 Ok::<_, BoxError>(created.organization.ok_or("no organization")?.id)

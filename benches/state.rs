@@ -88,7 +88,7 @@ struct Place {
 
 impl Place {
     fn config(&self) -> Config {
-        Config { database_url: self.url.as_deref().map(Secret::new), ..Config::for_data_dir(&self.dir) }
+        Config { database_url: self.url.as_deref().map(Secret::new), ..common::config(&self.dir) }
     }
 }
 
@@ -334,7 +334,7 @@ struct Row {
 
 async fn measure(place: &Place, orgs: usize, reads: usize) -> Row {
     let Served { started, channel, ready_ms, rss, hwm } = serve_for_timing(place).await;
-    let mut client = OrganizationServiceClient::new(channel);
+    let mut client = OrganizationServiceClient::with_interceptor(channel, common::credential as common::Credential);
     let mut random = Lcg(42);
     let get = time(reads, || {
         let id = org_id(random.below(orgs));
@@ -600,7 +600,7 @@ fn event_type(event: &IamPolicyEvent) -> String {
 
 async fn measure_iam(place: &Place, policies: usize, requests: usize) -> IamRow {
     let Served { started, channel, ready_ms, rss, hwm } = serve_for_timing(place).await;
-    let client = PolicyServiceClient::new(channel);
+    let client = PolicyServiceClient::with_interceptor(channel, common::credential as common::Credential);
     let mut random = Lcg(42);
     let get = time(requests, || {
         let id = policy_id(random.below(policies));

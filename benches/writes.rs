@@ -39,7 +39,7 @@ async fn channel(addr: std::net::SocketAddr) -> Channel {
 /// Every write a distinct name, across clients and phases.
 static NAMES: AtomicU64 = AtomicU64::new(0);
 
-async fn create(client: &mut OrganizationServiceClient<Channel>) {
+async fn create(client: &mut OrganizationServiceClient<common::Authorized>) {
     let n = NAMES.fetch_add(1, Ordering::Relaxed);
     client
         .create_organization(pb::CreateOrganizationRequest { name: format!("bench-{n}"), domain: String::new() })
@@ -52,7 +52,8 @@ async fn phase(addr: std::net::SocketAddr, clients: usize, duration: Duration) -
     let mut tasks = Vec::new();
     let start = Instant::now() + Duration::from_millis(50);
     for _ in 0..clients {
-        let mut client = OrganizationServiceClient::new(channel(addr).await);
+        let mut client =
+            OrganizationServiceClient::with_interceptor(channel(addr).await, common::credential as common::Credential);
         tasks.push(tokio::spawn(async move {
             let mut histogram = Histogram::<u64>::new(3).unwrap();
             tokio::time::sleep_until(start.into()).await;
@@ -99,11 +100,13 @@ async fn replication_lag(url: &str) -> Histogram<u64> {
     let dir_a = tempfile::tempdir().unwrap();
     let dir_b = tempfile::tempdir().unwrap();
     let config =
-        |dir: &tempfile::TempDir| Config { database_url: Some(Secret::new(url)), ..Config::for_data_dir(dir.path()) };
+        |dir: &tempfile::TempDir| Config { database_url: Some(Secret::new(url)), ..common::config(dir.path()) };
     let a = iamd::server::start(config(&dir_a)).await.unwrap();
     let b = iamd::server::start(config(&dir_b)).await.unwrap();
-    let mut on_a = OrganizationServiceClient::new(channel(a.addr).await);
-    let mut on_b = OrganizationServiceClient::new(channel(b.addr).await);
+    let mut on_a =
+        OrganizationServiceClient::with_interceptor(channel(a.addr).await, common::credential as common::Credential);
+    let mut on_b =
+        OrganizationServiceClient::with_interceptor(channel(b.addr).await, common::credential as common::Credential);
     let mut histogram = Histogram::<u64>::new(3).unwrap();
     // Writes spaced by a varying pause, so they do not fall into step with B's polling.
     let mut jitter = 0x2545_f491_4f6c_dd1d_u64;
@@ -143,7 +146,7 @@ fn main() {
         // On the repository's disk, not a tmpfs, so synchronous=FULL really syncs.
         let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
         let dir = tempfile::tempdir_in(&base).unwrap();
-        measure("SQLite", Config::for_data_dir(dir.path()), &mut rows).await;
+        measure("SQLite", common::config(dir.path()), &mut rows).await;
 
         let url = std::env::var("IAMD_BENCH_DATABASE_URL").or_else(|_| std::env::var("IAMD_TEST_DATABASE_URL"));
         let Ok(url) = url else {
@@ -155,7 +158,7 @@ fn main() {
         let sync_commit: String = admin.query_one("SHOW synchronous_commit", &[]).await.unwrap().get(0);
         println!("PostgreSQL: fsync={fsync} synchronous_commit={sync_commit}");
         let pg_dir = tempfile::tempdir().unwrap();
-        let config = Config { database_url: Some(Secret::new(&schema_url)), ..Config::for_data_dir(pg_dir.path()) };
+        let config = Config { database_url: Some(Secret::new(&schema_url)), ..common::config(pg_dir.path()) };
         measure("PostgreSQL", config, &mut rows).await;
         admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await.unwrap();
 

@@ -18,7 +18,8 @@ pub struct Config {
     /// PostgreSQL store instead of SQLite, as `postgres://user:password@host:port/database`.
     #[arg(long, env = "IAMD_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<Secret>,
-    /// Secret of the bootstrap admin's token, sent as `Authorization: Bearer <token>`.
+    /// Secret of the bootstrap admin's token, sent as `Authorization: Bearer <token>`. Used
+    /// only on the first start; when unset then, iamd generates one and prints it once.
     #[arg(long, env = "IAMD_BOOTSTRAP_TOKEN", hide_env_values = true)]
     pub bootstrap_token: Option<Secret>,
     /// Largest request body or message accepted, in bytes.
@@ -34,6 +35,19 @@ pub struct Config {
     /// How often the replica polls the event log for other replicas' writes.
     #[arg(long, env = "IAMD_FOLLOW_INTERVAL", default_value = "50ms", value_parser = parse_duration)]
     pub follow_interval: Duration,
+    /// OIDC: the issuer (`iss`) whose JWTs iamd accepts as `Authorization: Bearer <jwt>`;
+    /// unset turns OIDC off.
+    #[arg(long, env = "IAMD_OIDC_ISSUER", requires_all = ["oidc_audience", "oidc_jwks"])]
+    pub oidc_issuer: Option<String>,
+    /// OIDC: the audience (`aud`) a JWT must name.
+    #[arg(long, env = "IAMD_OIDC_AUDIENCE", requires = "oidc_issuer")]
+    pub oidc_audience: Option<String>,
+    /// OIDC: the issuer's JWKS, a file path or a URL (https, or http on loopback).
+    #[arg(long, env = "IAMD_OIDC_JWKS", requires = "oidc_issuer")]
+    pub oidc_jwks: Option<String>,
+    /// OIDC: the claim holding the caller's groups, which become teams `team:oidc:<group>`.
+    #[arg(long, env = "IAMD_OIDC_GROUPS_CLAIM", default_value = "groups")]
+    pub oidc_groups_claim: String,
     /// How long in-flight requests may take to finish after a stop signal.
     #[arg(long, env = "IAMD_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -47,12 +61,28 @@ impl Config {
             data_dir: data_dir.into(),
             database_url: None,
             bootstrap_token: None,
+            oidc_issuer: None,
+            oidc_audience: None,
+            oidc_jwks: None,
+            oidc_groups_claim: "groups".into(),
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             cors_allowed_origins: vec!["*".into()],
             consistency_wait: Duration::from_secs(2),
             follow_interval: Duration::from_millis(50),
             shutdown_grace: Duration::from_secs(10),
         }
+    }
+}
+
+impl Config {
+    /// The OIDC verifier's settings, when OIDC is on.
+    pub fn oidc_settings(&self) -> Option<crate::oidc::OidcSettings> {
+        Some(crate::oidc::OidcSettings {
+            issuer: self.oidc_issuer.clone()?,
+            audience: self.oidc_audience.clone()?,
+            jwks: self.oidc_jwks.clone()?,
+            groups_claim: self.oidc_groups_claim.clone(),
+        })
     }
 }
 

@@ -10,6 +10,7 @@ pub mod kinds;
 pub mod methods;
 pub mod model;
 pub mod observe;
+pub mod oidc;
 pub mod pb;
 pub mod server;
 pub mod store;

@@ -259,6 +259,39 @@ impl ResourceTemplate {
         }
         Ok(ResourceTemplate { text: text.to_owned(), parts })
     }
+
+    /// Whether the resource is the same for every request (no placeholder).
+    pub fn is_fixed(&self) -> bool {
+        self.parts.iter().all(|part| matches!(part, ResourcePart::Literal(_)))
+    }
+
+    /// The resource of one request: each placeholder filled with `value` of its field path,
+    /// with `%`, `:` and `*` percent-encoded so that a value cannot reach into the resource
+    /// patterns of other objects (`a:*` never covers an id `a:b`, which no object has).
+    /// `None` when a field has no value.
+    pub fn fill(&self, mut value: impl FnMut(&[FieldDescriptor]) -> Option<String>) -> Option<String> {
+        let mut resource = String::with_capacity(self.text.len());
+        for part in &self.parts {
+            match part {
+                ResourcePart::Literal(text) => resource.push_str(text),
+                ResourcePart::Field(path) => {
+                    let value = value(path)?;
+                    let mut rest = value.as_str();
+                    while let Some(at) = rest.find(['%', ':', '*']) {
+                        resource.push_str(&rest[..at]);
+                        resource.push_str(match rest.as_bytes()[at] {
+                            b'%' => "%25",
+                            b':' => "%3A",
+                            _ => "%2A",
+                        });
+                        rest = &rest[at + 1..];
+                    }
+                    resource.push_str(rest);
+                }
+            }
+        }
+        Some(resource)
+    }
 }
 
 /// Resolves `a.b.c` against a message: every step but the last a singular message, the last

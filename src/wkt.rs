@@ -30,6 +30,13 @@ impl Timestamp {
         Timestamp { seconds: micros.div_euclid(1_000_000), nanos: (micros.rem_euclid(1_000_000) * 1_000) as i32 }
     }
 
+    /// The instant in microseconds (nanoseconds below one cut off); `None` outside the
+    /// range google/protobuf/timestamp.proto allows.
+    pub fn to_micros(self) -> Option<Micros> {
+        self.to_datetime()?;
+        Some(self.seconds * 1_000_000 + i64::from(self.nanos / 1_000))
+    }
+
     /// `None` outside what google/protobuf/timestamp.proto allows: years 0001 to 9999 and
     /// nanos in `0..1e9` (chrono would take more nanos as a leap second).
     fn to_datetime(self) -> Option<DateTime<Utc>> {

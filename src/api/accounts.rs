@@ -5,7 +5,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{Api, if_match, respond, version, written};
+use super::{Api, actor, if_match, respond, version, written};
 use crate::app::AppError;
 use crate::app::accounts::definitions::DefinitionInput;
 use crate::app::accounts::policies::{PolicyInput, PolicyPatch, PolicyView};
@@ -43,7 +43,7 @@ impl PolicyService for Api {
         &self,
         request: Request<pb::CreatePolicyRequest>,
     ) -> Result<Response<pb::CreatePolicyResponse>, Status> {
-        let actor = self.actor(request.metadata());
+        let actor = actor(&request)?;
         let m = request.into_inner();
         let input = PolicyInput {
             name: m.name,
@@ -69,7 +69,7 @@ impl PolicyService for Api {
         &self,
         request: Request<pb::UpdatePolicyRequest>,
     ) -> Result<Response<pb::UpdatePolicyResponse>, Status> {
-        let (actor, expected) = (self.actor(request.metadata()), if_match(request.metadata())?);
+        let (actor, expected) = (actor(&request)?, if_match(request.metadata())?);
         let m = request.into_inner();
         let mask = Mask::of(m.update_mask, &["name", "description", "definitions"])?;
         let patch = PolicyPatch {
@@ -85,7 +85,7 @@ impl PolicyService for Api {
         &self,
         request: Request<pb::DeletePolicyRequest>,
     ) -> Result<Response<pb::DeletePolicyResponse>, Status> {
-        let (actor, expected) = (self.actor(request.metadata()), if_match(request.metadata())?);
+        let (actor, expected) = (actor(&request)?, if_match(request.metadata())?);
         let m = request.get_ref();
         let done = self.app.delete_org_policy(&actor, &m.organization_id, &m.policy_id, expected).await?;
         Ok(written(done, |_| None, |()| pb::DeletePolicyResponse {}))
@@ -108,7 +108,7 @@ impl RoleService for Api {
         &self,
         request: Request<pb::CreateRoleRequest>,
     ) -> Result<Response<pb::CreateRoleResponse>, Status> {
-        let actor = self.actor(request.metadata());
+        let actor = actor(&request)?;
         let m = request.into_inner();
         let input = RoleInput {
             name: m.name,
@@ -131,7 +131,7 @@ impl RoleService for Api {
         &self,
         request: Request<pb::UpdateRoleRequest>,
     ) -> Result<Response<pb::UpdateRoleResponse>, Status> {
-        let (actor, expected) = (self.actor(request.metadata()), if_match(request.metadata())?);
+        let (actor, expected) = (actor(&request)?, if_match(request.metadata())?);
         let m = request.into_inner();
         let mask = Mask::of(m.update_mask, &["name", "description", "policy_ids"])?;
         let patch = RolePatch {
@@ -147,7 +147,7 @@ impl RoleService for Api {
         &self,
         request: Request<pb::DeleteRoleRequest>,
     ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
-        let (actor, expected) = (self.actor(request.metadata()), if_match(request.metadata())?);
+        let (actor, expected) = (actor(&request)?, if_match(request.metadata())?);
         let m = request.get_ref();
         let done = self.app.delete_org_role(&actor, &m.organization_id, &m.role_id, expected).await?;
         Ok(written(done, |_| None, |()| pb::DeleteRoleResponse {}))
@@ -171,7 +171,7 @@ impl AssignmentService for Api {
         &self,
         request: Request<pb::CreateAssignmentRequest>,
     ) -> Result<Response<pb::CreateAssignmentResponse>, Status> {
-        let actor = self.actor(request.metadata());
+        let actor = actor(&request)?;
         let m = request.into_inner();
         let state = AssignmentState { principal: m.principal, role_ids: m.role_ids, policy_ids: m.policy_ids };
         let done = self.app.create_assignment(&actor, &m.organization_id, state).await?;
@@ -191,7 +191,7 @@ impl AssignmentService for Api {
         &self,
         request: Request<pb::DeleteAssignmentRequest>,
     ) -> Result<Response<pb::DeleteAssignmentResponse>, Status> {
-        let (actor, expected) = (self.actor(request.metadata()), if_match(request.metadata())?);
+        let (actor, expected) = (actor(&request)?, if_match(request.metadata())?);
         let m = request.get_ref();
         let done = self.app.delete_assignment(&actor, &m.organization_id, &m.assignment_id, expected).await?;
         Ok(written(done, |_| None, |()| pb::DeleteAssignmentResponse {}))

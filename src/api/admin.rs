@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{Api, if_match, object_details, respond, written};
+use super::{Api, actor, if_match, object_details, respond, written};
 use crate::app::Details;
 use crate::app::domain_policy::DomainPolicy;
 use crate::kinds::domain_policy::DomainSettings;
@@ -57,7 +57,7 @@ impl AdminService for Api {
         &self,
         request: Request<pb::UpdateOrgIamPolicyRequest>,
     ) -> Answer<pb::UpdateOrgIamPolicyResponse> {
-        let (actor, expected) = (self.actor(request.metadata()), if_match(request.metadata())?);
+        let (actor, expected) = (actor(&request)?, if_match(request.metadata())?);
         let wanted = DomainSettings::from_org_iam(request.get_ref().user_login_must_be_domain);
         let done = self.app.change_default_domain_policy(&actor, wanted, expected).await?;
         Ok(written(done, version, |d| pb::UpdateOrgIamPolicyResponse { details: details(d) }))
@@ -78,7 +78,7 @@ impl AdminService for Api {
         &self,
         request: Request<pb::AddCustomOrgIamPolicyRequest>,
     ) -> Answer<pb::AddCustomOrgIamPolicyResponse> {
-        let actor = self.actor(request.metadata());
+        let actor = actor(&request)?;
         let message = request.into_inner();
         let wanted = DomainSettings::from_org_iam(message.user_login_must_be_domain);
         let done = self.app.add_org_domain_policy(&actor, &message.org_id, wanted).await?;
@@ -89,7 +89,7 @@ impl AdminService for Api {
         &self,
         request: Request<pb::UpdateCustomOrgIamPolicyRequest>,
     ) -> Answer<pb::UpdateCustomOrgIamPolicyResponse> {
-        let (actor, expected) = (self.actor(request.metadata()), if_match(request.metadata())?);
+        let (actor, expected) = (actor(&request)?, if_match(request.metadata())?);
         let message = request.into_inner();
         let wanted = DomainSettings::from_org_iam(message.user_login_must_be_domain);
         let done = self.app.change_org_domain_policy(&actor, &message.org_id, wanted, expected).await?;
@@ -100,7 +100,7 @@ impl AdminService for Api {
         &self,
         request: Request<pb::ResetCustomOrgIamPolicyToDefaultRequest>,
     ) -> Answer<pb::ResetCustomOrgIamPolicyToDefaultResponse> {
-        let (actor, expected) = (self.actor(request.metadata()), if_match(request.metadata())?);
+        let (actor, expected) = (actor(&request)?, if_match(request.metadata())?);
         let done = self.app.remove_org_domain_policy(&actor, &request.get_ref().org_id, expected).await?;
         Ok(written(done, |_| None, |d| pb::ResetCustomOrgIamPolicyToDefaultResponse { details: details(d) }))
     }
@@ -115,7 +115,7 @@ impl AdminService for Api {
         &self,
         request: Request<pb::UpdateDomainPolicyRequest>,
     ) -> Answer<pb::UpdateDomainPolicyResponse> {
-        let (actor, expected) = (self.actor(request.metadata()), if_match(request.metadata())?);
+        let (actor, expected) = (actor(&request)?, if_match(request.metadata())?);
         let m = request.get_ref();
         let wanted = settings(
             m.user_login_must_be_domain,
@@ -141,7 +141,7 @@ impl AdminService for Api {
         &self,
         request: Request<pb::AddCustomDomainPolicyRequest>,
     ) -> Answer<pb::AddCustomDomainPolicyResponse> {
-        let actor = self.actor(request.metadata());
+        let actor = actor(&request)?;
         let m = request.into_inner();
         let wanted = settings(
             m.user_login_must_be_domain,
@@ -156,7 +156,7 @@ impl AdminService for Api {
         &self,
         request: Request<pb::UpdateCustomDomainPolicyRequest>,
     ) -> Answer<pb::UpdateCustomDomainPolicyResponse> {
-        let (actor, expected) = (self.actor(request.metadata()), if_match(request.metadata())?);
+        let (actor, expected) = (actor(&request)?, if_match(request.metadata())?);
         let m = request.into_inner();
         let wanted = settings(
             m.user_login_must_be_domain,
@@ -171,7 +171,7 @@ impl AdminService for Api {
         &self,
         request: Request<pb::ResetCustomDomainPolicyToDefaultRequest>,
     ) -> Answer<pb::ResetCustomDomainPolicyToDefaultResponse> {
-        let (actor, expected) = (self.actor(request.metadata()), if_match(request.metadata())?);
+        let (actor, expected) = (actor(&request)?, if_match(request.metadata())?);
         let done = self.app.remove_org_domain_policy(&actor, &request.get_ref().org_id, expected).await?;
         Ok(written(done, |_| None, |d| pb::ResetCustomDomainPolicyToDefaultResponse { details: details(d) }))
     }

@@ -1,9 +1,8 @@
 //! `iamd.iam.v2`: `PolicyService`, `RoleService` and `TenantService`.
 
-use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status};
 
-use super::{Api, if_match, respond, version, written};
+use super::{Api, actor, if_match, respond, tenants, version, written};
 use crate::app::AppError;
 use crate::app::iam::TenantFilter;
 use crate::app::iam::policies::{MembersChange, PolicyInput};
@@ -17,18 +16,13 @@ use crate::pb::iamd::iam::v2::policy_service_server::PolicyService;
 use crate::pb::iamd::iam::v2::role_service_server::RoleService;
 use crate::pb::iamd::iam::v2::tenant_service_server::TenantService;
 
-/// The `tenants` request header.
-fn filter(metadata: &MetadataMap) -> TenantFilter {
-    TenantFilter::parse(metadata.get("tenants").and_then(|v| v.to_str().ok()))
-}
-
 #[tonic::async_trait]
 impl PolicyService for Api {
     async fn create_policy(
         &self,
         request: Request<pb::CreatePolicyRequest>,
     ) -> Result<Response<pb::CreatePolicyResponse>, Status> {
-        let actor = self.actor(request.metadata());
+        let actor = actor(&request)?;
         let m = request.into_inner();
         let input = PolicyInput {
             id: m.id,
@@ -45,7 +39,7 @@ impl PolicyService for Api {
         &self,
         request: Request<pb::ListPoliciesRequest>,
     ) -> Result<Response<pb::ListPoliciesResponse>, Status> {
-        let policies = self.app.list_policies(&filter(request.metadata())).await?;
+        let policies = self.app.list_policies(&tenants(&request)?).await?;
         Ok(Response::new(pb::ListPoliciesResponse { policies: policies.iter().map(policy).collect() }))
     }
 
@@ -53,7 +47,7 @@ impl PolicyService for Api {
         &self,
         request: Request<pb::GetPolicyRequest>,
     ) -> Result<Response<pb::GetPolicyResponse>, Status> {
-        let found = self.app.policy(&request.get_ref().id, &filter(request.metadata())).await?;
+        let found = self.app.policy(&request.get_ref().id, &tenants(&request)?).await?;
         Ok(respond(pb::GetPolicyResponse { policy: Some(policy(&found)) }, version(&found), None))
     }
 
@@ -61,7 +55,7 @@ impl PolicyService for Api {
         &self,
         request: Request<pb::DeletePolicyRequest>,
     ) -> Result<Response<pb::DeletePolicyResponse>, Status> {
-        let (actor, expected, filter) = writer(self, request.metadata())?;
+        let (actor, expected, filter) = writer(&request)?;
         let done = self.app.delete_policy(&actor, &request.get_ref().id, &filter, expected).await?;
         Ok(written(done, |_| None, |()| pb::DeletePolicyResponse {}))
     }
@@ -70,7 +64,7 @@ impl PolicyService for Api {
         &self,
         request: Request<pb::UpdatePolicyRequest>,
     ) -> Result<Response<pb::UpdatePolicyResponse>, Status> {
-        let (actor, expected, filter) = writer(self, request.metadata())?;
+        let (actor, expected, filter) = writer(&request)?;
         let m = request.into_inner();
         let input = PolicyInput {
             id: m.id,
@@ -96,7 +90,7 @@ impl PolicyService for Api {
         &self,
         request: Request<pb::ListPolicyMembersRequest>,
     ) -> Result<Response<pb::ListPolicyMembersResponse>, Status> {
-        let found = self.app.policy(&request.get_ref().id, &filter(request.metadata())).await?;
+        let found = self.app.policy(&request.get_ref().id, &tenants(&request)?).await?;
         let etag = version(&found);
         Ok(respond(pb::ListPolicyMembersResponse { members: found.members.clone() }, etag, None))
     }
@@ -105,7 +99,7 @@ impl PolicyService for Api {
         &self,
         request: Request<pb::ReplacePolicyMembersRequest>,
     ) -> Result<Response<pb::ReplacePolicyMembersResponse>, Status> {
-        let (actor, expected, filter) = writer(self, request.metadata())?;
+        let (actor, expected, filter) = writer(&request)?;
         let m = request.into_inner();
         let done =
             self.app.change_policy_members(&actor, &m.id, MembersChange::Replace, m.members, &filter, expected).await?;
@@ -116,7 +110,7 @@ impl PolicyService for Api {
         &self,
         request: Request<pb::RemovePolicyMembersRequest>,
     ) -> Result<Response<pb::RemovePolicyMembersResponse>, Status> {
-        let (actor, expected, filter) = writer(self, request.metadata())?;
+        let (actor, expected, filter) = writer(&request)?;
         let m = request.into_inner();
         let done =
             self.app.change_policy_members(&actor, &m.id, MembersChange::Remove, m.members, &filter, expected).await?;
@@ -127,7 +121,7 @@ impl PolicyService for Api {
         &self,
         request: Request<pb::AddPolicyMembersRequest>,
     ) -> Result<Response<pb::AddPolicyMembersResponse>, Status> {
-        let (actor, expected, filter) = writer(self, request.metadata())?;
+        let (actor, expected, filter) = writer(&request)?;
         let m = request.into_inner();
         let done =
             self.app.change_policy_members(&actor, &m.id, MembersChange::Add, m.members, &filter, expected).await?;
@@ -141,7 +135,7 @@ impl RoleService for Api {
         &self,
         request: Request<pb::CreateRoleRequest>,
     ) -> Result<Response<pb::CreateRoleResponse>, Status> {
-        let actor = self.actor(request.metadata());
+        let actor = actor(&request)?;
         let m = request.into_inner();
         let input = RoleInput { id: m.id, name: m.name, actions: m.actions, tenants: m.tenants };
         let done = self.app.create_role(&actor, input).await?;
@@ -152,12 +146,12 @@ impl RoleService for Api {
         &self,
         request: Request<pb::ListRolesRequest>,
     ) -> Result<Response<pb::ListRolesResponse>, Status> {
-        let roles = self.app.list_roles(&filter(request.metadata())).await?;
+        let roles = self.app.list_roles(&tenants(&request)?).await?;
         Ok(Response::new(pb::ListRolesResponse { roles: roles.iter().map(role).collect() }))
     }
 
     async fn get_role(&self, request: Request<pb::GetRoleRequest>) -> Result<Response<pb::GetRoleResponse>, Status> {
-        let found = self.app.role(&request.get_ref().id, &filter(request.metadata())).await?;
+        let found = self.app.role(&request.get_ref().id, &tenants(&request)?).await?;
         Ok(respond(pb::GetRoleResponse { role: Some(role(&found)) }, version(&found), None))
     }
 
@@ -165,7 +159,7 @@ impl RoleService for Api {
         &self,
         request: Request<pb::DeleteRoleRequest>,
     ) -> Result<Response<pb::DeleteRoleResponse>, Status> {
-        let (actor, expected, filter) = writer(self, request.metadata())?;
+        let (actor, expected, filter) = writer(&request)?;
         let done = self.app.delete_role(&actor, &request.get_ref().id, &filter, expected).await?;
         Ok(written(done, |_| None, |()| pb::DeleteRoleResponse {}))
     }
@@ -174,7 +168,7 @@ impl RoleService for Api {
         &self,
         request: Request<pb::UpdateRoleRequest>,
     ) -> Result<Response<pb::UpdateRoleResponse>, Status> {
-        let (actor, expected, filter) = writer(self, request.metadata())?;
+        let (actor, expected, filter) = writer(&request)?;
         let m = request.into_inner();
         let input = RoleInput { id: m.id, name: m.name, actions: m.actions, tenants: m.tenants };
         let done = self.app.update_role(&actor, input, &filter, expected).await?;
@@ -188,7 +182,7 @@ impl TenantService for Api {
         &self,
         request: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::CreateTenantResponse>, Status> {
-        let actor = self.actor(request.metadata());
+        let actor = actor(&request)?;
         let m = request.into_inner();
         let done = self.app.create_tenant(&actor, &m.id, &m.name, m.skip_policies).await?;
         Ok(written(done, version, |t| pb::CreateTenantResponse { tenant: Some(tenant(&t)) }))
@@ -198,7 +192,7 @@ impl TenantService for Api {
         &self,
         request: Request<pb::UpdateTenantRequest>,
     ) -> Result<Response<pb::UpdateTenantResponse>, Status> {
-        let (actor, expected, filter) = writer(self, request.metadata())?;
+        let (actor, expected, filter) = writer(&request)?;
         let m = request.into_inner();
         let done = self.app.update_tenant(&actor, &m.id, &m.name, &filter, expected).await?;
         Ok(written(done, version, |t| pb::UpdateTenantResponse { tenant: Some(tenant(&t)) }))
@@ -208,7 +202,7 @@ impl TenantService for Api {
         &self,
         request: Request<pb::GetTenantRequest>,
     ) -> Result<Response<pb::GetTenantResponse>, Status> {
-        let found = self.app.tenant(&request.get_ref().id, &filter(request.metadata())).await?;
+        let found = self.app.tenant(&request.get_ref().id, &tenants(&request)?).await?;
         Ok(respond(pb::GetTenantResponse { tenant: Some(tenant(&found)) }, version(&found), None))
     }
 
@@ -216,7 +210,7 @@ impl TenantService for Api {
         &self,
         request: Request<pb::ListTenantsRequest>,
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
-        let tenants = self.app.list_tenants(&filter(request.metadata())).await?;
+        let tenants = self.app.list_tenants(&tenants(&request)?).await?;
         Ok(Response::new(pb::ListTenantsResponse { tenants: tenants.iter().map(tenant).collect() }))
     }
 
@@ -224,15 +218,16 @@ impl TenantService for Api {
         &self,
         request: Request<pb::DeleteTenantRequest>,
     ) -> Result<Response<pb::DeleteTenantResponse>, Status> {
-        let (actor, expected, filter) = writer(self, request.metadata())?;
+        let (actor, expected, filter) = writer(&request)?;
         let done = self.app.delete_tenant(&actor, &request.get_ref().id, &filter, expected).await?;
         Ok(written(done, |_| None, |()| pb::DeleteTenantResponse {}))
     }
 }
 
-/// What every write of an existing object reads from the metadata.
-fn writer(api: &Api, metadata: &MetadataMap) -> Result<(crate::app::Actor, Option<u64>, TenantFilter), Status> {
-    Ok((api.actor(metadata), if_match(metadata)?, filter(metadata)))
+/// What every write of an existing object reads: who asks, the version it expects, and what
+/// it may see.
+pub(super) fn writer<T>(request: &Request<T>) -> Result<(crate::app::Actor, Option<u64>, TenantFilter), Status> {
+    Ok((actor(request)?, if_match(request.metadata())?, tenants(request)?))
 }
 
 fn statements(statements: Vec<pb::Statement>) -> Result<Vec<Statement>, AppError> {

@@ -7,63 +7,54 @@ mod admin;
 mod authz;
 mod history;
 mod iam;
+mod identity;
 mod organizations;
 pub mod status;
 
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
 use tonic::metadata::{MetadataMap, MetadataValue};
-use tonic::{Response, Status};
+use tonic::{Request, Response, Status};
 
+use crate::app::access::Admitted;
+use crate::app::iam::TenantFilter;
 use crate::app::{Actor, App, Details, Receipt};
-use crate::config::Secret;
 use crate::model::kind::Kind;
 use crate::model::objects::Obj;
 use crate::pb::iamd::admin::v1::ObjectDetails;
+use crate::transcode::routes::RouteTable;
 use crate::wkt::Timestamp;
 
 #[derive(Clone)]
 pub struct Api {
     app: Arc<App>,
-    bootstrap_token: Option<TokenDigest>,
+    /// What introspection asks about: the action and resource of each path.
+    routes: Arc<RouteTable>,
 }
 
 impl Api {
-    pub fn new(app: Arc<App>, bootstrap_token: Option<&Secret>) -> Self {
-        Api { app, bootstrap_token: bootstrap_token.map(|token| TokenDigest::of(token.expose())) }
-    }
-
-    /// Who is calling, for the event log. Authentication is not enforced yet: a request that
-    /// presents the bootstrap token acts as the bootstrap admin, any other as `anonymous`.
-    fn actor(&self, metadata: &MetadataMap) -> Actor {
-        let presented = metadata
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("AccessKey ")));
-        match (presented, &self.bootstrap_token) {
-            (Some(token), Some(expected)) if expected.matches(token) => Actor("user:local:admin".into()),
-            _ => Actor("anonymous".into()),
-        }
+    pub fn new(app: Arc<App>, routes: Arc<RouteTable>) -> Self {
+        Api { app, routes }
     }
 }
 
-/// The SHA-256 digest of a token, which is all the server keeps of it. A presented token is
-/// hashed and the digests compared: how long that takes can tell a caller at most how much
-/// of its own token's digest matches, which says nothing about the token (SHA-256 is
-/// preimage resistant), and the token's length never enters the comparison. A plain `==` on
-/// the tokens stops at the first differing byte and so leaks the secret a prefix at a time.
-#[derive(Clone)]
-struct TokenDigest([u8; 32]);
+/// What the front door admitted the call as. Every method with a rule passes it, so a call
+/// without it did not come through the server's stack: refused, never served as anyone.
+fn admitted<T>(request: &Request<T>) -> Result<&Admitted, Status> {
+    request
+        .extensions()
+        .get::<Admitted>()
+        .ok_or_else(|| Status::unauthenticated("the request was not authenticated by iamd's front door"))
+}
 
-impl TokenDigest {
-    fn of(token: &str) -> TokenDigest {
-        TokenDigest(Sha256::digest(token.as_bytes()).into())
-    }
+/// Who is calling, for the event log.
+fn actor<T>(request: &Request<T>) -> Result<Actor, Status> {
+    Ok(admitted(request)?.actor.clone())
+}
 
-    fn matches(&self, presented: &str) -> bool {
-        TokenDigest::of(presented).0 == self.0
-    }
+/// What the call may see of tenant-scoped objects.
+fn tenants<T>(request: &Request<T>) -> Result<TenantFilter, Status> {
+    Ok(admitted(request)?.tenants.clone())
 }
 
 /// An object's version, its `etag`.
@@ -116,19 +107,5 @@ fn object_details(details: Details) -> ObjectDetails {
         creation_date: Some(Timestamp::from_micros(details.created_at)),
         change_date: Some(Timestamp::from_micros(details.changed_at)),
         resource_owner: details.owner,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::TokenDigest;
-
-    #[test]
-    fn only_the_exact_token_matches_its_digest() {
-        let expected = TokenDigest::of("s3cret-token");
-        assert!(expected.matches("s3cret-token"));
-        for other in ["", "s3cret", "s3cret-token ", "S3cret-token", "s3cret-tokem", "s3cret-token-and-more"] {
-            assert!(!expected.matches(other), "{other:?}");
-        }
     }
 }

@@ -2,7 +2,7 @@
 
 use tonic::{Request, Response, Status};
 
-use super::{Api, if_match, respond, version, written};
+use super::{Api, actor, if_match, respond, version, written};
 use crate::app::organizations::OrganizationPatch;
 use crate::app::page::PageRequest;
 use crate::kinds::organization::Organization;
@@ -17,7 +17,7 @@ impl OrganizationService for Api {
         &self,
         request: Request<pb::CreateOrganizationRequest>,
     ) -> Result<Response<pb::CreateOrganizationResponse>, Status> {
-        let actor = self.actor(request.metadata());
+        let actor = actor(&request)?;
         let message = request.into_inner();
         let done = self.app.create_organization(&actor, &message.name, &message.domain).await?;
         Ok(written(done, version, |o| pb::CreateOrganizationResponse { organization: Some(to_pb(o)) }))
@@ -49,7 +49,7 @@ impl OrganizationService for Api {
         &self,
         request: Request<pb::UpdateOrganizationRequest>,
     ) -> Result<Response<pb::UpdateOrganizationResponse>, Status> {
-        let (actor, expected) = (self.actor(request.metadata()), if_match(request.metadata())?);
+        let (actor, expected) = (actor(&request)?, if_match(request.metadata())?);
         let message = request.into_inner();
         let patch = OrganizationPatch { name: message.name, domain: message.domain };
         let done = self.app.update_organization(&actor, &message.organization_id, patch, expected).await?;
@@ -60,7 +60,7 @@ impl OrganizationService for Api {
         &self,
         request: Request<pb::DeleteOrganizationRequest>,
     ) -> Result<Response<pb::DeleteOrganizationResponse>, Status> {
-        let (actor, expected) = (self.actor(request.metadata()), if_match(request.metadata())?);
+        let (actor, expected) = (actor(&request)?, if_match(request.metadata())?);
         let done = self.app.delete_organization(&actor, &request.get_ref().organization_id, expected).await?;
         Ok(written(done, |_| None, |()| pb::DeleteOrganizationResponse {}))
     }

@@ -11,6 +11,7 @@ impl From<AppError> for Status {
     fn from(error: AppError) -> Self {
         let code = match error.kind {
             ErrorKind::InvalidArgument => Code::InvalidArgument,
+            ErrorKind::Unauthenticated => Code::Unauthenticated,
             ErrorKind::NotFound => Code::NotFound,
             ErrorKind::AlreadyExists => Code::AlreadyExists,
             ErrorKind::PermissionDenied => Code::PermissionDenied,

@@ -8,6 +8,8 @@ use crate::store::{REFERRERS_NAMED, StoreError};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ErrorKind {
     InvalidArgument,
+    /// No credential, or one that is not valid.
+    Unauthenticated,
     NotFound,
     AlreadyExists,
     PermissionDenied,

@@ -46,7 +46,20 @@ impl App {
         } else {
             None
         };
-        Ok((rows.into_iter().map(|c| c.event).collect(), next))
+        let registry = self.replica.registry();
+        let events = rows
+            .into_iter()
+            .map(|row| {
+                let mut event = row.event;
+                if let serde_json::Value::Object(payload) = &mut event.payload {
+                    for field in registry.hidden_fields(&event.kind) {
+                        payload.remove(*field);
+                    }
+                }
+                event
+            })
+            .collect();
+        Ok((events, next))
     }
 }
 

@@ -3,6 +3,7 @@
 //! replica's typed state; every write is planned against it through a
 //! [`Draft`](crate::model::draft::Draft) and committed as one batch of events.
 
+pub mod access;
 pub mod accounts;
 pub mod authz;
 pub mod domain_policy;
@@ -28,13 +29,19 @@ pub use error::{AppError, ErrorKind};
 /// out under sustained contention on its objects.
 const WRITE_ATTEMPTS: u32 = 100;
 
-/// Who asked for a write, recorded with its event.
+/// Who is asking, as the front door authenticated it: a subject (`user:local:alice`,
+/// `token:ci`, `user:oidc:…`) and the teams its credential carries (OIDC groups; the teams
+/// stored for a user the engine holds itself). The subject is recorded with each write.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Actor(pub String);
+pub struct Actor {
+    pub subject: String,
+    pub teams: Vec<String>,
+}
 
 impl Actor {
+    /// iamd itself, for what it seeds.
     pub fn system() -> Actor {
-        Actor("system".into())
+        Actor { subject: "system".into(), teams: Vec::new() }
     }
 }
 
@@ -137,6 +144,8 @@ pub struct App {
     replica: Arc<Replica>,
     instance: Instance,
     pages: page::PageSigner,
+    tokens: access::TokenDigester,
+    decisions: access::Decisions,
     /// How long a read that carries a consistency token waits for this replica to reach it.
     consistency_wait: Duration,
 }
@@ -151,7 +160,8 @@ impl App {
     ) -> Result<Arc<App>, AppError> {
         let instance = replica.store().instance().await?;
         let pages = page::PageSigner::new(&instance.signing_key)?;
-        let app = App { replica, instance, pages, consistency_wait };
+        let tokens = access::TokenDigester::new(&instance.signing_key)?;
+        let app = App { replica, instance, pages, tokens, decisions: Default::default(), consistency_wait };
         app.seed_default_domain_policy().await?;
         app.seed_iam(methods).await?;
         app.seed_org_policies().await?;
@@ -200,7 +210,7 @@ impl App {
                     return Err(error);
                 }
             };
-            let stale = match self.replica.commit(&actor.0, plan).await {
+            let stale = match self.replica.commit(&actor.subject, plan).await {
                 Ok(written) => return Ok((value, written)),
                 Err(StoreError::NameTaken { kind, name }) => {
                     let reason = self.replica.registry().name_taken(&kind);

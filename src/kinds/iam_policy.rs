@@ -14,6 +14,9 @@ use crate::model::kind::{Key, Kind, OnDelete, Term};
 
 pub struct IamPolicy;
 
+/// The lookup index of the member expressions policies name, exactly as written.
+pub const MEMBER_INDEX: &str = "member";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Effect {
@@ -164,7 +167,9 @@ impl Kind for IamPolicy {
     }
 
     fn terms(state: &IamPolicyState) -> Vec<Term> {
-        tenant_terms(&state.tenants)
+        let mut terms = tenant_terms(&state.tenants);
+        terms.extend(state.members.iter().map(|m| Term::new(MEMBER_INDEX, &**m)));
+        terms
     }
 
     fn on_delete(_: &IamPolicyState, target: &'static str) -> OnDelete {

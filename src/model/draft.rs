@@ -65,6 +65,23 @@ impl<'a> Draft<'a> {
         Draft { objects, planned: Vec::new(), guards: Vec::new(), written: HashSet::new(), reads: Reads::default() }
     }
 
+    /// The decision engine of the state the plan reads, for rules that ask it (who may
+    /// assign a tenant).
+    pub fn engine(&self) -> &'a iamd_engine::Engine {
+        self.objects.engine()
+    }
+
+    /// Lookup terms of the state the plan reads (`Objects::lookup`); the objects found are
+    /// read with [`Draft::get`], which the plan then depends on.
+    pub fn lookup(&self, index: &str, value: &str) -> Vec<Key> {
+        self.objects.lookup(index, value).cloned().collect()
+    }
+
+    /// The objects that reference `key` (`Objects::referrers`).
+    pub fn referrers(&self, key: &Key) -> Vec<Key> {
+        self.objects.referrers(key).cloned().collect()
+    }
+
     /// Reads one object and remembers that the plan depends on it.
     pub fn get<K: Kind>(&mut self, id: &str) -> Option<Obj<K>> {
         let found = self.objects.get::<K>(id);

@@ -71,6 +71,10 @@ pub trait Kind: Send + Sync + 'static {
     /// The `ErrorInfo` reason when the store refuses a name as taken.
     const NAME_TAKEN: &'static str = "NAME_TAKEN";
 
+    /// Fields of its event payloads that the history never shows (a token's digest): the
+    /// store and the followers need them, a reader of the audit trail does not.
+    const HIDDEN_FIELDS: &'static [&'static str] = &[];
+
     type State: Serialize + DeserializeOwned + Send + Sync + 'static;
     type Event: Serialize + DeserializeOwned + Send + Sync + 'static;
 

@@ -125,19 +125,23 @@ pub struct Objects {
     engine: Engine,
     /// The highest log position the state reflects.
     position: u64,
+    /// How many times an object was put or removed: it moves with every change of the state,
+    /// a refresh from the store included, which the position does not.
+    changes: u64,
 }
 
 impl Objects {
     pub fn new(registry: Arc<Registry>, instance: &str) -> Objects {
         Objects {
+            engine: registry.engine(),
             registry,
             instance: instance.into(),
             tables: HashMap::default(),
             referrers: HashMap::default(),
             terms: HashMap::default(),
             tombstones: HashMap::default(),
-            engine: Engine::new(),
             position: 0,
+            changes: 0,
         }
     }
 
@@ -149,6 +153,12 @@ impl Objects {
     /// The highest log position this state reflects: a consistency token for what it holds.
     pub fn position(&self) -> u64 {
         self.position
+    }
+
+    /// A number that differs whenever the state has changed: what was decided from the state
+    /// at one value holds while it stays.
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Notes that the state reflects the log up to `position` (a snapshot's cursor).
@@ -382,6 +392,7 @@ impl Objects {
 
     /// Indexes an object that is not here (callers remove what was).
     fn put(&mut self, key: Key, meta: Meta, state: AnyState) {
+        self.changes += 1;
         let refs = self.refs_of(&key, &meta.owner, &state);
         let terms = self.terms_of(&key, &state);
         for target in refs.iter() {
@@ -402,6 +413,7 @@ impl Objects {
 
     /// Takes an object out with everything that indexes it; answers its meta.
     fn remove(&mut self, key: &Key) -> Option<Meta> {
+        self.changes += 1;
         let table = self.tables.get_mut(key.kind)?;
         let entry = table.entries.remove(&*key.id)?;
         if let Some(kind) = self.registry.kind(key.kind) {

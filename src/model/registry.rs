@@ -28,6 +28,7 @@ pub(crate) struct Next {
 /// A [`Kind`] without its types.
 pub(crate) trait AnyKind: Send + Sync {
     fn name_taken(&self) -> &'static str;
+    fn hidden_fields(&self) -> &'static [&'static str];
     fn decode_state(&self, json: &str) -> Result<AnyState, ModelError>;
     /// The state a stored event leaves.
     fn apply(
@@ -87,6 +88,10 @@ pub(crate) fn next<K: Kind>(id: &str, state: Option<&K::State>, event: &K::Event
 impl<K: Kind> AnyKind for KindOf<K> {
     fn name_taken(&self) -> &'static str {
         K::NAME_TAKEN
+    }
+
+    fn hidden_fields(&self) -> &'static [&'static str] {
+        K::HIDDEN_FIELDS
     }
 
     fn decode_state(&self, json: &str) -> Result<AnyState, ModelError> {
@@ -153,18 +158,36 @@ impl<K: Kind> AnyKind for KindOf<K> {
 pub struct Registry {
     kinds: HashMap<&'static str, Arc<dyn AnyKind>>,
     owner: &'static str,
+    /// What the engine holds that no object stores (system statements), put into every
+    /// state's engine before its objects.
+    system: Vec<fn(&mut Engine)>,
 }
 
 impl Registry {
     /// A registry whose objects are owned by the instance or by an object of kind `Owner`.
     pub fn new<Owner: Kind>() -> Registry {
-        Registry { kinds: HashMap::new(), owner: Owner::NAME }.with::<Owner>()
+        Registry { kinds: HashMap::new(), owner: Owner::NAME, system: Vec::new() }.with::<Owner>()
     }
 
     /// Adds a kind.
     pub fn with<K: Kind>(mut self) -> Registry {
         self.kinds.insert(K::NAME, Arc::new(KindOf::<K>(PhantomData)));
         self
+    }
+
+    /// Adds statements of the system's own, which no API lists or changes.
+    pub fn with_system(mut self, put: fn(&mut Engine)) -> Registry {
+        self.system.push(put);
+        self
+    }
+
+    /// An engine holding the system's statements.
+    pub(crate) fn engine(&self) -> Engine {
+        let mut engine = Engine::new();
+        for put in &self.system {
+            put(&mut engine);
+        }
+        engine
     }
 
     /// The kind whose objects own others.
@@ -179,6 +202,11 @@ impl Registry {
     /// The static name of a kind this registry knows.
     pub fn intern(&self, name: &str) -> Option<&'static str> {
         self.kinds.get_key_value(name).map(|(name, _)| *name)
+    }
+
+    /// The payload fields of a kind's events that the history leaves out.
+    pub fn hidden_fields(&self, name: &str) -> &'static [&'static str] {
+        self.kind(name).map_or(&[], |kind| kind.hidden_fields())
     }
 
     /// The `ErrorInfo` reason when the store refuses a name of this kind as taken.

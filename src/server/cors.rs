@@ -26,8 +26,15 @@ use crate::transcode::FORWARDED_HEADERS;
 /// ([`FORWARDED_HEADERS`]): the body's type and what gRPC-web clients add.
 const CLIENT_HEADERS: [&str; 4] = ["accept", "content-type", "x-grpc-web", "x-user-agent"];
 /// Response headers a page may read.
-const EXPOSE_HEADERS: [&str; 6] =
-    ["grpc-status", "grpc-message", "grpc-status-details-bin", "etag", crate::CONSISTENCY_TOKEN, "x-request-id"];
+const EXPOSE_HEADERS: [&str; 7] = [
+    "grpc-status",
+    "grpc-message",
+    "grpc-status-details-bin",
+    "etag",
+    crate::CONSISTENCY_TOKEN,
+    "x-request-id",
+    "www-authenticate",
+];
 const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 /// The answer depends on these request headers, for caches.
 const VARY: &str = "origin, access-control-request-method, access-control-request-headers";

@@ -2,8 +2,9 @@
 //! specific sees them, and each protocol has its own branch. tonic-web answers 400 to any
 //! HTTP/1.1 request that is not gRPC-web, so it only ever gets gRPC-web (text bodies decoded
 //! in front of it, `grpc_web_text`); everything that is not gRPC goes to the transcoder. All
-//! three reach the same inner stack (status recording, deadlines, framing and limits, then
-//! the services) through the gate, which holds it once the state is loaded.
+//! three reach the same inner stack (status recording, deadlines, consistency tokens, framing
+//! and limits, authentication and authorization, then the services) through the gate, which
+//! holds it once the state is loaded.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -21,6 +22,7 @@ use super::cors::{Cors, CorsLayer};
 use super::deadline::{Deadline, DeadlineLayer};
 use super::gate;
 use super::grpc_web_text::{GrpcWebText, GrpcWebTextLayer};
+use super::guard::{Guard, GuardLayer};
 use super::limit::{MessageLimit, MessageLimitLayer};
 use super::method::{IdentifyMethod, MethodLayer};
 use crate::body::{ResponseBody, full};
@@ -32,7 +34,8 @@ use crate::transcode::{Transcoder, status};
 
 /// The inner stack every protocol shares. Named rather than boxed: the gate clones it once
 /// per call, which clones a few `Arc`s instead of allocating a boxed service.
-pub type GrpcService = IdentifyMethod<RecordStatusService<Deadline<Consistency<MessageLimit<tonic::service::Routes>>>>>;
+pub type GrpcService =
+    IdentifyMethod<RecordStatusService<Deadline<Consistency<MessageLimit<Guard<tonic::service::Routes>>>>>>;
 
 pub type Gate = gate::Gate<GrpcService>;
 
@@ -62,6 +65,7 @@ pub struct Parts {
     pub methods: Arc<MethodTable>,
     pub limit: MessageLimitLayer,
     pub consistency: ConsistencyLayer,
+    pub guard: GuardLayer,
 }
 
 /// The protocol layers, built before the state loads; `gate` holds the inner stack then.
@@ -74,13 +78,14 @@ pub fn build(gate: Gate, table: Arc<RouteTable>, max_body: usize, origins: &[Str
 
 /// The inner stack.
 pub fn stack(parts: Parts) -> GrpcService {
-    let Parts { routes, methods, limit, consistency } = parts;
+    let Parts { routes, methods, limit, consistency, guard } = parts;
     tower::ServiceBuilder::new()
         .layer(MethodLayer { table: methods })
         .layer(RecordStatus)
         .layer(DeadlineLayer)
         .layer(consistency)
         .layer(limit)
+        .layer(guard)
         .service(routes)
 }
 

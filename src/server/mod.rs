@@ -9,6 +9,7 @@ mod deadline;
 mod dispatch;
 mod gate;
 mod grpc_web_text;
+mod guard;
 mod limit;
 mod method;
 
@@ -24,6 +25,7 @@ use tower::Layer;
 
 use crate::api::Api;
 use crate::app::App;
+use crate::app::iam::bootstrap::Bootstrapped;
 use crate::config::Config;
 use crate::methods::MethodTable;
 use crate::model::registry::Registry;
@@ -36,9 +38,13 @@ use crate::pb::iamd::accounts::v1::role_service_server::RoleServiceServer as Org
 use crate::pb::iamd::admin::v1::admin_service_server::AdminServiceServer;
 use crate::pb::iamd::authz::v1::authz_service_server::AuthzServiceServer;
 use crate::pb::iamd::history::v1::history_service_server::HistoryServiceServer;
+use crate::pb::iamd::iam::v2::introspection_service_server::IntrospectionServiceServer;
 use crate::pb::iamd::iam::v2::policy_service_server::PolicyServiceServer;
 use crate::pb::iamd::iam::v2::role_service_server::RoleServiceServer;
+use crate::pb::iamd::iam::v2::team_service_server::TeamServiceServer;
 use crate::pb::iamd::iam::v2::tenant_service_server::TenantServiceServer;
+use crate::pb::iamd::iam::v2::token_service_server::TokenServiceServer;
+use crate::pb::iamd::iam::v2::user_service_server::UserServiceServer;
 use crate::transcode::routes::RouteTable;
 use consistency::ConsistencyLayer;
 
@@ -56,6 +62,8 @@ pub enum ServerError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the server stopped before it was ready")]
     StoppedBeforeReady,
+    #[error("OIDC: {0}")]
+    Oidc(#[from] crate::oidc::OidcError),
     #[error("the server task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 }
@@ -141,7 +149,7 @@ async fn run_with(
     let methods = Arc::new(MethodTable::served().map_err(|e| ServerError::Descriptors(e.to_string()))?);
     let table = Arc::new(RouteTable::from_methods(&methods).map_err(|e| ServerError::Descriptors(e.to_string()))?);
     let gate = dispatch::Gate::default();
-    let service = dispatch::build(gate.clone(), table, config.max_body_bytes, &config.cors_allowed_origins);
+    let service = dispatch::build(gate.clone(), table.clone(), config.max_body_bytes, &config.cors_allowed_origins);
 
     let listen = |source| ServerError::Listen { addr: config.listen, source };
     let listener = TcpListener::bind(config.listen).await.map_err(listen)?;
@@ -152,7 +160,7 @@ async fn run_with(
     tokio::pin!(shutdown);
     // A stop signal while the state loads stops the server as cleanly as one after.
     let prepared = tokio::select! {
-        prepared = prepare(&config, registry, methods) => Some(prepared),
+        prepared = prepare(&config, registry, methods, table.clone()) => Some(prepared),
         () = &mut shutdown => None,
     };
     let replica = match prepared {
@@ -188,13 +196,19 @@ async fn prepare(
     config: &Config,
     registry: Registry,
     methods: Arc<MethodTable>,
+    routes: Arc<RouteTable>,
 ) -> Result<(Arc<Replica>, dispatch::GrpcService), ServerError> {
+    let oidc = match config.oidc_settings() {
+        Some(settings) => Some(Arc::new(crate::oidc::Verifier::new(settings).await?)),
+        None => None,
+    };
     let backend = crate::store::open(config).await?;
     let replica = Replica::open(backend, registry, config.follow_interval).await?;
     let started = replica.started();
     tracing::info!(objects = started.loaded.objects, applied = started.applied, "loaded the current state");
     let app = App::new(replica.clone(), &methods, config.consistency_wait).await?;
-    let api = Api::new(app, config.bootstrap_token.as_ref());
+    bootstrap(&app, config).await?;
+    let api = Api::new(app.clone(), routes);
 
     let limit = config.max_body_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -205,6 +219,10 @@ async fn prepare(
     health.set_serving::<PolicyServiceServer<Api>>().await;
     health.set_serving::<RoleServiceServer<Api>>().await;
     health.set_serving::<TenantServiceServer<Api>>().await;
+    health.set_serving::<UserServiceServer<Api>>().await;
+    health.set_serving::<TeamServiceServer<Api>>().await;
+    health.set_serving::<TokenServiceServer<Api>>().await;
+    health.set_serving::<IntrospectionServiceServer<Api>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
@@ -218,6 +236,10 @@ async fn prepare(
         .add_service(PolicyServiceServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(RoleServiceServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(TenantServiceServer::new(api.clone()).max_decoding_message_size(limit))
+        .add_service(UserServiceServer::new(api.clone()).max_decoding_message_size(limit))
+        .add_service(TeamServiceServer::new(api.clone()).max_decoding_message_size(limit))
+        .add_service(TokenServiceServer::new(api.clone()).max_decoding_message_size(limit))
+        .add_service(IntrospectionServiceServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(AuthzServiceServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(HistoryServiceServer::new(api).max_decoding_message_size(limit))
         .add_service(health_service)
@@ -229,8 +251,32 @@ async fn prepare(
         methods,
         limit: limit::MessageLimitLayer::new(limit),
         consistency: ConsistencyLayer { replica: replica.clone(), bound: config.consistency_wait },
+        guard: guard::GuardLayer { app, oidc },
     };
     Ok((replica, dispatch::stack(parts)))
+}
+
+/// Bootstraps the first administrator on a store that never had one. A secret iamd made is
+/// shown once, on stderr, and nowhere else: not in the log, the store or the history.
+async fn bootstrap(app: &App, config: &Config) -> Result<(), ServerError> {
+    // An empty setting is no setting: a token must have a secret.
+    let configured = config.bootstrap_token.as_ref().map(|s| s.expose()).filter(|s| !s.is_empty());
+    match app.bootstrap(configured).await? {
+        Bootstrapped::Now { generated: Some(secret) } => {
+            tracing::info!("bootstrapped the administrator `admin` with a generated token, printed once on stderr");
+            eprintln!("iamd bootstrap token (shown once; send it as `Authorization: Bearer <token>`): {secret}");
+        }
+        Bootstrapped::Now { generated: None } => {
+            tracing::info!("bootstrapped the administrator `admin` with the configured IAMD_BOOTSTRAP_TOKEN");
+        }
+        Bootstrapped::Before { ignored: true } => {
+            tracing::warn!(
+                "IAMD_BOOTSTRAP_TOKEN is not the token of the first start and is ignored: only that one was ever stored"
+            );
+        }
+        Bootstrapped::Before { ignored: false } => {}
+    }
+    Ok(())
 }
 
 /// Accepts connections until `stop`, then waits up to `grace` for in-flight requests.

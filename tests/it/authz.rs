@@ -162,7 +162,8 @@ async fn seed_shaped_iam_policies_decide_as_a7_says_on_every_protocol() {
         // `${a2:username}` is the checking user's name.
         (
             json!({"subject": "user:local:carol", "action": "iam:users:update", "resource": "iam:users:carol"}),
-            allowed(vec![iam("self", 0, "ALLOW")]),
+            // And iamd's own statement that local users may rename themselves.
+            allowed(vec![iam("self", 0, "ALLOW"), iam("~system-local-users", 0, "ALLOW")]),
         ),
         (
             json!({"subject": "user:local:carol", "action": "iam:users:update", "resource": "iam:users:dave"}),
@@ -307,6 +308,8 @@ async fn explain_names_the_deciding_statements_and_the_near_misses() {
         json!([
             {"policyId": "no-deletes", "statementIndex": 0, "effect": "DENY", "organizationId": "", "failed": "ACTION"},
             {"policyId": "readers", "statementIndex": 0, "effect": "ALLOW", "organizationId": "", "failed": "TENANT"},
+            // iamd's own: a local user reads itself, not others.
+            {"policyId": "~system-local-users", "statementIndex": 0, "effect": "ALLOW", "organizationId": "", "failed": "RESOURCE"},
         ])
     );
 

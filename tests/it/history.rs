@@ -12,8 +12,9 @@ use crate::support::{Rest, TestServer, rpc};
 const RENAME: Step = (Method::PATCH, "/organizations/{org}", Some(r#"{"name":"acme-2"}"#));
 
 /// Events a new instance starts with: its default domain policy, then the four managed IAM
-/// roles and the three managed policies, in one write.
-const SEEDED: u64 = 8;
+/// roles and the three managed policies, in one write, then the bootstrap's user, team,
+/// token and its record, in another.
+const SEEDED: u64 = 12;
 
 fn events() -> Rest<history::ListEventsRequest, history::ListEventsResponse> {
     Rest::new(rpc::LIST_EVENTS, Method::GET, "/v1/events")
@@ -36,7 +37,7 @@ async fn the_whole_log_in_order_on_every_protocol() {
         .as_array()
         .unwrap()
         .iter()
-        .partition(|e| e["objectType"].as_str().unwrap().starts_with("iam_"));
+        .partition(|e| e["actor"] == "system" && e["objectType"] != "domain_policy");
     let seeded: Vec<(&str, &str, &str, &str)> = seeded
         .iter()
         .map(|e| {
@@ -54,7 +55,17 @@ async fn the_whole_log_in_order_on_every_protocol() {
             ("6", "administrator-access", "iam.policy.added", "system"),
             ("7", "editor-access", "iam.policy.added", "system"),
             ("8", "viewer-access", "iam.policy.added", "system"),
+            ("9", "admin", "iam.user.added", "system"),
+            ("10", "admins", "iam.team.added", "system"),
+            ("11", "bootstrap", "iam.token.added", "system"),
+            ("12", "instance", "iam.bootstrap.done", "system"),
         ]
+    );
+    let token = answer["events"].as_array().unwrap().iter().find(|e| e["objectType"] == "token").unwrap();
+    assert_eq!(
+        token["payload"],
+        json!({"name": "Bootstrap", "active": true, "tenants": [], "user": "admin"}),
+        "the history shows no digest"
     );
     assert_eq!(
         json!({"events": rest}),
@@ -64,12 +75,12 @@ async fn the_whole_log_in_order_on_every_protocol() {
              "payload": {"userLoginMustBeDomain": true, "validateOrgDomains": true,
                          "smtpSenderAddressMatchesInstanceDomain": true},
              "actor": "system", "createdAt": "<time>", "resourceOwner": "<uuid>"},
-            {"position": "9", "objectType": "organization", "objectId": "<uuid>", "sequence": "1",
+            {"position": "13", "objectType": "organization", "objectId": "<uuid>", "sequence": "1",
              "eventType": "org.added", "payload": {"name": "acme", "domain": ""},
              "actor": "user:local:admin", "createdAt": "<time>", "resourceOwner": "<uuid>"},
-            managed(10, "Full access", "Every action on every resource of the organization.", "any"),
-            managed(11, "Read-only access", "Viewing every resource of the organization.", "view"),
-            {"position": "12", "objectType": "organization", "objectId": "<uuid>", "sequence": "2",
+            managed(14, "Full access", "Every action on every resource of the organization.", "any"),
+            managed(15, "Read-only access", "Viewing every resource of the organization.", "view"),
+            {"position": "16", "objectType": "organization", "objectId": "<uuid>", "sequence": "2",
              "eventType": "org.changed", "payload": {"name": "acme-2"},
              "actor": "user:local:admin", "createdAt": "<time>", "resourceOwner": "<uuid>"},
         ]})

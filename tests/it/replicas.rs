@@ -16,14 +16,14 @@ use crate::support::{TestServer, blind_renames, eventually};
 const TEN_SECONDS: Duration = Duration::from_secs(10);
 
 /// A fresh schema in the test database, dropped when the test ends.
-struct Schema {
-    url: String,
+pub struct Schema {
+    pub url: String,
     name: String,
     admin: tokio_postgres::Client,
 }
 
 impl Schema {
-    async fn create() -> Option<Schema> {
+    pub async fn create() -> Option<Schema> {
         let Ok(base) = std::env::var("IAMD_TEST_DATABASE_URL") else {
             // CI provides the database: there, a skip would hide that nothing ran.
             assert!(std::env::var_os("CI").is_none(), "IAMD_TEST_DATABASE_URL is unset in CI");
@@ -39,7 +39,7 @@ impl Schema {
         Some(Schema { url, name, admin })
     }
 
-    async fn drop(self) {
+    pub async fn drop(self) {
         self.admin.batch_execute(&format!("DROP SCHEMA {} CASCADE", self.name)).await.unwrap();
     }
 }

@@ -25,6 +25,18 @@ use tonic_types::StatusExt;
 
 pub const TOKEN: &str = "test-bootstrap-token";
 
+/// The `authorization` a request sends: the bootstrap admin's, unless `extra` names one
+/// (an empty value sends none); the other extra headers go as they are.
+fn credential<'a>(extra: &'a [(&'a str, String)]) -> (Option<String>, impl Iterator<Item = &'a (&'a str, String)>) {
+    let named = extra.iter().find(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+    let credential = match named {
+        Some((_, value)) if value.is_empty() => None,
+        Some((_, value)) => Some(value.clone()),
+        None => Some(format!("Bearer {TOKEN}")),
+    };
+    (credential, extra.iter().filter(|(name, _)| !name.eq_ignore_ascii_case("authorization")))
+}
+
 pub type Http = Client<HttpConnector, Full<Bytes>>;
 
 pub struct TestServer {
@@ -162,8 +174,11 @@ impl TestServer {
         body: Option<Value>,
         extra: &[(&str, String)],
     ) -> JsonReply {
-        let mut builder =
-            Request::builder().method(method).uri(self.url(path)).header("authorization", format!("Bearer {TOKEN}"));
+        let mut builder = Request::builder().method(method).uri(self.url(path));
+        let (credential, extra) = credential(extra);
+        if let Some(credential) = credential {
+            builder = builder.header("authorization", credential);
+        }
         for (name, value) in extra {
             builder = builder.header(*name, value);
         }
@@ -214,7 +229,10 @@ impl TestServer {
         let mut client = tonic::client::Grpc::new(self.channel().await);
         client.ready().await.unwrap();
         let mut request = tonic::Request::new(request);
-        request.metadata_mut().insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+        let (credential, extra) = credential(extra);
+        if let Some(credential) = credential {
+            request.metadata_mut().insert("authorization", credential.parse().unwrap());
+        }
         for (name, value) in extra {
             let key = tonic::metadata::MetadataKey::from_bytes(name.as_bytes()).unwrap();
             request.metadata_mut().insert(key, value.parse().unwrap());
@@ -285,8 +303,11 @@ impl TestServer {
             .version(http::Version::HTTP_11)
             .header("content-type", content_type)
             .header("accept", content_type)
-            .header("x-grpc-web", "1")
-            .header("authorization", format!("Bearer {TOKEN}"));
+            .header("x-grpc-web", "1");
+        let (credential, extra) = credential(extra);
+        if let Some(credential) = credential {
+            request = request.header("authorization", credential);
+        }
         for (name, value) in extra {
             request = request.header(*name, value);
         }
@@ -580,6 +601,31 @@ pub mod rpc {
             = "/iamd.iam.v2.TenantService/ListTenants";
         DELETE_TENANT: iam::DeleteTenantRequest => iam::DeleteTenantResponse
             = "/iamd.iam.v2.TenantService/DeleteTenant";
+        CREATE_USER: iam::CreateUserRequest => iam::CreateUserResponse = "/iamd.iam.v2.UserService/CreateUser";
+        LIST_USERS: iam::ListUsersRequest => iam::ListUsersResponse = "/iamd.iam.v2.UserService/ListUsers";
+        GET_USER: iam::GetUserRequest => iam::GetUserResponse = "/iamd.iam.v2.UserService/GetUser";
+        UPDATE_USER: iam::UpdateUserRequest => iam::UpdateUserResponse = "/iamd.iam.v2.UserService/UpdateUser";
+        DELETE_USER: iam::DeleteUserRequest => iam::DeleteUserResponse = "/iamd.iam.v2.UserService/DeleteUser";
+        LIST_USER_TEAMS: iam::ListUserTeamsRequest => iam::ListUserTeamsResponse
+            = "/iamd.iam.v2.UserService/ListUserTeams";
+        CREATE_TEAM: iam::CreateTeamRequest => iam::CreateTeamResponse = "/iamd.iam.v2.TeamService/CreateTeam";
+        LIST_TEAMS: iam::ListTeamsRequest => iam::ListTeamsResponse = "/iamd.iam.v2.TeamService/ListTeams";
+        GET_TEAM: iam::GetTeamRequest => iam::GetTeamResponse = "/iamd.iam.v2.TeamService/GetTeam";
+        UPDATE_TEAM: iam::UpdateTeamRequest => iam::UpdateTeamResponse = "/iamd.iam.v2.TeamService/UpdateTeam";
+        DELETE_TEAM: iam::DeleteTeamRequest => iam::DeleteTeamResponse = "/iamd.iam.v2.TeamService/DeleteTeam";
+        LIST_TEAM_USERS: iam::ListTeamUsersRequest => iam::ListTeamUsersResponse
+            = "/iamd.iam.v2.TeamService/ListTeamUsers";
+        ADD_TEAM_USERS: iam::AddTeamUsersRequest => iam::AddTeamUsersResponse
+            = "/iamd.iam.v2.TeamService/AddTeamUsers";
+        REMOVE_TEAM_USERS: iam::RemoveTeamUsersRequest => iam::RemoveTeamUsersResponse
+            = "/iamd.iam.v2.TeamService/RemoveTeamUsers";
+        CREATE_TOKEN: iam::CreateTokenRequest => iam::CreateTokenResponse = "/iamd.iam.v2.TokenService/CreateToken";
+        LIST_TOKENS: iam::ListTokensRequest => iam::ListTokensResponse = "/iamd.iam.v2.TokenService/ListTokens";
+        GET_TOKEN: iam::GetTokenRequest => iam::GetTokenResponse = "/iamd.iam.v2.TokenService/GetToken";
+        UPDATE_TOKEN: iam::UpdateTokenRequest => iam::UpdateTokenResponse = "/iamd.iam.v2.TokenService/UpdateToken";
+        DELETE_TOKEN: iam::DeleteTokenRequest => iam::DeleteTokenResponse = "/iamd.iam.v2.TokenService/DeleteToken";
+        INTROSPECT: iam::IntrospectRequest => iam::IntrospectResponse
+            = "/iamd.iam.v2.IntrospectionService/Introspect";
     }
 }
 
@@ -826,8 +872,13 @@ pub fn normalize(value: &Value) -> Value {
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
-                    // Page tokens hold ids and times, so they differ between servers too.
-                    let v = if k == "nextPageToken" { json!("<token>") } else { normalize(v) };
+                    // Page tokens hold ids and times, so they differ between servers too; so
+                    // does a new API token's secret.
+                    let v = match (k.as_str(), v) {
+                        ("nextPageToken", _) => json!("<token>"),
+                        ("value", Value::String(secret)) if secret.len() == 43 => json!("<secret>"),
+                        _ => normalize(v),
+                    };
                     (k.clone(), v)
                 })
                 .collect(),

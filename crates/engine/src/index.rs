@@ -10,6 +10,9 @@
 //! - A resource is found by its exact text, by each prefix a `:*` pattern names, by `*`, or by
 //!   expanding the few patterns that hold `${a2:username}`.
 //!
+//! A subject's teams, those that list it as a member, are one lookup in a member → teams map,
+//! which a team's put changes only for the members that join or leave it.
+//!
 //! Organization definitions are reached from the subject through the assignments its
 //! principal forms match in the checked organization, then their roles and policies: the
 //! work is what the subject holds there.
@@ -17,7 +20,7 @@
 //! Every put replaces what it names and every remove takes out only what it posted, so an
 //! index built by changes equals one built at once from the final state.
 
-use std::collections::HashMap as StdHashMap;
+use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -26,11 +29,12 @@ use crate::grammar::{USERNAME_VARIABLE, username};
 use crate::path::PathPattern;
 use crate::{
     Assignment, Criterion, Decision, Definition, Effect, Explanation, MAX_NEAR_MISSES, Match, NearMiss, OrgAction,
-    OrgPolicy, OrgRole, Policy, Request, Role, Source,
+    OrgPolicy, OrgRole, Policy, Request, Role, Source, Tenants,
 };
 
 /// Keyed by text clients choose, so seeded per map; and cheaper than SipHash on every check.
 type HashMap<K, V> = StdHashMap<K, V, foldhash::quality::RandomState>;
+type HashSet<T> = StdHashSet<T, foldhash::quality::RandomState>;
 
 /// An interned action pattern or role: what statements are posted under.
 type Grant = u32;
@@ -185,6 +189,12 @@ impl IsEmpty for MemberSlot {
 impl<K, V> IsEmpty for HashMap<K, V> {
     fn is_empty(&self) -> bool {
         HashMap::is_empty(self)
+    }
+}
+
+impl<T> IsEmpty for Vec<T> {
+    fn is_empty(&self) -> bool {
+        Vec::is_empty(self)
     }
 }
 
@@ -406,7 +416,8 @@ struct StatementEntry {
     actions: Box<[Box<str>]>,
     role: Option<Box<str>>,
     resources: Box<[Box<str>]>,
-    tenants: Box<[Box<str>]>,
+    /// The named tenants (`*` aside), shared with the [`Tenants`] a request is authorized in.
+    tenants: Box<[Arc<str>]>,
     all_tenants: bool,
 }
 
@@ -439,6 +450,66 @@ struct AssignmentEntry {
     policies: Box<[Arc<str>]>,
 }
 
+/// Team memberships both ways: a check reads the teams of its subject, a team's change
+/// compares against that team's members.
+#[derive(Default, Debug)]
+struct Teams {
+    /// The members of each team, exact subjects.
+    members: HashMap<Arc<str>, HashSet<Box<str>>>,
+    /// The teams each member is in.
+    // INVARIANT: `member` is in `members[team]` exactly when `team` is in `held[member]`, once;
+    // no set or list is empty.
+    held: HashMap<Box<str>, Vec<Arc<str>>>,
+}
+
+impl Teams {
+    /// Replaces a team's members: reads both lists once, and changes the member → teams map
+    /// only for the members that join or leave.
+    fn put(&mut self, team: &str, members: &[String]) {
+        if members.is_empty() {
+            return self.remove(team);
+        }
+        let wanted: HashSet<&str> = members.iter().map(String::as_str).collect();
+        let name = self.members.get_key_value(team).map_or_else(|| Arc::from(team), |(name, _)| name.clone());
+        let current = self.members.entry(name.clone()).or_default();
+        let held = &mut self.held;
+        current.retain(|member| {
+            let stays = wanted.contains(&**member);
+            if !stays {
+                leave(held, member, &name);
+            }
+            stays
+        });
+        for member in wanted {
+            if !current.contains(member) {
+                current.insert(member.into());
+                match held.get_mut(member) {
+                    Some(teams) => teams.push(name.clone()),
+                    None => {
+                        held.insert(member.into(), vec![name.clone()]);
+                    }
+                }
+            }
+        }
+    }
+
+    fn remove(&mut self, team: &str) {
+        let Some((name, members)) = self.members.remove_entry(team) else { return };
+        for member in &members {
+            leave(&mut self.held, member, &name);
+        }
+    }
+
+    /// The teams a subject is a member of.
+    fn of(&self, subject: &str) -> &[Arc<str>] {
+        self.held.get(subject).map_or(&[], Vec::as_slice)
+    }
+}
+
+fn leave(held: &mut HashMap<Box<str>, Vec<Arc<str>>>, member: &str, team: &str) {
+    remove_from(held, member, |teams| teams.retain(|t| **t != *team));
+}
+
 /// The policies of both surfaces, indexed for decisions.
 #[derive(Default, Debug)]
 pub struct Engine {
@@ -457,8 +528,7 @@ pub struct Engine {
     assignments: HashMap<Arc<str>, AssignmentEntry>,
     /// Assignments by principal form, then organization.
     principals: Members<HashMap<Arc<str>, Vec<Arc<str>>>>,
-    /// Teams the engine holds for a subject.
-    teams: HashMap<Box<str>, Box<[Box<str>]>>,
+    teams: Teams,
     statements: usize,
     resource_keys: ResourceKeys,
 }
@@ -493,7 +563,7 @@ impl Engine {
                     actions: s.actions.iter().map(|a| a.as_str().into()).collect(),
                     role: s.role.as_deref().map(Into::into),
                     resources: s.resources.iter().map(|r| r.as_str().into()).collect(),
-                    tenants: s.tenants.iter().filter(|t| *t != "*").map(|t| t.as_str().into()).collect(),
+                    tenants: s.tenants.iter().filter(|t| *t != "*").map(|t| Arc::from(t.as_str())).collect(),
                     all_tenants: s.tenants.iter().any(|t| t == "*"),
                 })
                 .collect(),
@@ -664,23 +734,27 @@ impl Engine {
         });
     }
 
-    /// Sets the teams the engine holds for a subject (none: forgets them).
-    pub fn set_teams(&mut self, subject: &str, teams: &[String]) {
-        if teams.is_empty() {
-            self.teams.remove(subject);
-        } else {
-            self.teams.insert(subject.into(), teams.iter().map(|t| t.as_str().into()).collect());
-        }
+    /// Puts the members of a team (member subjects such as `user:local:alice`), replacing what
+    /// the engine held for that team, in work proportional to the difference; none removes it.
+    ///
+    /// Members are exact subjects, not wildcards (a member `user:*` is the subject `user:*`
+    /// alone), and teams are one level: a team listed as a member passes this team to no one
+    /// but a check whose subject is that team.
+    pub fn put_team(&mut self, team: &str, members: &[String]) {
+        self.teams.put(team, members);
     }
 
-    /// The subject and every team it acts with.
+    pub fn remove_team(&mut self, team: &str) {
+        self.teams.remove(team);
+    }
+
+    /// The subject and every team it acts with: the request's, and those listing it.
     fn subjects<'r>(&'r self, request: &Request<'r>) -> Vec<&'r str> {
-        let mut subjects = Vec::with_capacity(1 + request.teams.len());
+        let held = self.teams.of(request.subject);
+        let mut subjects = Vec::with_capacity(1 + request.teams.len() + held.len());
         subjects.push(request.subject);
         subjects.extend(request.teams.iter().map(String::as_str));
-        if let Some(held) = self.teams.get(request.subject) {
-            subjects.extend(held.iter().map(|t| &**t));
-        }
+        subjects.extend(held.iter().map(|t| &**t));
         subjects
     }
 
@@ -691,7 +765,23 @@ impl Engine {
 
     /// Decides a request.
     pub fn check(&self, request: &Request<'_>) -> Decision {
-        let mut tally = Tally::new(request.tenant);
+        let mut tally = Tally::decision(request.tenant);
+        self.lookup(request, &mut tally);
+        tally.decide()
+    }
+
+    /// The tenants a request is authorized in (its `tenant` field is ignored): by one lookup,
+    /// so that [`Tenants::permits`] agrees with [`Engine::check`] in that tenant and
+    /// [`Tenants::any`] with a check naming none.
+    pub fn tenants(&self, request: &Request<'_>) -> Tenants {
+        let mut tally = Tally::tenants();
+        self.lookup(request, &mut tally);
+        tally.sets.authorized()
+    }
+
+    /// Every IAM v2 statement and organization definition that matches the request, its tenant
+    /// aside, into `tally`, which weighs the tenants.
+    fn lookup<'e>(&'e self, request: &Request<'_>, tally: &mut Tally<'_, 'e>) {
         let subjects = self.subjects(request);
         let name = username(request.subject);
         let mut grants = Vec::new();
@@ -728,17 +818,10 @@ impl Engine {
         }
         for sid in sids {
             if let Some((policy, statement)) = self.statement(sid) {
-                let at = Match {
-                    policy: policy.id.clone(),
-                    statement: sid.statement as usize,
-                    source: Source::Iam,
-                    effect: statement.effect,
-                };
-                tally.iam(at, statement);
+                tally.iam(policy, sid.statement as usize, statement);
             }
         }
         self.organization_matches(request, &subjects, &mut |at| tally.organization(at));
-        tally.decide()
     }
 
     /// Every organization definition that matches, by the assignments the subjects reach in
@@ -930,56 +1013,51 @@ fn compile_definition(definition: &Definition) -> DefinitionEntry {
     }
 }
 
-/// The statements that matched a check, by effect and tenant (§2.8).
+/// The statements that matched a lookup, weighed by effect and tenant (§2.8).
 struct Tally<'r, 'e> {
+    /// The tenant a decision is asked in; with none, the tenant sets decide.
     tenant: Option<&'r str>,
+    /// Whether to keep the matching statements: a decision's reasons.
+    reasons: bool,
     allows: Vec<Match>,
     denies: Vec<Match>,
-    /// With no tenant named: the tenants of matching ALLOWs and DENYs, `*` by its flag.
-    allowed: Vec<&'e str>,
-    allowed_all: bool,
-    denied: Vec<&'e str>,
-    denied_all: bool,
+    /// With no tenant named: the tenants of the matching ALLOWs and DENYs.
+    sets: TenantSets<'e>,
 }
 
 impl<'r, 'e> Tally<'r, 'e> {
-    fn new(tenant: Option<&'r str>) -> Tally<'r, 'e> {
-        Tally {
-            tenant,
-            allows: Vec::new(),
-            denies: Vec::new(),
-            allowed: Vec::new(),
-            allowed_all: false,
-            denied: Vec::new(),
-            denied_all: false,
-        }
+    fn decision(tenant: Option<&'r str>) -> Tally<'r, 'e> {
+        Tally { tenant, reasons: true, allows: Vec::new(), denies: Vec::new(), sets: TenantSets::default() }
     }
 
-    fn iam(&mut self, at: Match, statement: &'e StatementEntry) {
+    fn tenants() -> Tally<'r, 'e> {
+        Tally { reasons: false, ..Tally::decision(None) }
+    }
+
+    fn iam(&mut self, policy: &PolicyEntry, index: usize, statement: &'e StatementEntry) {
         if !tenant_applies(statement, self.tenant) {
             return;
         }
-        let (list, tenants, all) = match statement.effect {
-            Effect::Allow => (&mut self.allows, &mut self.allowed, &mut self.allowed_all),
-            Effect::Deny => (&mut self.denies, &mut self.denied, &mut self.denied_all),
-        };
-        list.push(at);
+        if self.reasons {
+            let at =
+                Match { policy: policy.id.clone(), statement: index, source: Source::Iam, effect: statement.effect };
+            match statement.effect {
+                Effect::Allow => self.allows.push(at),
+                Effect::Deny => self.denies.push(at),
+            }
+        }
         if self.tenant.is_none() {
-            *all |= statement.all_tenants;
-            tenants.extend(statement.tenants.iter().map(|t| &**t));
+            self.sets.add(statement.effect, statement.all_tenants, &statement.tenants);
         }
     }
 
     /// An organization definition authorizes, or denies, every tenant.
     fn organization(&mut self, at: Match) {
-        match at.effect {
-            Effect::Allow => {
-                self.allowed_all = true;
-                self.allows.push(at);
-            }
-            Effect::Deny => {
-                self.denied_all = true;
-                self.denies.push(at);
+        self.sets.add(at.effect, true, &[]);
+        if self.reasons {
+            match at.effect {
+                Effect::Allow => self.allows.push(at),
+                Effect::Deny => self.denies.push(at),
             }
         }
     }
@@ -987,11 +1065,56 @@ impl<'r, 'e> Tally<'r, 'e> {
     fn decide(self) -> Decision {
         let allowed = match self.tenant {
             Some(_) => !self.allows.is_empty() && self.denies.is_empty(),
-            None => !self.denied_all && (self.allowed_all || self.allowed.iter().any(|t| !self.denied.contains(t))),
+            None => self.sets.any(),
         };
         let mut reasons = if allowed { self.allows } else { self.denies };
         reasons.sort();
         reasons.dedup();
         Decision { allowed, reasons }
+    }
+}
+
+/// The tenants of matching ALLOWs and of matching DENYs, `*` by its flag, borrowed from the
+/// statements: the tenant algebra of §2.8 before it is owned.
+#[derive(Default)]
+struct TenantSets<'e> {
+    allowed: Vec<&'e Arc<str>>,
+    allowed_all: bool,
+    denied: Vec<&'e Arc<str>>,
+    denied_all: bool,
+}
+
+impl<'e> TenantSets<'e> {
+    fn add(&mut self, effect: Effect, all: bool, tenants: &'e [Arc<str>]) {
+        let (named, every) = match effect {
+            Effect::Allow => (&mut self.allowed, &mut self.allowed_all),
+            Effect::Deny => (&mut self.denied, &mut self.denied_all),
+        };
+        *every |= all;
+        named.extend(tenants);
+    }
+
+    /// Whether some tenant is authorized: a `*` that no `*` DENY removes counts, even when no
+    /// tenant exists. What [`Tenants::any`] says of [`TenantSets::authorized`], without owning.
+    fn any(&self) -> bool {
+        !self.denied_all && (self.allowed_all || self.allowed.iter().any(|t| !self.denied.contains(t)))
+    }
+
+    /// The authorized tenants: those allowed minus those denied.
+    fn authorized(self) -> Tenants {
+        let mut denied: Vec<Arc<str>> = self.denied.into_iter().cloned().collect();
+        denied.sort_unstable();
+        denied.dedup();
+        if self.denied_all {
+            Tenants::only(Vec::new())
+        } else if self.allowed_all {
+            Tenants::all_but(denied)
+        } else {
+            let mut allowed: Vec<Arc<str>> =
+                self.allowed.into_iter().filter(|t| denied.binary_search(*t).is_err()).cloned().collect();
+            allowed.sort_unstable();
+            allowed.dedup();
+            Tenants::only(allowed)
+        }
     }
 }

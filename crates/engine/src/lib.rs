@@ -10,6 +10,9 @@
 //! - Default deny; an ALLOW grants; any matching DENY overrides every ALLOW; a condition that
 //!   cannot be evaluated (a missing context key, a value its operator cannot read) makes an
 //!   ALLOW not match and a DENY match.
+//! - The subject acts with its teams: those its request names, and those the engine holds as
+//!   listing it ([`Engine::put_team`]). A team's members are exact subjects, not wildcards,
+//!   and teams are one level: a team listed in another passes that one to none of its members.
 //! - IAM v2 statements ([`Policy`]) apply to every check: a policy's member matches the
 //!   subject or one of its teams exactly, or by a wildcard (`*`, `user:*`, `team:ldap:*`);
 //!   an action pattern (inline, or a [`Role`]'s) matches the action by the §2.6 forms; a
@@ -19,7 +22,8 @@
 //!   minus those of matching DENYs, `*` standing for every tenant. A check that names a tenant
 //!   is allowed when that tenant is authorized; one that names none, when any is (a `*` that
 //!   no `*` DENY removes counts, even when no tenant exists). Organization definitions are not
-//!   scoped by tenant: they authorize, or deny, every tenant.
+//!   scoped by tenant: they authorize, or deny, every tenant. [`Engine::tenants`] gives the
+//!   authorized tenants as a set, for filtering lists by tenant.
 //! - Organization definitions ([`OrgPolicy`]) apply only to checks that name their
 //!   organization, reached through an [`Assignment`] whose principal matches the subject (or a
 //!   team), directly or through an [`OrgRole`]; their actions are `view`, `create`, `update`,
@@ -171,8 +175,8 @@ pub type Context = BTreeMap<String, Value>;
 pub struct Request<'a> {
     /// A concrete subject: `user:local:alice`, `token:t1`.
     pub subject: &'a str,
-    /// Team subjects (`team:local:eng`) the subject acts with, besides those the engine
-    /// holds for it.
+    /// Team subjects (`team:local:eng`) the subject acts with, besides the teams the engine
+    /// holds as listing it.
     pub teams: &'a [String],
     /// A concrete action (`iam:users:get`), or with an organization `view`, `create`,
     /// `update` or `delete`.
@@ -209,6 +213,75 @@ pub struct Decision {
     /// The statements that decided, in policy and statement order: when allowed, the
     /// matching ALLOWs; when denied, the matching DENYs (none when nothing allowed).
     pub reasons: Vec<Match>,
+}
+
+/// The tenants a request is authorized in (Part B §2.8): the tenants of its matching ALLOWs
+/// minus those of its matching DENYs, `*` standing for every tenant and an organization
+/// definition for every tenant. From [`Engine::tenants`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tenants {
+    scope: Scope,
+}
+
+/// A set of tenants, or its complement: a `*` ALLOW with named DENYs is every tenant but those.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Scope {
+    /// These tenants; sorted, each once.
+    Only(Box<[Arc<str>]>),
+    /// Every tenant, named or not, but these; sorted, each once.
+    AllBut(Box<[Arc<str>]>),
+}
+
+impl Tenants {
+    /// Whether the request is authorized in `tenant`: what [`Engine::check`] decides for it
+    /// with that tenant.
+    pub fn permits(&self, tenant: &str) -> bool {
+        match &self.scope {
+            Scope::Only(listed) => contains(listed, tenant),
+            Scope::AllBut(listed) => !contains(listed, tenant),
+        }
+    }
+
+    /// Whether the request is authorized in some tenant, or in every one when none exists:
+    /// what [`Engine::check`] decides for it with no tenant.
+    pub fn any(&self) -> bool {
+        match &self.scope {
+            Scope::Only(listed) => !listed.is_empty(),
+            Scope::AllBut(_) => true,
+        }
+    }
+
+    /// Whether the request is authorized in every tenant, named or not: a `*` ALLOW (or an
+    /// organization ALLOW) that no `*` DENY cuts, and no DENY of a named tenant. A list
+    /// filtered by [`Tenants::permits`] would then keep everything.
+    pub fn all(&self) -> bool {
+        matches!(&self.scope, Scope::AllBut(listed) if listed.is_empty())
+    }
+
+    /// The tenants it names (in order, each once), when it is authorized in those alone: a
+    /// list filtered by [`Tenants::permits`] keeps only objects of these, so it may look them
+    /// up by tenant. `None` when it is authorized in every tenant but some (an ALLOW of `*`),
+    /// which no list names.
+    pub fn named(&self) -> Option<Vec<&str>> {
+        match &self.scope {
+            Scope::Only(listed) => Some(listed.iter().map(|t| &**t).collect()),
+            Scope::AllBut(_) => None,
+        }
+    }
+
+    /// These tenants alone; `listed` sorted, each once.
+    fn only(listed: Vec<Arc<str>>) -> Tenants {
+        Tenants { scope: Scope::Only(listed.into()) }
+    }
+
+    /// Every tenant but these; `listed` sorted, each once.
+    fn all_but(listed: Vec<Arc<str>>) -> Tenants {
+        Tenants { scope: Scope::AllBut(listed.into()) }
+    }
+}
+
+fn contains(sorted: &[Arc<str>], tenant: &str) -> bool {
+    sorted.binary_search_by(|t| (**t).cmp(tenant)).is_ok()
 }
 
 /// The one criterion a near miss failed.

@@ -33,7 +33,7 @@ struct World {
     org_policies: BTreeMap<String, OrgPolicy>,
     org_roles: BTreeMap<String, OrgRole>,
     assignments: BTreeMap<String, Assignment>,
-    /// `set_teams`; an empty list forgets, so none is held here.
+    /// Each team's members, as `put_team` was last given them.
     teams: BTreeMap<String, Vec<String>>,
 }
 
@@ -50,7 +50,8 @@ enum Op {
     RemoveOrgRole(String),
     PutAssignment(String, Assignment),
     RemoveAssignment(String),
-    SetTeams(String, Vec<String>),
+    PutTeam(String, Vec<String>),
+    RemoveTeam(String),
 }
 
 impl World {
@@ -86,12 +87,11 @@ impl World {
             Op::RemoveAssignment(id) => {
                 self.assignments.remove(id);
             }
-            Op::SetTeams(subject, teams) => {
-                if teams.is_empty() {
-                    self.teams.remove(subject);
-                } else {
-                    self.teams.insert(subject.clone(), teams.clone());
-                }
+            Op::PutTeam(team, members) => {
+                self.teams.insert(team.clone(), members.clone());
+            }
+            Op::RemoveTeam(team) => {
+                self.teams.remove(team);
             }
         }
     }
@@ -123,8 +123,8 @@ impl World {
         for (id, assignment) in &self.assignments {
             engine.put_assignment(id, assignment);
         }
-        for (subject, teams) in &self.teams {
-            engine.set_teams(subject, teams);
+        for (team, members) in &self.teams {
+            engine.put_team(team, members);
         }
         engine
     }
@@ -142,7 +142,8 @@ fn apply_to_engine(engine: &mut Engine, op: &Op) {
         Op::RemoveOrgRole(id) => engine.remove_org_role(id),
         Op::PutAssignment(id, a) => engine.put_assignment(id, a),
         Op::RemoveAssignment(id) => engine.remove_assignment(id),
-        Op::SetTeams(subject, teams) => engine.set_teams(subject, teams),
+        Op::PutTeam(team, members) => engine.put_team(team, members),
+        Op::RemoveTeam(team) => engine.remove_team(team),
     }
 }
 
@@ -178,13 +179,14 @@ impl Req {
 
 const VARIABLE: &str = "${a2:username}";
 
-/// The request subject, its request teams, and the teams held for it.
+/// The request subject, its request teams, and the teams that list the subject among their
+/// members (exactly; one level).
 fn subjects<'a>(world: &'a World, req: &'a Req) -> Vec<&'a str> {
     let mut out = vec![req.subject];
     out.extend(req.teams.iter().map(String::as_str));
-    if let Some(held) = world.teams.get(req.subject) {
-        out.extend(held.iter().map(String::as_str));
-    }
+    out.extend(
+        world.teams.iter().filter(|(_, members)| members.iter().any(|m| m == req.subject)).map(|(t, _)| t.as_str()),
+    );
     out
 }
 
@@ -587,6 +589,8 @@ fn naive_explain(world: &World, req: &Req) -> Explanation {
 struct Vocab {
     subjects: &'static [&'static str],
     teams: &'static [&'static str],
+    /// What teams list as members: subjects, a team, and wildcard-looking ones that are not.
+    team_members: &'static [&'static str],
     /// IAM v2 policy members.
     members: &'static [&'static str],
     /// Assignment principals.
@@ -624,6 +628,16 @@ static WIDE: Vocab = Vocab {
         "team:local:eng",
     ],
     teams: &["team:local:eng", "team:local:ops", "team:ldap:eng"],
+    team_members: &[
+        "user:local:alice",
+        "user:local:alice",
+        "user:local:bob",
+        "user:ldap:alice",
+        "token:t1",
+        "team:local:eng",
+        "user:*",
+        "user:local:*",
+    ],
     members: &[
         "*",
         "*",
@@ -758,6 +772,7 @@ static WIDE: Vocab = Vocab {
 static NARROW: Vocab = Vocab {
     subjects: &["user:local:alice", "user:local:alice", "user:local:bob", "token:t1"],
     teams: &["team:local:eng"],
+    team_members: &["user:local:alice", "user:local:alice", "user:local:bob", "token:t1", "user:*"],
     members: &["*", "user:*", "user:local:*", "user:local:alice", "user:local:bob", "team:local:eng"],
     principals: &["*", "*", "user:*", "user:local:alice", "team:local:eng", "token:t1"],
     actions: &["iam:users:get", "iam:users:list"],
@@ -981,7 +996,7 @@ fn world(v: &'static Vocab) -> impl Strategy<Value = World> {
         sometimes_default(0.1, map_of(v.org_ids, org_policy(v), 1..=v.max_org_policies)),
         map_of(ROLE_IDS, org_role(v), 0..=2),
         sometimes_default(0.1, map_of(ASSIGNMENT_IDS, assignment(v), 1..=4)),
-        map_of(v.subjects, vec(s(v.teams), 1..3), 0..=2),
+        map_of(v.teams, vec(s(v.team_members), 0..4), 0..=3),
     )
         .prop_map(|(policies, roles, org_policies, org_roles, assignments, teams)| World {
             policies,
@@ -1057,7 +1072,16 @@ fn op(v: &'static Vocab) -> impl Strategy<Value = Op> {
         1 => s(ROLE_IDS).prop_map(Op::RemoveOrgRole),
         3 => (s(ASSIGNMENT_IDS), assignment(v)).prop_map(|(id, a)| Op::PutAssignment(id, a)),
         1 => s(ASSIGNMENT_IDS).prop_map(Op::RemoveAssignment),
-        1 => (s(v.subjects), vec(s(v.teams), 0..3)).prop_map(|(subject, teams)| Op::SetTeams(subject, teams)),
+        2 => team_op(v),
+    ]
+}
+
+/// A team's put or remove; member lists are short and drawn from few names, so that a put
+/// usually keeps some members, adds some and drops some.
+fn team_op(v: &'static Vocab) -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (s(v.teams), vec(s(v.team_members), 0..5)).prop_map(|(team, members)| Op::PutTeam(team, members)),
+        1 => s(v.teams).prop_map(Op::RemoveTeam),
     ]
 }
 
@@ -1081,7 +1105,8 @@ fn config(cases: u32) -> Config {
     }
 }
 
-/// The engine's `check` and `explain` against the naive evaluator's.
+/// The engine's `check` and `explain` against the naive evaluator's, and its `tenants`
+/// against its own `check`.
 fn agree(engine: &Engine, world: &World, req: &Req) -> Result<(), TestCaseError> {
     let want = naive_explain(world, req);
     let request = req.request();
@@ -1091,12 +1116,52 @@ fn agree(engine: &Engine, world: &World, req: &Req) -> Result<(), TestCaseError>
     prop_assert_eq!(&explanation.decision, &want.decision, "explain().decision for {:#?}", req);
     prop_assert_eq!(&explanation.matches, &want.matches, "explain().matches for {:#?}", req);
     prop_assert_eq!(&explanation.near_misses, &want.near_misses, "explain().near_misses for {:#?}", req);
+    tenants_agree(engine, req)
+}
+
+/// Every tenant a generated statement or check names (`*` too, which a client may send), and
+/// one that none does.
+const PROBED_TENANTS: &[&str] = &["t1", "t2", "t3", "*", UNUSED_TENANT];
+const UNUSED_TENANT: &str = "t-unused";
+
+/// `tenants()` answers as `check()` does in each probed tenant and in none, whatever the
+/// request's own tenant; and `all()` exactly when every probed tenant is permitted (the
+/// probes name every tenant a statement can, and one none does).
+fn tenants_agree(engine: &Engine, req: &Req) -> Result<(), TestCaseError> {
+    let tenants = engine.tenants(&req.request());
+    let in_tenant = |tenant| Req { tenant, ..req.clone() };
+    prop_assert_eq!(&engine.tenants(&in_tenant(None).request()), &tenants, "tenants() reads the tenant: {:#?}", req);
+    let any = engine.check(&in_tenant(None).request()).allowed;
+    prop_assert_eq!(tenants.any(), any, "any() against check() with no tenant: {:?} for {:#?}", tenants, req);
+    for &tenant in PROBED_TENANTS {
+        let allowed = engine.check(&in_tenant(Some(tenant)).request()).allowed;
+        prop_assert_eq!(tenants.permits(tenant), allowed, "permits({}): {:?} for {:#?}", tenant, tenants, req);
+    }
+    let every = PROBED_TENANTS.iter().all(|t| tenants.permits(t));
+    prop_assert_eq!(tenants.all(), every, "all(): {:?} for {:#?}", tenants, req);
+    prop_assert!(!tenants.all() || tenants.any(), "all() without any(): {:?}", tenants);
+    // A list exactly when a tenant no statement names is refused, and then the list is what
+    // is permitted.
+    match tenants.named() {
+        Some(named) => {
+            let permitted: Vec<&str> = PROBED_TENANTS.iter().copied().filter(|t| tenants.permits(t)).collect();
+            let mut listed = named.clone();
+            listed.sort_unstable();
+            listed.dedup();
+            prop_assert_eq!(&listed, &named, "named() is sorted, each once: {:?}", tenants);
+            prop_assert!(named.iter().all(|t| permitted.contains(t)), "named() not permitted: {:?}", tenants);
+            prop_assert!(permitted.iter().all(|t| named.contains(t)), "permitted, not named(): {:?}", tenants);
+            prop_assert_eq!(named.is_empty(), !tenants.any(), "named() and any(): {:?}", tenants);
+        }
+        None => prop_assert!(tenants.permits(UNUSED_TENANT), "no named() but refuses the rest: {:?}", tenants),
+    }
     Ok(())
 }
 
-/// How many cases each property runs: 220,000 in all.
+/// How many cases each property runs: 230,000 in all.
 const MAIN_CASES: u32 = 100_000;
 const INCREMENTAL_CASES: u32 = 20_000;
+const TEAM_CASES: u32 = 10_000;
 const CONDITION_CASES: u32 = 100_000;
 
 proptest! {
@@ -1137,11 +1202,46 @@ proptest! {
         let fresh = world.engine(true);
         prop_assert_eq!(engine.len(), fresh.len());
         for req in &finals {
-            let request = req.request();
-            prop_assert_eq!(engine.check(&request), fresh.check(&request), "incremental vs at once: {:#?}", req);
-            prop_assert_eq!(engine.explain(&request), fresh.explain(&request), "incremental vs at once: {:#?}", req);
-            agree(&engine, &world, req)?;
-            agree(&fresh, &world, req)?;
+            same_as_fresh(&engine, &fresh, &world, req)?;
+        }
+    }
+}
+
+/// An engine changed step by step against one built at once from the final state, and both
+/// against the naive evaluator.
+fn same_as_fresh(engine: &Engine, fresh: &Engine, world: &World, req: &Req) -> Result<(), TestCaseError> {
+    let request = req.request();
+    prop_assert_eq!(engine.check(&request), fresh.check(&request), "incremental vs at once: {:#?}", req);
+    prop_assert_eq!(engine.explain(&request), fresh.explain(&request), "incremental vs at once: {:#?}", req);
+    prop_assert_eq!(engine.tenants(&request), fresh.tenants(&request), "incremental vs at once: {:#?}", req);
+    agree(engine, world, req)?;
+    agree(fresh, world, req)
+}
+
+/// A state, then a run of team puts and removes over few teams and members, then checks.
+fn team_history() -> impl Strategy<Value = (World, Vec<Op>, Vec<Req>)> {
+    prop_oneof![
+        (world(&WIDE), vec(team_op(&WIDE), 1..30), vec(request(&WIDE), 1..6)),
+        (world(&NARROW), vec(team_op(&NARROW), 1..30), vec(request(&NARROW), 1..6)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(TEAM_CASES))]
+
+    /// Team memberships changed one team at a time decide as the naive evaluator given the
+    /// final memberships, and as an engine built at once from them.
+    #[test]
+    fn team_memberships_changed_incrementally_decide_as_the_final_ones((start, ops, requests) in team_history()) {
+        let mut world = start;
+        let mut engine = world.engine(true);
+        for op in &ops {
+            world.apply(op);
+            apply_to_engine(&mut engine, op);
+        }
+        let fresh = world.engine(false);
+        for req in &requests {
+            same_as_fresh(&engine, &fresh, &world, req)?;
         }
     }
 }
@@ -1215,6 +1315,12 @@ struct Coverage {
     role_matches: usize,
     variable_matches: usize,
     team_matches: usize,
+    held_team_matches: usize,
+    /// The authorized tenants' shapes: every tenant, every one but some, some, none.
+    tenants_every: usize,
+    tenants_all_but: usize,
+    tenants_some: usize,
+    tenants_none: usize,
     near: BTreeMap<String, usize>,
     truncated: usize,
 }
@@ -1264,8 +1370,11 @@ fn generators_reach_every_rule() {
                         .iter()
                         .all(|r| r.contains(VARIABLE) || !resource_matches(r, req.resource, req.subject)),
                 );
-                let direct = world.policies[&*at.policy].members.iter().any(|m| member_matches(m, req.subject));
+                let members = &world.policies[&*at.policy].members;
+                let direct = members.iter().any(|m| member_matches(m, req.subject));
                 seen.team_matches += usize::from(!direct);
+                let by_request = req.teams.iter().any(|t| members.iter().any(|m| member_matches(m, t)));
+                seen.held_team_matches += usize::from(!direct && !by_request);
             }
             for n in &e.near_misses {
                 let kind = match n.statement.source {
@@ -1275,6 +1384,14 @@ fn generators_reach_every_rule() {
                 *seen.near.entry(format!("{kind} {:?}", n.failed)).or_default() += 1;
             }
             seen.truncated += usize::from(e.near_misses.len() == MAX_NEAR_MISSES);
+            let permits = |tenant| naive_check(&world, &Req { tenant: Some(tenant), ..req.clone() }).allowed;
+            let permitted = PROBED_TENANTS.iter().filter(|t| permits(t)).count();
+            match (permits(UNUSED_TENANT), permitted) {
+                (true, n) if n == PROBED_TENANTS.len() => seen.tenants_every += 1,
+                (true, _) => seen.tenants_all_but += 1,
+                (false, 0) => seen.tenants_none += 1,
+                (false, _) => seen.tenants_some += 1,
+            }
             let unevaluable = world
                 .org_policies
                 .values()
@@ -1298,6 +1415,11 @@ fn generators_reach_every_rule() {
         ("matches through a role", seen.role_matches),
         ("matches through ${a2:username}", seen.variable_matches),
         ("matches through a team", seen.team_matches),
+        ("matches through a team that lists the subject", seen.held_team_matches),
+        ("authorized in every tenant", seen.tenants_every),
+        ("authorized in every tenant but some", seen.tenants_all_but),
+        ("authorized in some tenants", seen.tenants_some),
+        ("authorized in none", seen.tenants_none),
     ] {
         assert!(count > enough, "{what}: {seen:#?}");
     }
@@ -1306,6 +1428,18 @@ fn generators_reach_every_rule() {
         ["iam Action", "iam Resource", "iam Tenant", "org Organization", "org Action", "org Resource", "org Condition"]
     {
         assert!(seen.near.get(kind).copied().unwrap_or(0) > enough, "{kind}: {seen:#?}");
+    }
+}
+
+/// `tenants_agree` can say `all()` is right only if its probes name every tenant a statement
+/// can, and one that none does.
+#[test]
+fn probed_tenants_cover_every_vocabulary() {
+    for v in [&WIDE, &NARROW] {
+        for tenant in v.tenants.iter().chain(v.request_tenants) {
+            assert!(PROBED_TENANTS.contains(tenant), "{tenant} is not probed");
+            assert_ne!(*tenant, UNUSED_TENANT);
+        }
     }
 }
 

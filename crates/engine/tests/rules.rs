@@ -29,7 +29,8 @@ enum Op {
     RemoveOrgRole(&'static str),
     Assignment(&'static str, Assignment),
     RemoveAssignment(&'static str),
-    Teams(&'static str, Vec<String>),
+    Team(&'static str, Vec<String>),
+    RemoveTeam(&'static str),
 }
 
 impl Op {
@@ -45,7 +46,8 @@ impl Op {
             Op::RemoveOrgRole(id) => engine.remove_org_role(id),
             Op::Assignment(id, a) => engine.put_assignment(id, a),
             Op::RemoveAssignment(id) => engine.remove_assignment(id),
-            Op::Teams(subject, teams) => engine.set_teams(subject, teams),
+            Op::Team(team, members) => engine.put_team(team, members),
+            Op::RemoveTeam(team) => engine.remove_team(team),
         }
     }
 }
@@ -118,8 +120,9 @@ fn assign(id: &'static str, organization: &str, principal: &str, roles: &[&str],
     )
 }
 
-fn teams(subject: &'static str, teams: &[&str]) -> Op {
-    Op::Teams(subject, strings(teams))
+/// Team `team` of these members.
+fn team(team: &'static str, members: &[&str]) -> Op {
+    Op::Team(team, strings(members))
 }
 
 fn test(operator: Operator, key: &str, value: &str) -> Test {
@@ -477,38 +480,129 @@ fn teams_come_from_the_request_and_from_the_engine() {
             true,
         ),
         case(
-            "an exact team held by set_teams",
-            vec![grant_to("team:local:eng"), teams(ALICE, &["team:local:eng"])],
+            "an exact team that lists the subject",
+            vec![grant_to("team:local:eng"), team("team:local:eng", &[ALICE])],
             get(),
             true,
         ),
         case(
-            "team:local:* by a team held by set_teams",
-            vec![grant_to("team:local:*"), teams(ALICE, &["team:local:ops"])],
+            "team:local:* by a team that lists the subject",
+            vec![grant_to("team:local:*"), team("team:local:ops", &[ALICE])],
             get(),
             true,
         ),
         case(
-            "set_teams of another subject does not apply",
-            vec![grant_to("team:local:eng"), teams("user:local:bob", &["team:local:eng"])],
+            "a team that lists another subject does not apply",
+            vec![grant_to("team:local:eng"), team("team:local:eng", &["user:local:bob"])],
             get(),
             false,
         ),
         case(
-            "set_teams with none forgets them",
-            vec![grant_to("team:local:eng"), teams(ALICE, &["team:local:eng"]), teams(ALICE, &[])],
+            "one of a team's several members",
+            vec![grant_to("team:local:eng"), team("team:local:eng", &["user:local:bob", ALICE, "token:t1"])],
+            get(),
+            true,
+        ),
+        case(
+            "a team put with no members lists no one",
+            vec![grant_to("team:local:eng"), team("team:local:eng", &[ALICE]), team("team:local:eng", &[])],
             get(),
             false,
         ),
         case(
-            "set_teams replaces the teams held",
-            vec![grant_to("team:local:eng"), teams(ALICE, &["team:local:eng"]), teams(ALICE, &["team:local:ops"])],
+            "a removed team lists no one",
+            vec![grant_to("team:local:eng"), team("team:local:eng", &[ALICE]), Op::RemoveTeam("team:local:eng")],
             get(),
+            false,
+        ),
+        case(
+            "removing a team the engine never held changes nothing",
+            vec![grant_to("team:local:eng"), team("team:local:eng", &[ALICE]), Op::RemoveTeam("team:local:ops")],
+            get(),
+            true,
+        ),
+        case(
+            "putting a team replaces its members: alice leaves",
+            vec![
+                grant_to("team:local:eng"),
+                team("team:local:eng", &[ALICE, "user:local:bob"]),
+                team("team:local:eng", &["user:local:bob"]),
+            ],
+            get(),
+            false,
+        ),
+        case(
+            "putting a team replaces its members: bob stays",
+            vec![
+                grant_to("team:local:eng"),
+                team("team:local:eng", &[ALICE, "user:local:bob"]),
+                team("team:local:eng", &["user:local:bob", "token:t1"]),
+            ],
+            check("user:local:bob", "iam:users:get", "iam:users:alice"),
+            true,
+        ),
+        case(
+            "putting a team replaces its members: alice joins",
+            vec![
+                grant_to("team:local:eng"),
+                team("team:local:eng", &["user:local:bob"]),
+                team("team:local:eng", &["user:local:bob", ALICE]),
+            ],
+            get(),
+            true,
+        ),
+        case(
+            "a member listed twice is held once, and leaves at once",
+            vec![
+                grant_to("team:local:eng"),
+                team("team:local:eng", &[ALICE, ALICE]),
+                team("team:local:eng", &["token:t1"]),
+            ],
+            get(),
+            false,
+        ),
+        case(
+            "changing one team leaves the subject's other teams",
+            vec![
+                grant_to("team:local:eng"),
+                team("team:local:eng", &[ALICE]),
+                team("team:local:ops", &[ALICE]),
+                Op::RemoveTeam("team:local:ops"),
+            ],
+            get(),
+            true,
+        ),
+        case(
+            "a team's members are exact subjects: user:* lists no user",
+            vec![grant_to("team:local:eng"), team("team:local:eng", &["user:*", "user:local:*", "*"])],
+            get(),
+            false,
+        ),
+        case(
+            "teams are one level: a team listed in another passes it to none of its members",
+            vec![
+                grant_to("team:local:admins"),
+                team("team:local:admins", &["team:local:eng"]),
+                team("team:local:eng", &[ALICE]),
+            ],
+            get(),
+            false,
+        ),
+        case(
+            "a team listed in another acts with it when it is the subject",
+            vec![grant_to("team:local:admins"), team("team:local:admins", &["team:local:eng"])],
+            check("team:local:eng", "iam:users:get", "iam:users:alice"),
+            true,
+        ),
+        case(
+            "a request's team is not looked up as a member",
+            vec![grant_to("team:local:admins"), team("team:local:admins", &["team:local:eng"])],
+            get().teams(&["team:local:eng"]),
             false,
         ),
         case(
             "held teams add to the request's",
-            vec![grant_to("team:local:eng"), teams(ALICE, &["team:local:eng"])],
+            vec![grant_to("team:local:eng"), team("team:local:eng", &[ALICE])],
             get().teams(&["team:local:ops"]),
             true,
         ),
@@ -517,7 +611,7 @@ fn teams_come_from_the_request_and_from_the_engine() {
             vec![
                 grant_to(ALICE),
                 iam("p2", &["team:local:eng"], vec![deny(&["*"], &["*"], &["*"])]),
-                teams(ALICE, &["team:local:eng"]),
+                team("team:local:eng", &[ALICE]),
             ],
             get(),
             false,
@@ -876,6 +970,186 @@ fn tenants_scope_iam_statements() {
     ]);
 }
 
+/// The tenants a row wants authorized: a list, or every tenant but a list.
+#[derive(Clone, Copy, Debug)]
+enum Want {
+    Only(&'static [&'static str]),
+    AllBut(&'static [&'static str]),
+}
+
+use Want::{AllBut, Only};
+
+/// Tenants each row is probed in: the ones rows name, and `t9`, which none does.
+const PROBES: &[&str] = &["t1", "t2", "t3", "t9", "*"];
+
+/// One row of the authorized-tenants table.
+struct TenantsCase {
+    name: &'static str,
+    ops: Vec<Op>,
+    check: Check,
+    want: Want,
+}
+
+fn tenants_case(name: &'static str, ops: Vec<Op>, check: Check, want: Want) -> TenantsCase {
+    TenantsCase { name, ops, check, want }
+}
+
+/// Runs every row: `tenants()` permits, names and says `any()` and `all()` as the row wants,
+/// whatever the request's own tenant, and agrees with `check()` in each probe and in none.
+fn run_tenants(cases: Vec<TenantsCase>) {
+    let mut failures = Vec::new();
+    for case in &cases {
+        let mut engine = Engine::new();
+        for op in &case.ops {
+            op.apply(&mut engine);
+        }
+        let tenants = engine.tenants(&case.check.request());
+        let (permits, any, all, named): (&dyn Fn(&str) -> bool, _, _, _) = match case.want {
+            Only(listed) => (&|t| listed.contains(&t), !listed.is_empty(), false, Some(listed.to_vec())),
+            AllBut(listed) => (&|t| !listed.contains(&t), true, listed.is_empty(), None),
+        };
+        let mut wrong = Vec::new();
+        for &tenant in PROBES {
+            if tenants.permits(tenant) != permits(tenant) {
+                wrong.push(format!("permits({tenant}): got {}", tenants.permits(tenant)));
+            }
+            let allowed = engine.check(&case.check.clone().tenant(Some(tenant)).request()).allowed;
+            if allowed != tenants.permits(tenant) {
+                wrong.push(format!("check() in {tenant} is {allowed}, permits() is not"));
+            }
+        }
+        if tenants.any() != any {
+            wrong.push(format!("any(): got {}, want {any}", tenants.any()));
+        }
+        if tenants.all() != all {
+            wrong.push(format!("all(): got {}, want {all}", tenants.all()));
+        }
+        if tenants.named() != named {
+            wrong.push(format!("named(): got {:?}, want {named:?}", tenants.named()));
+        }
+        let allowed = engine.check(&case.check.clone().tenant(None).request()).allowed;
+        if allowed != tenants.any() {
+            wrong.push(format!("check() in no tenant is {allowed}, any() is not"));
+        }
+        for tenant in [None, Some("t1"), Some("t2"), Some("t3")] {
+            if engine.tenants(&case.check.clone().tenant(tenant).request()) != tenants {
+                wrong.push(format!("differs for a check in {tenant:?}"));
+            }
+        }
+        if !wrong.is_empty() {
+            failures.push(format!("- {}:\n    {}", case.name, wrong.join("\n    ")));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+#[test]
+fn the_authorized_tenants_are_those_allowed_minus_those_denied() {
+    let p = |id: &'static str, statement: Statement| iam(id, &[ALICE], vec![statement]);
+    let a = |tenants: &[&str]| allow(&["*"], &["*"], tenants);
+    let d = |tenants: &[&str]| deny(&["*"], &["*"], tenants);
+    let org = |definition: Definition| {
+        vec![org_policy("op1", "o1", vec![definition]), assign("a1", "o1", ALICE, &[], &["op1"])]
+    };
+    let view = || org_check("view", "/a/b");
+    run_tenants(vec![
+        tenants_case("nothing stored: none", vec![], get(), Only(&[])),
+        tenants_case("an ALLOW of t1 and t2: those", vec![p("p1", a(&["t2", "t1"]))], get(), Only(&["t1", "t2"])),
+        tenants_case(
+            "ALLOWs of a tenant twice name it once",
+            vec![p("p1", a(&["t1"])), p("p2", a(&["t1", "t1"]))],
+            get(),
+            Only(&["t1"]),
+        ),
+        tenants_case(
+            "an ALLOW of t1 and t2, a DENY of t1: t2",
+            vec![p("p1", a(&["t1", "t2"])), p("p2", d(&["t1"]))],
+            get(),
+            Only(&["t2"]),
+        ),
+        tenants_case(
+            "ALLOWs of t1 and t2, a DENY of both: none",
+            vec![p("p1", a(&["t1"])), p("p3", a(&["t2"])), p("p2", d(&["t1", "t2"]))],
+            get(),
+            Only(&[]),
+        ),
+        tenants_case("an ALLOW of *: every tenant", vec![p("p1", a(&["*"]))], get(), AllBut(&[])),
+        tenants_case(
+            "an ALLOW of * beside named ones: every tenant",
+            vec![p("p1", a(&["t1", "*"])), p("p2", a(&["t2"]))],
+            get(),
+            AllBut(&[]),
+        ),
+        tenants_case(
+            "an ALLOW of *, a DENY of t1: every tenant but t1",
+            vec![p("p1", a(&["*"])), p("p2", d(&["t1"]))],
+            get(),
+            AllBut(&["t1"]),
+        ),
+        tenants_case(
+            "an ALLOW of *, a DENY of *: none",
+            vec![p("p1", a(&["*"])), p("p2", d(&["*"]))],
+            get(),
+            Only(&[]),
+        ),
+        tenants_case(
+            "an ALLOW of t1, a DENY of *: none",
+            vec![p("p1", a(&["t1"])), p("p2", d(&["*"]))],
+            get(),
+            Only(&[]),
+        ),
+        tenants_case("an ALLOW of no tenant: none", vec![p("p1", a(&[]))], get(), Only(&[])),
+        tenants_case(
+            "a DENY of no tenant cuts nothing",
+            vec![p("p1", a(&["t1"])), p("p2", d(&[]))],
+            get(),
+            Only(&["t1"]),
+        ),
+        tenants_case("a DENY alone: none", vec![p("p2", d(&["t1"]))], get(), Only(&[])),
+        tenants_case(
+            "only matching statements count",
+            vec![
+                p("p1", allow(&["iam:users:list"], &["*"], &["t1"])),
+                p("p2", allow(&["iam:users:get"], &["iam:users:alice"], &["t2"])),
+                p("p3", deny(&["*"], &["iam:users:bob"], &["t2"])),
+            ],
+            get(),
+            Only(&["t2"]),
+        ),
+        tenants_case(
+            "the request's tenant is ignored",
+            vec![p("p1", a(&["t2"]))],
+            get().tenant(Some("t1")),
+            Only(&["t2"]),
+        ),
+        tenants_case(
+            "through a team that lists the subject",
+            vec![iam("p1", &["team:local:eng"], vec![a(&["t1"])]), team("team:local:eng", &[ALICE])],
+            get(),
+            Only(&["t1"]),
+        ),
+        tenants_case("an organization ALLOW: every tenant", org(org_allow(ALL, &["/**"])), view(), AllBut(&[])),
+        tenants_case(
+            "an organization ALLOW, an IAM v2 DENY of t1: every tenant but t1",
+            [org(org_allow(ALL, &["/**"])), vec![p("p2", d(&["t1"]))]].concat(),
+            view(),
+            AllBut(&["t1"]),
+        ),
+        tenants_case(
+            "an organization DENY: none",
+            [org(org_deny(ALL, &["/**"])), vec![p("p1", a(&["*"]))]].concat(),
+            view(),
+            Only(&[]),
+        ),
+        tenants_case(
+            "organization definitions need the check's organization",
+            [org(org_allow(ALL, &["/**"])), vec![p("p1", a(&["t1"]))]].concat(),
+            view().org(None),
+            Only(&["t1"]),
+        ),
+    ]);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Organization definitions (Part B §3).
 // ---------------------------------------------------------------------------------------------
@@ -1006,7 +1280,7 @@ fn organization_definitions_apply_through_assignments_in_their_organization() {
         ),
         case(
             "a principal of team:local:* by a held team",
-            vec![policy(), assign("a1", "o1", "team:local:*", &[], &["op1"]), teams(ALICE, &["team:local:eng"])],
+            vec![policy(), assign("a1", "o1", "team:local:*", &[], &["op1"]), team("team:local:eng", &[ALICE])],
             view(),
             true,
         ),
@@ -1534,7 +1808,7 @@ fn near_misses_name_the_one_criterion_that_failed() {
             "IAM v2: a member matched by a team counts",
             vec![
                 iam("p1", &["team:local:eng"], vec![allow(&["iam:users:list"], &["iam:users:alice"], &["t1"])]),
-                teams(ALICE, &["team:local:eng"]),
+                team("team:local:eng", &[ALICE]),
             ],
             get(),
             false,

@@ -1,11 +1,10 @@
 //! The objects iamd seeds at first start (A.6): the policies `administrator-access`,
 //! `editor-access` and `viewer-access` and the roles `owner`, `editor`, `viewer` and
 //! `tenant-owner`, of type MANAGED, their roles named with iamd's own actions as the method
-//! table lists them. Their statements and actions cannot change and they cannot be deleted;
-//! their members can, except that `team:local:admins` stays in `administrator-access`.
-//!
-//! This module is the one place those protections are enforced; the identity issue replaces
-//! it with system DENY statements of the decision engine (Part B §2.9).
+//! table lists them. Their statements and actions cannot change and they cannot be deleted
+//! (the system's DENY statements, `kinds::system`, refuse it at the front door); their
+//! members can, except that `team:local:admins` stays in `administrator-access`, which a
+//! DENY cannot say and this module keeps.
 
 use std::collections::BTreeSet;
 
@@ -44,6 +43,8 @@ fn role_actions(table: &MethodTable) -> [(&'static str, &'static str, Vec<String
         actions.iter().copied().filter(|a| service(a) != "iam" && matches!(verb(a), "get" | "list")).collect();
     let mut editor = viewer.clone();
     editor.extend(actions.iter().copied().filter(|a| matches!(service(a), "admin" | "accounts")));
+    // Chef's editor reads and assigns projects: what it writes may be put into tenants.
+    editor.extend(["iam:tenants:get", "iam:tenants:list", "iam:tenants:assign"]);
     let mut tenant_owner = editor.clone();
     tenant_owner.extend(["iam:policies:get", "iam:policies:list", "iam:policyMembers:*"]);
     let owned = |set: BTreeSet<&str>| set.into_iter().map(str::to_owned).collect();
@@ -57,13 +58,20 @@ fn role_actions(table: &MethodTable) -> [(&'static str, &'static str, Vec<String
 
 impl App {
     /// Creates whichever managed object is missing, in one write: once, on a new store (they
-    /// cannot be deleted), and on a store that predates them.
+    /// cannot be deleted), and on a store that predates them; a managed role whose actions
+    /// an older version seeded gets this version's.
     pub(in crate::app) async fn seed_iam(&self, methods: &MethodTable) -> Result<(), AppError> {
         let roles = role_actions(methods);
         let instance = self.instance.id.clone();
         self.write(&Actor::system(), |draft| {
             for (id, name, actions) in &roles {
-                if draft.get::<IamRole>(id).is_none() {
+                if let Some(role) = draft.get::<IamRole>(id) {
+                    if role.origin == Origin::Managed && role.actions != *actions {
+                        let changed =
+                            IamRoleEvent::Changed { name: None, actions: Some(actions.clone()), tenants: None };
+                        draft.change(&role, changed)?;
+                    }
+                } else {
                     let role = IamRoleState {
                         name: (*name).to_owned(),
                         origin: Origin::Managed,
@@ -98,8 +106,10 @@ impl App {
     }
 }
 
-/// A change of a managed object's definition, or its delete, is refused whatever the
-/// request holds.
+/// A change of a managed organization policy's definition, or its delete, is refused
+/// whatever the request holds (the accounts surface's built-in policies, whose ids differ per
+/// organization, so no system statement names them; the IAM v2 surface's managed objects are
+/// protected by `kinds::system`).
 pub(in crate::app) fn refuse_if_managed(managed: bool, what: &str, id: &str) -> Result<(), AppError> {
     if managed {
         return Err(AppError::new(

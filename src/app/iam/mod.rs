@@ -1,19 +1,30 @@
 //! The IAM v2 surface (seed 003; Chef Automate's model with projects renamed tenants):
-//! policies and their members, roles, tenants, and the objects iamd seeds at first start.
+//! policies and their members, roles, tenants, the identities (users, teams, tokens), and
+//! the objects iamd seeds at first start.
 //! Validation follows Part B §2.4 and the errors §2.7; the `tenants` request header filters
 //! what a request sees (§2.8).
 
+pub mod bootstrap;
 pub mod managed;
 pub mod policies;
 pub mod roles;
+pub mod teams;
 pub mod tenants;
+pub mod tokens;
+pub mod users;
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use iamd_engine::Tenants;
 
 use super::{Actor, App, AppError, ErrorKind, Receipt, check_version};
 use crate::kinds::iam_policy::IamPolicy;
 use crate::kinds::iam_role::IamRole;
+use crate::kinds::team::Team;
 use crate::kinds::tenant::{ALL_TENANTS, TENANT_INDEX, Tenant, UNASSIGNED};
+use crate::kinds::token::Token;
+use crate::kinds::user::User;
 use crate::model::draft::Draft;
 use crate::model::kind::{Key, Kind};
 use crate::model::objects::{Obj, Objects};
@@ -23,19 +34,19 @@ pub const MAX_ID: usize = 64;
 /// Tenant ids: 1–48 characters, so `<id>-tenant-editors` fits in a policy id.
 pub const MAX_TENANT_ID: usize = 48;
 
-/// What the `tenants` request header lets a request see: every object, or those of the
-/// named tenants (`(unassigned)` naming those of none).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum TenantFilter {
+/// What the `tenants` request header asks to see: every tenant, or the named ones
+/// (`(unassigned)` naming objects of none).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub enum HeaderFilter {
     #[default]
     All,
     Only(BTreeSet<String>),
 }
 
-impl TenantFilter {
+impl HeaderFilter {
     /// The header's comma-separated list, trimmed and de-duplicated; none, an empty one or
     /// `*` is every tenant.
-    pub fn parse(header: Option<&str>) -> TenantFilter {
+    pub fn parse(header: Option<&str>) -> HeaderFilter {
         let tenants: BTreeSet<String> = header
             .into_iter()
             .flat_map(|h| h.split(','))
@@ -44,44 +55,93 @@ impl TenantFilter {
             .map(str::to_owned)
             .collect();
         if tenants.is_empty() || tenants.contains(ALL_TENANTS) {
-            TenantFilter::All
+            HeaderFilter::All
         } else {
-            TenantFilter::Only(tenants)
+            HeaderFilter::Only(tenants)
         }
+    }
+
+    fn names(&self, tenant: &str) -> bool {
+        match self {
+            HeaderFilter::All => true,
+            HeaderFilter::Only(only) => only.contains(tenant),
+        }
+    }
+}
+
+/// What a request may see of tenant-scoped objects: the tenants its header asks for, of
+/// those the caller is authorized in for the call's action (§2.8). An object outside them is
+/// not listed, and reading or changing it is NotFound.
+#[derive(Clone, Debug, Default)]
+pub struct TenantFilter {
+    header: HeaderFilter,
+    /// `None`: every tenant (iamd's own writes, and tests of the use cases).
+    authorized: Option<Arc<Tenants>>,
+}
+
+impl TenantFilter {
+    pub fn new(header: HeaderFilter, authorized: Option<Arc<Tenants>>) -> TenantFilter {
+        TenantFilter { header, authorized }
+    }
+
+    /// Only what the header asks for.
+    pub fn parse(header: Option<&str>) -> TenantFilter {
+        TenantFilter::new(HeaderFilter::parse(header), None)
+    }
+
+    /// What the `tenants` header asked for.
+    pub fn header(&self) -> &HeaderFilter {
+        &self.header
+    }
+
+    /// Whether the request may see `tenant` itself.
+    pub fn names(&self, tenant: &str) -> bool {
+        self.header.names(tenant) && self.authorized.as_ref().is_none_or(|a| a.permits(tenant))
     }
 
     /// Whether an object that belongs to `tenants` is visible.
     pub fn shows(&self, tenants: &[String]) -> bool {
-        match self {
-            TenantFilter::All => true,
-            TenantFilter::Only(only) if tenants.is_empty() => only.contains(UNASSIGNED),
-            TenantFilter::Only(only) => tenants.iter().any(|t| only.contains(t)),
+        if tenants.is_empty() {
+            return self.names(UNASSIGNED);
         }
+        tenants.iter().any(|t| self.names(t))
     }
 
-    /// Whether the filter shows `tenant` itself.
-    pub fn names(&self, tenant: &str) -> bool {
-        match self {
-            TenantFilter::All => true,
-            TenantFilter::Only(only) => only.contains(tenant),
-        }
+    /// Every tenant, so nothing is filtered.
+    fn everything(&self) -> bool {
+        self.header == HeaderFilter::All && self.authorized.as_ref().is_none_or(|a| a.all())
     }
 
-    /// Every object of kind `K` the filter shows, in creation order: the whole list, or
-    /// what the tenant index holds for the named tenants, so a filtered list costs what it
-    /// answers.
-    fn list<K: Kind>(&self, objects: &Objects) -> Vec<Obj<K>> {
-        match self {
-            TenantFilter::All => objects.page::<K>("", None, false, usize::MAX),
-            TenantFilter::Only(only) => {
-                let keys: BTreeSet<&Key> = only
-                    .iter()
-                    .flat_map(|t| objects.lookup(TENANT_INDEX, t))
-                    .filter(|key| key.kind == K::NAME)
-                    .collect();
-                in_list_order(keys.into_iter().filter_map(|key| objects.get::<K>(&key.id)).collect())
+    /// The tenants the visible objects are among, when fewer than all: the header's, else
+    /// those the caller is authorized in by name.
+    fn named(&self) -> Option<Vec<&str>> {
+        match &self.header {
+            HeaderFilter::Only(only) => Some(only.iter().map(String::as_str).collect()),
+            HeaderFilter::All => {
+                let mut named = self.authorized.as_ref()?.named()?;
+                named.push(UNASSIGNED);
+                Some(named)
             }
         }
+    }
+
+    /// Every object of kind `K` the filter shows, in creation order: the whole list, or what
+    /// the tenant index holds for the tenants it names, so a filtered list costs what it
+    /// answers.
+    fn list<K: Filtered>(&self, objects: &Objects) -> Vec<Obj<K>> {
+        let shown = |o: &Obj<K>| K::shown(&o.id, &o.state, self);
+        if self.everything() {
+            return objects.page::<K>("", None, false, usize::MAX);
+        }
+        let Some(named) = self.named() else {
+            let mut all = objects.page::<K>("", None, false, usize::MAX);
+            all.retain(|o| shown(o));
+            return all;
+        };
+        let keys: BTreeSet<&Key> =
+            named.iter().flat_map(|t| objects.lookup(TENANT_INDEX, t)).filter(|key| key.kind == K::NAME).collect();
+        let found = keys.into_iter().filter_map(|key| objects.get::<K>(&key.id)).filter(|o| shown(o)).collect();
+        in_list_order(found)
     }
 }
 
@@ -192,6 +252,33 @@ impl Filtered for IamRole {
     }
 }
 
+impl Filtered for User {
+    const WHAT: &'static str = "user";
+    const NOT_FOUND: &'static str = "USER_NOT_FOUND";
+    const ALREADY_EXISTS: &'static str = "USER_ALREADY_EXISTS";
+    fn shown(_: &str, _: &Self::State, _: &TenantFilter) -> bool {
+        true
+    }
+}
+
+impl Filtered for Team {
+    const WHAT: &'static str = "team";
+    const NOT_FOUND: &'static str = "TEAM_NOT_FOUND";
+    const ALREADY_EXISTS: &'static str = "TEAM_ALREADY_EXISTS";
+    fn shown(_: &str, team: &Self::State, filter: &TenantFilter) -> bool {
+        filter.shows(&team.tenants)
+    }
+}
+
+impl Filtered for Token {
+    const WHAT: &'static str = "token";
+    const NOT_FOUND: &'static str = "TOKEN_NOT_FOUND";
+    const ALREADY_EXISTS: &'static str = "TOKEN_ALREADY_EXISTS";
+    fn shown(_: &str, token: &Self::State, filter: &TenantFilter) -> bool {
+        filter.shows(&token.tenants)
+    }
+}
+
 impl Filtered for Tenant {
     const WHAT: &'static str = "tenant";
     const NOT_FOUND: &'static str = "TENANT_NOT_FOUND";
@@ -260,11 +347,14 @@ mod tests {
 
     #[test]
     fn the_tenants_header_is_a_trimmed_list_and_star_or_nothing_is_every_tenant() {
-        assert_eq!(TenantFilter::parse(None), TenantFilter::All);
-        assert_eq!(TenantFilter::parse(Some(" , ")), TenantFilter::All);
-        assert_eq!(TenantFilter::parse(Some("*")), TenantFilter::All);
+        assert_eq!(HeaderFilter::parse(None), HeaderFilter::All);
+        assert_eq!(HeaderFilter::parse(Some(" , ")), HeaderFilter::All);
+        assert_eq!(HeaderFilter::parse(Some("*")), HeaderFilter::All);
+        assert_eq!(
+            HeaderFilter::parse(Some(" t1 ,t2,t1")),
+            HeaderFilter::Only(["t1".to_string(), "t2".to_string()].into())
+        );
         let only = TenantFilter::parse(Some(" t1 ,t2,t1"));
-        assert_eq!(only, TenantFilter::Only(["t1".to_string(), "t2".to_string()].into()));
         assert!(only.shows(&["t2".into(), "t9".into()]));
         assert!(!only.shows(&["t9".into()]));
         assert!(!only.shows(&[]));

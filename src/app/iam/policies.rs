@@ -2,9 +2,10 @@
 //! statement's role and tenants must exist when it is written, and the write is guarded on
 //! them, so a delete racing it never leaves a dangling reference.
 
+use super::super::access::may_assign_tenants;
 use super::super::organizations::missing_commit;
 use super::super::{Actor, App, AppError, Receipt, changed_or_current, check_version};
-use super::managed::{refuse_dropping_admins, refuse_if_managed};
+use super::managed::refuse_dropping_admins;
 use super::{
     MAX_ID, TenantFilter, absent, find, find_in, required, tenants_exist, valid_id, valid_list, valid_own_tenants,
 };
@@ -42,6 +43,7 @@ impl App {
         let ((), written) = self
             .write(actor, |draft| {
                 absent::<IamPolicy>(draft, id)?;
+                may_assign_tenants(draft.engine(), actor, &[], &state.tenants)?;
                 references_exist(draft, &state)?;
                 draft.create::<IamPolicy>(id, &instance, IamPolicyEvent::Added(state.clone()))?;
                 Ok(())
@@ -67,14 +69,13 @@ impl App {
         expected: Option<u64>,
     ) -> Result<Receipt<Obj<IamPolicy>>, AppError> {
         let id = input.id.as_str();
-        // The body's verdict is answered only once the policy is found: a managed policy is
-        // refused whatever the body holds.
+        // The body's verdict is answered only once the policy is found.
         let valid = valid_policy(&input, Origin::Custom);
         self.write_policy(actor, id, |draft| {
             let current = find_in::<IamPolicy>(draft, id, filter)?;
-            refuse_if_managed(current.origin == Origin::Managed, "policy", id)?;
             check_version(expected, &current.meta, "policy")?;
             let next = valid.clone()?;
+            may_assign_tenants(draft.engine(), actor, &current.tenants, &next.tenants)?;
             references_exist(draft, &next)?;
             let event = IamPolicyEvent::Changed {
                 name: (next.name != current.name).then(|| next.name.clone()),
@@ -94,10 +95,7 @@ impl App {
         filter: &TenantFilter,
         expected: Option<u64>,
     ) -> Result<Receipt<()>, AppError> {
-        self.delete_shown::<IamPolicy>(actor, id, filter, expected, |p| {
-            refuse_if_managed(p.origin == Origin::Managed, "policy", id)
-        })
-        .await
+        self.delete_shown::<IamPolicy>(actor, id, filter, expected, |_| Ok(())).await
     }
 
     /// Replaces, adds or removes members; answers the policy with its resulting list. A

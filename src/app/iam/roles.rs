@@ -2,9 +2,9 @@
 //! every statement that names it, drops the statements that then grant nothing, and deletes
 //! the policies left without statements, in one transaction (the kinds' Detach rule).
 
+use super::super::access::may_assign_tenants;
 use super::super::organizations::missing_commit;
 use super::super::{Actor, App, AppError, Receipt, changed_or_current, check_version};
-use super::managed::refuse_if_managed;
 use super::{
     MAX_ID, TenantFilter, absent, find, find_in, required, tenants_exist, valid_id, valid_list, valid_own_tenants,
 };
@@ -31,6 +31,7 @@ impl App {
         let ((), written) = self
             .write(actor, |draft| {
                 absent::<IamRole>(draft, id)?;
+                may_assign_tenants(draft.engine(), actor, &[], &state.tenants)?;
                 tenants_exist(draft, state.tenants.iter())?;
                 draft.create::<IamRole>(id, &instance, IamRoleEvent::Added(state.clone()))?;
                 Ok(())
@@ -60,9 +61,9 @@ impl App {
         let (unchanged, written) = self
             .write(actor, |draft| {
                 let current = find_in::<IamRole>(draft, id, filter)?;
-                refuse_if_managed(current.origin == Origin::Managed, "role", id)?;
                 check_version(expected, &current.meta, "role")?;
                 let next = valid.clone()?;
+                may_assign_tenants(draft.engine(), actor, &current.tenants, &next.tenants)?;
                 tenants_exist(draft, next.tenants.iter())?;
                 if next == *current.state {
                     return Ok(Some(current));
@@ -88,10 +89,7 @@ impl App {
         filter: &TenantFilter,
         expected: Option<u64>,
     ) -> Result<Receipt<()>, AppError> {
-        self.delete_shown::<IamRole>(actor, id, filter, expected, |r| {
-            refuse_if_managed(r.origin == Origin::Managed, "role", id)
-        })
-        .await
+        self.delete_shown::<IamRole>(actor, id, filter, expected, |_| Ok(())).await
     }
 }
 

@@ -56,9 +56,14 @@ impl App {
 
     pub async fn list_tenants(&self, filter: &TenantFilter) -> Result<Vec<Obj<Tenant>>, AppError> {
         let objects = self.objects()?;
-        Ok(match filter {
-            TenantFilter::All => objects.page::<Tenant>("", None, false, usize::MAX),
-            TenantFilter::Only(only) => in_list_order(only.iter().filter_map(|t| objects.get::<Tenant>(t)).collect()),
+        let shown = |t: &Obj<Tenant>| filter.names(&t.id);
+        Ok(match filter.named() {
+            None => {
+                let mut all = objects.page::<Tenant>("", None, false, usize::MAX);
+                all.retain(shown);
+                all
+            }
+            Some(named) => in_list_order(named.iter().filter_map(|t| objects.get::<Tenant>(t)).filter(shown).collect()),
         })
     }
 
