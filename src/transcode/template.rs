@@ -189,8 +189,14 @@ impl Template {
             Some(verb) => rest.strip_suffix(verb.as_str())?.strip_suffix(':')?,
             None => rest,
         };
-        // First a structural pass that allocates nothing, so that the many
-        // templates a router tries and rejects cost no allocation.
+        // A template without `**` matches only paths of as many segments: most of the
+        // templates a router tries fail this count, before any segment is compared.
+        let segments = if rest.is_empty() { 0 } else { rest.bytes().filter(|&b| b == b'/').count() + 1 };
+        if !matches!(self.segments.last(), Some(Segment::DoubleStar)) && segments != self.segments.len() {
+            return None;
+        }
+        // Then a structural pass that allocates nothing, so that the templates a router
+        // tries and rejects cost no allocation.
         if !self.walk(rest, |_, _, _| true) {
             return None;
         }
