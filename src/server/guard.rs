@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
+use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
 use http_body_util::{BodyExt, Full};
 use prost_reflect::FieldDescriptor;
@@ -21,7 +21,7 @@ use tower::{Layer, Service};
 use crate::app::access::{Admitted, now, unauthenticated};
 use crate::app::iam::HeaderFilter;
 use crate::app::{Actor, App, AppError};
-use crate::body::ResponseBody;
+use crate::body::{FrameError, ResponseBody};
 use crate::methods::ApiMethod;
 use crate::observe::CallInfo;
 use crate::oidc::Verifier;
@@ -155,44 +155,24 @@ async fn resource_of(
     if let Some(more) = more {
         bytes = more.freeze();
     }
-    let message = one_message(&bytes)?;
-    let invalid = || {
-        tonic::Status::invalid_argument(format!("the request is not a valid `{}` message", method.input().full_name()))
+    let message = match crate::body::split_frame(bytes.clone()) {
+        Ok((message, rest)) if rest.is_empty() => message,
+        Err(FrameError::Compressed) => {
+            return Err(tonic::Status::unimplemented("compressed request messages are not accepted"));
+        }
+        _ => return Err(tonic::Status::invalid_argument("the request must hold exactly one message")),
     };
-    let mut malformed = false;
-    let resource = method.rule.as_ref().and_then(|rule| {
-        rule.resource.fill(|path| match field_text(&message, path) {
-            Ok(text) => Some(text),
-            Err(Malformed) => {
-                malformed = true;
-                None
-            }
-        })
-    });
-    let resource = match resource {
-        Some(resource) => resource,
-        None if malformed => return Err(invalid()),
-        None => return Err(tonic::Status::internal("the method's resource names a field the request cannot hold")),
-    };
+    let resource =
+        method.rule.as_ref().and_then(|rule| rule.resource.fill(|path| field_text(&message, path).ok())).ok_or_else(
+            || {
+                tonic::Status::invalid_argument(format!(
+                    "the request is not a valid `{}` message",
+                    method.input().full_name()
+                ))
+            },
+        )?;
     let request = Request::from_parts(parts, tonic::body::Body::new(Full::new(bytes)));
     Ok((request, resource))
-}
-
-/// The message of a gRPC body holding exactly one uncompressed frame.
-fn one_message(bytes: &Bytes) -> Result<Bytes, tonic::Status> {
-    let mut frame = bytes.clone();
-    if frame.remaining() < 5 {
-        return Err(tonic::Status::invalid_argument("the request holds no message"));
-    }
-    let compressed = frame.get_u8();
-    let length = frame.get_u32() as usize;
-    if compressed != 0 {
-        return Err(tonic::Status::unimplemented("compressed request messages are not accepted"));
-    }
-    if frame.remaining() != length {
-        return Err(tonic::Status::invalid_argument("the request must hold exactly one message"));
-    }
-    Ok(frame)
 }
 
 /// A message the wire format cannot read.

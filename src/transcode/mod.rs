@@ -19,7 +19,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use http_body_util::{BodyExt, Full, Limited};
 use tonic::Code;
@@ -294,16 +294,11 @@ async fn read_answer(mut body: ResponseBody) -> Result<(Bytes, HeaderMap), Failu
 }
 
 /// The one message of a unary answer, unframed.
-fn first_message(mut body: Bytes) -> Result<Bytes, Failure> {
-    if body.len() < 5 {
-        return Err(tonic::Status::internal("the gRPC answer carried no message").into());
+fn first_message(body: Bytes) -> Result<Bytes, Failure> {
+    match crate::body::split_frame(body) {
+        Ok((message, _)) => Ok(message),
+        Err(_) => Err(tonic::Status::internal("the gRPC answer is not one uncompressed message").into()),
     }
-    let compressed = body.get_u8();
-    let len = body.get_u32() as usize;
-    if compressed != 0 || body.len() < len {
-        return Err(tonic::Status::internal("the gRPC answer is not one uncompressed message").into());
-    }
-    Ok(body.split_to(len))
 }
 
 async fn read_body<B>(body: B, max: usize) -> Result<Bytes, Failure>

@@ -16,7 +16,7 @@ use iamd::transcode::routes::{BodyRule, Route, RouteTable};
 use serde_json::{Map, Value, json};
 use tonic::Code;
 
-use crate::support::{TOKEN, TestServer, gateway_status};
+use crate::support::{TOKEN, TestServer, gateway_status, grpc_web_code};
 
 /// The credentials of the matrix, in the order the test tries them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,23 +180,21 @@ impl World {
 /// what the route does not bind goes into the body, or (without a body) is left out.
 fn json_call(route: &Route, request: &Value) -> (String, Option<Value>) {
     let (_, template) = first_binding(route);
+    // The route's variables, in template order, by their JSON names.
+    let bound: Vec<&str> = route.path_fields.iter().map(|fields| fields.last().unwrap().json_name()).collect();
     let mut path = String::new();
-    let mut bound = Vec::new();
     let mut rest = template.as_str();
-    while let Some(open) = rest.find('{') {
+    for name in &bound {
+        let open = rest.find('{').unwrap();
         path.push_str(&rest[..open]);
-        let close = rest[open..].find('}').unwrap() + open;
-        let variable = rest[open + 1..close].split('=').next().unwrap();
-        let json_name = heck_lower_camel(variable);
-        path.push_str(request[&json_name].as_str().unwrap());
-        bound.push(json_name);
-        rest = &rest[close + 1..];
+        path.push_str(request[*name].as_str().unwrap());
+        rest = &rest[rest.find('}').unwrap() + 1..];
     }
     path.push_str(rest);
     let fields: Map<String, Value> = route
         .input()
         .fields()
-        .filter(|f| !bound.contains(&f.json_name().to_owned()))
+        .filter(|f| !bound.contains(&f.json_name()))
         .filter_map(|f| request.get(f.json_name()).map(|v| (f.json_name().to_owned(), v.clone())))
         .collect();
     let body = match &route.body {
@@ -219,22 +217,6 @@ fn first_binding(route: &Route) -> (Method, String) {
     }
 }
 
-fn heck_lower_camel(snake: &str) -> String {
-    let mut out = String::new();
-    let mut upper = false;
-    for c in snake.chars() {
-        if c == '_' {
-            upper = true;
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// The message of `route`'s method built from the same JSON request, for gRPC.
 fn grpc_frame(route: &Route, request: &Value) -> Bytes {
     let fields: Map<String, Value> = route
@@ -245,87 +227,31 @@ fn grpc_frame(route: &Route, request: &Value) -> Bytes {
     (route.codec.request)(Value::Object(fields)).unwrap()
 }
 
-/// One call on one protocol with one credential: its gRPC code.
+/// One call on one protocol with one credential (empty: none): its gRPC code.
 async fn call(server: &TestServer, route: &Route, request: &Value, protocol: &str, authorization: &str) -> Code {
     let path = &*route.api.path;
-    let credential = |mut builder: http::request::Builder| {
-        if !authorization.is_empty() {
-            builder = builder.header("authorization", authorization);
-        }
-        builder
-    };
+    let credential = [("authorization", authorization.to_owned())];
     match protocol {
-        "grpc" => {
-            let client: crate::support::Http =
-                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                    .http2_only(true)
-                    .build_http();
-            let builder = Request::builder()
-                .method(Method::POST)
-                .uri(server.url(path))
-                .header("content-type", "application/grpc")
-                .header("te", "trailers");
-            let request = credential(builder).body(Full::new(grpc_frame(route, request))).unwrap();
-            let response = client.request(request).await.unwrap();
-            let (parts, body) = response.into_parts();
-            let trailers =
-                http_body_util::BodyExt::collect(body).await.unwrap().trailers().cloned().unwrap_or_default();
-            let status = tonic::Status::from_header_map(&parts.headers)
-                .or_else(|| tonic::Status::from_header_map(&trailers))
-                .unwrap_or_else(|| tonic::Status::ok(""));
-            status.code()
-        }
+        "grpc" => server.grpc_body_with(path, grpc_frame(route, request), &credential).await.code(),
         "grpc-web" => {
-            let builder = Request::builder()
-                .method(Method::POST)
-                .uri(server.url(path))
-                .version(http::Version::HTTP_11)
-                .header("content-type", "application/grpc-web+proto")
-                .header("x-grpc-web", "1");
             let (status, headers, body) =
-                server.raw(credential(builder).body(Full::new(grpc_frame(route, request))).unwrap()).await;
-            assert_eq!(status, StatusCode::OK, "gRPC-web answers errors in its trailer frame");
-            grpc_web_code(&headers, &body)
+                server.grpc_web_send(path, grpc_frame(route, request), false, &credential).await;
+            grpc_web_code(status, &headers, body)
         }
         _ => {
             let (path, body) = json_call(route, request);
-            let mut builder = credential(Request::builder().method(route.method.clone()).uri(server.url(&path)));
-            if body.is_some() {
-                builder = builder.header("content-type", "application/json");
-            }
-            let bytes = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
-            let (status, headers, answer) = server.raw(builder.body(Full::new(bytes)).unwrap()).await;
-            if status.is_success() {
+            let reply = server.json_with(route.method.clone(), &path, body, &credential).await;
+            if reply.status.is_success() {
                 return Code::Ok;
             }
-            let answer: Value = serde_json::from_slice(&answer).unwrap();
-            let code = Code::from_i32(answer["code"].as_i64().unwrap() as i32);
-            assert_eq!(status, gateway_status(code), "{} {path}: {answer}", route.method);
+            let code = Code::from_i32(reply.body["code"].as_i64().unwrap() as i32);
+            assert_eq!(reply.status, gateway_status(code), "{} {path}: {}", route.method, reply.body);
             if code == Code::Unauthenticated {
-                assert!(headers.contains_key("www-authenticate"), "a 401 names its scheme");
+                assert!(reply.headers.contains_key("www-authenticate"), "a 401 names its scheme");
             }
             code
         }
     }
-}
-
-/// The status of a gRPC-web answer: in the headers (trailers-only) or the trailer frame.
-fn grpc_web_code(headers: &http::HeaderMap, body: &[u8]) -> Code {
-    if let Some(status) = headers.get("grpc-status") {
-        return Code::from_i32(status.to_str().unwrap().parse().unwrap());
-    }
-    let mut rest = body;
-    while rest.len() >= 5 {
-        let (flag, length) = (rest[0], u32::from_be_bytes([rest[1], rest[2], rest[3], rest[4]]) as usize);
-        let frame = &rest[5..5 + length];
-        if flag & 0x80 != 0 {
-            let text = String::from_utf8_lossy(frame);
-            let line = text.lines().find(|l| l.to_ascii_lowercase().starts_with("grpc-status:")).unwrap();
-            return Code::from_i32(line.split(':').nth(1).unwrap().trim().parse().unwrap());
-        }
-        rest = &rest[5 + length..];
-    }
-    panic!("a gRPC-web answer without a status")
 }
 
 /// The log position of the last event.

@@ -327,21 +327,38 @@ impl TestServer {
 
     /// A native gRPC request (h2c) with the body exactly as given; answers the status.
     pub async fn grpc_body(&self, path: &str, body: Bytes) -> tonic::Status {
+        self.grpc_body_with(path, body, &[]).await
+    }
+
+    /// `grpc_body` with extra request headers.
+    pub async fn grpc_body_with(&self, path: &str, body: Bytes, extra: &[(&str, String)]) -> tonic::Status {
         let client: Http = Client::builder(TokioExecutor::new()).http2_only(true).build_http();
-        let request = Request::builder()
+        let mut request = Request::builder()
             .method(Method::POST)
             .uri(self.url(path))
             .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .header("authorization", format!("Bearer {TOKEN}"))
-            .body(Full::new(body))
-            .unwrap();
-        let (parts, body) = client.request(request).await.unwrap().into_parts();
+            .header("te", "trailers");
+        let (credential, extra) = credential(extra);
+        if let Some(credential) = credential {
+            request = request.header("authorization", credential);
+        }
+        for (name, value) in extra {
+            request = request.header(*name, value);
+        }
+        let (parts, body) = client.request(request.body(Full::new(body)).unwrap()).await.unwrap().into_parts();
         let trailers = body.collect().await.unwrap().trailers().cloned().unwrap_or_default();
-        // A trailers-only answer carries the status in the headers.
+        // A trailers-only answer carries the status in the headers; a success, in the trailers.
         tonic::Status::from_header_map(&parts.headers)
             .or_else(|| tonic::Status::from_header_map(&trailers))
             .expect("a gRPC answer has a status")
+    }
+}
+
+/// The status code of a gRPC-web answer, whatever its message.
+pub fn grpc_web_code(status: StatusCode, headers: &HeaderMap, body: Bytes) -> Code {
+    match decode_grpc_web_status::<()>(status, headers, body, false) {
+        Ok(()) => Code::Ok,
+        Err((code, _, _)) => code,
     }
 }
 

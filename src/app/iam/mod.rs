@@ -116,12 +116,10 @@ impl TenantFilter {
     /// those the caller is authorized in by name.
     fn named(&self) -> Option<Vec<&str>> {
         match &self.header {
-            HeaderFilter::Only(only) => Some(only.iter().map(String::as_str).collect()),
-            HeaderFilter::All => {
-                let mut named = self.authorized.as_ref()?.named()?;
-                named.push(UNASSIGNED);
-                Some(named)
-            }
+            HeaderFilter::Only(only) => Some(only.iter().map(String::as_str).filter(|t| self.names(t)).collect()),
+            // Authorized in named tenants alone, so never in `(unassigned)`, which no
+            // statement can name.
+            HeaderFilter::All => self.authorized.as_ref()?.named(),
         }
     }
 
