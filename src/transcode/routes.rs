@@ -9,7 +9,7 @@ use http::{Method, StatusCode};
 use prost_reflect::{FieldDescriptor, MessageDescriptor};
 
 use super::codec::MethodCodec;
-use super::template::{Binding, Template};
+use super::template::{Binding, Template, segment_count};
 use crate::methods::{ApiMethod, MethodTable, field_path};
 use crate::pb::google::api::{HttpRule, http_rule::Pattern};
 
@@ -73,16 +73,52 @@ pub struct RouteTable {
     /// Most specific template first, so the first path-and-method match wins.
     routes: Vec<Route>,
     /// Per HTTP method, the routes to try for a path: those whose template starts with the
-    /// path's first segment, and those that start with a variable or wildcard. A request
-    /// matches a handful of templates whatever the size of the table.
+    /// path's first segment or with a variable or wildcard, and takes as many segments as the
+    /// path has. A request matches one or two templates whatever the size of the table.
     index: HashMap<Method, Candidates, foldhash::fast::RandomState>,
 }
 
+/// Lists of route indexes in table order, each by a path's segment count: entry `n` for `n`
+/// segments, the last entry for every count beyond the longest template (only a `**` takes
+/// those).
+type ByCount = Vec<Vec<usize>>;
+
 #[derive(Default)]
 struct Candidates {
-    /// By first literal: the routes starting with it merged with `any_first`, in table order.
-    by_first: HashMap<String, Vec<usize>, foldhash::fast::RandomState>,
-    any_first: Vec<usize>,
+    /// By first literal: the routes starting with it merged with those of `any_first`.
+    by_first: HashMap<String, ByCount, foldhash::fast::RandomState>,
+    any_first: ByCount,
+}
+
+impl Candidates {
+    fn of(routes: &[Route], method: &Method) -> Candidates {
+        // One count past the longest template stands for every longer path.
+        let counts = routes.iter().map(|r| r.template.segment_len()).max().unwrap_or(0) + 2;
+        let by_count = |starts: &dyn Fn(Option<&str>) -> bool| -> ByCount {
+            (0..counts)
+                .map(|count| {
+                    let takes = |route: &Route| {
+                        route.method == *method
+                            && starts(route.template.first_literal())
+                            && route.template.takes_segments(count)
+                    };
+                    routes.iter().enumerate().filter(|(_, route)| takes(route)).map(|(i, _)| i).collect()
+                })
+                .collect()
+        };
+        let by_first = routes
+            .iter()
+            .filter(|route| route.method == *method)
+            .filter_map(|route| route.template.first_literal())
+            .map(|first| (first.to_owned(), by_count(&|other| other.is_none_or(|other| other == first))))
+            .collect();
+        Candidates { by_first, any_first: by_count(&|first| first.is_none()) }
+    }
+
+    fn list(&self, first: &str, count: usize) -> &[usize] {
+        let by_count = self.by_first.get(first).unwrap_or(&self.any_first);
+        by_count.get(count).or(by_count.last()).map_or(&[], Vec::as_slice)
+    }
 }
 
 impl RouteTable {
@@ -99,17 +135,9 @@ impl RouteTable {
         }
         routes.sort_by(|a, b| b.template.specificity_cmp(&a.template));
         let mut index: HashMap<Method, Candidates, foldhash::fast::RandomState> = HashMap::default();
-        for (i, route) in routes.iter().enumerate() {
-            let candidates = index.entry(route.method.clone()).or_default();
-            match route.template.first_literal() {
-                Some(first) => candidates.by_first.entry(first.to_owned()).or_default().push(i),
-                None => candidates.any_first.push(i),
-            }
-        }
-        for candidates in index.values_mut() {
-            for list in candidates.by_first.values_mut() {
-                list.extend(&candidates.any_first);
-                list.sort_unstable();
+        for route in &routes {
+            if !index.contains_key(&route.method) {
+                index.insert(route.method.clone(), Candidates::of(&routes, &route.method));
             }
         }
         Ok(RouteTable { routes, index })
@@ -118,20 +146,23 @@ impl RouteTable {
     /// The routes of `method` that may match `path`, in table order.
     fn candidates(&self, method: &Method, path: &str) -> std::borrow::Cow<'_, [usize]> {
         let Some(candidates) = self.index.get(method) else { return std::borrow::Cow::Borrowed(&[]) };
-        let first = path.strip_prefix('/').unwrap_or(path).split('/').next().unwrap_or("");
-        let decoded = percent_encoding::percent_decode_str(first).decode_utf8().ok();
+        let rest = path.strip_prefix('/').unwrap_or(path);
+        let count = segment_count(rest);
+        let first = rest.split('/').next().unwrap_or("");
+        let decoded =
+            first.contains('%').then(|| percent_encoding::percent_decode_str(first).decode_utf8().ok()).flatten();
         let first = decoded.as_deref().unwrap_or(first);
-        let list = |key: &str| candidates.by_first.get(key).map_or(&candidates.any_first[..], Vec::as_slice);
         match first.rsplit_once(':') {
             // A path of one segment may end in a verb, which is not part of the literal: the
             // routes of both readings, in table order.
-            Some((before_verb, _)) => {
-                let mut both: Vec<usize> = list(first).iter().chain(list(before_verb)).copied().collect();
+            Some((before_verb, _)) if count == 1 => {
+                let mut both: Vec<usize> =
+                    candidates.list(first, count).iter().chain(candidates.list(before_verb, count)).copied().collect();
                 both.sort_unstable();
                 both.dedup();
                 both.into()
             }
-            None => list(first).into(),
+            _ => candidates.list(first, count).into(),
         }
     }
 
@@ -271,7 +302,8 @@ mod tests {
         let mut paths = vec!["/".to_owned(), "/nothing".to_owned(), "/v1".to_owned()];
         for route in table.routes() {
             let text = route.template.as_str();
-            for fill in ["x", "a/b", "x:verb", "%41"] {
+            // Beyond the longest template too, where only a `**` may take the path.
+            for fill in ["x", "a/b", "x:verb", "%41", "a/b/c/d/e/f/g/h/i/j/k", "a/b/c/d/e/f/g/h/i/j/k:verb"] {
                 let mut path = String::new();
                 let mut depth = 0;
                 for c in text.chars() {

@@ -189,10 +189,8 @@ impl Template {
             Some(verb) => rest.strip_suffix(verb.as_str())?.strip_suffix(':')?,
             None => rest,
         };
-        // A template without `**` matches only paths of as many segments: most of the
-        // templates a router tries fail this count, before any segment is compared.
-        let segments = if rest.is_empty() { 0 } else { rest.bytes().filter(|&b| b == b'/').count() + 1 };
-        if !matches!(self.segments.last(), Some(Segment::DoubleStar)) && segments != self.segments.len() {
+        // Most of the templates a router tries fail the count, before any segment is compared.
+        if !self.takes_segments(segment_count(rest)) {
             return None;
         }
         // Then a structural pass that allocates nothing, so that the templates a router
@@ -223,6 +221,20 @@ impl Template {
             true
         });
         (complete && bindings.len() == self.variables.len()).then_some(bindings)
+    }
+
+    /// Whether a path of `count` segments may match: one of as many segments, or, when the
+    /// template ends in `**` (zero or more), of at least the segments before it.
+    pub fn takes_segments(&self, count: usize) -> bool {
+        match self.segments.last() {
+            Some(Segment::DoubleStar) => count + 1 >= self.segments.len(),
+            _ => count == self.segments.len(),
+        }
+    }
+
+    /// The number of segments, a trailing `**` included.
+    pub fn segment_len(&self) -> usize {
+        self.segments.len()
     }
 
     /// The first segment, when it is a literal (decoded): what the route table indexes.
@@ -497,6 +509,12 @@ fn escape(bytes: &mut impl Iterator<Item = u8>) -> Option<u8> {
     let high = hex_value(bytes.next()?)?;
     let low = hex_value(bytes.next()?)?;
     Some(high << 4 | low)
+}
+
+/// The segments of what follows a request path's leading `/`. A verb holds no `/`, so it
+/// adds none (a path of nothing but a verb counts one, which only a `**` takes).
+pub fn segment_count(rest: &str) -> usize {
+    if rest.is_empty() { 0 } else { rest.bytes().filter(|&b| b == b'/').count() + 1 }
 }
 
 /// Whether the percent-decoded `raw` equals `literal`, without allocating.
