@@ -60,6 +60,7 @@ fn main() -> Result<(), Box<dyn Error>> {
             builder.ignore_unknown_fields();
         }
         builder.build(&[format!(".{package}")])?;
+        omit_empty_fields(&pool, &package, &out.join(format!("{package}.serde.rs")))?;
     }
 
     let product_pool = DescriptorPool::decode(product.encode_file_descriptor_set().as_slice())?;
@@ -134,6 +135,45 @@ fn json_conventions(pool: &DescriptorPool) -> Result<BTreeMap<String, Convention
     Ok(by_package)
 }
 
+/// pbjson emits every field of an `emit_zero_values` package; a field marked
+/// `(iamd.omit_empty)` is left out while empty. Its generated `if true {` becomes a test of
+/// emptiness, and a generator that writes the code otherwise fails the build here.
+fn omit_empty_fields(pool: &DescriptorPool, package: &str, serde_file: &Path) -> Result<(), Box<dyn Error>> {
+    let ext = pool.get_extension_by_name("iamd.omit_empty").ok_or("iamd.omit_empty field option is not defined")?;
+    let mut code = fs::read_to_string(serde_file)?;
+    let mut changed = false;
+    for message in pool.all_messages().filter(|m| m.package_name() == package) {
+        for field in message.fields() {
+            let options = field.options();
+            if !options.has_extension(&ext) || !options.get_extension(&ext).as_bool().unwrap_or(false) {
+                continue;
+            }
+            if !(field.is_list() || field.is_map()) {
+                return Err(format!("{}: (iamd.omit_empty) is for repeated and map fields", field.full_name()).into());
+            }
+            let local = local_type(message.full_name(), package);
+            let rust_field = field.name().to_snake_case();
+            let impl_start = format!("impl serde::Serialize for {local} {{");
+            let emitted = format!(
+                "        if true {{\n            struct_ser.serialize_field(\"{}\", &self.{rust_field})?;",
+                field.json_name()
+            );
+            let start = code.find(&impl_start).ok_or_else(|| format!("pbjson wrote no Serialize for {local}"))?;
+            let at = code[start..]
+                .find(&emitted)
+                .map(|i| start + i)
+                .ok_or_else(|| format!("pbjson's code for {} is not the expected shape", field.full_name()))?;
+            let omitted = emitted.replacen("if true", &format!("if !self.{rust_field}.is_empty()"), 1);
+            code.replace_range(at..at + emitted.len(), &omitted);
+            changed = true;
+        }
+    }
+    if changed {
+        fs::write(serde_file, code)?;
+    }
+    Ok(())
+}
+
 /// The Rust path prost gives a message: `.iamd.admin.v1.GetOrgIAMPolicyRequest` ->
 /// `crate::pb::iamd::admin::v1::GetOrgIamPolicyRequest`.
 fn rust_type(full_name: &str, package: &str) -> String {
@@ -142,16 +182,19 @@ fn rust_type(full_name: &str, package: &str) -> String {
         path.push_str("::");
         path.push_str(&part.to_snake_case());
     }
-    let local = full_name.strip_prefix(package).unwrap_or(full_name).trim_start_matches('.');
-    let mut parts: Vec<&str> = local.split('.').collect();
-    let name = parts.pop().unwrap_or_default();
-    for outer in parts {
-        path.push_str("::");
-        path.push_str(&outer.to_snake_case());
-    }
     path.push_str("::");
-    path.push_str(&name.to_upper_camel_case());
+    path.push_str(&local_type(full_name, package));
     path
+}
+
+/// The same path within the package's module: `Statement`, `outer::Inner`.
+fn local_type(full_name: &str, package: &str) -> String {
+    let local = full_name.strip_prefix(package).unwrap_or(full_name).trim_start_matches('.');
+    let mut parts: Vec<String> = local.split('.').map(str::to_owned).collect();
+    let name = parts.pop().unwrap_or_default();
+    parts.iter_mut().for_each(|outer| *outer = outer.to_snake_case());
+    parts.push(name.to_upper_camel_case());
+    parts.join("::")
 }
 
 fn method_codecs(pool: &DescriptorPool, product: &DescriptorPool) -> String {

@@ -510,6 +510,7 @@ fn policy_state(n: usize, members: usize) -> IamPolicyState {
             role: format!("r{j}"),
             resources: vec!["*".to_owned()],
             tenants: vec![format!("t{j}")],
+            conditions_all: Vec::new(),
         })
         .collect();
     IamPolicyState {

@@ -48,6 +48,10 @@ pub struct Config {
     /// OIDC: the claim holding the caller's groups, which become teams `team:oidc:<group>`.
     #[arg(long, env = "IAMD_OIDC_GROUPS_CLAIM", default_value = "groups")]
     pub oidc_groups_claim: String,
+    /// The URL clients reach iamd at, such as `https://iam.example.com`, for the absolute URLs
+    /// of the AuthZEN metadata; unset, they are built from the request's host, over http.
+    #[arg(long, env = "IAMD_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
     /// How long in-flight requests may take to finish after a stop signal.
     #[arg(long, env = "IAMD_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
@@ -65,6 +69,7 @@ impl Config {
             oidc_audience: None,
             oidc_jwks: None,
             oidc_groups_claim: "groups".into(),
+            public_url: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             cors_allowed_origins: vec!["*".into()],
             consistency_wait: Duration::from_secs(2),
@@ -134,6 +139,20 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
         "m" => Ok(Duration::from_secs(n * 60)),
         _ => Err(format!("`{text}`: use ms, s or m")),
     }
+}
+
+/// An absolute http(s) URL with no query or fragment, without its trailing `/`: the base that
+/// paths are appended to.
+fn parse_public_url(text: &str) -> Result<String, String> {
+    let uri: http::Uri = text.parse().map_err(|e| format!("`{text}` is not a URL: {e}"))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || uri.authority().is_none() {
+        return Err(format!("`{text}` is not an absolute http or https URL, such as https://iam.example.com"));
+    }
+    if uri.query().is_some() || text.contains('#') {
+        return Err(format!("`{text}`: a base URL has no query or fragment"));
+    }
+    Ok(text.trim_end_matches('/').to_owned())
 }
 
 #[cfg(test)]

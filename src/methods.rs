@@ -45,15 +45,27 @@ impl ApiMethod {
     pub fn success(&self) -> StatusCode {
         self.rule.as_ref().map_or(StatusCode::OK, |rule| rule.success)
     }
+
+    /// What a caller must be allowed; `None` for an open method or one outside iamd's packages.
+    pub fn permission(&self) -> Option<&Permission> {
+        self.rule.as_ref().and_then(|rule| rule.permission.as_ref())
+    }
 }
 
 /// The `(iamd.method)` option: what a caller must be allowed, on what, and how JSON answers.
 #[derive(Debug)]
 pub struct MethodRule {
+    /// `None` for an open method (`open: true`), which anyone may call with no credential.
+    pub permission: Option<Permission>,
+    pub success: StatusCode,
+}
+
+/// What a caller of a guarded method must be allowed.
+#[derive(Debug)]
+pub struct Permission {
     /// `<surface>:<type>:<verb>`, for example `admin:domainPolicies:update`.
     pub action: String,
     pub resource: ResourceTemplate,
-    pub success: StatusCode,
 }
 
 /// A resource name with `{field}` placeholders filled from the request message, such as
@@ -77,6 +89,8 @@ pub struct JsonConventions {
     pub emit_zero_values: bool,
     /// Unknown fields in bodies and unknown query parameters are ignored, not 400.
     pub ignore_unknown_fields: bool,
+    /// A body must be `application/json` and not empty; anything else is 400 (AuthZEN).
+    pub json_body_required: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -183,8 +197,17 @@ impl Options {
         let value = options.get_extension(&self.rule);
         let message = value.as_message().ok_or("(iamd.method) is not a message")?;
         let text = |name: &str| message.get_field_by_name(name).and_then(|v| v.as_str().map(str::to_owned));
-        let action = text("action").filter(|a| !a.is_empty()).ok_or("(iamd.method) has no action")?;
-        let resource = ResourceTemplate::parse(&text("resource").unwrap_or_default(), &method.input())?;
+        let action = text("action").unwrap_or_default();
+        let resource = text("resource").unwrap_or_default();
+        let open = message.get_field_by_name("open").and_then(|v| v.as_bool()).unwrap_or(false);
+        let permission = match (open, action.is_empty()) {
+            (true, true) if resource.is_empty() => None,
+            (true, _) => return Err("(iamd.method) is open and names an action or resource".into()),
+            (false, true) => return Err("(iamd.method) has no action".into()),
+            (false, false) => {
+                Some(Permission { action, resource: ResourceTemplate::parse(&resource, &method.input())? })
+            }
+        };
         let status = message.get_field_by_name("success_status").and_then(|v| v.as_i32()).unwrap_or(0);
         let success = match status {
             0 => StatusCode::OK,
@@ -194,7 +217,7 @@ impl Options {
                 .filter(StatusCode::is_success)
                 .ok_or_else(|| format!("success_status {n} is not a 2xx status"))?,
         };
-        Ok(MethodRule { action, resource, success })
+        Ok(MethodRule { permission, success })
     }
 
     fn http(&self, method: &MethodDescriptor) -> Result<Vec<HttpRule>, String> {
@@ -229,6 +252,7 @@ impl Options {
         Ok(JsonConventions {
             emit_zero_values: flag("emit_zero_values"),
             ignore_unknown_fields: flag("ignore_unknown_fields"),
+            json_body_required: flag("json_body_required"),
         })
     }
 }
@@ -326,7 +350,7 @@ mod tests {
     fn every_served_method_is_in_the_table_with_its_rule() {
         let table = MethodTable::served().unwrap();
         let get = table.get("/iamd.accounts.v1.OrganizationService/GetOrganization").unwrap();
-        let rule = get.rule.as_ref().unwrap();
+        let rule = get.permission().unwrap();
         assert_eq!(rule.action, "accounts:organizations:get");
         assert_eq!(rule.resource.text, "accounts:organizations:{organization_id}");
         assert!(matches!(&rule.resource.parts[1], ResourcePart::Field(path) if path[0].name() == "organization_id"));

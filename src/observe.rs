@@ -12,7 +12,8 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::{HeaderMap, Request, Response, header};
+use http::uri::Authority;
+use http::{HeaderMap, HeaderName, Request, Response, header};
 use http_body::{Body, Frame, SizeHint};
 use tonic::Code;
 use tower::{Layer, Service};
@@ -51,6 +52,9 @@ impl fmt::Display for Protocol {
     }
 }
 
+/// The request id a client may send, answered back on every protocol.
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 /// Facts about one call, shared between the layers through request extensions.
 #[derive(Clone, Debug)]
 pub struct CallInfo(Arc<CallInner>);
@@ -58,17 +62,33 @@ pub struct CallInfo(Arc<CallInner>);
 #[derive(Debug)]
 struct CallInner {
     protocol: Protocol,
+    /// The host the client addressed: HTTP/2's `:authority`, HTTP/1.1's `Host`.
+    authority: Option<Authority>,
     method: OnceLock<Arc<ApiMethod>>,
     code: OnceLock<Code>,
 }
 
 impl CallInfo {
-    pub fn new(protocol: Protocol) -> Self {
-        CallInfo(Arc::new(CallInner { protocol, method: OnceLock::new(), code: OnceLock::new() }))
+    pub fn new<B>(request: &Request<B>) -> Self {
+        let authority = request.uri().authority().cloned().or_else(|| {
+            let host = request.headers().get(http::header::HOST)?;
+            Authority::try_from(host.as_bytes()).ok()
+        });
+        CallInfo(Arc::new(CallInner {
+            protocol: Protocol::of(request.headers()),
+            authority,
+            method: OnceLock::new(),
+            code: OnceLock::new(),
+        }))
     }
 
     pub fn protocol(&self) -> Protocol {
         self.0.protocol
+    }
+
+    /// The host the client addressed, to build absolute URLs of this server from.
+    pub fn authority(&self) -> Option<&Authority> {
+        self.0.authority.as_ref()
     }
 
     /// Records the call's gRPC method; the first record wins.
@@ -121,8 +141,10 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let info = CallInfo::new(Protocol::of(request.headers()));
+        let info = CallInfo::new(&request);
         request.extensions_mut().insert(info.clone());
+        // Echoed on every answer, errors included, so a client can match its own id to one.
+        let request_id = request.headers().get(&REQUEST_ID).cloned();
         let line = LogLine {
             started: Instant::now(),
             // Clones of these share their bytes; the line is formatted only if it is logged.
@@ -134,7 +156,10 @@ where
         };
         let future = self.inner.call(request);
         Box::pin(async move {
-            let response = future.await?;
+            let mut response = future.await?;
+            if let Some(id) = request_id {
+                response.headers_mut().entry(&REQUEST_ID).or_insert(id);
+            }
             let mut line = line;
             line.http_status = response.status().as_u16();
             Ok(response.map(|body| ResponseBody::new(OnEnd { inner: body, line: Some(line) })))

@@ -36,6 +36,13 @@ pub mod iamd {
         }
     }
 
+    pub mod authzen {
+        pub mod v1 {
+            tonic::include_proto!("iamd.authzen.v1");
+            include!(concat!(env!("OUT_DIR"), "/iamd.authzen.v1.serde.rs"));
+        }
+    }
+
     pub mod history {
         pub mod v1 {
             tonic::include_proto!("iamd.history.v1");

@@ -5,6 +5,7 @@
 
 use tonic::{Request, Response, Status};
 
+use super::conditions::{condition, object};
 use super::{Api, actor, if_match, respond, version, written};
 use crate::app::AppError;
 use crate::app::accounts::definitions::DefinitionInput;
@@ -12,14 +13,13 @@ use crate::app::accounts::policies::{PolicyInput, PolicyPatch, PolicyView};
 use crate::app::accounts::roles::{RoleInput, RolePatch, RoleView};
 use crate::app::page::PageRequest;
 use crate::kinds::assignment::{Assignment, AssignmentState};
-use crate::kinds::org_policy::{Condition, Definition, Metadata};
+use crate::kinds::org_policy::{Definition, Metadata};
 use crate::model::objects::Obj;
 use crate::pb::iamd::accounts::v1 as pb;
 use crate::pb::iamd::accounts::v1::assignment_service_server::AssignmentService;
 use crate::pb::iamd::accounts::v1::policy_service_server::PolicyService;
 use crate::pb::iamd::accounts::v1::role_service_server::RoleService;
 use crate::wkt::{FieldMask, Timestamp};
-use pbjson_types::Struct;
 
 /// The only scope this surface has.
 const SCOPE: &str = "organization";
@@ -238,24 +238,6 @@ fn definitions(definitions: Vec<pb::PolicyDefinition>) -> Vec<DefinitionInput> {
     definitions.into_iter().map(input).collect()
 }
 
-/// A `Struct` as the JSON object it is on the wire, which the use cases read conditions from.
-fn object(fields: Struct) -> serde_json::Value {
-    serde_json::Value::Object(fields.fields.into_iter().map(|(key, value)| (key, json(value))).collect())
-}
-
-fn json(value: pbjson_types::Value) -> serde_json::Value {
-    use pbjson_types::value::Kind;
-    use serde_json::Value;
-    match value.kind {
-        None | Some(Kind::NullValue(_)) => Value::Null,
-        Some(Kind::NumberValue(n)) => serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number),
-        Some(Kind::StringValue(s)) => Value::String(s),
-        Some(Kind::BoolValue(b)) => Value::Bool(b),
-        Some(Kind::StructValue(fields)) => object(fields),
-        Some(Kind::ListValue(list)) => Value::Array(list.values.into_iter().map(json).collect()),
-    }
-}
-
 fn metadata(metadata: Option<pb::Metadata>) -> Metadata {
     let m = metadata.unwrap_or_default();
     Metadata { clouds: m.clouds, apps: m.apps, groups: m.groups }
@@ -263,22 +245,6 @@ fn metadata(metadata: Option<pb::Metadata>) -> Metadata {
 
 fn metadata_pb(metadata: &Metadata) -> pb::Metadata {
     pb::Metadata { clouds: metadata.clouds.clone(), apps: metadata.apps.clone(), groups: metadata.groups.clone() }
-}
-
-/// A stored condition in its wire form, `{"all"|"any": {"<operator>": {"<key>": "<value>"}}}`.
-fn condition(condition: &Condition) -> Struct {
-    let (quantifier, tests) = match condition {
-        Condition::All(tests) => ("all", tests),
-        Condition::Any(tests) => ("any", tests),
-    };
-    let operators: Struct = tests
-        .iter()
-        .map(|(operator, keys)| {
-            let keys: Struct = keys.iter().map(|(key, value)| (key.clone(), value.clone().into())).collect();
-            (operator.as_str().to_owned(), keys.into())
-        })
-        .collect();
-    [(quantifier.to_owned(), operators.into())].into_iter().collect()
 }
 
 fn definition(d: &Definition) -> pb::PolicyDefinition {

@@ -62,7 +62,7 @@ fn input(message: &pb::CheckRequest) -> CheckInput {
 }
 
 /// The top-level keys of a `Struct`, as the engine reads them.
-fn context(fields: &Struct) -> engine::Context {
+pub(super) fn context(fields: &Struct) -> engine::Context {
     use pbjson_types::value::Kind;
     fields
         .fields

@@ -1,5 +1,7 @@
 //! `iamd.iam.v2`: `PolicyService`, `RoleService` and `TenantService`.
 
+use super::conditions::{condition, object};
+use crate::app::conditions::valid_conditions;
 use tonic::{Request, Response, Status};
 
 use super::{Api, actor, if_match, respond, tenants, version, written};
@@ -243,7 +245,16 @@ fn statements(statements: Vec<pb::Statement>) -> Result<Vec<Statement>, AppError
                     return Err(AppError::invalid(&format!("statements[{i}].effect"), message));
                 }
             };
-            Ok(Statement { effect, actions: s.actions, role: s.role, resources: s.resources, tenants: s.tenants })
+            let conditions: Vec<serde_json::Value> = s.conditions_all.into_iter().map(object).collect();
+            let conditions_all = valid_conditions(&format!("statements[{i}].conditionsAll"), &conditions)?;
+            Ok(Statement {
+                effect,
+                actions: s.actions,
+                role: s.role,
+                resources: s.resources,
+                tenants: s.tenants,
+                conditions_all,
+            })
         })
         .collect()
 }
@@ -273,6 +284,7 @@ fn policy(policy: &Obj<IamPolicy>) -> pb::Policy {
                 role: s.role.clone(),
                 resources: s.resources.clone(),
                 tenants: s.tenants.clone(),
+                conditions_all: s.conditions_all.iter().map(condition).collect(),
             })
             .collect(),
         tenants: policy.tenants.clone(),

@@ -12,7 +12,7 @@ use crate::app::iam::teams::UsersChange;
 use crate::app::iam::tokens::TokenInput;
 use crate::kinds::team::Team;
 use crate::kinds::token::Token;
-use crate::kinds::user::User;
+use crate::kinds::user::{User, UserState};
 use crate::model::objects::Obj;
 use crate::pb::iamd::iam::v2 as pb;
 use crate::pb::iamd::iam::v2::introspection_service_server::IntrospectionService;
@@ -30,7 +30,7 @@ impl UserService for Api {
     ) -> Result<Response<pb::CreateUserResponse>, Status> {
         let actor = actor(&request)?;
         let m = request.into_inner();
-        let done = self.app.create_user(&actor, &m.id, &m.name).await?;
+        let done = self.app.create_user(&actor, &m.id, user_state(m.name, m.properties)).await?;
         Ok(written(done, version, |u| pb::CreateUserResponse { user: Some(user(&u)) }))
     }
 
@@ -53,7 +53,7 @@ impl UserService for Api {
     ) -> Result<Response<pb::UpdateUserResponse>, Status> {
         let (actor, expected) = (actor(&request)?, if_match(request.metadata())?);
         let m = request.into_inner();
-        let done = self.app.update_user(&actor, &m.id, &m.name, expected).await?;
+        let done = self.app.update_user(&actor, &m.id, user_state(m.name, m.properties), expected).await?;
         Ok(written(done, version, |u| pb::UpdateUserResponse { user: Some(user(&u)) }))
     }
 
@@ -241,7 +241,7 @@ impl IntrospectionService for Api {
 /// resource needs a field the path does not hold.
 fn permission(routes: &Arc<RouteTable>, method: &Method, path: &str) -> Option<(String, String)> {
     let Lookup::Found(route, bindings) = routes.lookup(method, path) else { return None };
-    let rule = route.api.rule.as_ref()?;
+    let rule = route.api.permission()?;
     let resource = rule.resource.fill(|fields| {
         let names: Vec<&str> = fields.iter().map(|f| f.name()).collect();
         bindings
@@ -266,8 +266,16 @@ fn token_input(
     Ok(TokenInput { id, name, active, tenants, user, expires_at })
 }
 
+fn user_state(name: String, properties: std::collections::HashMap<String, String>) -> UserState {
+    UserState { name, properties: properties.into_iter().collect() }
+}
+
 fn user(user: &Obj<User>) -> pb::User {
-    pb::User { id: user.id.to_string(), name: user.name.clone() }
+    pb::User {
+        id: user.id.to_string(),
+        name: user.name.clone(),
+        properties: user.properties.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+    }
 }
 
 fn team(team: &Obj<Team>) -> pb::Team {

@@ -5,6 +5,8 @@
 mod accounts;
 mod admin;
 mod authz;
+mod authzen;
+mod conditions;
 mod history;
 mod iam;
 mod identity;
@@ -30,11 +32,13 @@ pub struct Api {
     app: Arc<App>,
     /// What introspection asks about: the action and resource of each path.
     routes: Arc<RouteTable>,
+    /// The configured base URL of this server, for absolute URLs in answers.
+    public_url: Option<Arc<str>>,
 }
 
 impl Api {
-    pub fn new(app: Arc<App>, routes: Arc<RouteTable>) -> Self {
-        Api { app, routes }
+    pub fn new(app: Arc<App>, routes: Arc<RouteTable>, public_url: Option<&str>) -> Self {
+        Api { app, routes, public_url: public_url.map(Arc::from) }
     }
 }
 

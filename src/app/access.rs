@@ -273,6 +273,20 @@ pub(crate) fn may_assign_tenants(
     Ok(())
 }
 
+/// PERMISSION_DENIED unless `actor` may set a user's properties (`iam:userProperties:update`
+/// on `iam:users:<id>`): conditions decide on them, so a user who may rename itself may not
+/// give itself the properties a policy grants on. iamd's own writes set them freely.
+pub(crate) fn may_set_properties(engine: &Engine, actor: &Actor, user: &str) -> Result<(), AppError> {
+    let resource = format!("iam:users:{user}");
+    if *actor == Actor::system() || allowed(engine, actor, USER_PROPERTIES_UPDATE, &resource, None) {
+        return Ok(());
+    }
+    Err(denied(actor, USER_PROPERTIES_UPDATE, &resource))
+}
+
+/// The action that sets a user's properties, beside the method's own.
+pub const USER_PROPERTIES_UPDATE: &str = "iam:userProperties:update";
+
 /// PERMISSION_DENIED, saying which action on which resource.
 pub(crate) fn denied(actor: &Actor, action: &str, resource: &str) -> AppError {
     AppError::new(

@@ -6,6 +6,8 @@
 pub mod access;
 pub mod accounts;
 pub mod authz;
+pub mod authzen;
+pub mod conditions;
 pub mod domain_policy;
 pub mod error;
 pub mod history;

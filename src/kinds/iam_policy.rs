@@ -7,6 +7,7 @@
 use iamd_engine::{self as engine, Engine};
 use serde::{Deserialize, Serialize};
 
+use super::condition::{Condition, engine_conditions};
 use super::iam_role::IamRole;
 pub use super::origin::Origin;
 use super::tenant::{ALL_TENANTS, Tenant, tenant_terms};
@@ -36,6 +37,9 @@ pub struct Statement {
     pub resources: Vec<String>,
     #[serde(default)]
     pub tenants: Vec<String>,
+    /// An iamd extension (A.5's grammar): every one must hold for the statement to match.
+    #[serde(default, rename = "conditionsAll", skip_serializing_if = "Vec::is_empty")]
+    pub conditions_all: Vec<Condition>,
 }
 
 impl Statement {
@@ -198,6 +202,7 @@ impl Kind for IamPolicy {
                 role: (!s.role.is_empty()).then(|| s.role.clone()),
                 resources: s.resources.clone(),
                 tenants: s.tenants.clone(),
+                conditions: engine_conditions(&s.conditions_all),
             })
             .collect();
         engine.put_policy(id, &engine::Policy { members: state.members.clone(), statements });
@@ -215,6 +220,7 @@ mod tests {
             role: role.into(),
             resources: vec!["*".into()],
             tenants: tenants.iter().map(|t| t.to_string()).collect(),
+            conditions_all: Vec::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 
 pub mod assignment;
 pub mod bootstrap;
+pub mod condition;
 pub mod domain_policy;
 pub mod iam_policy;
 pub mod iam_role;

@@ -2,11 +2,11 @@
 //! API paths of the organization, under conditions on a check's context. Each organization
 //! has built-in `managed` policies, which go with it; its custom ones hold its delete back.
 
-use std::collections::BTreeMap;
-
 use iamd_engine::{self as engine, Engine};
 use serde::{Deserialize, Serialize};
 
+use super::condition::engine_conditions;
+pub use super::condition::{Condition, Operator, Tests};
 use crate::model::kind::{Kind, OnDelete};
 
 pub struct OrgPolicy;
@@ -51,33 +51,6 @@ spelled!(
     /// What a definition covers; `view` is GET, HEAD and OPTIONS, `update` PUT and PATCH.
     Action { Any = "any", Create = "create", View = "view", Update = "update", Delete = "delete" }
 );
-
-spelled!(
-    /// A condition's test (A.5); its values were read when they were written.
-    Operator {
-        StringEquals = "stringEquals",
-        StringNotEquals = "stringNotEquals",
-        StringLike = "stringLike",
-        NumericEquals = "numericEquals",
-        NumericLessThan = "numericLessThan",
-        NumericGreaterThan = "numericGreaterThan",
-        Bool = "bool",
-        IpAddress = "ipAddress",
-        DateBefore = "dateBefore",
-        DateAfter = "dateAfter",
-    }
-);
-
-/// Per operator, the context keys it tests and the value each is compared with.
-pub type Tests = BTreeMap<Operator, BTreeMap<String, String>>;
-
-/// One element of `conditionsAll`: every test holds (`all`) or one does (`any`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Condition {
-    All(Tests),
-    Any(Tests),
-}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -178,27 +151,7 @@ impl Kind for OrgPolicy {
 }
 
 fn engine_definition(definition: &Definition) -> engine::Definition {
-    let conditions = definition
-        .conditions_all
-        .iter()
-        .map(|condition| {
-            let (quantifier, tests) = match condition {
-                Condition::All(tests) => (engine::Quantifier::All, tests),
-                Condition::Any(tests) => (engine::Quantifier::Any, tests),
-            };
-            let tests = tests
-                .iter()
-                .flat_map(|(operator, keys)| {
-                    keys.iter().map(|(key, value)| engine::Test {
-                        operator: engine_operator(*operator),
-                        key: key.clone(),
-                        value: value.clone(),
-                    })
-                })
-                .collect();
-            engine::Condition { quantifier, tests }
-        })
-        .collect();
+    let conditions = engine_conditions(&definition.conditions_all);
     engine::Definition {
         effect: match definition.effect {
             Effect::Allow => engine::Effect::Allow,
@@ -217,36 +170,5 @@ fn engine_definition(definition: &Definition) -> engine::Definition {
             .collect(),
         resources: definition.resources.clone(),
         conditions,
-    }
-}
-
-/// The engine's operator for a stored one.
-pub fn engine_operator(operator: Operator) -> engine::Operator {
-    use engine::Operator as E;
-    match operator {
-        Operator::StringEquals => E::StringEquals,
-        Operator::StringNotEquals => E::StringNotEquals,
-        Operator::StringLike => E::StringLike,
-        Operator::NumericEquals => E::NumericEquals,
-        Operator::NumericLessThan => E::NumericLessThan,
-        Operator::NumericGreaterThan => E::NumericGreaterThan,
-        Operator::Bool => E::Bool,
-        Operator::IpAddress => E::IpAddress,
-        Operator::DateBefore => E::DateBefore,
-        Operator::DateAfter => E::DateAfter,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn conditions_are_stored_in_the_shape_of_the_wire() {
-        let mut tests = Tests::new();
-        tests.insert(Operator::StringEquals, [("request.channel".to_string(), "sms".to_string())].into());
-        let json = serde_json::to_value(Condition::Any(tests.clone())).unwrap();
-        assert_eq!(json, serde_json::json!({"any": {"stringEquals": {"request.channel": "sms"}}}));
-        assert_eq!(serde_json::from_value::<Condition>(json).unwrap(), Condition::Any(tests));
     }
 }

@@ -24,6 +24,7 @@ fn statement(effect: Effect, actions: &[&str], resources: Vec<String>) -> Statem
         role: None,
         resources,
         tenants: vec!["*".to_owned()],
+        conditions: Vec::new(),
     }
 }
 

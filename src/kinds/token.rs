@@ -13,6 +13,9 @@ use crate::store::Micros;
 /// The lookup index of token digests.
 pub const DIGEST_INDEX: &str = "token_digest";
 
+/// Every token, under one value: the tokens in id order, for searches a wildcard reaches.
+pub const ORDER_INDEX: &str = "token_order";
+
 pub struct Token;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +107,7 @@ impl Kind for Token {
     fn terms(state: &TokenState) -> Vec<Term> {
         let mut terms = tenant_terms(&state.tenants);
         terms.push(Term::new(DIGEST_INDEX, &*state.digest));
+        terms.push(Term::new(ORDER_INDEX, ""));
         terms
     }
 

@@ -230,6 +230,16 @@ impl Objects {
         self.terms.get(index).and_then(|values| values.get(value)).into_iter().flatten()
     }
 
+    /// The objects found under a lookup term, in key order, strictly after `after`.
+    pub fn lookup_after(&self, index: &str, value: &str, after: Option<Key>) -> impl Iterator<Item = &Key> {
+        let keys = self.terms.get(index).and_then(|values| values.get(value));
+        let bound = match after {
+            Some(key) => Bound::Excluded(key),
+            None => Bound::Unbounded,
+        };
+        keys.into_iter().flat_map(move |keys| keys.range((bound.clone(), Bound::Unbounded)))
+    }
+
     /// The parent an object with this owner is listed under.
     pub(crate) fn parent_of<'a>(&self, key: &Key, owner: &'a str) -> &'a str {
         parent(&self.instance, self.registry.owner(), key, owner)

@@ -61,7 +61,7 @@ where
 
     fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
         let method = request.extensions().get::<CallInfo>().and_then(CallInfo::method).cloned();
-        let Some(method) = method.filter(|m| m.rule.is_some()) else {
+        let Some(method) = method.filter(|m| m.permission().is_some()) else {
             return Box::pin(self.inner.call(request));
         };
         // The inner service was made ready for this call; a clone takes its place.
@@ -84,7 +84,7 @@ async fn admit(
     method: &ApiMethod,
     request: Request<tonic::body::Body>,
 ) -> Result<Request<tonic::body::Body>, tonic::Status> {
-    let Some(rule) = method.rule.as_ref() else { return Ok(request) };
+    let Some(rule) = method.permission() else { return Ok(request) };
     let actor = authenticate(app, oidc, request.headers()).await?;
     let (request, resource) = if rule.resource.is_fixed() {
         (request, rule.resource.text.clone())
@@ -162,15 +162,15 @@ async fn resource_of(
         }
         _ => return Err(tonic::Status::invalid_argument("the request must hold exactly one message")),
     };
-    let resource =
-        method.rule.as_ref().and_then(|rule| rule.resource.fill(|path| field_text(&message, path).ok())).ok_or_else(
-            || {
-                tonic::Status::invalid_argument(format!(
-                    "the request is not a valid `{}` message",
-                    method.input().full_name()
-                ))
-            },
-        )?;
+    let resource = method
+        .permission()
+        .and_then(|rule| rule.resource.fill(|path| field_text(&message, path).ok()))
+        .ok_or_else(|| {
+            tonic::Status::invalid_argument(format!(
+                "the request is not a valid `{}` message",
+                method.input().full_name()
+            ))
+        })?;
     let request = Request::from_parts(parts, tonic::body::Body::new(Full::new(bytes)));
     Ok((request, resource))
 }
@@ -270,7 +270,7 @@ mod tests {
 
     fn fill(path: &str, message: &impl Message) -> Option<String> {
         let table = MethodTable::served().unwrap();
-        let rule = table.get(path).unwrap().rule.as_ref().unwrap();
+        let rule = table.get(path).unwrap().permission().unwrap();
         let bytes = message.encode_to_vec();
         rule.resource.fill(|fields| field_text(&bytes, fields).ok())
     }
@@ -293,7 +293,7 @@ mod tests {
     #[test]
     fn a_message_the_wire_format_cannot_read_is_malformed() {
         let table = MethodTable::served().unwrap();
-        let rule = table.get("/iamd.accounts.v1.PolicyService/GetPolicy").unwrap().rule.as_ref().unwrap();
+        let rule = table.get("/iamd.accounts.v1.PolicyService/GetPolicy").unwrap().permission().unwrap();
         for bad in [&[0x0a, 0x05, b'a'][..], &[0x0a], &[0xff; 11], &[0x0b, 0x00], &[0x0a, 0x02, 0xff, 0xfe]] {
             assert!(rule.resource.fill(|fields| field_text(bad, fields).ok()).is_none(), "{bad:?}");
         }

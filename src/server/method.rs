@@ -12,7 +12,7 @@ use http::Request;
 use tower::{Layer, Service};
 
 use crate::methods::MethodTable;
-use crate::observe::{CallInfo, Protocol};
+use crate::observe::CallInfo;
 
 #[derive(Clone)]
 pub struct MethodLayer {
@@ -47,7 +47,7 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         // A call that did not pass the access log (an embedder's) still gets its record.
         if request.extensions().get::<CallInfo>().is_none() {
-            let info = CallInfo::new(Protocol::of(request.headers()));
+            let info = CallInfo::new(&request);
             request.extensions_mut().insert(info);
         }
         if let Some(info) = request.extensions().get::<CallInfo>()

@@ -37,6 +37,8 @@ use crate::pb::iamd::accounts::v1::policy_service_server::PolicyServiceServer as
 use crate::pb::iamd::accounts::v1::role_service_server::RoleServiceServer as OrgRoleServiceServer;
 use crate::pb::iamd::admin::v1::admin_service_server::AdminServiceServer;
 use crate::pb::iamd::authz::v1::authz_service_server::AuthzServiceServer;
+use crate::pb::iamd::authzen::v1::access_service_server::AccessServiceServer;
+use crate::pb::iamd::authzen::v1::metadata_service_server::MetadataServiceServer;
 use crate::pb::iamd::history::v1::history_service_server::HistoryServiceServer;
 use crate::pb::iamd::iam::v2::introspection_service_server::IntrospectionServiceServer;
 use crate::pb::iamd::iam::v2::policy_service_server::PolicyServiceServer;
@@ -208,7 +210,7 @@ async fn prepare(
     tracing::info!(objects = started.loaded.objects, applied = started.applied, "loaded the current state");
     let app = App::new(replica.clone(), &methods, config.consistency_wait).await?;
     bootstrap(&app, config).await?;
-    let api = Api::new(app.clone(), routes);
+    let api = Api::new(app.clone(), routes, config.public_url.as_deref());
 
     let limit = config.max_body_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -223,6 +225,8 @@ async fn prepare(
     health.set_serving::<TeamServiceServer<Api>>().await;
     health.set_serving::<TokenServiceServer<Api>>().await;
     health.set_serving::<IntrospectionServiceServer<Api>>().await;
+    health.set_serving::<AccessServiceServer<Api>>().await;
+    health.set_serving::<MetadataServiceServer<Api>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(crate::pb::FILE_DESCRIPTOR_SET)
@@ -241,6 +245,8 @@ async fn prepare(
         .add_service(TokenServiceServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(IntrospectionServiceServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(AuthzServiceServer::new(api.clone()).max_decoding_message_size(limit))
+        .add_service(AccessServiceServer::new(api.clone()).max_decoding_message_size(limit))
+        .add_service(MetadataServiceServer::new(api.clone()).max_decoding_message_size(limit))
         .add_service(HistoryServiceServer::new(api).max_decoding_message_size(limit))
         .add_service(health_service)
         .add_service(reflection().build_v1()?)

@@ -14,6 +14,9 @@ pub struct MethodCodec {
     /// A JSON request (already merged from path, query and body) to one gRPC frame: the
     /// five-byte header and the protobuf message, encoded in place.
     pub request: fn(Value) -> Result<Bytes, serde_json::Error>,
+    /// The same from a body that is the whole request as it stands, read straight from its
+    /// bytes: no JSON tree is built for a body that needs nothing merged into it.
+    pub request_body: fn(&[u8]) -> Result<Bytes, serde_json::Error>,
     /// Where a request that `request` refused goes wrong (`checks[1].context`), read again
     /// with the path tracked: only a refused request pays for it.
     pub refused_at: fn(Value) -> Option<String>,
@@ -43,6 +46,7 @@ impl MethodCodec {
     {
         MethodCodec {
             request: request::<Req>,
+            request_body: request_body::<Req>,
             refused_at: refused_at::<Req>,
             response: response::<Resp>,
             response_field: response_field::<Resp>,
@@ -51,7 +55,14 @@ impl MethodCodec {
 }
 
 fn request<Req: Message + DeserializeOwned>(json: Value) -> Result<Bytes, serde_json::Error> {
-    let message: Req = serde_json::from_value(json)?;
+    frame(&serde_json::from_value::<Req>(json)?)
+}
+
+fn request_body<Req: Message + DeserializeOwned>(body: &[u8]) -> Result<Bytes, serde_json::Error> {
+    frame(&serde_json::from_slice::<Req>(body)?)
+}
+
+fn frame<Req: Message>(message: &Req) -> Result<Bytes, serde_json::Error> {
     let len = message.encoded_len();
     let mut frame = BytesMut::with_capacity(5 + len);
     frame.put_u8(0);

@@ -147,12 +147,13 @@ where
         };
 
         let body = read_body(body, self.max_body).await?;
+        let takes_body = !matches!(route.body, routes::BodyRule::None);
+        if takes_body && route.api.json.json_body_required {
+            require_json_body(&parts.headers, &body)?;
+        }
         // A method without a body ignores one, whatever its type.
-        let lax = if !body.is_empty() && !matches!(route.body, routes::BodyRule::None) {
-            check_content_type(&parts.headers)? == BodyType::Lax
-        } else {
-            false
-        };
+        let lax =
+            if !body.is_empty() && takes_body { check_content_type(&parts.headers)? == BodyType::Lax } else { false };
         let read = || -> Result<serde_json::Value, request::RequestError> {
             let mut json = request::build(route, &bindings, parts.uri.query(), &body)?;
             if lax && !route.ignore_unknown() {
@@ -160,7 +161,20 @@ where
             }
             Ok(json)
         };
-        let frame = match (route.codec.request)(read().map_err(bad_request)?) {
+        // A body that is the whole message, with nothing from the path or query to merge in,
+        // is read straight from its bytes; anything that reading refuses takes the general
+        // path below, which reads it again and says what is wrong.
+        let whole = matches!(route.body, routes::BodyRule::Whole)
+            && route.method != Method::PATCH
+            && route.path_fields.is_empty()
+            && parts.uri.query().is_none_or(str::is_empty)
+            && !lax;
+        let direct = if whole { (route.codec.request_body)(&body).ok() } else { None };
+        let decoded = match direct {
+            Some(frame) => Ok(frame),
+            None => (route.codec.request)(read().map_err(bad_request)?),
+        };
+        let frame = match decoded {
             Ok(frame) => frame,
             // Only a refused request pays for a second reading, to name the element at fault.
             Err(e) => {
@@ -346,6 +360,23 @@ fn check_content_type(headers: &HeaderMap) -> Result<BodyType, Failure> {
             allow: None,
         }),
     }
+}
+
+/// The stricter transport of a surface with `json_body_required` (the OpenID AuthZEN API):
+/// the body is read only as `application/json`, parameters and case aside, and must be there;
+/// anything else is 400.
+fn require_json_body(headers: &HeaderMap, body: &Bytes) -> Result<(), Failure> {
+    let essence = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+    let message = match essence.as_deref() {
+        Some("application/json") if body.is_empty() => "the request body is empty; send a JSON object".to_owned(),
+        Some("application/json") => return Ok(()),
+        Some(other) => format!("content type `{other}` is not accepted here; send application/json"),
+        None => "the request has no content type; send application/json".to_owned(),
+    };
+    Err(bad_request(request::RequestError { field: None, message }))
 }
 
 fn method_not_allowed(method: &Method, path: &str, allowed: &[Method]) -> Failure {

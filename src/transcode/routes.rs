@@ -351,11 +351,13 @@ mod tests {
             let unknown = (route.codec.request)(serde_json::json!({"noSuchField": 1}));
             assert_eq!(unknown.is_ok(), conventions.ignore_unknown_fields, "{}", route.api.path);
             seen.insert(("ignore_unknown_fields", conventions.ignore_unknown_fields));
-            // A default answer prints its plain fields only if zero values are emitted.
+            // A default answer prints its plain fields only if zero values are emitted; a
+            // field marked `(iamd.omit_empty)` never while empty.
             let output = route.api.descriptor.output();
+            let omit_empty = output.parent_pool().get_extension_by_name("iamd.omit_empty").unwrap();
             let plain = output
                 .fields()
-                .filter(|f| f.containing_oneof().is_none())
+                .filter(|f| f.containing_oneof().is_none() && !f.options().has_extension(&omit_empty))
                 .any(|f| f.is_list() || f.is_map() || !matches!(f.kind(), prost_reflect::Kind::Message(_)));
             if plain {
                 let answer: serde_json::Value = serde_json::from_slice(&(route.codec.response)(&[]).unwrap()).unwrap();

@@ -292,7 +292,7 @@ fn refusals() -> Vec<(&'static str, Method, &'static str, Value, tonic::Code)> {
             "role action grammar",
             post.clone(),
             "/iam/roles",
-            json!({"id": "r", "name": "r", "actions": ["IAM:x:y"]}),
+            json!({"id": "r", "name": "r", "actions": ["9am:x:y"]}),
             InvalidArgument,
         ),
         (

@@ -8,6 +8,7 @@ mod support;
 mod accounts;
 mod accounts_parity;
 mod authz;
+mod authzen;
 mod concurrency;
 mod durability;
 mod front_door;

@@ -502,6 +502,7 @@ pub mod rpc {
     use iamd::pb::iamd::accounts::v1 as accounts;
     use iamd::pb::iamd::admin::v1 as admin;
     use iamd::pb::iamd::authz::v1 as authz;
+    use iamd::pb::iamd::authzen::v1 as authzen;
     use iamd::pb::iamd::history::v1 as history;
     use iamd::pb::iamd::iam::v2 as iam;
 
@@ -518,6 +519,18 @@ pub mod rpc {
         BATCH_CHECK: authz::BatchCheckRequest => authz::BatchCheckResponse
             = "/iamd.authz.v1.AuthzService/BatchCheck";
         EXPLAIN: authz::ExplainRequest => authz::ExplainResponse = "/iamd.authz.v1.AuthzService/Explain";
+        EVALUATION: authzen::EvaluationRequest => authzen::EvaluationResponse
+            = "/iamd.authzen.v1.AccessService/Evaluation";
+        EVALUATIONS: authzen::EvaluationsRequest => authzen::EvaluationsResponse
+            = "/iamd.authzen.v1.AccessService/Evaluations";
+        SUBJECT_SEARCH: authzen::SubjectSearchRequest => authzen::SubjectSearchResponse
+            = "/iamd.authzen.v1.AccessService/SubjectSearch";
+        RESOURCE_SEARCH: authzen::ResourceSearchRequest => authzen::ResourceSearchResponse
+            = "/iamd.authzen.v1.AccessService/ResourceSearch";
+        ACTION_SEARCH: authzen::ActionSearchRequest => authzen::ActionSearchResponse
+            = "/iamd.authzen.v1.AccessService/ActionSearch";
+        GET_AUTHZEN_CONFIGURATION: authzen::GetConfigurationRequest => authzen::GetConfigurationResponse
+            = "/iamd.authzen.v1.MetadataService/GetConfiguration";
         GET_ORG_IAM_POLICY: admin::GetOrgIamPolicyRequest => admin::GetOrgIamPolicyResponse
             = "/iamd.admin.v1.AdminService/GetOrgIAMPolicy";
         UPDATE_ORG_IAM_POLICY: admin::UpdateOrgIamPolicyRequest => admin::UpdateOrgIamPolicyResponse

@@ -253,7 +253,7 @@ fn statement(rng: &mut fastrand::Rng, roles: &[(String, Role)]) -> Statement {
     let mut resources: Vec<String> = (0..count).map(|_| resource_pattern(rng, t)).collect();
     resources.sort();
     resources.dedup();
-    Statement { effect, actions, role, resources, tenants: vec!["*".to_string()] }
+    Statement { effect, actions, role, resources, tenants: vec!["*".to_string()], conditions: Vec::new() }
 }
 
 fn members(rng: &mut fastrand::Rng, population: &Population, wildcard: bool) -> Vec<String> {
@@ -341,6 +341,7 @@ fn exception(rng: &mut fastrand::Rng, earlier: &[(String, Policy)]) -> Option<Po
             role,
             resources: vec![pick(rng, &statement.resources).clone()],
             tenants: vec!["*".to_string()],
+            conditions: Vec::new(),
         }],
     })
 }

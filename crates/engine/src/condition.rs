@@ -5,13 +5,18 @@
 //!
 //! A test that cannot be evaluated (the key is missing, or the context's value is not one
 //! the operator reads) makes its whole statement unevaluable, which fails closed: an ALLOW
-//! does not match and a DENY does.
+//! does not match and a DENY does. An `…IfExists` operator holds where its key is missing
+//! instead, and otherwise tests as its plain form.
+//!
+//! Conditions see strings, numbers, booleans and `null`; a list or an object
+//! ([`Value::Composite`]) is as if the key were missing.
 
 use std::net::IpAddr;
 
 use crate::{Condition, Context, Quantifier, Test};
 
-/// A condition's test.
+/// A condition's test. Each has an `…IfExists` form, as AWS IAM's operators do: it holds when
+/// the context lacks the key, and otherwise tests as the plain form ([`Operator::plain`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Operator {
     StringEquals,
@@ -21,11 +26,106 @@ pub enum Operator {
     NumericEquals,
     NumericLessThan,
     NumericGreaterThan,
+    /// A JSON boolean, or the string `true` or `false`.
     Bool,
     /// The context's address lies in the block.
     IpAddress,
     DateBefore,
     DateAfter,
+    StringEqualsIfExists,
+    StringNotEqualsIfExists,
+    StringLikeIfExists,
+    NumericEqualsIfExists,
+    NumericLessThanIfExists,
+    NumericGreaterThanIfExists,
+    BoolIfExists,
+    IpAddressIfExists,
+    DateBeforeIfExists,
+    DateAfterIfExists,
+}
+
+impl Operator {
+    /// Every operator, plain forms first, in the order a message offers their names.
+    pub const ALL: [Operator; 20] = {
+        use Operator::*;
+        [
+            StringEquals,
+            StringNotEquals,
+            StringLike,
+            NumericEquals,
+            NumericLessThan,
+            NumericGreaterThan,
+            Bool,
+            IpAddress,
+            DateBefore,
+            DateAfter,
+            StringEqualsIfExists,
+            StringNotEqualsIfExists,
+            StringLikeIfExists,
+            NumericEqualsIfExists,
+            NumericLessThanIfExists,
+            NumericGreaterThanIfExists,
+            BoolIfExists,
+            IpAddressIfExists,
+            DateBeforeIfExists,
+            DateAfterIfExists,
+        ]
+    };
+
+    /// The operator a policy's JSON names (`stringEquals`, `boolIfExists`, …), if any: the
+    /// inverse of [`Operator::name`], so validation and output share one spelling.
+    pub fn from_name(name: &str) -> Option<Operator> {
+        Operator::ALL.into_iter().find(|operator| operator.name() == name)
+    }
+
+    /// How a policy's JSON spells it.
+    pub fn name(self) -> &'static str {
+        use Operator::*;
+        match self {
+            StringEquals => "stringEquals",
+            StringNotEquals => "stringNotEquals",
+            StringLike => "stringLike",
+            NumericEquals => "numericEquals",
+            NumericLessThan => "numericLessThan",
+            NumericGreaterThan => "numericGreaterThan",
+            Bool => "bool",
+            IpAddress => "ipAddress",
+            DateBefore => "dateBefore",
+            DateAfter => "dateAfter",
+            StringEqualsIfExists => "stringEqualsIfExists",
+            StringNotEqualsIfExists => "stringNotEqualsIfExists",
+            StringLikeIfExists => "stringLikeIfExists",
+            NumericEqualsIfExists => "numericEqualsIfExists",
+            NumericLessThanIfExists => "numericLessThanIfExists",
+            NumericGreaterThanIfExists => "numericGreaterThanIfExists",
+            BoolIfExists => "boolIfExists",
+            IpAddressIfExists => "ipAddressIfExists",
+            DateBeforeIfExists => "dateBeforeIfExists",
+            DateAfterIfExists => "dateAfterIfExists",
+        }
+    }
+
+    /// Whether it is an `…IfExists` form, which holds where the context lacks its key.
+    pub fn if_exists(self) -> bool {
+        self.plain() != self
+    }
+
+    /// The form without `IfExists`: how a present value is tested and an operand read.
+    pub fn plain(self) -> Operator {
+        use Operator::*;
+        match self {
+            StringEquals | StringEqualsIfExists => StringEquals,
+            StringNotEquals | StringNotEqualsIfExists => StringNotEquals,
+            StringLike | StringLikeIfExists => StringLike,
+            NumericEquals | NumericEqualsIfExists => NumericEquals,
+            NumericLessThan | NumericLessThanIfExists => NumericLessThan,
+            NumericGreaterThan | NumericGreaterThanIfExists => NumericGreaterThan,
+            Bool | BoolIfExists => Bool,
+            IpAddress | IpAddressIfExists => IpAddress,
+            DateBefore | DateBeforeIfExists => DateBefore,
+            DateAfter | DateAfterIfExists => DateAfter,
+        }
+    }
 }
 
 /// A value of a check's context.
@@ -35,14 +135,14 @@ pub enum Value {
     Bool(bool),
     Number(f64),
     String(String),
-    /// A list or an object, which no operator reads.
+    /// A list or an object, which conditions do not see: a key holding one is as if missing.
     Composite,
 }
 
 /// Why `operator` cannot read `value`, if it cannot.
 pub fn readable(operator: Operator, value: &str) -> Option<String> {
     use Operator::*;
-    match operator {
+    match operator.plain() {
         StringEquals | StringNotEquals | StringLike => None,
         NumericEquals | NumericLessThan | NumericGreaterThan => {
             number(value).is_none().then(|| format!("`{value}` is not a number"))
@@ -52,6 +152,8 @@ pub fn readable(operator: Operator, value: &str) -> Option<String> {
         DateBefore | DateAfter => date(value)
             .is_none()
             .then(|| format!("`{value}` is not an RFC 3339 date-time, such as 2025-02-21T18:11:52Z")),
+        // `plain` answers none of these.
+        _ => None,
     }
 }
 
@@ -60,7 +162,7 @@ pub fn readable(operator: Operator, value: &str) -> Option<String> {
 pub(crate) enum Outcome {
     Holds,
     Fails,
-    /// A key is missing or its value unreadable: fail closed.
+    /// A key is missing (for a plain operator) or its value unreadable: fail closed.
     Unknown,
 }
 
@@ -79,7 +181,10 @@ enum Operand {
 
 #[derive(Clone, Debug)]
 struct CompiledTest {
+    /// The plain form: how a present value is tested.
     operator: Operator,
+    /// Whether a missing key holds rather than being unknown.
+    if_exists: bool,
     key: Box<str>,
     operand: Operand,
 }
@@ -89,6 +194,11 @@ struct CompiledTest {
 pub(crate) struct Conditions(Box<[(Quantifier, Box<[CompiledTest]>)]>);
 
 impl Conditions {
+    /// Whether there are none, which always hold: a check skips evaluating them.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub(crate) fn compile(conditions: &[Condition]) -> Conditions {
         Conditions(
             conditions
@@ -124,15 +234,19 @@ impl Conditions {
 fn compile(test: &Test) -> CompiledTest {
     use Operator::*;
     let text = test.value.as_str();
-    let operand = match test.operator {
+    let operator = test.operator.plain();
+    let operand = match operator {
         StringEquals | StringNotEquals | StringLike => Some(Operand::Text(text.into())),
         NumericEquals | NumericLessThan | NumericGreaterThan => number(text).map(Operand::Number),
         Bool => boolean(text).map(Operand::Bool),
         IpAddress => cidr(text).map(|(address, prefix)| Operand::Block(address, prefix)),
         DateBefore | DateAfter => date(text).map(Operand::Date),
+        // `plain` answers none of these.
+        _ => None,
     };
     CompiledTest {
-        operator: test.operator,
+        operator,
+        if_exists: test.operator.if_exists(),
         key: test.key.as_str().into(),
         operand: operand.unwrap_or(Operand::Unreadable),
     }
@@ -141,9 +255,16 @@ fn compile(test: &Test) -> CompiledTest {
 impl CompiledTest {
     fn evaluate(&self, context: &Context) -> Outcome {
         use Operator::*;
-        let Some(value) = context.get(&*self.key) else { return Outcome::Unknown };
+        // An operand validation refuses never holds, not even where the key is missing.
+        if matches!(self.operand, Operand::Unreadable) {
+            return Outcome::Unknown;
+        }
+        let value = match context.get(&*self.key) {
+            None | Some(Value::Composite) if self.if_exists => return Outcome::Holds,
+            None | Some(Value::Composite) => return Outcome::Unknown,
+            Some(value) => value,
+        };
         let holds = match (&self.operand, self.operator) {
-            (Operand::Unreadable, _) => return Outcome::Unknown,
             (Operand::Text(want), StringEquals) => text_of(value).map(|have| have == &**want),
             (Operand::Text(want), StringNotEquals) => text_of(value).map(|have| have != &**want),
             (Operand::Text(pattern), StringLike) => text_of(value).map(|have| glob(pattern, have)),
@@ -327,6 +448,71 @@ mod tests {
         // Keys are verbatim: a dot is an ordinary character.
         let dotted = context(&[("request.channel", s("sms"))]);
         assert_eq!(one(StringEquals, "request.channel", "sms").evaluate(&dotted), Holds);
+    }
+
+    #[test]
+    fn if_exists_forms_hold_where_the_key_is_missing_and_test_as_the_plain_form_elsewhere() {
+        use Operator::*;
+        use Outcome::*;
+        let cases: &[(Operator, &str, Option<Value>, Outcome)] = &[
+            (StringEqualsIfExists, "sms", None, Holds),
+            (StringEqualsIfExists, "sms", Some(Value::Composite), Holds),
+            (StringEqualsIfExists, "sms", Some(s("sms")), Holds),
+            (StringEqualsIfExists, "sms", Some(s("email")), Fails),
+            // Present but unreadable: as the plain form, unknown.
+            (StringEqualsIfExists, "sms", Some(Value::Number(5.0)), Unknown),
+            (StringEqualsIfExists, "sms", Some(Value::Null), Unknown),
+            (StringNotEqualsIfExists, "sms", None, Holds),
+            (StringNotEqualsIfExists, "sms", Some(s("sms")), Fails),
+            (StringLikeIfExists, "s*", None, Holds),
+            (StringLikeIfExists, "s*", Some(s("email")), Fails),
+            (NumericEqualsIfExists, "10", None, Holds),
+            (NumericEqualsIfExists, "10", Some(s("10.0")), Holds),
+            (NumericEqualsIfExists, "10", Some(s("ten")), Unknown),
+            // An operand no validation would store never holds.
+            (NumericEqualsIfExists, "ten", None, Unknown),
+            (NumericLessThanIfExists, "10", Some(Value::Number(11.0)), Fails),
+            (NumericGreaterThanIfExists, "10", Some(Value::Composite), Holds),
+            (BoolIfExists, "true", None, Holds),
+            (BoolIfExists, "true", Some(Value::Bool(false)), Fails),
+            (BoolIfExists, "true", Some(s("true")), Holds),
+            (BoolIfExists, "true", Some(s("yes")), Unknown),
+            (IpAddressIfExists, "10.0.0.0/8", None, Holds),
+            (IpAddressIfExists, "10.0.0.0/8", Some(s("11.0.0.1")), Fails),
+            (DateBeforeIfExists, "2026-01-01T00:00:00Z", None, Holds),
+            (DateAfterIfExists, "2026-01-01T00:00:00Z", Some(s("2025-01-01T00:00:00Z")), Fails),
+        ];
+        for (operator, operand, value, want) in cases {
+            let ctx = context(&value.iter().map(|v| ("k", v.clone())).collect::<Vec<_>>());
+            let got = one(*operator, "k", operand).evaluate(&ctx);
+            assert_eq!(got, *want, "{operator:?} {operand} {value:?}");
+        }
+    }
+
+    #[test]
+    fn each_operator_has_one_spelling_and_one_plain_form() {
+        for operator in Operator::ALL {
+            assert_eq!(Operator::from_name(operator.name()), Some(operator), "{operator:?}");
+            let plain = operator.plain();
+            assert!(!plain.if_exists(), "{operator:?}");
+            assert_eq!(plain.plain(), plain);
+            if operator.if_exists() {
+                assert_eq!(operator.name(), format!("{}IfExists", plain.name()));
+            }
+        }
+        let mut names: Vec<&str> = Operator::ALL.iter().map(|o| o.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Operator::ALL.len());
+        // Ten plain forms, each with its `…IfExists` form.
+        assert_eq!(Operator::ALL.iter().filter(|o| o.if_exists()).count(), 10);
+        assert_eq!(Operator::from_name("stringEqualsIfExists"), Some(Operator::StringEqualsIfExists));
+        assert_eq!(Operator::from_name("bool"), Some(Operator::Bool));
+        for unknown in ["", "StringEquals", "stringequals", "stringEqualsIfexists", "ifExists", "bool "] {
+            assert_eq!(Operator::from_name(unknown), None, "{unknown}");
+        }
+        assert!(readable(Operator::NumericEqualsIfExists, "ten").is_some());
+        assert_eq!(readable(Operator::DateAfterIfExists, "2026-01-01T00:00:00Z"), None);
     }
 
     #[test]

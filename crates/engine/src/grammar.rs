@@ -5,7 +5,7 @@
 //! written is what is decided.
 
 /// The member providers of `user:<provider>:<name>` and `team:<provider>:<name>`.
-const PROVIDERS: [&str; 4] = ["local", "ldap", "saml", "oidc"];
+pub(crate) const PROVIDERS: [&str; 4] = ["local", "ldap", "saml", "oidc"];
 
 /// The one variable a resource may hold: the name of the checking user.
 pub const USERNAME_VARIABLE: &str = "${a2:username}";
@@ -40,26 +40,32 @@ fn plain(segment: &str) -> bool {
 }
 
 /// An action (§2.6): `svc:type:verb`, or one of `*`, `*:verb`, `svc:*`, `svc:*:verb`,
-/// `svc:type:*`. Segments start with a lowercase letter and are otherwise letters; a verb
-/// may hold `-` too.
+/// `svc:type:*`. Every segment starts with an ASCII letter and holds ASCII letters, digits,
+/// `_`, `-` and `.`: what OpenID AuthZEN action names hold (`authzen:record:can_read_todos`,
+/// `myapp:Doc:v1.read`), and never `:` or `*`, which the index reads as structure.
 pub fn action(text: &str) -> Option<String> {
-    let word = |s: &str, dash: bool| {
-        let mut chars = s.chars();
-        chars.next().is_some_and(|c| c.is_ascii_lowercase())
-            && chars.all(|c| c.is_ascii_alphabetic() || (dash && c == '-'))
-    };
     let ok = match text.split(':').collect::<Vec<_>>()[..] {
         ["*"] => true,
-        ["*", verb] => word(verb, true),
-        [service, "*"] => word(service, false),
-        [service, "*", verb] => word(service, false) && word(verb, true),
-        [service, kind, "*"] => word(service, false) && word(kind, false),
-        [service, kind, verb] => word(service, false) && word(kind, false) && word(verb, true),
+        ["*", verb] => segment(verb),
+        [service, "*"] => segment(service),
+        [service, "*", verb] => segment(service) && segment(verb),
+        [service, kind, "*"] => segment(service) && segment(kind),
+        [service, kind, verb] => segment(service) && segment(kind) && segment(verb),
         _ => false,
     };
     (!ok).then(|| {
-        format!("`{text}` is not an action: use `service:type:verb`, or `*`, `*:verb`, `service:*`, `service:*:verb` or `service:type:*`")
+        format!(
+            "`{text}` is not an action: use `service:type:verb`, or `*`, `*:verb`, `service:*`, `service:*:verb` \
+             or `service:type:*`, each segment a letter followed by letters, digits, `_`, `-` or `.`"
+        )
     })
+}
+
+/// One segment of an action: an ASCII letter, then ASCII letters, digits, `_`, `-` or `.`.
+fn segment(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
 }
 
 /// A resource (§2.6): `*`, or `:`-separated segments, the first starting with a lowercase
@@ -121,7 +127,10 @@ pub fn team(text: &str) -> Option<String> {
 /// An action a check names: `service:type:verb`, without wildcards.
 pub fn concrete_action(text: &str) -> Option<String> {
     if text.contains('*') || action(text).is_some() {
-        return Some(format!("`{text}` is not an action: use `service:type:verb`, without wildcards"));
+        return Some(format!(
+            "`{text}` is not an action: use `service:type:verb` without wildcards, each segment a letter followed \
+             by letters, digits, `_`, `-` or `.`"
+        ));
     }
     None
 }
@@ -223,6 +232,17 @@ mod tests {
             "iam:policies:*",
             "iam:policyMembers:get",
             "infra:nodes:rerun-x",
+            // OpenID AuthZEN's names: upper case, digits, `_`, `-` and `.` in any segment.
+            "authzen:record:can_read_todos",
+            "myapp:Doc:v1.read",
+            "Iam:policies:get",
+            "iam:po1icies:get",
+            "a1_b-c.d:T2_x-y.z:v3_r-s.t",
+            "*:v1.read",
+            "myapp:*",
+            "my-app.v2:*:can_read",
+            "myapp:Doc:*",
+            "a:b:c",
         ] {
             assert_eq!(action(good), None, "{good}");
         }
@@ -230,15 +250,26 @@ mod tests {
             "",
             "iam",
             "iam:policies",
-            "Iam:policies:get",
             "iam:*:*",
             "*:*",
-            "iam:po1icies:get",
             "a:b:c:d",
             "iam:p*:get",
+            "iam::get",
+            "iam:users:",
+            ":users:get",
+            "1am:users:get",
+            "iam:_users:get",
+            "iam:users:-get",
+            "iam:users:.get",
+            "iam:users:get read",
+            "iam:users:get/read",
+            "iam:us\u{e9}rs:get",
+            "*:1get",
+            "_x:*",
         ] {
             assert!(action(bad).is_some(), "{bad}");
         }
+        assert!(action("iam:users:_get").is_some_and(|why| why.contains("digits, `_`, `-` or `.`")));
     }
 
     #[test]
@@ -252,8 +283,10 @@ mod tests {
         assert_eq!(team("team:local:eng"), None);
         assert!(team("user:local:eng").is_some());
         assert!(team("team:local:*").is_some());
-        assert_eq!(concrete_action("iam:users:get"), None);
-        for bad in ["*", "iam:*", "iam:users:*", "view", ""] {
+        for good in ["iam:users:get", "authzen:record:can_read_todos", "myapp:Doc:v1.read", "A:B:C"] {
+            assert_eq!(concrete_action(good), None, "{good}");
+        }
+        for bad in ["*", "iam:*", "iam:users:*", "*:v1.read", "view", "", "myapp:Doc:1.read", "myapp:Doc:v1*"] {
             assert!(concrete_action(bad).is_some(), "{bad}");
         }
         assert_eq!(concrete_resource("iam:users:bob"), None);

@@ -13,6 +13,9 @@
 //! A subject's teams, those that list it as a member, are one lookup in a member → teams map,
 //! which a team's put changes only for the members that join or leave it.
 //!
+//! Searches ([`search`]) read one more posting, of the IAM v2 ALLOWs by grant then resource,
+//! beside the check path's.
+//!
 //! Organization definitions are reached from the subject through the assignments its
 //! principal forms match in the checked organization, then their roles and policies: the
 //! work is what the subject holds there.
@@ -20,7 +23,7 @@
 //! Every put replaces what it names and every remove takes out only what it posted, so an
 //! index built by changes equals one built at once from the final state.
 
-use std::collections::{HashMap as StdHashMap, HashSet as StdHashSet};
+use std::collections::{BTreeMap, HashMap as StdHashMap, HashSet as StdHashSet};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -28,9 +31,14 @@ use crate::condition::{Conditions, Outcome};
 use crate::grammar::{USERNAME_VARIABLE, username};
 use crate::path::PathPattern;
 use crate::{
-    Assignment, Criterion, Decision, Definition, Effect, Explanation, MAX_NEAR_MISSES, Match, NearMiss, OrgAction,
-    OrgPolicy, OrgRole, Policy, Request, Role, Source, Tenants,
+    Assignment, Context, Criterion, Decision, Definition, Effect, Explanation, MAX_NEAR_MISSES, Match, NearMiss,
+    OrgAction, OrgPolicy, OrgRole, Policy, Request, Role, Source, Tenants,
 };
+
+mod search;
+
+use search::Posting;
+pub use search::{ActionCandidates, ResourceCandidates, SubjectCandidates};
 
 /// Keyed by text clients choose, so seeded per map; and cheaper than SipHash on every check.
 type HashMap<K, V> = StdHashMap<K, V, foldhash::quality::RandomState>;
@@ -44,6 +52,12 @@ type Grant = u32;
 struct Sid {
     policy: u32,
     statement: u32,
+}
+
+impl Sid {
+    /// The bounds of every statement, for ranges of sorted (key, statement) pairs.
+    const FIRST: Sid = Sid { policy: 0, statement: 0 };
+    const LAST: Sid = Sid { policy: u32::MAX, statement: u32::MAX };
 }
 
 /// The statements of one member and grant, by resource pattern: one sorted run of (resource
@@ -140,6 +154,11 @@ impl Bucket {
             }
             None => self.variable.retain(|(p, s)| !(*s == sid && **p == *pattern)),
         }
+    }
+
+    /// Every statement it holds, once per resource pattern.
+    fn statements(&self) -> impl Iterator<Item = Sid> + '_ {
+        self.keyed.iter().map(|(_, sid)| *sid).chain(self.variable.iter().map(|(_, sid)| *sid))
     }
 
     /// Every statement with a resource pattern under one of `keys` (sorted), or a
@@ -419,6 +438,7 @@ struct StatementEntry {
     /// The named tenants (`*` aside), shared with the [`Tenants`] a request is authorized in.
     tenants: Box<[Arc<str>]>,
     all_tenants: bool,
+    conditions: Conditions,
 }
 
 #[derive(Debug)]
@@ -454,8 +474,9 @@ struct AssignmentEntry {
 /// compares against that team's members.
 #[derive(Default, Debug)]
 struct Teams {
-    /// The members of each team, exact subjects.
-    members: HashMap<Arc<str>, HashSet<Box<str>>>,
+    /// The members of each team, exact subjects; in name order, so that a search finds the
+    /// teams a wildcard (`team:local:*`) names by a range.
+    members: BTreeMap<Arc<str>, HashSet<Box<str>>>,
     /// The teams each member is in.
     // INVARIANT: `member` is in `members[team]` exactly when `team` is in `held[member]`, once;
     // no set or list is empty.
@@ -531,6 +552,8 @@ pub struct Engine {
     teams: Teams,
     statements: usize,
     resource_keys: ResourceKeys,
+    /// IAM v2 ALLOWs by grant, then resource, whatever their members: subject search.
+    allows_by_grant: HashMap<Grant, Posting>,
 }
 
 impl Engine {
@@ -565,6 +588,7 @@ impl Engine {
                     resources: s.resources.iter().map(|r| r.as_str().into()).collect(),
                     tenants: s.tenants.iter().filter(|t| *t != "*").map(|t| Arc::from(t.as_str())).collect(),
                     all_tenants: s.tenants.iter().any(|t| t == "*"),
+                    conditions: Conditions::compile(&s.conditions),
                 })
                 .collect(),
         };
@@ -613,6 +637,9 @@ impl Engine {
             }
             grants.sort_unstable();
             grants.dedup();
+            if statement.effect == Effect::Allow {
+                self.post_allow(sid, statement, &grants, put);
+            }
             for member in entry.members.iter() {
                 let keys = &self.resource_keys;
                 if put {
@@ -654,6 +681,31 @@ impl Engine {
                         }
                     }
                 });
+            }
+        }
+    }
+
+    /// Posts (or takes out) an ALLOW for subject search: under each of its grants, by each of
+    /// its resources.
+    fn post_allow(&mut self, sid: Sid, statement: &StatementEntry, grants: &[Grant], put: bool) {
+        let keys = &self.resource_keys;
+        for grant in grants {
+            let posting = if put {
+                self.allows_by_grant.entry(*grant).or_default()
+            } else if let Some(posting) = self.allows_by_grant.get_mut(grant) {
+                posting
+            } else {
+                continue;
+            };
+            for resource in statement.resources.iter() {
+                if put {
+                    posting.insert(keys, resource, sid);
+                } else {
+                    posting.remove(keys, resource, sid);
+                }
+            }
+            if posting.is_empty() {
+                self.allows_by_grant.remove(grant);
             }
         }
     }
@@ -750,10 +802,15 @@ impl Engine {
 
     /// The subject and every team it acts with: the request's, and those listing it.
     fn subjects<'r>(&'r self, request: &Request<'r>) -> Vec<&'r str> {
-        let held = self.teams.of(request.subject);
-        let mut subjects = Vec::with_capacity(1 + request.teams.len() + held.len());
-        subjects.push(request.subject);
-        subjects.extend(request.teams.iter().map(String::as_str));
+        self.acting(request.subject, request.teams)
+    }
+
+    /// `subject` and every team it acts with: `teams`, and those listing it.
+    fn acting<'r>(&'r self, subject: &'r str, teams: &'r [String]) -> Vec<&'r str> {
+        let held = self.teams.of(subject);
+        let mut subjects = Vec::with_capacity(1 + teams.len() + held.len());
+        subjects.push(subject);
+        subjects.extend(teams.iter().map(String::as_str));
         subjects.extend(held.iter().map(|t| &**t));
         subjects
     }
@@ -765,7 +822,7 @@ impl Engine {
 
     /// Decides a request.
     pub fn check(&self, request: &Request<'_>) -> Decision {
-        let mut tally = Tally::decision(request.tenant);
+        let mut tally = Tally::decision(request.tenant, request.context);
         self.lookup(request, &mut tally);
         tally.decide()
     }
@@ -774,7 +831,7 @@ impl Engine {
     /// so that [`Tenants::permits`] agrees with [`Engine::check`] in that tenant and
     /// [`Tenants::any`] with a check naming none.
     pub fn tenants(&self, request: &Request<'_>) -> Tenants {
-        let mut tally = Tally::tenants();
+        let mut tally = Tally::tenants(request.context);
         self.lookup(request, &mut tally);
         tally.sets.authorized()
     }
@@ -784,18 +841,7 @@ impl Engine {
     fn lookup<'e>(&'e self, request: &Request<'_>, tally: &mut Tally<'_, 'e>) {
         let subjects = self.subjects(request);
         let name = username(request.subject);
-        let mut grants = Vec::new();
-        self.actions.matching(request.action, &mut grants);
-        let direct = grants.len();
-        for i in 0..direct {
-            if let Some(roles) = grants.get(i).and_then(|g| self.roles_by_pattern.get(g)) {
-                grants.extend_from_slice(roles);
-            }
-        }
-        if grants.len() > direct {
-            grants.sort_unstable();
-            grants.dedup();
-        }
+        let grants = self.grants_of(request.action);
         let mut sids = Vec::new();
         if !grants.is_empty() {
             let keys = self.resource_keys.of_resource(request.resource);
@@ -822,6 +868,24 @@ impl Engine {
             }
         }
         self.organization_matches(request, &subjects, &mut |at| tally.organization(at));
+    }
+
+    /// The grants of every action pattern matching the concrete `action`, and of every role
+    /// holding one; sorted, each once, when roles add to them.
+    fn grants_of(&self, action: &str) -> Vec<Grant> {
+        let mut grants = Vec::new();
+        self.actions.matching(action, &mut grants);
+        let direct = grants.len();
+        for i in 0..direct {
+            if let Some(roles) = grants.get(i).and_then(|g| self.roles_by_pattern.get(g)) {
+                grants.extend_from_slice(roles);
+            }
+        }
+        if grants.len() > direct {
+            grants.sort_unstable();
+            grants.dedup();
+        }
+        grants
     }
 
     /// Every organization definition that matches, by the assignments the subjects reach in
@@ -913,6 +977,9 @@ impl Engine {
                 }
                 if !tenant_applies(statement, request.tenant) {
                     failed.push(Criterion::Tenant);
+                }
+                if !holds(statement.effect, statement.conditions.evaluate(request.context)) {
+                    failed.push(Criterion::Condition);
                 }
                 classify(at, &failed, &mut matches, &mut near);
             }
@@ -1017,6 +1084,8 @@ fn compile_definition(definition: &Definition) -> DefinitionEntry {
 struct Tally<'r, 'e> {
     /// The tenant a decision is asked in; with none, the tenant sets decide.
     tenant: Option<&'r str>,
+    /// What the statements' conditions test.
+    context: &'r Context,
     /// Whether to keep the matching statements: a decision's reasons.
     reasons: bool,
     allows: Vec<Match>,
@@ -1026,16 +1095,20 @@ struct Tally<'r, 'e> {
 }
 
 impl<'r, 'e> Tally<'r, 'e> {
-    fn decision(tenant: Option<&'r str>) -> Tally<'r, 'e> {
-        Tally { tenant, reasons: true, allows: Vec::new(), denies: Vec::new(), sets: TenantSets::default() }
+    fn decision(tenant: Option<&'r str>, context: &'r Context) -> Tally<'r, 'e> {
+        Tally { tenant, context, reasons: true, allows: Vec::new(), denies: Vec::new(), sets: TenantSets::default() }
     }
 
-    fn tenants() -> Tally<'r, 'e> {
-        Tally { reasons: false, ..Tally::decision(None) }
+    fn tenants(context: &'r Context) -> Tally<'r, 'e> {
+        Tally { reasons: false, ..Tally::decision(None, context) }
     }
 
     fn iam(&mut self, policy: &PolicyEntry, index: usize, statement: &'e StatementEntry) {
         if !tenant_applies(statement, self.tenant) {
+            return;
+        }
+        // Most statements have none: one length test, and no call.
+        if !statement.conditions.is_empty() && !holds(statement.effect, statement.conditions.evaluate(self.context)) {
             return;
         }
         if self.reasons {

@@ -9,7 +9,9 @@
 //!
 //! - Default deny; an ALLOW grants; any matching DENY overrides every ALLOW; a condition that
 //!   cannot be evaluated (a missing context key, a value its operator cannot read) makes an
-//!   ALLOW not match and a DENY match.
+//!   ALLOW not match and a DENY match. An `…IfExists` operator holds where its key is missing
+//!   (or holds a list or an object, which conditions do not see), and otherwise tests as its
+//!   plain form.
 //! - The subject acts with its teams: those its request names, and those the engine holds as
 //!   listing it ([`Engine::put_team`]). A team's members are exact subjects, not wildcards,
 //!   and teams are one level: a team listed in another passes that one to none of its members.
@@ -17,7 +19,8 @@
 //!   subject or one of its teams exactly, or by a wildcard (`*`, `user:*`, `team:ldap:*`);
 //!   an action pattern (inline, or a [`Role`]'s) matches the action by the §2.6 forms; a
 //!   resource pattern matches the resource (`*` everything, `a:*` what lies below `a` but not
-//!   `a`, `${a2:username}` the checking user's name).
+//!   `a`, `${a2:username}` the checking user's name); and its conditions, every one, hold on
+//!   the check's [`Context`] (failing closed as above).
 //! - Tenants scope IAM v2 statements: the authorized tenants are those of matching ALLOWs
 //!   minus those of matching DENYs, `*` standing for every tenant. A check that names a tenant
 //!   is allowed when that tenant is authorized; one that names none, when any is (a `*` that
@@ -29,6 +32,11 @@
 //!   team), directly or through an [`OrgRole`]; their actions are `view`, `create`, `update`,
 //!   `delete` (`any` is all four), their resources API path patterns (`*` one segment, `**` one
 //!   or more), and their conditions test the check's [`Context`].
+//!
+//! Searches ([`Engine::subject_candidates`], [`Engine::resource_candidates`],
+//! [`Engine::action_candidates`]) run the IAM v2 rules backwards, from the indexes: they answer
+//! candidates, which every entity the rules allow lies among, for the caller to confirm each by
+//! a check.
 //!
 //! No IO, no async and no protobuf: the service feeds it from its typed state and asks it
 //! questions, so it can be tested exhaustively and measured alone.
@@ -42,7 +50,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use condition::{Operator, Value, readable};
-pub use index::Engine;
+pub use index::{ActionCandidates, Engine, ResourceCandidates, SubjectCandidates};
 pub use path::path_pattern;
 
 /// What a statement does when it matches.
@@ -71,6 +79,8 @@ pub struct Statement {
     pub resources: Vec<String>,
     /// The tenants it applies to; `*` is every tenant, none is no tenant.
     pub tenants: Vec<String>,
+    /// Every one must hold, as a definition's must; none always hold.
+    pub conditions: Vec<Condition>,
 }
 
 /// An IAM v2 role: a named set of action patterns.
@@ -125,7 +135,7 @@ pub struct Test {
     pub value: String,
 }
 
-/// One element of `conditionsAll`.
+/// One element of `conditionsAll`, of an organization definition or an IAM v2 statement.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Condition {
     pub quantifier: Quantifier,

@@ -5,6 +5,9 @@
 //! Vocabularies are small so that members, actions, resources, tenants, organizations and
 //! conditions collide often: most cases hold matches, denies and near misses. The
 //! `generators_reach_every_rule` test keeps that true.
+//!
+//! Searches are held to the same evaluator: every probed entity it allows is among the
+//! candidates, and every candidate is one an ALLOW matches but for its tenants and conditions.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -182,11 +185,14 @@ const VARIABLE: &str = "${a2:username}";
 /// The request subject, its request teams, and the teams that list the subject among their
 /// members (exactly; one level).
 fn subjects<'a>(world: &'a World, req: &'a Req) -> Vec<&'a str> {
-    let mut out = vec![req.subject];
-    out.extend(req.teams.iter().map(String::as_str));
-    out.extend(
-        world.teams.iter().filter(|(_, members)| members.iter().any(|m| m == req.subject)).map(|(t, _)| t.as_str()),
-    );
+    acting(world, req.subject, &req.teams)
+}
+
+/// `subject`, `teams`, and the teams that list `subject` among their members.
+fn acting<'a>(world: &'a World, subject: &'a str, teams: &'a [String]) -> Vec<&'a str> {
+    let mut out = vec![subject];
+    out.extend(teams.iter().map(String::as_str));
+    out.extend(world.teams.iter().filter(|(_, members)| members.iter().any(|m| m == subject)).map(|(t, _)| t.as_str()));
     out
 }
 
@@ -273,6 +279,9 @@ fn iam_failures(world: &World, statement: &Statement, req: &Req) -> Vec<Criterio
     }
     if !tenant_applies(&statement.tenants, req.tenant) {
         failed.push(Criterion::Tenant);
+    }
+    if !conditions_let_match(statement.effect, &statement.conditions, &req.context) {
+        failed.push(Criterion::Condition);
     }
     failed
 }
@@ -390,11 +399,52 @@ fn bool_of(value: &Value) -> Option<bool> {
     }
 }
 
-/// One test: `Some(holds)`, or `None` when it cannot be evaluated.
+/// An operator's plain form, and whether it was its `…IfExists` form.
+fn naive_form(operator: Operator) -> (Operator, bool) {
+    use Operator::*;
+    match operator {
+        StringEqualsIfExists => (StringEquals, true),
+        StringNotEqualsIfExists => (StringNotEquals, true),
+        StringLikeIfExists => (StringLike, true),
+        NumericEqualsIfExists => (NumericEquals, true),
+        NumericLessThanIfExists => (NumericLessThan, true),
+        NumericGreaterThanIfExists => (NumericGreaterThan, true),
+        BoolIfExists => (Bool, true),
+        IpAddressIfExists => (IpAddress, true),
+        DateBeforeIfExists => (DateBefore, true),
+        DateAfterIfExists => (DateAfter, true),
+        plain => (plain, false),
+    }
+}
+
+/// Whether a plain operator reads its operand.
+fn operand_readable(operator: Operator, want: &str) -> bool {
+    match operator {
+        Operator::StringEquals | Operator::StringNotEquals | Operator::StringLike => true,
+        Operator::NumericEquals | Operator::NumericLessThan | Operator::NumericGreaterThan => {
+            read_number(want).is_some()
+        }
+        Operator::Bool => read_bool(want).is_some(),
+        Operator::IpAddress => read_block(want).is_some(),
+        Operator::DateBefore | Operator::DateAfter => read_date(want).is_some(),
+        other => unreachable!("{other:?} is no plain form"),
+    }
+}
+
+/// One test: `Some(holds)`, or `None` when it cannot be evaluated. An unreadable operand
+/// never holds; a missing key, or a list or an object, holds for `…IfExists` and cannot be
+/// evaluated otherwise; a present value is tested by the plain form.
 fn test_outcome(test: &Test, context: &Context) -> Option<bool> {
-    let have = context.get(&test.key)?;
+    let (operator, if_exists) = naive_form(test.operator);
     let want = test.value.as_str();
-    Some(match test.operator {
+    if !operand_readable(operator, want) {
+        return None;
+    }
+    let have = match context.get(&test.key) {
+        None | Some(Value::Composite) => return if_exists.then_some(true),
+        Some(have) => have,
+    };
+    Some(match operator {
         Operator::StringEquals => text_of(have)? == want,
         Operator::StringNotEquals => text_of(have)? != want,
         Operator::StringLike => {
@@ -412,6 +462,7 @@ fn test_outcome(test: &Test, context: &Context) -> Option<bool> {
         }
         Operator::DateBefore => read_date(text_of(have)?)? < read_date(want)?,
         Operator::DateAfter => read_date(text_of(have)?)? > read_date(want)?,
+        other => unreachable!("{other:?} is no plain form"),
     })
 }
 
@@ -434,8 +485,8 @@ fn conditions_outcome(conditions: &[Condition], context: &Context) -> Option<boo
 }
 
 /// Fail closed: an unevaluable ALLOW does not match, an unevaluable DENY does.
-fn conditions_let_match(definition: &Definition, context: &Context) -> bool {
-    conditions_outcome(&definition.conditions, context).unwrap_or(definition.effect == Effect::Deny)
+fn conditions_let_match(effect: Effect, conditions: &[Condition], context: &Context) -> bool {
+    conditions_outcome(conditions, context).unwrap_or(effect == Effect::Deny)
 }
 
 /// The organization criteria a definition of organization `org` fails.
@@ -451,7 +502,7 @@ fn org_failures(definition: &Definition, org: &str, req: &Req) -> Vec<Criterion>
     if !req.resource.starts_with('/') || !definition.resources.iter().any(|p| path_matches(p, req.resource)) {
         failed.push(Criterion::Resource);
     }
-    if !conditions_let_match(definition, &req.context) {
+    if !conditions_let_match(definition.effect, &definition.conditions, &req.context) {
         failed.push(Criterion::Condition);
     }
     failed
@@ -520,7 +571,7 @@ fn naive_check(world: &World, req: &Req) -> Decision {
             for (index, definition) in policy.definitions.iter().enumerate() {
                 let matches = definition.actions.iter().any(|a| org_action_covers(*a, action))
                     && definition.resources.iter().any(|p| path_matches(p, req.resource))
-                    && conditions_let_match(definition, &req.context);
+                    && conditions_let_match(definition.effect, &definition.conditions, &req.context);
                 if matches {
                     record(org_match(id, index, &policy.organization, definition.effect), vec!["*".to_string()]);
                 }
@@ -579,6 +630,19 @@ fn naive_explain(world: &World, req: &Req) -> Explanation {
         matches: matches.into_iter().collect(),
         near_misses: near.into_iter().take(MAX_NEAR_MISSES).collect(),
     }
+}
+
+/// Whether an IAM v2 ALLOW matches but for its tenants and conditions (no DENY taking it
+/// away): what every search candidate must come from.
+fn an_allow_matches(world: &World, subject: &str, teams: &[String], action: &str, resource: &str) -> bool {
+    let subjects = acting(world, subject, teams);
+    world.policies.values().filter(|policy| any_member_matches(&policy.members, &subjects)).any(|policy| {
+        policy.statements.iter().any(|statement| {
+            statement.effect == Effect::Allow
+                && statement_actions(world, statement).iter().any(|p| action_matches(p, action))
+                && statement.resources.iter().any(|p| resource_matches(p, resource, subject))
+        })
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -674,7 +738,15 @@ static WIDE: Vocab = Vocab {
         "team:ldap:eng",
         "tls:service:svc:cn1",
     ],
-    actions: &["iam:users:get", "iam:users:list", "iam:policies:get", "infra:nodes:get", "infra:nodes:delete"],
+    // `myapp:Doc:v1.read` as OpenID AuthZEN names actions: upper case, digits and `.`.
+    actions: &[
+        "iam:users:get",
+        "iam:users:list",
+        "iam:policies:get",
+        "infra:nodes:get",
+        "infra:nodes:delete",
+        "myapp:Doc:v1.read",
+    ],
     org_actions: &["view", "create", "update", "delete"],
     action_patterns: &[
         "*",
@@ -696,6 +768,10 @@ static WIDE: Vocab = Vocab {
         "infra:nodes:get",
         "infra:nodes:delete",
         "view",
+        "myapp:Doc:v1.read",
+        "myapp:*:v1.read",
+        "myapp:Doc:*",
+        "*:v1.read",
     ],
     resources: &[
         "iam",
@@ -799,7 +875,8 @@ const ASSIGNMENT_IDS: &[&str] = &["a0", "a1", "a2", "a3"];
 /// Keys contexts hold, `k1` most often.
 const CONTEXT_KEYS: &[&str] = &["k1", "k1", "k2", "k3"];
 /// Keys tests name: `k4` is in no context.
-const TEST_KEYS: &[&str] = &["k1", "k1", "k1", "k2", "k2", "k3", "k4"];
+const TEST_KEYS: &[&str] = &["k1", "k1", "k1", "k2", "k2", "k3", ABSENT_KEY];
+const ABSENT_KEY: &str = "k4";
 // Instants apart by less than a microsecond (`…00.0000001Z` against `…00Z`) are among them:
 // the rules compare instants as RFC 3339 writes them, to the nanosecond.
 const CONTEXT_STRINGS: &[&str] = &[
@@ -898,13 +975,16 @@ fn statement(v: &'static Vocab) -> impl Strategy<Value = Statement> {
         sometimes(0.3, s(ROLE_REFS)),
         sometimes_default(0.08, vec(s(v.resource_patterns), 1..3)),
         sometimes_default(0.1, vec(s(v.tenants), 1..3)),
+        // Two statements in five hold conditions: more would leave too few near misses at the limit.
+        prop_oneof![3 => Just(Vec::new()), 2 => vec(statement_condition(), 1..3)],
     )
-        .prop_map(|(effect, actions, role, resources, tenants)| Statement {
+        .prop_map(|(effect, actions, role, resources, tenants, conditions)| Statement {
             effect,
             actions,
             role,
             resources,
             tenants,
+            conditions,
         })
 }
 
@@ -917,30 +997,45 @@ fn role(v: &'static Vocab) -> impl Strategy<Value = Role> {
     vec(s(v.action_patterns), 0..3).prop_map(|actions| Role { actions })
 }
 
+/// Every operator, plain forms first.
+const OPERATORS: &[Operator] = {
+    use Operator::*;
+    &[
+        StringEquals,
+        StringNotEquals,
+        StringLike,
+        NumericEquals,
+        NumericLessThan,
+        NumericGreaterThan,
+        Bool,
+        IpAddress,
+        DateBefore,
+        DateAfter,
+        StringEqualsIfExists,
+        StringNotEqualsIfExists,
+        StringLikeIfExists,
+        NumericEqualsIfExists,
+        NumericLessThanIfExists,
+        NumericGreaterThanIfExists,
+        BoolIfExists,
+        IpAddressIfExists,
+        DateBeforeIfExists,
+        DateAfterIfExists,
+    ]
+};
+
 fn operator() -> impl Strategy<Value = Operator> {
-    select(
-        &[
-            Operator::StringEquals,
-            Operator::StringNotEquals,
-            Operator::StringLike,
-            Operator::NumericEquals,
-            Operator::NumericLessThan,
-            Operator::NumericGreaterThan,
-            Operator::Bool,
-            Operator::IpAddress,
-            Operator::DateBefore,
-            Operator::DateAfter,
-        ][..],
-    )
+    select(OPERATORS)
 }
 
 fn operands(operator: Operator) -> &'static [&'static str] {
-    match operator {
+    match naive_form(operator).0 {
         Operator::StringEquals | Operator::StringNotEquals | Operator::StringLike => STRING_OPERANDS,
         Operator::NumericEquals | Operator::NumericLessThan | Operator::NumericGreaterThan => NUMBER_OPERANDS,
         Operator::Bool => BOOL_OPERANDS,
         Operator::IpAddress => IP_OPERANDS,
         Operator::DateBefore | Operator::DateAfter => DATE_OPERANDS,
+        other => unreachable!("{other:?} is no plain form"),
     }
 }
 
@@ -957,6 +1052,20 @@ fn test_strategy() -> impl Strategy<Value = Test> {
 fn condition() -> impl Strategy<Value = Condition> {
     (select(&[Quantifier::All, Quantifier::Any][..]), sometimes_default(0.1, vec(test_strategy(), 1..3)))
         .prop_map(|(quantifier, tests)| Condition { quantifier, tests })
+}
+
+/// An IAM v2 statement's condition: as a definition's, or (three times in four) one `…IfExists`
+/// test of the key no context holds, which holds; so that conditioned ALLOWs still grant often.
+fn statement_condition() -> impl Strategy<Value = Condition> {
+    let if_exists: Vec<Operator> = OPERATORS.iter().copied().filter(|o| naive_form(*o).1).collect();
+    let lenient = (select(if_exists), any::<prop::sample::Index>()).prop_map(|(operator, index)| {
+        // An operand no validation would store never holds, even where the key is missing.
+        let plain = naive_form(operator).0;
+        let readable: Vec<&str> = operands(plain).iter().copied().filter(|o| operand_readable(plain, o)).collect();
+        let test = Test { operator, key: ABSENT_KEY.into(), value: index.get(&readable).to_string() };
+        Condition { quantifier: Quantifier::All, tests: vec![test] }
+    });
+    prop_oneof![3 => lenient, 1 => condition()]
 }
 
 fn org_action_strategy() -> impl Strategy<Value = OrgAction> {
@@ -1158,11 +1267,12 @@ fn tenants_agree(engine: &Engine, req: &Req) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// How many cases each property runs: 230,000 in all.
+/// How many cases each property runs: 240,000 in all.
 const MAIN_CASES: u32 = 100_000;
 const INCREMENTAL_CASES: u32 = 20_000;
 const TEAM_CASES: u32 = 10_000;
 const CONDITION_CASES: u32 = 100_000;
+const SEARCH_CASES: u32 = 10_000;
 
 proptest! {
     #![proptest_config(config(MAIN_CASES))]
@@ -1207,13 +1317,33 @@ proptest! {
     }
 }
 
-/// An engine changed step by step against one built at once from the final state, and both
-/// against the naive evaluator.
+/// An engine changed step by step against one built at once from the final state, searches
+/// too, and both against the naive evaluator.
 fn same_as_fresh(engine: &Engine, fresh: &Engine, world: &World, req: &Req) -> Result<(), TestCaseError> {
     let request = req.request();
     prop_assert_eq!(engine.check(&request), fresh.check(&request), "incremental vs at once: {:#?}", req);
     prop_assert_eq!(engine.explain(&request), fresh.explain(&request), "incremental vs at once: {:#?}", req);
     prop_assert_eq!(engine.tenants(&request), fresh.tenants(&request), "incremental vs at once: {:#?}", req);
+    let (subject, teams, action, resource) = (req.subject, &req.teams, req.action, req.resource);
+    prop_assert_eq!(
+        engine.subject_candidates(action, resource),
+        fresh.subject_candidates(action, resource),
+        "subject search, incremental vs at once: {:#?}",
+        req
+    );
+    prop_assert_eq!(
+        engine.resource_candidates(subject, teams, action),
+        fresh.resource_candidates(subject, teams, action),
+        "resource search, incremental vs at once: {:#?}",
+        req
+    );
+    prop_assert_eq!(
+        engine.action_candidates(subject, teams, resource),
+        fresh.action_candidates(subject, teams, resource),
+        "action search, incremental vs at once: {:#?}",
+        req
+    );
+    // Searches of an engine built at once are held to the naive evaluator by their own property.
     agree(engine, world, req)?;
     agree(fresh, world, req)
 }
@@ -1297,6 +1427,167 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Searches: every entity a check allows is a candidate, and every candidate comes from an ALLOW
+// that matches but for its tenants and conditions.
+// ---------------------------------------------------------------------------------------------
+
+/// The users `${a2:username}` may stand for, beside the vocabularies' subjects: each provider's,
+/// for each name a resource holds.
+const PROBED_USERS: &[&str] = &[
+    "user:local:alice",
+    "user:ldap:alice",
+    "user:saml:alice",
+    "user:oidc:alice",
+    "user:local:bob",
+    "user:ldap:bob",
+    "user:saml:bob",
+    "user:oidc:bob",
+    "user:local:eng",
+    "user:oidc:eng",
+    "user:local:t1",
+    "user:saml:t1",
+];
+
+/// Concrete entries of some vocabularies' lists.
+fn concrete(lists: &[&'static [&'static str]]) -> BTreeSet<&'static str> {
+    lists
+        .iter()
+        .flat_map(|list| list.iter().copied())
+        .filter(|text| !text.contains('*') && !text.contains("${"))
+        .collect()
+}
+
+/// Every concrete subject a policy or a team names, and the users `${a2:username}` stands for.
+fn probed_subjects() -> BTreeSet<&'static str> {
+    let mut probes =
+        concrete(&[WIDE.subjects, WIDE.teams, WIDE.team_members, WIDE.members, NARROW.subjects, NARROW.teams]);
+    probes.extend(concrete(&[NARROW.team_members, NARROW.members, PROBED_USERS]));
+    probes
+}
+
+fn probed_resources() -> BTreeSet<&'static str> {
+    concrete(&[
+        WIDE.resources,
+        WIDE.paths,
+        WIDE.resource_patterns,
+        NARROW.resources,
+        NARROW.paths,
+        NARROW.resource_patterns,
+    ])
+}
+
+fn probed_actions() -> BTreeSet<&'static str> {
+    concrete(&[
+        WIDE.actions,
+        WIDE.org_actions,
+        WIDE.action_patterns,
+        NARROW.actions,
+        NARROW.org_actions,
+        NARROW.action_patterns,
+    ])
+}
+
+/// An entity a member or resource pattern (`*`, `a:*`) matches, that no vocabulary names.
+fn instance_below(pattern: &str) -> String {
+    format!("{}zz-probe", pattern.strip_suffix('*').unwrap_or(pattern))
+}
+
+/// A concrete action an action pattern (§2.6) matches, that no vocabulary names.
+fn action_instance(pattern: &str) -> String {
+    match pattern.split(':').collect::<Vec<_>>()[..] {
+        ["*"] => "zz:zz:zz".to_string(),
+        ["*", verb] => format!("zz:zz:{verb}"),
+        [service, "*"] => format!("{service}:zz:zz"),
+        _ => pattern.replace('*', "zz"),
+    }
+}
+
+/// The three searches of `req`'s entities. Sound: every probed entity that the naive
+/// evaluator allows (with the request's tenant and context, and no organization, whose
+/// definitions searches do not read) is covered; for subjects, checked with no request teams,
+/// which a subject search cannot know. Precise: every candidate, and an entity of every
+/// candidate pattern, is one an ALLOW matches but for its tenants and conditions.
+fn searches_agree(engine: &Engine, world: &World, req: &Req) -> Result<(), TestCaseError> {
+    let probe = |subject, teams: &[String], action, resource| Req {
+        subject,
+        teams: teams.to_vec(),
+        action,
+        resource,
+        organization: None,
+        ..req.clone()
+    };
+    let (subject, teams, action, resource) = (req.subject, req.teams.as_slice(), req.action, req.resource);
+
+    let found = engine.subject_candidates(action, resource);
+    for probed in probed_subjects() {
+        if naive_check(world, &probe(probed, &[], action, resource)).allowed {
+            prop_assert!(found.covers(probed), "subject search misses {}: {:?} for {:#?}", probed, found, req);
+        }
+    }
+    let instances = found.patterns.iter().map(|p| instance_below(p));
+    for candidate in found.subjects.iter().cloned().chain(instances) {
+        prop_assert!(
+            an_allow_matches(world, &candidate, &[], action, resource),
+            "subject search finds {} no ALLOW matches: {:?} for {:#?}",
+            candidate,
+            found,
+            req
+        );
+    }
+
+    let found = engine.resource_candidates(subject, teams, action);
+    for probed in probed_resources() {
+        if naive_check(world, &probe(subject, teams, action, probed)).allowed {
+            prop_assert!(found.covers(probed), "resource search misses {}: {:?} for {:#?}", probed, found, req);
+        }
+    }
+    let instances = found.patterns.iter().map(|p| instance_below(p));
+    for candidate in found.resources.iter().cloned().chain(instances) {
+        prop_assert!(
+            an_allow_matches(world, subject, teams, action, &candidate),
+            "resource search finds {} no ALLOW matches: {:?} for {:#?}",
+            candidate,
+            found,
+            req
+        );
+    }
+
+    let found = engine.action_candidates(subject, teams, resource);
+    for probed in probed_actions() {
+        if naive_check(world, &probe(subject, teams, probed, resource)).allowed {
+            prop_assert!(found.covers(probed), "action search misses {}: {:?} for {:#?}", probed, found, req);
+        }
+    }
+    let instances = found.patterns.iter().map(|p| action_instance(p));
+    for candidate in found.actions.iter().cloned().chain(instances) {
+        prop_assert!(
+            an_allow_matches(world, subject, teams, &candidate, resource),
+            "action search finds {} no ALLOW matches: {:?} for {:#?}",
+            candidate,
+            found,
+            req
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(SEARCH_CASES))]
+
+    /// A state built at once, then the searches of several checks' entities.
+    #[test]
+    fn searches_find_every_allowed_entity_and_only_what_allows_name(
+        (world, requests) in scenario(),
+        roles_first in any::<bool>(),
+    ) {
+        let engine = world.engine(roles_first);
+        for req in &requests {
+            searches_agree(&engine, &world, req)?;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The generators are worth running: they reach every rule often.
 // ---------------------------------------------------------------------------------------------
 
@@ -1323,6 +1614,23 @@ struct Coverage {
     tenants_none: usize,
     near: BTreeMap<String, usize>,
     truncated: usize,
+    /// IAM v2 statements with conditions: the reasons of an ALLOW and of a DENY.
+    conditioned_allows: usize,
+    conditioned_denies: usize,
+    /// A DENY that matched because its conditions could not be evaluated.
+    unevaluable_iam_denies: usize,
+    /// An `…IfExists` test of a statement or definition that held on a missing key, or on a
+    /// list or an object.
+    if_exists_missing: usize,
+    if_exists_composite: usize,
+    /// Searches' probes the naive evaluator allows, which the candidates must cover.
+    searched_subjects: usize,
+    /// Allowed only through a team the engine holds as listing the subject.
+    searched_subjects_by_team: usize,
+    /// Allowed only through a `${a2:username}` pattern.
+    searched_subjects_by_name: usize,
+    searched_resources: usize,
+    searched_actions: usize,
 }
 
 #[test]
@@ -1330,8 +1638,14 @@ fn generators_reach_every_rule() {
     let mut runner = TestRunner::new_with_rng(config(1), TestRng::deterministic_rng(RngAlgorithm::XorShift));
     let strategy = scenario();
     let mut seen = Coverage::default();
+    let (subjects, resources, actions) = (probed_subjects(), probed_resources(), probed_actions());
     for _ in 0..2_000 {
         let (world, requests) = strategy.new_tree(&mut runner).expect("a case").current();
+        let without_teams = World { teams: BTreeMap::new(), ..world.clone() };
+        let mut without_names = world.clone();
+        for statement in without_names.policies.values_mut().flat_map(|p| &mut p.statements) {
+            statement.resources.retain(|r| !r.contains(VARIABLE));
+        }
         for req in &requests {
             let e = naive_explain(&world, req);
             seen.checks += 1;
@@ -1398,6 +1712,55 @@ fn generators_reach_every_rule() {
                 .flat_map(|p| &p.definitions)
                 .any(|d| conditions_outcome(&d.conditions, &req.context).is_none());
             seen.unevaluable += usize::from(unevaluable);
+            for at in e.decision.reasons.iter().filter(|at| at.source == Source::Iam) {
+                let statement = &world.policies[&*at.policy].statements[at.statement];
+                if statement.conditions.is_empty() {
+                    continue;
+                }
+                match at.effect {
+                    Effect::Allow => seen.conditioned_allows += 1,
+                    Effect::Deny => seen.conditioned_denies += 1,
+                }
+                let unknown = conditions_outcome(&statement.conditions, &req.context).is_none();
+                seen.unevaluable_iam_denies += usize::from(at.effect == Effect::Deny && unknown);
+            }
+            let every_test = || {
+                let iam = world.policies.values().flat_map(|p| &p.statements).flat_map(|s| &s.conditions);
+                let org = world.org_policies.values().flat_map(|p| &p.definitions).flat_map(|d| &d.conditions);
+                iam.chain(org).flat_map(|c| &c.tests)
+            };
+            let if_exists_on = |kind: fn(Option<&Value>) -> bool| {
+                every_test().any(|test| {
+                    naive_form(test.operator).1
+                        && kind(req.context.get(&test.key))
+                        && test_outcome(test, &req.context) == Some(true)
+                })
+            };
+            seen.if_exists_missing += usize::from(if_exists_on(|value| value.is_none()));
+            seen.if_exists_composite += usize::from(if_exists_on(|value| value == Some(&Value::Composite)));
+            let bare = |subject, action, resource| Req {
+                subject,
+                teams: Vec::new(),
+                action,
+                resource,
+                organization: None,
+                ..req.clone()
+            };
+            for subject in &subjects {
+                let probe = bare(subject, req.action, req.resource);
+                if naive_check(&world, &probe).allowed {
+                    seen.searched_subjects += 1;
+                    seen.searched_subjects_by_team += usize::from(!naive_check(&without_teams, &probe).allowed);
+                    seen.searched_subjects_by_name += usize::from(!naive_check(&without_names, &probe).allowed);
+                }
+            }
+            let with_teams = |action, resource| Req { teams: req.teams.clone(), ..bare(req.subject, action, resource) };
+            for resource in &resources {
+                seen.searched_resources += usize::from(naive_check(&world, &with_teams(req.action, resource)).allowed);
+            }
+            for action in &actions {
+                seen.searched_actions += usize::from(naive_check(&world, &with_teams(action, req.resource)).allowed);
+            }
         }
     }
     println!("{seen:#?}");
@@ -1420,13 +1783,30 @@ fn generators_reach_every_rule() {
         ("authorized in every tenant but some", seen.tenants_all_but),
         ("authorized in some tenants", seen.tenants_some),
         ("authorized in none", seen.tenants_none),
+        ("conditioned IAM v2 ALLOW reasons", seen.conditioned_allows),
+        ("conditioned IAM v2 DENY reasons", seen.conditioned_denies),
+        ("IAM v2 DENYs matching by unevaluable conditions", seen.unevaluable_iam_denies),
+        ("…IfExists holding on a missing key", seen.if_exists_missing),
+        ("…IfExists holding on a list or an object", seen.if_exists_composite),
+        ("subjects a search must find", seen.searched_subjects),
+        ("… through a team the engine holds", seen.searched_subjects_by_team),
+        ("… through ${a2:username}", seen.searched_subjects_by_name),
+        ("resources a search must find", seen.searched_resources),
+        ("actions a search must find", seen.searched_actions),
     ] {
         assert!(count > enough, "{what}: {seen:#?}");
     }
     assert!(seen.truncated > seen.checks / 500, "near misses at the limit: {seen:#?}");
-    for kind in
-        ["iam Action", "iam Resource", "iam Tenant", "org Organization", "org Action", "org Resource", "org Condition"]
-    {
+    for kind in [
+        "iam Action",
+        "iam Resource",
+        "iam Tenant",
+        "iam Condition",
+        "org Organization",
+        "org Action",
+        "org Resource",
+        "org Condition",
+    ] {
         assert!(seen.near.get(kind).copied().unwrap_or(0) > enough, "{kind}: {seen:#?}");
     }
 }
@@ -1502,4 +1882,21 @@ fn naive_evaluator_reads_the_rules() {
     assert_eq!(t(Operator::Bool, "true", v("yes")), None);
     assert_eq!(t(Operator::StringEquals, "5", Value::Number(5.0)), None);
     assert_eq!(t(Operator::IpAddress, "10.0.0.0/8", v("::1")), Some(false));
+    assert_eq!(t(Operator::StringEqualsIfExists, "sms", Value::Composite), Some(true));
+    assert_eq!(t(Operator::StringEqualsIfExists, "sms", v("email")), Some(false));
+    assert_eq!(t(Operator::StringEqualsIfExists, "sms", Value::Null), None);
+    assert_eq!(t(Operator::Bool, "true", Value::Composite), None);
+    let missing = |operator, value: &str| {
+        test_outcome(&Test { operator, key: "missing".into(), value: value.into() }, &Context::new())
+    };
+    assert_eq!(missing(Operator::BoolIfExists, "true"), Some(true));
+    assert_eq!(missing(Operator::NumericEqualsIfExists, "ten"), None);
+    assert_eq!(missing(Operator::Bool, "true"), None);
+    assert_eq!(action_instance("*"), "zz:zz:zz");
+    assert_eq!(action_instance("*:get"), "zz:zz:get");
+    assert_eq!(action_instance("iam:*"), "iam:zz:zz");
+    assert_eq!(action_instance("iam:*:get"), "iam:zz:get");
+    assert_eq!(action_instance("iam:users:*"), "iam:users:zz");
+    assert_eq!(instance_below("user:local:*"), "user:local:zz-probe");
+    assert_eq!(instance_below("*"), "zz-probe");
 }

@@ -5,6 +5,7 @@
 //! Each `#[test]` is a table of cases on one topic; it runs every case and reports every one
 //! that fails, by name.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use iamd_engine::{
@@ -63,6 +64,7 @@ fn statement(effect: Effect, actions: &[&str], resources: &[&str], tenants: &[&s
         role: None,
         resources: strings(resources),
         tenants: strings(tenants),
+        conditions: Vec::new(),
     }
 }
 
@@ -76,6 +78,11 @@ fn deny(actions: &[&str], resources: &[&str], tenants: &[&str]) -> Statement {
 
 fn with_role(mut statement: Statement, role: &str) -> Statement {
     statement.role = Some(role.into());
+    statement
+}
+
+fn with_conditions(mut statement: Statement, conditions: Vec<Condition>) -> Statement {
+    statement.conditions = conditions;
     statement
 }
 
@@ -656,6 +663,25 @@ fn actions_match_by_every_shape() {
         ("iam:users:get", "iam:policies:get", false),
         ("view", "view", true),
         ("view", "update", false),
+        // OpenID AuthZEN's names: upper case, digits, `_`, `-` and `.` are ordinary characters.
+        ("authzen:record:can_read_todos", "authzen:record:can_read_todos", true),
+        ("authzen:record:can_read_todos", "authzen:record:can_read_todo", false),
+        ("authzen:*", "authzen:record:can_read_todos", true),
+        ("authzen:record:*", "authzen:record:can_read_todos", true),
+        ("authzen:*:can_read_todos", "authzen:record:can_read_todos", true),
+        ("*:can_read_todos", "authzen:record:can_read_todos", true),
+        ("myapp:Doc:v1.read", "myapp:Doc:v1.read", true),
+        ("myapp:Doc:*", "myapp:Doc:v1.read", true),
+        ("myapp:*:v1.read", "myapp:Doc:v1.read", true),
+        ("*:v1.read", "myapp:Doc:v1.read", true),
+        ("my-app.v2:*", "my-app.v2:T_1:x", true),
+        // Case matters, and `.` is no wildcard.
+        ("myapp:doc:*", "myapp:Doc:v1.read", false),
+        ("Myapp:*", "myapp:Doc:v1.read", false),
+        ("*:v1.read", "myapp:Doc:v1-read", false),
+        ("*:v1.read", "myapp:Doc:v1xread", false),
+        ("myapp:Doc:v1.read", "myapp:Doc:v1.reads", false),
+        ("myapp:*:v1.read", "myapp:Doc:v1.write", false),
     ];
     let mut cases: Vec<Case> = rows
         .iter()
@@ -1052,6 +1078,7 @@ fn the_authorized_tenants_are_those_allowed_minus_those_denied() {
         vec![org_policy("op1", "o1", vec![definition]), assign("a1", "o1", ALICE, &[], &["op1"])]
     };
     let view = || org_check("view", "/a/b");
+    let sms = || vec![all(vec![test(Operator::StringEquals, "channel", "sms")])];
     run_tenants(vec![
         tenants_case("nothing stored: none", vec![], get(), Only(&[])),
         tenants_case("an ALLOW of t1 and t2: those", vec![p("p1", a(&["t2", "t1"]))], get(), Only(&["t1", "t2"])),
@@ -1126,6 +1153,42 @@ fn the_authorized_tenants_are_those_allowed_minus_those_denied() {
             "through a team that lists the subject",
             vec![iam("p1", &["team:local:eng"], vec![a(&["t1"])]), team("team:local:eng", &[ALICE])],
             get(),
+            Only(&["t1"]),
+        ),
+        tenants_case(
+            "a conditioned ALLOW of t1 whose condition holds: t1",
+            vec![p("p1", with_conditions(a(&["t1"]), sms()))],
+            get().with("channel", text("sms")),
+            Only(&["t1"]),
+        ),
+        tenants_case(
+            "a conditioned ALLOW of * whose condition fails: none",
+            vec![p("p1", with_conditions(a(&["*"]), sms()))],
+            get().with("channel", text("email")),
+            Only(&[]),
+        ),
+        tenants_case(
+            "a conditioned ALLOW of * that cannot be evaluated: none",
+            vec![p("p1", with_conditions(a(&["*"]), sms()))],
+            get(),
+            Only(&[]),
+        ),
+        tenants_case(
+            "an ALLOW of *, a conditioned DENY of t1 that cannot be evaluated: every tenant but t1",
+            vec![p("p1", a(&["*"])), p("p2", with_conditions(d(&["t1"]), sms()))],
+            get(),
+            AllBut(&["t1"]),
+        ),
+        tenants_case(
+            "an ALLOW of *, a conditioned DENY of * whose condition fails: every tenant",
+            vec![p("p1", a(&["*"])), p("p2", with_conditions(d(&["*"]), sms()))],
+            get().with("channel", text("email")),
+            AllBut(&[]),
+        ),
+        tenants_case(
+            "an ALLOW of t1 and t2, a conditioned DENY of t2 whose condition holds: t1",
+            vec![p("p1", a(&["t1", "t2"])), p("p2", with_conditions(d(&["t2"]), sms()))],
+            get().with("channel", text("sms")),
             Only(&["t1"]),
         ),
         tenants_case("an organization ALLOW: every tenant", org(org_allow(ALL, &["/**"])), view(), AllBut(&[])),
@@ -1513,15 +1576,45 @@ fn condition_cases(name: &str, conditions: Vec<Condition>, check: Check, outcome
     ]
 }
 
+/// The same for an IAM v2 statement: an ALLOW holding the conditions grants only when they
+/// hold; a DENY holding them (beside an ALLOW of everything) denies when they hold and when
+/// they cannot be evaluated; and the authorized tenants agree.
+fn iam_condition_cases(name: &str, conditions: Vec<Condition>, check: Check, outcome: Outcome) -> Vec<Case> {
+    let conditioned = |effect: Effect| with_conditions(statement(effect, &["*"], &["*"], &["t1"]), conditions.clone());
+    let allowing = vec![iam("p1", &[ALICE], vec![conditioned(Allow)])];
+    let denying = vec![iam("p1", &[ALICE], vec![allow(&["*"], &["*"], &["*"]), conditioned(Deny)])];
+    let explained = |effect: Effect, matched: bool| {
+        let at = iam_at("p1", usize::from(effect == Deny), effect);
+        if matched { (vec![at], vec![]) } else { (vec![], vec![near(at, Criterion::Condition)]) }
+    };
+    let (allow_matches, allow_near) = explained(Allow, outcome == Outcome::Holds);
+    let (mut deny_matches, deny_near) = explained(Deny, outcome != Outcome::Fails);
+    deny_matches.insert(0, iam_at("p1", 0, Allow));
+    vec![
+        case(format!("IAM v2 ALLOW if {name}: {outcome:?}"), allowing, check.clone(), outcome == Outcome::Holds)
+            .matches(allow_matches)
+            .near_misses(allow_near),
+        case(format!("IAM v2 DENY if {name}: {outcome:?}"), denying, check, outcome == Outcome::Fails)
+            .matches(deny_matches)
+            .near_misses(deny_near),
+    ]
+}
+
+/// Each row on both surfaces: an organization definition's conditions, and an IAM v2
+/// statement's.
 fn one_test_cases(rows: &[(Operator, &str, Option<Value>, Outcome)]) -> Vec<Case> {
     rows.iter()
         .flat_map(|(operator, operand, value, outcome)| {
-            let mut check = org_check("update", "/a/b");
+            let (mut org, mut iam) = (org_check("update", "/a/b"), get());
             if let Some(value) = value {
-                check = check.with("k", value.clone());
+                org = org.with("k", value.clone());
+                iam = iam.with("k", value.clone());
             }
             let name = format!("{operator:?} {operand:?} against {value:?}");
-            condition_cases(&name, vec![all(vec![test(*operator, "k", operand)])], check, *outcome)
+            let conditions = vec![all(vec![test(*operator, "k", operand)])];
+            let mut cases = condition_cases(&name, conditions.clone(), org, *outcome);
+            cases.extend(iam_condition_cases(&name, conditions, iam, *outcome));
+            cases
         })
         .collect()
 }
@@ -1632,6 +1725,75 @@ fn each_condition_operator_holds_fails_or_cannot_be_evaluated() {
     run(one_test_cases(&rows));
 }
 
+/// `…IfExists`: holds where the key is missing, or holds a list or an object (which conditions
+/// do not see); elsewhere tests as the plain form, unreadable values unknown as ever.
+#[test]
+fn if_exists_operators_hold_where_the_key_is_missing() {
+    use Operator::*;
+    use Outcome::*;
+    let n = Value::Number;
+    let rows: Vec<(Operator, &str, Option<Value>, Outcome)> = vec![
+        (StringEqualsIfExists, "sms", None, Holds),
+        (StringEqualsIfExists, "sms", Some(Value::Composite), Holds),
+        (StringEqualsIfExists, "sms", Some(text("sms")), Holds),
+        (StringEqualsIfExists, "sms", Some(text("SMS")), Fails),
+        (StringEqualsIfExists, "5", Some(n(5.0)), Unknown),
+        // `null` is a value, not a missing key.
+        (StringEqualsIfExists, "sms", Some(Value::Null), Unknown),
+        (StringNotEqualsIfExists, "sms", None, Holds),
+        (StringNotEqualsIfExists, "sms", Some(text("email")), Holds),
+        (StringNotEqualsIfExists, "sms", Some(text("sms")), Fails),
+        (StringNotEqualsIfExists, "sms", Some(Value::Bool(false)), Unknown),
+        (StringLikeIfExists, "s*x", None, Holds),
+        (StringLikeIfExists, "s*x", Some(text("smsx")), Holds),
+        (StringLikeIfExists, "s*x", Some(text("sms")), Fails),
+        (StringLikeIfExists, "*", Some(Value::Null), Unknown),
+        (NumericEqualsIfExists, "10", None, Holds),
+        (NumericEqualsIfExists, "10", Some(Value::Composite), Holds),
+        (NumericEqualsIfExists, "10", Some(text("10.0")), Holds),
+        (NumericEqualsIfExists, "10", Some(n(11.0)), Fails),
+        (NumericEqualsIfExists, "10", Some(text("ten")), Unknown),
+        (NumericEqualsIfExists, "10", Some(n(f64::NAN)), Unknown),
+        // An operand validation would refuse never holds, not even where the key is missing.
+        (NumericEqualsIfExists, "ten", None, Unknown),
+        (NumericLessThanIfExists, "10", None, Holds),
+        (NumericLessThanIfExists, "10", Some(n(5.0)), Holds),
+        (NumericLessThanIfExists, "10", Some(n(10.0)), Fails),
+        (NumericGreaterThanIfExists, "10", None, Holds),
+        (NumericGreaterThanIfExists, "10", Some(n(11.0)), Holds),
+        (NumericGreaterThanIfExists, "10", Some(n(9.0)), Fails),
+        (NumericGreaterThanIfExists, "10", Some(Value::Bool(true)), Unknown),
+        (BoolIfExists, "true", None, Holds),
+        (BoolIfExists, "true", Some(Value::Composite), Holds),
+        (BoolIfExists, "true", Some(Value::Bool(true)), Holds),
+        (BoolIfExists, "true", Some(text("true")), Holds),
+        (BoolIfExists, "false", Some(text("false")), Holds),
+        (BoolIfExists, "true", Some(Value::Bool(false)), Fails),
+        (BoolIfExists, "true", Some(text("false")), Fails),
+        (BoolIfExists, "true", Some(text("yes")), Unknown),
+        (BoolIfExists, "true", Some(n(1.0)), Unknown),
+        (BoolIfExists, "yes", None, Unknown),
+        (IpAddressIfExists, "10.0.0.0/8", None, Holds),
+        (IpAddressIfExists, "10.0.0.0/8", Some(text("10.1.2.3")), Holds),
+        (IpAddressIfExists, "10.0.0.0/8", Some(text("11.1.2.3")), Fails),
+        (IpAddressIfExists, "10.0.0.0/8", Some(text("x")), Unknown),
+        (IpAddressIfExists, "10.0.0.0/33", None, Unknown),
+        (DateBeforeIfExists, "2026-01-01T00:00:00Z", None, Holds),
+        (DateBeforeIfExists, "2026-01-01T00:00:00Z", Some(text("2025-12-31T23:59:59Z")), Holds),
+        (DateBeforeIfExists, "2026-01-01T00:00:00Z", Some(text("2026-01-01T00:00:00Z")), Fails),
+        (DateBeforeIfExists, "2026-01-01T00:00:00Z", Some(text("tomorrow")), Unknown),
+        (DateAfterIfExists, "2026-01-01T00:00:00Z", None, Holds),
+        (DateAfterIfExists, "2026-01-01T00:00:00Z", Some(Value::Composite), Holds),
+        (DateAfterIfExists, "2026-01-01T00:00:00Z", Some(text("2026-01-01T00:00:00.0000001Z")), Holds),
+        (DateAfterIfExists, "2026-01-01T00:00:00Z", Some(text("2025-12-31T23:59:59Z")), Fails),
+        (DateAfterIfExists, "2026-01-01T00:00:00Z", Some(Value::Null), Unknown),
+        // A plain operator on a list or an object: as on a missing key.
+        (StringEquals, "sms", Some(Value::Composite), Unknown),
+        (Bool, "true", Some(Value::Composite), Unknown),
+    ];
+    run(one_test_cases(&rows));
+}
+
 /// RFC 3339 instants may carry nanoseconds; the rules compare the instants
 /// (`ctx > value`, `ctx < value`), not their microseconds (which the engine once did).
 #[test]
@@ -1653,7 +1815,9 @@ fn conditions_combine_and_fail_closed() {
     let ctx = || update().with("a", text("1")).with("b", text("3"));
     let mut cases = Vec::new();
     let mut add = |name: &str, conditions: Vec<Condition>, check: Check, outcome: Outcome| {
-        cases.extend(condition_cases(name, conditions, check, outcome));
+        let iam = Check { action: "iam:users:get", resource: "iam:users:alice", organization: None, ..check.clone() };
+        cases.extend(condition_cases(name, conditions.clone(), check, outcome));
+        cases.extend(iam_condition_cases(name, conditions, iam, outcome));
     };
     add("no conditions", vec![], update(), Outcome::Holds);
     add("all of two, both hold", vec![all(vec![eq("a", "1"), eq("b", "3")])], ctx(), Outcome::Holds);
@@ -1708,6 +1872,32 @@ fn conditions_combine_and_fail_closed() {
         "keys are verbatim: no nesting",
         vec![all(vec![eq("request.channel", "sms")])],
         update().with("request", Value::Composite),
+        Outcome::Unknown,
+    );
+    let present = |key: &str| test(Operator::StringEqualsIfExists, key, "1");
+    add(
+        "an `…IfExists` test of a missing key, under `all`",
+        vec![all(vec![present("missing")])],
+        ctx(),
+        Outcome::Holds,
+    );
+    add(
+        "an `…IfExists` test of a missing key beside one that fails, under `any`",
+        vec![any(vec![present("missing"), eq("b", "2")])],
+        ctx(),
+        Outcome::Holds,
+    );
+    add(
+        "an `…IfExists` test of a missing key beside one that fails, under `all`",
+        vec![all(vec![present("missing"), eq("b", "2")])],
+        ctx(),
+        Outcome::Fails,
+    );
+    add("an `…IfExists` test of a present key is the plain one", vec![all(vec![present("b")])], ctx(), Outcome::Fails);
+    add(
+        "an `…IfExists` test holds, a plain one of a missing key still fails closed",
+        vec![all(vec![present("missing")]), all(vec![eq("missing", "1")])],
+        ctx(),
         Outcome::Unknown,
     );
     run(cases);
@@ -1814,6 +2004,60 @@ fn near_misses_name_the_one_criterion_that_failed() {
             false,
         )
         .near_misses(vec![near(at(), Criterion::Action)]),
+        case(
+            "IAM v2: the condition alone fails",
+            vec![one(with_conditions(fits(), condition()))],
+            get().with("channel", text("email")),
+            false,
+        )
+        .matches(vec![])
+        .near_misses(vec![near(at(), Criterion::Condition)]),
+        case(
+            "IAM v2: an ALLOW's condition that cannot be evaluated",
+            vec![one(with_conditions(fits(), condition()))],
+            get(),
+            false,
+        )
+        .near_misses(vec![near(at(), Criterion::Condition)]),
+        case(
+            "IAM v2: a condition that holds is a match",
+            vec![one(with_conditions(fits(), condition()))],
+            get().with("channel", text("sms")),
+            true,
+        )
+        .matches(vec![at()])
+        .near_misses(vec![]),
+        case(
+            "IAM v2: a DENY's condition that cannot be evaluated matches",
+            vec![one(with_conditions(deny(&["iam:users:get"], &["iam:users:alice"], &["t1"]), condition()))],
+            get(),
+            false,
+        )
+        .reasons(vec![iam_at("p1", 0, Deny)])
+        .matches(vec![iam_at("p1", 0, Deny)])
+        .near_misses(vec![]),
+        case(
+            "IAM v2: a DENY's condition that fails",
+            vec![one(with_conditions(deny(&["iam:users:get"], &["iam:users:alice"], &["t1"]), condition()))],
+            get().with("channel", text("email")),
+            false,
+        )
+        .reasons(vec![])
+        .near_misses(vec![near(iam_at("p1", 0, Deny), Criterion::Condition)]),
+        case(
+            "IAM v2: the condition and the action failed is no near miss",
+            vec![one(with_conditions(allow(&["iam:users:list"], &["iam:users:alice"], &["t1"]), condition()))],
+            get().with("channel", text("email")),
+            false,
+        )
+        .near_misses(vec![]),
+        case(
+            "IAM v2: the condition and the tenant failed is no near miss",
+            vec![one(with_conditions(allow(&["iam:users:get"], &["iam:users:alice"], &["t2"]), condition()))],
+            get(),
+            false,
+        )
+        .near_misses(vec![]),
         case(
             "IAM v2: a near-missing DENY, and the matching ALLOW",
             vec![iam("p1", &[ALICE], vec![fits(), deny(&["iam:users:get"], &["iam:users:alice"], &["t2"])])],
@@ -1979,5 +2223,550 @@ fn near_misses_stop_at_the_limit() {
             true,
         )
         .matches(IDS.iter().map(|id| iam_at(id, 0, Allow)).collect()),
+    ]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Searches: candidates from the IAM v2 ALLOWs.
+// ---------------------------------------------------------------------------------------------
+
+/// The candidates a search answers: concrete entities, and patterns.
+type Found = (BTreeSet<String>, BTreeSet<String>);
+
+/// One row of a search table: a state, a search of it, and what it must find.
+struct SearchCase {
+    name: String,
+    ops: Vec<Op>,
+    search: Box<dyn Fn(&Engine) -> Found>,
+    concrete: &'static [&'static str],
+    patterns: &'static [&'static str],
+}
+
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Who may do `action` on `resource`.
+fn subjects_of(
+    name: &str,
+    ops: Vec<Op>,
+    (action, resource): (&'static str, &'static str),
+    subjects: &'static [&'static str],
+    patterns: &'static [&'static str],
+) -> SearchCase {
+    let search = Box::new(move |engine: &Engine| {
+        let found = engine.subject_candidates(action, resource);
+        (found.subjects, found.patterns)
+    });
+    SearchCase { name: name.into(), ops, search, concrete: subjects, patterns }
+}
+
+/// What `subject`, with `teams`, may do `action` on.
+fn resources_of(
+    name: &str,
+    ops: Vec<Op>,
+    (subject, teams, action): (&'static str, &'static [&'static str], &'static str),
+    resources: &'static [&'static str],
+    patterns: &'static [&'static str],
+) -> SearchCase {
+    let search = Box::new(move |engine: &Engine| {
+        let found = engine.resource_candidates(subject, &strings(teams), action);
+        (found.resources, found.patterns)
+    });
+    SearchCase { name: name.into(), ops, search, concrete: resources, patterns }
+}
+
+/// What `subject`, with `teams`, may do on `resource`.
+fn actions_of(
+    name: &str,
+    ops: Vec<Op>,
+    (subject, teams, resource): (&'static str, &'static [&'static str], &'static str),
+    actions: &'static [&'static str],
+    patterns: &'static [&'static str],
+) -> SearchCase {
+    let search = Box::new(move |engine: &Engine| {
+        let found = engine.action_candidates(subject, &strings(teams), resource);
+        (found.actions, found.patterns)
+    });
+    SearchCase { name: name.into(), ops, search, concrete: actions, patterns }
+}
+
+fn run_search(cases: Vec<SearchCase>) {
+    let mut failures = Vec::new();
+    for case in &cases {
+        let mut engine = Engine::new();
+        for op in &case.ops {
+            op.apply(&mut engine);
+        }
+        let (concrete, patterns) = (case.search)(&engine);
+        let mut wrong = Vec::new();
+        if concrete != set(case.concrete) {
+            wrong.push(format!("concrete: got {concrete:?}, want {:?}", case.concrete));
+        }
+        if patterns != set(case.patterns) {
+            wrong.push(format!("patterns: got {patterns:?}, want {:?}", case.patterns));
+        }
+        if !wrong.is_empty() {
+            failures.push(format!("- {}:\n    {}", case.name, wrong.join("\n    ")));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+const BOB: &str = "user:local:bob";
+const GET_ALICE: (&str, &str) = ("iam:users:get", "iam:users:alice");
+
+#[test]
+fn subject_search_finds_the_members_of_the_matching_allows() {
+    let grant = |members: &[&str], actions: &[&str], resources: &[&str]| {
+        iam("p1", members, vec![allow(actions, resources, &["t1"])])
+    };
+    let mine = || grant(&[ALICE], &["iam:users:get"], &["iam:users:alice"]);
+    let by_name = |members: &[&str]| grant(members, &["iam:users:get"], &["iam:users:${a2:username}"]);
+    let every_provider: &[&str] = &["user:ldap:alice", "user:local:alice", "user:oidc:alice", "user:saml:alice"];
+    run_search(vec![
+        subjects_of("nothing stored: none", vec![], GET_ALICE, &[], &[]),
+        subjects_of("an exact member", vec![mine()], GET_ALICE, &[ALICE], &[]),
+        subjects_of("another action: none", vec![mine()], ("iam:users:list", "iam:users:alice"), &[], &[]),
+        subjects_of("another resource: none", vec![mine()], ("iam:users:get", "iam:users:bob"), &[], &[]),
+        subjects_of("a removed policy: none", vec![mine(), Op::RemovePolicy("p1")], GET_ALICE, &[], &[]),
+        subjects_of(
+            "a DENY gives none, nor takes any away",
+            vec![
+                iam("p2", &[BOB], vec![deny(&["*"], &["*"], &["*"])]),
+                iam("p3", &[ALICE], vec![deny(&["*"], &["*"], &["*"])]),
+                mine(),
+            ],
+            GET_ALICE,
+            &[ALICE],
+            &[],
+        ),
+        subjects_of(
+            "every member of the policy, wildcards as patterns",
+            vec![grant(&[ALICE, "token:t1", "*", "user:local:*", "tls:service:svc:*"], &["*"], &["*"])],
+            GET_ALICE,
+            &[ALICE, "token:t1"],
+            &["*", "tls:service:svc:*", "user:local:*"],
+        ),
+        subjects_of(
+            "every matching statement's policy",
+            vec![mine(), iam("p2", &[BOB], vec![allow(&["iam:*"], &["iam:users:*"], &["*"])])],
+            GET_ALICE,
+            &[ALICE, BOB],
+            &[],
+        ),
+        subjects_of(
+            "tenants and conditions are left to the check",
+            vec![iam(
+                "p1",
+                &[ALICE],
+                vec![with_conditions(
+                    allow(&["iam:users:get"], &["iam:users:alice"], &[]),
+                    vec![all(vec![test(Operator::StringEquals, "channel", "sms")])],
+                )],
+            )],
+            GET_ALICE,
+            &[ALICE],
+            &[],
+        ),
+        subjects_of(
+            "by every action shape",
+            vec![
+                iam("p1", &["token:a"], vec![allow(&["*:get"], &["*"], &["*"])]),
+                iam("p2", &["token:b"], vec![allow(&["iam:*"], &["*"], &["*"])]),
+                iam("p3", &["token:c"], vec![allow(&["iam:*:get"], &["*"], &["*"])]),
+                iam("p4", &["token:d"], vec![allow(&["iam:users:*"], &["*"], &["*"])]),
+                iam("p5", &["token:e"], vec![allow(&["iam:users:list", "iam:*:list"], &["*"], &["*"])]),
+            ],
+            GET_ALICE,
+            &["token:a", "token:b", "token:c", "token:d"],
+            &[],
+        ),
+        subjects_of(
+            "by every resource shape",
+            vec![
+                iam("p1", &["token:a"], vec![allow(&["*"], &["iam:*"], &["*"])]),
+                iam("p2", &["token:b"], vec![allow(&["*"], &["iam:users:*"], &["*"])]),
+                iam("p3", &["token:c"], vec![allow(&["*"], &["iam:users"], &["*"])]),
+                iam("p4", &["token:d"], vec![allow(&["*"], &["iam:users:alice:*"], &["*"])]),
+                iam("p5", &["token:e"], vec![allow(&["*"], &["infra:*", "iam:users:alice"], &["*"])]),
+            ],
+            GET_ALICE,
+            &["token:a", "token:b", "token:e"],
+            &[],
+        ),
+        subjects_of(
+            "through a role, while it holds the action",
+            vec![role("r1", &["iam:users:*"]), iam("p1", &[ALICE], vec![with_role(allow(&[], &["*"], &["*"]), "r1")])],
+            GET_ALICE,
+            &[ALICE],
+            &[],
+        ),
+        subjects_of(
+            "through a removed role: none",
+            vec![
+                role("r1", &["iam:users:*"]),
+                iam("p1", &[ALICE], vec![with_role(allow(&[], &["*"], &["*"]), "r1")]),
+                Op::RemoveRole("r1"),
+            ],
+            GET_ALICE,
+            &[],
+            &[],
+        ),
+        subjects_of(
+            "a team member: the team, and the members the engine holds of it",
+            vec![grant(&["team:local:eng"], &["*"], &["*"]), team("team:local:eng", &[ALICE, BOB])],
+            GET_ALICE,
+            &[ALICE, BOB, "team:local:eng"],
+            &[],
+        ),
+        subjects_of(
+            "a team the engine does not hold: the team alone",
+            vec![grant(&["team:local:eng"], &["*"], &["*"]), team("team:local:ops", &[ALICE])],
+            GET_ALICE,
+            &["team:local:eng"],
+            &[],
+        ),
+        subjects_of(
+            "a wildcard member: the members of every team it matches",
+            vec![
+                grant(&["team:local:*"], &["*"], &["*"]),
+                team("team:local:eng", &[ALICE]),
+                team("team:local:ops", &["token:t1"]),
+                team("team:ldap:eng", &[BOB]),
+            ],
+            GET_ALICE,
+            &[ALICE, "token:t1"],
+            &["team:local:*"],
+        ),
+        subjects_of(
+            "teams are one level: a team's team, not its members",
+            vec![
+                grant(&["team:local:admins"], &["*"], &["*"]),
+                team("team:local:admins", &["team:local:eng"]),
+                team("team:local:eng", &[ALICE]),
+            ],
+            GET_ALICE,
+            &["team:local:admins", "team:local:eng"],
+            &[],
+        ),
+        subjects_of(
+            "a member who left the team is no longer one",
+            vec![
+                grant(&["team:local:eng"], &["*"], &["*"]),
+                team("team:local:eng", &[ALICE, BOB]),
+                team("team:local:eng", &[BOB]),
+            ],
+            GET_ALICE,
+            &[BOB, "team:local:eng"],
+            &[],
+        ),
+        subjects_of(
+            "${a2:username}: a wildcard member stands for the users of that name",
+            vec![by_name(&["user:*"])],
+            GET_ALICE,
+            every_provider,
+            &[],
+        ),
+        subjects_of(
+            "${a2:username}: `*` too, and no pattern",
+            vec![by_name(&["*", "token:t1", "team:local:eng"])],
+            GET_ALICE,
+            every_provider,
+            &[],
+        ),
+        subjects_of(
+            "${a2:username}: a provider's wildcard, that provider's user",
+            vec![by_name(&["user:ldap:*"])],
+            GET_ALICE,
+            &["user:ldap:alice"],
+            &[],
+        ),
+        subjects_of(
+            "${a2:username}: exact members of that name only",
+            vec![by_name(&[ALICE, BOB, "user:ldap:alicia"])],
+            GET_ALICE,
+            &[ALICE],
+            &[],
+        ),
+        subjects_of(
+            "${a2:username}: the users of that name a team lists",
+            vec![
+                by_name(&["team:local:eng"]),
+                team("team:local:eng", &[BOB, "user:ldap:alice"]),
+                team("team:local:ops", &[ALICE]),
+            ],
+            GET_ALICE,
+            &["user:ldap:alice"],
+            &[],
+        ),
+        subjects_of(
+            "${a2:username}: a resource no name fills: none",
+            vec![by_name(&["user:*"])],
+            ("iam:users:get", "iam:users:alice:keys"),
+            &[],
+            &[],
+        ),
+        subjects_of(
+            "${a2:username}: a prefix pattern names the user below it",
+            vec![grant(&["user:*"], &["*"], &["iam:users:${a2:username}:*"])],
+            ("iam:users:get", "iam:users:alice:keys"),
+            every_provider,
+            &[],
+        ),
+        subjects_of(
+            "${a2:username} twice: one name for both",
+            vec![grant(&["user:local:*"], &["*"], &["iam:${a2:username}:${a2:username}"])],
+            ("iam:users:get", "iam:alice:alice"),
+            &[ALICE],
+            &[],
+        ),
+        subjects_of(
+            "${a2:username} twice: two names, none",
+            vec![grant(&["user:local:*"], &["*"], &["iam:${a2:username}:${a2:username}"])],
+            ("iam:users:get", "iam:alice:bob"),
+            &[],
+            &[],
+        ),
+        subjects_of(
+            "${a2:username} beside a pattern that matches without it: every member",
+            vec![grant(&["user:*", BOB], &["*"], &["iam:users:${a2:username}", "iam:*"])],
+            GET_ALICE,
+            &[BOB],
+            &["user:*"],
+        ),
+        subjects_of(
+            "AuthZEN action names",
+            vec![grant(&[ALICE], &["authzen:record:*"], &["todo:1"])],
+            ("authzen:record:can_read_todos", "todo:1"),
+            &[ALICE],
+            &[],
+        ),
+        subjects_of(
+            "organization definitions take no part",
+            vec![org_policy("op1", "o1", vec![org_allow(ALL, &["/**"])]), assign("a1", "o1", ALICE, &[], &["op1"])],
+            ("view", "/a/b"),
+            &[],
+            &[],
+        ),
+    ]);
+}
+
+#[test]
+fn resource_search_finds_the_resources_of_the_reached_allows() {
+    let grant = |members: &[&str], actions: &[&str], resources: &[&str]| {
+        iam("p1", members, vec![allow(actions, resources, &["t1"])])
+    };
+    const GET: (&str, &[&str], &str) = (ALICE, &[], "iam:users:get");
+    run_search(vec![
+        resources_of("nothing stored: none", vec![], GET, &[], &[]),
+        resources_of(
+            "exact patterns as resources, `*` and prefixes as patterns",
+            vec![grant(&[ALICE], &["iam:users:get"], &["iam:users:alice", "iam:users", "iam:*", "*", "/a/b"])],
+            GET,
+            &["/a/b", "iam:users", "iam:users:alice"],
+            &["*", "iam:*"],
+        ),
+        resources_of(
+            "${a2:username} filled with the subject's name",
+            vec![grant(&["user:*"], &["*"], &["iam:users:${a2:username}", "iam:users:${a2:username}:*"])],
+            GET,
+            &["iam:users:alice"],
+            &["iam:users:alice:*"],
+        ),
+        resources_of(
+            "${a2:username}: a subject with no name, none",
+            vec![grant(&["*"], &["*"], &["iam:users:${a2:username}", "iam:x"])],
+            ("token:t1", &[], "iam:users:get"),
+            &["iam:x"],
+            &[],
+        ),
+        resources_of(
+            "${a2:username}: a team's name is not the subject's",
+            vec![grant(&["team:local:eng"], &["*"], &["iam:users:${a2:username}"])],
+            ("token:t1", &["team:local:eng"], "iam:users:get"),
+            &[],
+            &[],
+        ),
+        resources_of("another action: none", vec![grant(&[ALICE], &["iam:users:list"], &["iam:x"])], GET, &[], &[]),
+        resources_of("another member: none", vec![grant(&[BOB, "user:ldap:*"], &["*"], &["iam:x"])], GET, &[], &[]),
+        resources_of(
+            "a DENY gives none, nor takes any away",
+            vec![
+                grant(&[ALICE], &["*"], &["iam:x"]),
+                iam("p2", &[ALICE], vec![deny(&["*"], &["iam:x", "iam:y"], &["*"])]),
+            ],
+            GET,
+            &["iam:x"],
+            &[],
+        ),
+        resources_of(
+            "tenants and conditions are left to the check",
+            vec![iam(
+                "p1",
+                &[ALICE],
+                vec![with_conditions(
+                    allow(&["*"], &["iam:x"], &[]),
+                    vec![all(vec![test(Operator::Bool, "mfa", "true")])],
+                )],
+            )],
+            GET,
+            &["iam:x"],
+            &[],
+        ),
+        resources_of(
+            "through wildcard members, request teams and held teams",
+            vec![
+                iam("p1", &["user:local:*"], vec![allow(&["*"], &["iam:a"], &["*"])]),
+                iam("p2", &["team:local:ops"], vec![allow(&["*"], &["iam:b"], &["*"])]),
+                iam("p3", &["team:local:eng"], vec![allow(&["*"], &["iam:c"], &["*"])]),
+                iam("p4", &["team:local:other"], vec![allow(&["*"], &["iam:d"], &["*"])]),
+                team("team:local:eng", &[ALICE]),
+            ],
+            (ALICE, &["team:local:ops"], "iam:users:get"),
+            &["iam:a", "iam:b", "iam:c"],
+            &[],
+        ),
+        resources_of(
+            "through a role",
+            vec![
+                role("r1", &["iam:*:get"]),
+                iam("p1", &[ALICE], vec![with_role(allow(&[], &["iam:x"], &["*"]), "r1")]),
+                iam("p2", &[ALICE], vec![with_role(allow(&[], &["iam:y"], &["*"]), "r2")]),
+            ],
+            GET,
+            &["iam:x"],
+            &[],
+        ),
+        resources_of(
+            "AuthZEN action names",
+            vec![grant(&[ALICE], &["myapp:Doc:v1.read"], &["myapp:docs:d1"])],
+            (ALICE, &[], "myapp:Doc:v1.read"),
+            &["myapp:docs:d1"],
+            &[],
+        ),
+        resources_of(
+            "organization definitions take no part",
+            vec![org_policy("op1", "o1", vec![org_allow(ALL, &["/a/b"])]), assign("a1", "o1", ALICE, &[], &["op1"])],
+            (ALICE, &[], "view"),
+            &[],
+            &[],
+        ),
+    ]);
+}
+
+#[test]
+fn action_search_finds_the_actions_of_the_reached_allows() {
+    let grant = |members: &[&str], actions: &[&str], resources: &[&str]| {
+        iam("p1", members, vec![allow(actions, resources, &["t1"])])
+    };
+    const ON_ALICE: (&str, &[&str], &str) = (ALICE, &[], "iam:users:alice");
+    run_search(vec![
+        actions_of("nothing stored: none", vec![], ON_ALICE, &[], &[]),
+        actions_of(
+            "concrete actions as actions, wildcards as patterns",
+            vec![grant(&[ALICE], &["iam:users:get", "iam:*", "*:list", "*", "iam:*:get", "iam:users:*"], &["*"])],
+            ON_ALICE,
+            &["iam:users:get"],
+            &["*", "*:list", "iam:*", "iam:*:get", "iam:users:*"],
+        ),
+        actions_of(
+            "a role's actions too",
+            vec![
+                role("r1", &["iam:users:delete", "infra:*"]),
+                iam("p1", &[ALICE], vec![with_role(allow(&["iam:users:get"], &["iam:users:*"], &["*"]), "r1")]),
+            ],
+            ON_ALICE,
+            &["iam:users:delete", "iam:users:get"],
+            &["infra:*"],
+        ),
+        actions_of(
+            "a role put after the statement, then replaced",
+            vec![
+                iam("p1", &[ALICE], vec![with_role(allow(&[], &["*"], &["*"]), "r1")]),
+                role("r1", &["iam:users:delete"]),
+                role("r1", &["iam:users:list"]),
+            ],
+            ON_ALICE,
+            &["iam:users:list"],
+            &[],
+        ),
+        actions_of(
+            "by every resource shape",
+            vec![
+                iam("p1", &[ALICE], vec![allow(&["a:b:c"], &["iam:*"], &["*"])]),
+                iam("p2", &[ALICE], vec![allow(&["a:b:d"], &["iam:users:alice"], &["*"])]),
+                iam("p3", &[ALICE], vec![allow(&["a:b:e"], &["iam:users:${a2:username}"], &["*"])]),
+                iam("p4", &[ALICE], vec![allow(&["a:b:f"], &["iam:users:alice:*", "iam:users"], &["*"])]),
+                iam("p5", &[ALICE], vec![allow(&["a:b:g"], &["*"], &["*"])]),
+            ],
+            ON_ALICE,
+            &["a:b:c", "a:b:d", "a:b:e", "a:b:g"],
+            &[],
+        ),
+        actions_of(
+            "${a2:username}: another subject's name, none",
+            vec![grant(&["*"], &["a:b:c"], &["iam:users:${a2:username}"])],
+            (BOB, &[], "iam:users:alice"),
+            &[],
+            &[],
+        ),
+        actions_of(
+            "another member or resource: none",
+            vec![
+                grant(&[BOB], &["a:b:c"], &["*"]),
+                iam("p2", &[ALICE], vec![allow(&["a:b:d"], &["iam:users:bob"], &["*"])]),
+            ],
+            ON_ALICE,
+            &[],
+            &[],
+        ),
+        actions_of(
+            "a DENY gives none, nor takes any away",
+            vec![
+                grant(&[ALICE], &["a:b:c"], &["*"]),
+                iam("p2", &[ALICE], vec![deny(&["a:b:c", "a:b:d"], &["*"], &["*"])]),
+            ],
+            ON_ALICE,
+            &["a:b:c"],
+            &[],
+        ),
+        actions_of(
+            "through request teams and held teams, tenants and conditions aside",
+            vec![
+                iam("p1", &["team:local:ops"], vec![allow(&["a:b:c"], &["*"], &[])]),
+                iam(
+                    "p2",
+                    &["team:local:*"],
+                    vec![with_conditions(
+                        allow(&["a:b:d"], &["*"], &["t9"]),
+                        vec![any(vec![test(Operator::StringEquals, "k", "v")])],
+                    )],
+                ),
+                iam("p3", &["team:ldap:*"], vec![allow(&["a:b:e"], &["*"], &["*"])]),
+                team("team:local:eng", &[ALICE]),
+            ],
+            (ALICE, &["team:local:ops"], "iam:users:alice"),
+            &["a:b:c", "a:b:d"],
+            &[],
+        ),
+        actions_of(
+            "AuthZEN action names",
+            vec![grant(
+                &[ALICE],
+                &["authzen:record:can_read_todos", "myapp:Doc:v1.read", "myapp:*:v2.read"],
+                &["todo:*"],
+            )],
+            (ALICE, &[], "todo:1"),
+            &["authzen:record:can_read_todos", "myapp:Doc:v1.read"],
+            &["myapp:*:v2.read"],
+        ),
+        actions_of(
+            "organization definitions take no part",
+            vec![org_policy("op1", "o1", vec![org_allow(ALL, &["/a/b"])]), assign("a1", "o1", ALICE, &[], &["op1"])],
+            (ALICE, &[], "/a/b"),
+            &[],
+            &[],
+        ),
     ]);
 }

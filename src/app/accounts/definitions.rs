@@ -3,18 +3,18 @@
 //! that numeric, bool, date and CIDR operators must be able to read. Every refusal names the
 //! field at fault, such as `definitions[0].conditionsAll[1].any.numericLessThan.size`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use iamd_engine::path_pattern;
 use serde_json::Value;
 
 use super::super::AppError;
-use crate::kinds::org_policy::{Action, Condition, Definition, Effect, Operator, Tests};
+use super::super::conditions::valid_conditions;
+use crate::kinds::org_policy::{Action, Definition, Effect};
 
 /// Bounds that keep one policy small enough to evaluate quickly.
 pub const MAX_DEFINITIONS: usize = 100;
 const MAX_RESOURCES: usize = 100;
-const MAX_CONDITIONS: usize = 20;
 
 /// A definition as the request holds it.
 #[derive(Clone, Debug, Default)]
@@ -49,16 +49,7 @@ fn valid_definition(at: &str, input: &DefinitionInput) -> Result<Definition, App
     })?;
     let actions = valid_actions(&format!("{at}.actions"), &input.actions)?;
     let resources = valid_resources(&format!("{at}.resources"), &input.resources)?;
-    let field = format!("{at}.conditionsAll");
-    if input.conditions_all.len() > MAX_CONDITIONS {
-        return Err(AppError::invalid(&field, format!("a definition has at most {MAX_CONDITIONS} conditions")));
-    }
-    let conditions_all = input
-        .conditions_all
-        .iter()
-        .enumerate()
-        .map(|(j, condition)| valid_condition(&format!("{field}[{j}]"), condition))
-        .collect::<Result<_, _>>()?;
+    let conditions_all = valid_conditions(&format!("{at}.conditionsAll"), &input.conditions_all)?;
     Ok(Definition { effect, actions, resources, conditions_all })
 }
 
@@ -101,66 +92,6 @@ fn valid_resources(field: &str, resources: &[String]) -> Result<Vec<String>, App
         }
     }
     Ok(resources.to_vec())
-}
-
-fn valid_condition(at: &str, condition: &Value) -> Result<Condition, AppError> {
-    let shape = "a condition is `{\"all\" or \"any\": {\"<operator>\": {\"<context key>\": \"<value>\"}}}`";
-    let Some(object) = condition.as_object().filter(|o| o.len() == 1) else {
-        return Err(AppError::invalid(at, shape));
-    };
-    let Some((quantifier, tests)) = object.iter().next() else { return Err(AppError::invalid(at, shape)) };
-    let at = format!("{at}.{quantifier}");
-    let tests = match quantifier.as_str() {
-        "all" | "any" => valid_tests(&at, tests)?,
-        other => {
-            return Err(AppError::invalid(&at, format!("`{other}` is not `all` or `any`; {shape}")));
-        }
-    };
-    Ok(if quantifier == "all" { Condition::All(tests) } else { Condition::Any(tests) })
-}
-
-fn valid_tests(at: &str, tests: &Value) -> Result<Tests, AppError> {
-    let Some(operators) = tests.as_object().filter(|o| !o.is_empty()) else {
-        return Err(AppError::invalid(at, "a condition needs at least one operator, such as `stringEquals`"));
-    };
-    let mut valid = Tests::new();
-    for (name, keys) in operators {
-        let at = format!("{at}.{name}");
-        let operator = Operator::parse(name).ok_or_else(|| {
-            AppError::invalid(
-                &at,
-                format!("`{name}` is not an operator; use one of {}", Operator::SPELLINGS.join(", ")),
-            )
-        })?;
-        let Some(keys) = keys.as_object().filter(|k| !k.is_empty()) else {
-            return Err(AppError::invalid(
-                &at,
-                format!("`{name}` needs at least one `\"<context key>\": \"<value>\"`"),
-            ));
-        };
-        let mut values = BTreeMap::new();
-        for (key, value) in keys {
-            let at = format!("{at}.{key}");
-            if key.is_empty() {
-                return Err(AppError::invalid(&at, "a context key cannot be empty"));
-            }
-            let Some(text) = value.as_str() else {
-                return Err(AppError::invalid(&at, format!("the value of `{key}` must be a string, not `{value}`")));
-            };
-            if let Some(message) = readable(operator, text) {
-                return Err(AppError::invalid(&at, message));
-            }
-            values.insert(key.clone(), text.to_owned());
-        }
-        valid.insert(operator, values);
-    }
-    Ok(valid)
-}
-
-/// Why `operator` cannot read `value`, if it cannot: the engine's reading, so a stored value
-/// is one it evaluates.
-fn readable(operator: Operator, value: &str) -> Option<String> {
-    iamd_engine::readable(crate::kinds::org_policy::engine_operator(operator), value)
 }
 
 #[cfg(test)]

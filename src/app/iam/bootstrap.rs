@@ -47,7 +47,7 @@ impl App {
                     return Ok(false);
                 }
                 if draft.get::<User>(ADMIN).is_none() {
-                    let admin = UserState { name: "Administrator".into() };
+                    let admin = UserState { name: "Administrator".into(), properties: Default::default() };
                     draft.create::<User>(ADMIN, &instance, UserEvent::Added(admin))?;
                 }
                 match draft.get::<Team>(ADMINS) {

@@ -38,7 +38,7 @@ fn verb(action: &str) -> &str {
 }
 
 fn role_actions(table: &MethodTable) -> [(&'static str, &'static str, Vec<String>); 4] {
-    let actions: BTreeSet<&str> = table.iter().filter_map(|m| m.rule.as_ref()).map(|r| r.action.as_str()).collect();
+    let actions: BTreeSet<&str> = table.iter().filter_map(|m| m.permission()).map(|r| r.action.as_str()).collect();
     let viewer: BTreeSet<&str> =
         actions.iter().copied().filter(|a| service(a) != "iam" && matches!(verb(a), "get" | "list")).collect();
     let mut editor = viewer.clone();
@@ -93,6 +93,7 @@ impl App {
                             role: role.to_owned(),
                             resources: vec!["*".to_owned()],
                             tenants: vec![ALL_TENANTS.to_owned()],
+                            conditions_all: Vec::new(),
                         }],
                         tenants: Vec::new(),
                     };

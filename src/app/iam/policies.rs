@@ -244,5 +244,6 @@ pub(super) fn allow_role_on(role: &str, tenant: &str) -> Statement {
         role: role.to_owned(),
         resources: vec!["*".to_owned()],
         tenants: vec![tenant.to_owned()],
+        conditions_all: Vec::new(),
     }
 }

@@ -3,6 +3,7 @@
 //! user, and (by the kinds' references) its tokens and its place in teams, in one
 //! transaction. The user `admin` cannot be deleted, so the instance keeps an administrator.
 
+use super::super::access::may_set_properties;
 use super::super::organizations::missing_commit;
 use super::super::{Actor, App, AppError, ErrorKind, Receipt, changed_or_current, check_version};
 use super::{MAX_ID, absent, find, find_in, in_list_order, required, valid_id};
@@ -23,14 +24,17 @@ pub(super) fn protected(message: String) -> AppError {
 }
 
 impl App {
-    pub async fn create_user(&self, actor: &Actor, id: &str, name: &str) -> Result<Receipt<Obj<User>>, AppError> {
+    pub async fn create_user(&self, actor: &Actor, id: &str, user: UserState) -> Result<Receipt<Obj<User>>, AppError> {
         valid_id("id", "user id", id, MAX_ID)?;
-        required("name", "user name", name)?;
+        valid_user(&user)?;
         let instance = self.instance.id.clone();
         let ((), written) = self
             .write(actor, |draft| {
                 absent::<User>(draft, id)?;
-                Ok(draft.create::<User>(id, &instance, UserEvent::Added(UserState { name: name.to_owned() }))?)
+                if !user.properties.is_empty() {
+                    may_set_properties(draft.engine(), actor, id)?;
+                }
+                Ok(draft.create::<User>(id, &instance, UserEvent::Added(user.clone()))?)
             })
             .await?;
         Ok(Receipt::of(written.get::<User>(id).ok_or_else(missing_commit)?, &written))
@@ -57,18 +61,24 @@ impl App {
         &self,
         actor: &Actor,
         id: &str,
-        name: &str,
+        user: UserState,
         expected: Option<u64>,
     ) -> Result<Receipt<Obj<User>>, AppError> {
-        required("name", "user name", name)?;
+        valid_user(&user)?;
         let (unchanged, written) = self
             .write(actor, |draft| {
                 let current = find_in::<User>(draft, id, &Default::default())?;
                 check_version(expected, &current.meta, "user")?;
-                if current.name == name {
+                if *current.state == user {
                     return Ok(Some(current));
                 }
-                draft.change(&current, UserEvent::Changed { name: name.to_owned() })?;
+                if current.properties != user.properties {
+                    may_set_properties(draft.engine(), actor, id)?;
+                }
+                draft.change(
+                    &current,
+                    UserEvent::Changed { name: user.name.clone(), properties: user.properties.clone() },
+                )?;
                 Ok(None)
             })
             .await?;
@@ -112,6 +122,38 @@ pub(super) fn forget_member(draft: &mut Draft<'_>, member: &str) -> Result<(), A
     for key in draft.lookup(MEMBER_INDEX, member) {
         if let Some(policy) = draft.get::<IamPolicy>(&key.id) {
             draft.change(&policy, IamPolicyEvent::MembersRemoved { members: vec![member.to_owned()] })?;
+        }
+    }
+    Ok(())
+}
+
+/// How many properties a user holds, and how long their keys and values are.
+const MAX_PROPERTIES: usize = 64;
+const MAX_PROPERTY_KEY: usize = 64;
+const MAX_PROPERTY_VALUE: usize = 1024;
+
+fn valid_user(user: &UserState) -> Result<(), AppError> {
+    required("name", "user name", &user.name)?;
+    if user.properties.len() > MAX_PROPERTIES {
+        return Err(AppError::invalid(
+            "properties",
+            format!("a user holds at most {MAX_PROPERTIES} properties, not {}", user.properties.len()),
+        ));
+    }
+    for (key, value) in &user.properties {
+        let key_ok = (1..=MAX_PROPERTY_KEY).contains(&key.len())
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !key_ok {
+            return Err(AppError::invalid(
+                "properties",
+                format!("property `{key}`: a key is 1 to {MAX_PROPERTY_KEY} characters of `A-Z a-z 0-9 _ - .`"),
+            ));
+        }
+        if value.chars().count() > MAX_PROPERTY_VALUE {
+            return Err(AppError::invalid(
+                "properties",
+                format!("property `{key}`: a value is at most {MAX_PROPERTY_VALUE} characters"),
+            ));
         }
     }
     Ok(())
