@@ -13,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::uri::Authority;
-use http::{HeaderMap, HeaderName, Request, Response, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header};
 use http_body::{Body, Frame, SizeHint};
 use tonic::Code;
 use tower::{Layer, Service};
@@ -55,6 +55,12 @@ impl fmt::Display for Protocol {
 /// The request id a client may send, answered back on every protocol.
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+#[derive(Debug)]
+enum Host {
+    Authority(Authority),
+    Header(HeaderValue),
+}
+
 /// Facts about one call, shared between the layers through request extensions.
 #[derive(Clone, Debug)]
 pub struct CallInfo(Arc<CallInner>);
@@ -62,21 +68,22 @@ pub struct CallInfo(Arc<CallInner>);
 #[derive(Debug)]
 struct CallInner {
     protocol: Protocol,
-    /// The host the client addressed: HTTP/2's `:authority`, HTTP/1.1's `Host`.
-    authority: Option<Authority>,
+    /// The host the client addressed, kept as it came (a reference to its bytes, not a
+    /// parse): every request carries one and only the AuthZEN metadata reads it.
+    host: Option<Host>,
     method: OnceLock<Arc<ApiMethod>>,
     code: OnceLock<Code>,
 }
 
 impl CallInfo {
     pub fn new<B>(request: &Request<B>) -> Self {
-        let authority = request.uri().authority().cloned().or_else(|| {
-            let host = request.headers().get(http::header::HOST)?;
-            Authority::try_from(host.as_bytes()).ok()
-        });
+        let host = match request.uri().authority() {
+            Some(authority) => Some(Host::Authority(authority.clone())),
+            None => request.headers().get(header::HOST).cloned().map(Host::Header),
+        };
         CallInfo(Arc::new(CallInner {
             protocol: Protocol::of(request.headers()),
-            authority,
+            host,
             method: OnceLock::new(),
             code: OnceLock::new(),
         }))
@@ -86,9 +93,13 @@ impl CallInfo {
         self.0.protocol
     }
 
-    /// The host the client addressed, to build absolute URLs of this server from.
-    pub fn authority(&self) -> Option<&Authority> {
-        self.0.authority.as_ref()
+    /// The host the client addressed (HTTP/2's `:authority`, HTTP/1.1's `Host`), to build
+    /// absolute URLs of this server from; `None` when it names none or not a valid one.
+    pub fn authority(&self) -> Option<Authority> {
+        match self.0.host.as_ref()? {
+            Host::Authority(authority) => Some(authority.clone()),
+            Host::Header(value) => Authority::try_from(value.as_bytes()).ok(),
+        }
     }
 
     /// Records the call's gRPC method; the first record wins.

@@ -7,7 +7,8 @@ use tonic::{Request, Response, Status};
 
 use super::authz::context;
 use super::{Api, respond};
-use crate::app::authzen::{self as app, Note, Semantic, Verdict};
+use crate::app::authz::Decided;
+use crate::app::authzen::{self as app, Found, Note, Semantic, Verdict};
 use crate::observe::CallInfo;
 use crate::pb::iamd::authzen::v1 as pb;
 use crate::pb::iamd::authzen::v1::access_service_server::AccessService;
@@ -72,11 +73,11 @@ impl AccessService for Api {
                 &page(m.page.as_ref()),
             )
             .await?;
-        let (found, position) = (decided.answer, decided.position);
-        let results: Vec<pb::Subject> =
-            found.results.into_iter().map(|s| pb::Subject { r#type: s.kind, id: s.id, properties: None }).collect();
-        let page = Some(page_answer(&found.next_token, results.len()));
-        Ok(respond(pb::SubjectSearchResponse { page, results }, None, Some(position)))
+        Ok(page_of(
+            decided,
+            |s| pb::Subject { r#type: s.kind, id: s.id, properties: None },
+            |page, results| pb::SubjectSearchResponse { page, results },
+        ))
     }
 
     async fn resource_search(
@@ -94,11 +95,11 @@ impl AccessService for Api {
                 &page(m.page.as_ref()),
             )
             .await?;
-        let (found, position) = (decided.answer, decided.position);
-        let results: Vec<pb::Resource> =
-            found.results.into_iter().map(|r| pb::Resource { r#type: r.kind, id: r.id, properties: None }).collect();
-        let page = Some(page_answer(&found.next_token, results.len()));
-        Ok(respond(pb::ResourceSearchResponse { page, results }, None, Some(position)))
+        Ok(page_of(
+            decided,
+            |r| pb::Resource { r#type: r.kind, id: r.id, properties: None },
+            |page, results| pb::ResourceSearchResponse { page, results },
+        ))
     }
 
     async fn action_search(
@@ -115,11 +116,11 @@ impl AccessService for Api {
                 &page(m.page.as_ref()),
             )
             .await?;
-        let (found, position) = (decided.answer, decided.position);
-        let results: Vec<pb::Action> =
-            found.results.into_iter().map(|a| pb::Action { name: a.name, properties: None }).collect();
-        let page = Some(page_answer(&found.next_token, results.len()));
-        Ok(respond(pb::ActionSearchResponse { page, results }, None, Some(position)))
+        Ok(page_of(
+            decided,
+            |a| pb::Action { name: a.name, properties: None },
+            |page, results| pb::ActionSearchResponse { page, results },
+        ))
     }
 }
 
@@ -134,6 +135,7 @@ impl MetadataService for Api {
             // The plaintext listener: the host the client addressed, over http.
             None => {
                 let authority = request.extensions().get::<CallInfo>().and_then(CallInfo::authority);
+
                 let authority = authority.ok_or_else(|| {
                     Status::failed_precondition(
                         "the request names no host to build this server's URLs from; start iamd with --public-url",
@@ -193,8 +195,18 @@ fn page(page: Option<&pb::PageRequest>) -> app::PageIn {
     page.map(|p| app::PageIn { token: p.token.clone(), limit: p.limit }).unwrap_or_default()
 }
 
-fn page_answer(next_token: &str, count: usize) -> pb::PageResponse {
-    pb::PageResponse { next_token: next_token.to_owned(), count: i32::try_from(count).unwrap_or(i32::MAX) }
+/// A search's answer: its results in the specification's form, `page` first, and the state
+/// it was decided against.
+fn page_of<T, P, M>(
+    decided: Decided<Found<T>>,
+    result: impl Fn(T) -> P,
+    answer: impl FnOnce(Option<pb::PageResponse>, Vec<P>) -> M,
+) -> Response<M> {
+    let Decided { answer: found, position } = decided;
+    let results: Vec<P> = found.results.into_iter().map(result).collect();
+    let count = i32::try_from(results.len()).unwrap_or(i32::MAX);
+    let page = pb::PageResponse { next_token: found.next_token, count };
+    respond(answer(Some(page), results), None, Some(position))
 }
 
 fn answer(verdict: Verdict) -> pb::EvaluationResponse {

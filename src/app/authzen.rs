@@ -243,9 +243,11 @@ impl App {
         let objects = self.objects()?;
         let engine = objects.engine();
         let candidates = engine.subject_candidates(&action_name, &resource_name);
-        let (prefix, order, covered): (&str, &str, &[&str]) = match kind {
-            "user" => ("user:", USER_ORDER, &["*", "user:*", "user:local:*"]),
-            "token" => ("token:", TOKEN_ORDER, &["*", "token:*"]),
+        // The names of a kind, what wildcard members cover its stored objects, and the index
+        // that walks those in name order.
+        let (prefix, covered, stored): (&str, &[&str], Stored) = match kind {
+            "user" => ("user:", &["*", "user:*", "user:local:*"], Stored::USERS),
+            "token" => ("token:", &["*", "token:*"], Stored::TOKENS),
             _ => return Ok(Decided { answer: Found::default(), position: objects.position() }),
         };
         let named = candidates
@@ -254,24 +256,14 @@ impl App {
             .filter(|name| name.starts_with(prefix))
             .cloned();
         let wildcard = covered.iter().any(|pattern| candidates.patterns.contains(*pattern));
-        let stored = wildcard.then(|| stored_names(&objects, order, kind, &after)).into_iter().flatten();
-        let mut results = Vec::new();
-        for name in merged(named, stored) {
-            let Some(principal) = principal_of_name(&objects, kind, &name) else { continue };
+        let stored = wildcard.then(|| stored.names_after(&objects, after.as_deref())).into_iter().flatten();
+        let allowed = |name: &str| {
+            let principal = principal_of_name(&objects, kind, name);
             let context = with_stored(&objects, &fixed, principal.user.as_deref(), &Properties::new());
-            let question = Question {
-                subject: &principal.subject,
-                action: &action_name,
-                resource: &resource_name,
-                context: &context,
-            };
-            if question.allowed(engine) {
-                results.push(name);
-                if results.len() > limit {
-                    break;
-                }
-            }
-        }
+            Question { subject: &principal.subject, action: &action_name, resource: &resource_name, context: &context }
+                .allowed(engine)
+        };
+        let results = first_allowed(merged(named, stored), limit, allowed);
         let (names, next_token) = self.cut(&list, limit, results);
         let results = names.into_iter().map(|name| subject_of_name(kind, &name)).collect();
         Ok(Decided { answer: Found { results, next_token }, position: objects.position() })
@@ -301,21 +293,17 @@ impl App {
         let (limit, after) = self.search_page(&list, page)?;
         let engine = objects.engine();
         let prefix = format!("{}:", resource_type(kind));
-        let mut results = Vec::new();
         let candidates = engine.resource_candidates(&principal.subject, &[], &action_name);
-        for name in candidates.resources.range::<str, _>((after_bound(&after), std::ops::Bound::Unbounded)) {
-            if name.strip_prefix(&prefix).is_none_or(str::is_empty) {
-                continue;
-            }
-            let question =
-                Question { subject: &principal.subject, action: &action_name, resource: name, context: &context };
-            if question.allowed(engine) {
-                results.push(name.clone());
-                if results.len() > limit {
-                    break;
-                }
-            }
-        }
+        let of_kind = candidates
+            .resources
+            .range::<str, _>((after_bound(&after), std::ops::Bound::Unbounded))
+            .filter(|name| name.strip_prefix(&prefix).is_some_and(|id| !id.is_empty()))
+            .cloned();
+        let allowed = |name: &str| {
+            Question { subject: &principal.subject, action: &action_name, resource: name, context: &context }
+                .allowed(engine)
+        };
+        let results = first_allowed(of_kind, limit, allowed);
         let (names, next_token) = self.cut(&list, limit, results);
         let results = names
             .into_iter()
@@ -349,21 +337,18 @@ impl App {
         let (limit, after) = self.search_page(&list, page)?;
         let engine = objects.engine();
         let prefix = format!("{}:", resource_type(&resource.kind));
-        let mut results = Vec::new();
         let candidates = engine.action_candidates(&principal.subject, &[], &resource_name);
-        for name in candidates.actions.range::<str, _>((after_bound(&after), std::ops::Bound::Unbounded)) {
-            if name.strip_prefix(&prefix).is_none_or(|verb| verb.is_empty() || verb.contains(':')) {
-                continue;
-            }
-            let question =
-                Question { subject: &principal.subject, action: name, resource: &resource_name, context: &context };
-            if question.allowed(engine) {
-                results.push(name.clone());
-                if results.len() > limit {
-                    break;
-                }
-            }
-        }
+        // `<type>:<verb>`, one segment after the type.
+        let of_kind = candidates
+            .actions
+            .range::<str, _>((after_bound(&after), std::ops::Bound::Unbounded))
+            .filter(|name| name.strip_prefix(&prefix).is_some_and(|verb| !verb.is_empty() && !verb.contains(':')))
+            .cloned();
+        let allowed = |name: &str| {
+            Question { subject: &principal.subject, action: name, resource: &resource_name, context: &context }
+                .allowed(engine)
+        };
+        let results = first_allowed(of_kind, limit, allowed);
         let (names, next_token) = self.cut(&list, limit, results);
         let results = names
             .into_iter()
@@ -540,20 +525,26 @@ fn principal(objects: &Objects, subject: &Subject) -> Result<Option<Principal>, 
     if let Some(message) = grammar::subject(&name) {
         return Err(AppError::invalid("subject.id", format!("subject `{name}`: {message}")));
     }
-    Ok(principal_of_name(objects, &subject.kind, &name))
+    Ok(Some(principal_of_name(objects, &subject.kind, &name)))
 }
 
 /// A token that names a user is that user; a local user carries its stored properties.
-fn principal_of_name(objects: &Objects, kind: &str, name: &str) -> Option<Principal> {
+fn principal_of_name(objects: &Objects, kind: &str, name: &str) -> Principal {
     if kind == "token"
         && let Some(id) = name.strip_prefix("token:")
         && let Some(token) = objects.get::<Token>(id)
         && !token.user.is_empty()
     {
-        return Some(Principal { subject: user_subject(&token.user), user: Some(token.user.clone()) });
+        return Principal { subject: user_subject(&token.user), user: Some(token.user.clone()) };
     }
     let user = name.strip_prefix(LOCAL_USER).map(str::to_owned);
-    Some(Principal { subject: name.to_owned(), user })
+    Principal { subject: name.to_owned(), user }
+}
+
+/// Up to `limit + 1` of `names`, in order, that `allowed` keeps: a page and whether another
+/// follows.
+fn first_allowed(names: impl Iterator<Item = String>, limit: usize, allowed: impl Fn(&str) -> bool) -> Vec<String> {
+    names.filter(|name| allowed(name)).take(limit + 1).collect()
 }
 
 /// A result in the request's form: `user:local:ana` is `{user, ana}`, another user subject
@@ -591,26 +582,37 @@ fn with_stored(objects: &Objects, fixed: &Context, user: Option<&str>, request: 
     context
 }
 
-/// The names of the stored users (or tokens) after `after`, in name order: one walk of the
-/// kind's id-ordered index from there.
-fn stored_names<'a>(
-    objects: &'a Objects,
+/// A kind whose stored objects a wildcard member covers, walked in id order through the
+/// kind's order term.
+struct Stored {
+    /// Its subjects are `<prefix><id>`, so they sort as their ids do.
+    prefix: &'static str,
+    kind: &'static str,
     order: &'static str,
-    kind: &str,
-    after: &Option<String>,
-) -> impl Iterator<Item = String> + 'a {
-    let (prefix, kind_name) = match kind {
-        "user" => (LOCAL_USER, <User as crate::model::kind::Kind>::NAME),
-        _ => ("token:", <Token as crate::model::kind::Kind>::NAME),
-    };
-    // Names sort as their ids do: they share the prefix.
-    let start = after.as_deref().and_then(|last| last.strip_prefix(prefix)).map(|id| Key::new(kind_name, id));
-    let before_prefix = after.as_deref().is_some_and(|last| *last < *prefix);
-    let skip_all = after.as_deref().is_some_and(|last| !last.starts_with(prefix) && *last > *prefix);
-    objects
-        .lookup_after(order, "", if before_prefix { None } else { start })
-        .filter(move |_| !skip_all)
-        .map(move |key| format!("{prefix}{}", key.id))
+}
+
+impl Stored {
+    const USERS: Stored =
+        Stored { prefix: LOCAL_USER, kind: <User as crate::model::kind::Kind>::NAME, order: USER_ORDER };
+    const TOKENS: Stored =
+        Stored { prefix: "token:", kind: <Token as crate::model::kind::Kind>::NAME, order: TOKEN_ORDER };
+
+    /// The subjects after `after`, in name order, from where it stands.
+    fn names_after<'a>(&self, objects: &'a Objects, after: Option<&str>) -> impl Iterator<Item = String> + 'a {
+        let start = match after {
+            // Before every subject of the kind.
+            None => Some(None),
+            Some(last) if last < self.prefix => Some(None),
+            // After `last`'s id, or (`None`) past every subject of the kind.
+            Some(last) => last.strip_prefix(self.prefix).map(|id| Some(Key::new(self.kind, id))),
+        };
+        let prefix = self.prefix;
+        let order = self.order;
+        start
+            .into_iter()
+            .flat_map(move |start| objects.lookup_after(order, "", start))
+            .map(move |key| [prefix, &key.id].concat())
+    }
 }
 
 /// Two ascending streams of names as one, each name once.

@@ -347,8 +347,7 @@ enum BodyType {
 /// JSON bodies may come as `application/json` (any parameters), its `+lax`/`+pretty`
 /// variants, the form type `curl -d` sends, or with no content type at all.
 fn check_content_type(headers: &HeaderMap) -> Result<BodyType, Failure> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(BodyType::Json) };
-    let essence = value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let Some(essence) = media_type(headers) else { return Ok(BodyType::Json) };
     match essence.as_str() {
         "application/json+lax" => Ok(BodyType::Lax),
         "application/json" | "application/json+pretty" | "application/x-www-form-urlencoded" => Ok(BodyType::Json),
@@ -366,17 +365,19 @@ fn check_content_type(headers: &HeaderMap) -> Result<BodyType, Failure> {
 /// the body is read only as `application/json`, parameters and case aside, and must be there;
 /// anything else is 400.
 fn require_json_body(headers: &HeaderMap, body: &Bytes) -> Result<(), Failure> {
-    let essence = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .map(|value| value.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
-    let message = match essence.as_deref() {
+    let message = match media_type(headers).as_deref() {
         Some("application/json") if body.is_empty() => "the request body is empty; send a JSON object".to_owned(),
         Some("application/json") => return Ok(()),
         Some(other) => format!("content type `{other}` is not accepted here; send application/json"),
         None => "the request has no content type; send application/json".to_owned(),
     };
     Err(bad_request(request::RequestError { field: None, message }))
+}
+
+/// The content type without its parameters, lowercased; `None` when there is none.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?;
+    Some(value.to_str().unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase())
 }
 
 fn method_not_allowed(method: &Method, path: &str, allowed: &[Method]) -> Failure {

@@ -83,7 +83,6 @@ pub struct RouteTable {
 /// those).
 type ByCount = Vec<Vec<usize>>;
 
-#[derive(Default)]
 struct Candidates {
     /// By first literal: the routes starting with it merged with those of `any_first`.
     by_first: HashMap<String, ByCount, foldhash::fast::RandomState>,

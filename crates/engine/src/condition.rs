@@ -15,116 +15,67 @@ use std::net::IpAddr;
 
 use crate::{Condition, Context, Quantifier, Test};
 
-/// A condition's test. Each has an `…IfExists` form, as AWS IAM's operators do: it holds when
-/// the context lacks the key, and otherwise tests as the plain form ([`Operator::plain`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Operator {
-    StringEquals,
-    StringNotEquals,
+/// The operators: each plain form with its JSON name, and its `…IfExists` form, named with
+/// the suffix. One table gives the enum, [`Operator::ALL`], [`Operator::name`] and
+/// [`Operator::plain`].
+macro_rules! operators {
+    ($($(#[$doc:meta])* $plain:ident / $if_exists:ident = $name:literal,)*) => {
+        /// A condition's test. Each has an `…IfExists` form, as AWS IAM's operators do: it
+        /// holds when the context lacks the key, and otherwise tests as the plain form
+        /// ([`Operator::plain`]).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum Operator {
+            $($(#[$doc])* $plain,)*
+            $($if_exists,)*
+        }
+
+        impl Operator {
+            /// Every operator, plain forms first, in the order a message offers their names.
+            pub const ALL: &'static [Operator] = &[$(Operator::$plain,)* $(Operator::$if_exists,)*];
+
+            /// How a policy's JSON spells it.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(Operator::$plain => $name, Operator::$if_exists => concat!($name, "IfExists"),)*
+                }
+            }
+
+            /// The form without `IfExists`: how a present value is tested and an operand read.
+            pub fn plain(self) -> Operator {
+                match self {
+                    $(Operator::$plain | Operator::$if_exists => Operator::$plain,)*
+                }
+            }
+        }
+    };
+}
+
+operators! {
+    StringEquals / StringEqualsIfExists = "stringEquals",
+    StringNotEquals / StringNotEqualsIfExists = "stringNotEquals",
     /// `*` matches any run of characters, the empty one too.
-    StringLike,
-    NumericEquals,
-    NumericLessThan,
-    NumericGreaterThan,
+    StringLike / StringLikeIfExists = "stringLike",
+    NumericEquals / NumericEqualsIfExists = "numericEquals",
+    NumericLessThan / NumericLessThanIfExists = "numericLessThan",
+    NumericGreaterThan / NumericGreaterThanIfExists = "numericGreaterThan",
     /// A JSON boolean, or the string `true` or `false`.
-    Bool,
+    Bool / BoolIfExists = "bool",
     /// The context's address lies in the block.
-    IpAddress,
-    DateBefore,
-    DateAfter,
-    StringEqualsIfExists,
-    StringNotEqualsIfExists,
-    StringLikeIfExists,
-    NumericEqualsIfExists,
-    NumericLessThanIfExists,
-    NumericGreaterThanIfExists,
-    BoolIfExists,
-    IpAddressIfExists,
-    DateBeforeIfExists,
-    DateAfterIfExists,
+    IpAddress / IpAddressIfExists = "ipAddress",
+    DateBefore / DateBeforeIfExists = "dateBefore",
+    DateAfter / DateAfterIfExists = "dateAfter",
 }
 
 impl Operator {
-    /// Every operator, plain forms first, in the order a message offers their names.
-    pub const ALL: [Operator; 20] = {
-        use Operator::*;
-        [
-            StringEquals,
-            StringNotEquals,
-            StringLike,
-            NumericEquals,
-            NumericLessThan,
-            NumericGreaterThan,
-            Bool,
-            IpAddress,
-            DateBefore,
-            DateAfter,
-            StringEqualsIfExists,
-            StringNotEqualsIfExists,
-            StringLikeIfExists,
-            NumericEqualsIfExists,
-            NumericLessThanIfExists,
-            NumericGreaterThanIfExists,
-            BoolIfExists,
-            IpAddressIfExists,
-            DateBeforeIfExists,
-            DateAfterIfExists,
-        ]
-    };
-
     /// The operator a policy's JSON names (`stringEquals`, `boolIfExists`, …), if any: the
     /// inverse of [`Operator::name`], so validation and output share one spelling.
     pub fn from_name(name: &str) -> Option<Operator> {
-        Operator::ALL.into_iter().find(|operator| operator.name() == name)
-    }
-
-    /// How a policy's JSON spells it.
-    pub fn name(self) -> &'static str {
-        use Operator::*;
-        match self {
-            StringEquals => "stringEquals",
-            StringNotEquals => "stringNotEquals",
-            StringLike => "stringLike",
-            NumericEquals => "numericEquals",
-            NumericLessThan => "numericLessThan",
-            NumericGreaterThan => "numericGreaterThan",
-            Bool => "bool",
-            IpAddress => "ipAddress",
-            DateBefore => "dateBefore",
-            DateAfter => "dateAfter",
-            StringEqualsIfExists => "stringEqualsIfExists",
-            StringNotEqualsIfExists => "stringNotEqualsIfExists",
-            StringLikeIfExists => "stringLikeIfExists",
-            NumericEqualsIfExists => "numericEqualsIfExists",
-            NumericLessThanIfExists => "numericLessThanIfExists",
-            NumericGreaterThanIfExists => "numericGreaterThanIfExists",
-            BoolIfExists => "boolIfExists",
-            IpAddressIfExists => "ipAddressIfExists",
-            DateBeforeIfExists => "dateBeforeIfExists",
-            DateAfterIfExists => "dateAfterIfExists",
-        }
+        Operator::ALL.iter().copied().find(|operator| operator.name() == name)
     }
 
     /// Whether it is an `…IfExists` form, which holds where the context lacks its key.
     pub fn if_exists(self) -> bool {
         self.plain() != self
-    }
-
-    /// The form without `IfExists`: how a present value is tested and an operand read.
-    pub fn plain(self) -> Operator {
-        use Operator::*;
-        match self {
-            StringEquals | StringEqualsIfExists => StringEquals,
-            StringNotEquals | StringNotEqualsIfExists => StringNotEquals,
-            StringLike | StringLikeIfExists => StringLike,
-            NumericEquals | NumericEqualsIfExists => NumericEquals,
-            NumericLessThan | NumericLessThanIfExists => NumericLessThan,
-            NumericGreaterThan | NumericGreaterThanIfExists => NumericGreaterThan,
-            Bool | BoolIfExists => Bool,
-            IpAddress | IpAddressIfExists => IpAddress,
-            DateBefore | DateBeforeIfExists => DateBefore,
-            DateAfter | DateAfterIfExists => DateAfter,
-        }
     }
 }
 
@@ -491,7 +442,7 @@ mod tests {
 
     #[test]
     fn each_operator_has_one_spelling_and_one_plain_form() {
-        for operator in Operator::ALL {
+        for &operator in Operator::ALL {
             assert_eq!(Operator::from_name(operator.name()), Some(operator), "{operator:?}");
             let plain = operator.plain();
             assert!(!plain.if_exists(), "{operator:?}");

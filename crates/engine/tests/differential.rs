@@ -997,35 +997,8 @@ fn role(v: &'static Vocab) -> impl Strategy<Value = Role> {
     vec(s(v.action_patterns), 0..3).prop_map(|actions| Role { actions })
 }
 
-/// Every operator, plain forms first.
-const OPERATORS: &[Operator] = {
-    use Operator::*;
-    &[
-        StringEquals,
-        StringNotEquals,
-        StringLike,
-        NumericEquals,
-        NumericLessThan,
-        NumericGreaterThan,
-        Bool,
-        IpAddress,
-        DateBefore,
-        DateAfter,
-        StringEqualsIfExists,
-        StringNotEqualsIfExists,
-        StringLikeIfExists,
-        NumericEqualsIfExists,
-        NumericLessThanIfExists,
-        NumericGreaterThanIfExists,
-        BoolIfExists,
-        IpAddressIfExists,
-        DateBeforeIfExists,
-        DateAfterIfExists,
-    ]
-};
-
 fn operator() -> impl Strategy<Value = Operator> {
-    select(OPERATORS)
+    select(Operator::ALL)
 }
 
 fn operands(operator: Operator) -> &'static [&'static str] {
@@ -1057,7 +1030,7 @@ fn condition() -> impl Strategy<Value = Condition> {
 /// An IAM v2 statement's condition: as a definition's, or (three times in four) one `…IfExists`
 /// test of the key no context holds, which holds; so that conditioned ALLOWs still grant often.
 fn statement_condition() -> impl Strategy<Value = Condition> {
-    let if_exists: Vec<Operator> = OPERATORS.iter().copied().filter(|o| naive_form(*o).1).collect();
+    let if_exists: Vec<Operator> = Operator::ALL.iter().copied().filter(|o| naive_form(*o).1).collect();
     let lenient = (select(if_exists), any::<prop::sample::Index>()).prop_map(|(operator, index)| {
         // An operand no validation would store never holds, even where the key is missing.
         let plain = naive_form(operator).0;
