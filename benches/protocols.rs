@@ -545,6 +545,11 @@ fn cpu_delta(before: &HashMap<u64, (String, u64)>, after: &HashMap<u64, (String,
 
 // ---------------------------------------------------------------------------------------
 
+/// `IAMD_BENCH_METRICS=off` runs iamd without metrics, to measure what counting costs.
+fn metrics_on() -> bool {
+    std::env::var("IAMD_BENCH_METRICS").map_or(true, |v| v != "off")
+}
+
 fn env_f64(name: &str, default: f64) -> f64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -620,6 +625,7 @@ fn main() -> Result<(), BoxError> {
     let data_dir = tempfile::tempdir()?;
     let config = iamd::config::Config {
         bootstrap_token: Some(TOKEN.into()),
+        metrics: metrics_on(),
         ..iamd::config::Config::for_data_dir(data_dir.path())
     };
     let server = server_rt.block_on(iamd::server::start(config))?;
@@ -741,12 +747,13 @@ fn main() -> Result<(), BoxError> {
 
     println!();
     println!(
-        "Log level `{level}` (IAMD_BENCH_LOG), formatted to a sink. Load: {CONNECTIONS} h2c connections x \
+        "Log level `{level}` (IAMD_BENCH_LOG), formatted to a sink; metrics {} (IAMD_BENCH_METRICS). Load: {CONNECTIONS} h2c connections x \
          {STREAMS_PER_CONNECTION} streams = {concurrency} requests in flight per protocol; warm-up {}s, measured {}s \
          per phase, {rounds} rounds; {SERVER_THREADS} server + {CLIENT_THREADS} load-generator threads on {} CPUs; \
          total {:.0}s; other processes kept {busy_before_start:.2} cores busy just before the run. Each \
          concurrency-{concurrency} row is that protocol's median round by req/s. {retried} phase runs were \
          discarded and run again because other processes kept more than {:.2} cores busy.",
+        if metrics_on() { "on" } else { "off" },
         warmup.as_secs_f64(),
         measure.as_secs_f64(),
         std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -811,6 +818,7 @@ fn serve_only(which: &str) -> Result<(), BoxError> {
                 let config = iamd::config::Config {
                     follow_interval: Duration::from_secs(3600),
                     bootstrap_token: Some(TOKEN.into()),
+                    metrics: metrics_on(),
                     ..iamd::config::Config::for_data_dir(data_dir.path())
                 };
                 let server = iamd::server::start(config).await?;

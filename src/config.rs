@@ -55,6 +55,9 @@ pub struct Config {
     /// How long in-flight requests may take to finish after a stop signal.
     #[arg(long, env = "IAMD_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_grace: Duration,
+    /// Serve /metrics and count requests for it; off, nothing is counted.
+    #[arg(long, env = "IAMD_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
 }
 
 impl Config {
@@ -75,6 +78,7 @@ impl Config {
             consistency_wait: Duration::from_secs(2),
             follow_interval: Duration::from_millis(50),
             shutdown_grace: Duration::from_secs(10),
+            metrics: true,
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct ApiMethod {
     pub json: JsonConventions,
     /// The method, its service or its file is marked `deprecated`.
     pub deprecated: bool,
+    /// Its position in the table: metrics keep one slot per method.
+    pub index: usize,
 }
 
 impl ApiMethod {
@@ -153,8 +155,16 @@ impl MethodTable {
                     if table.by_path.contains_key(&path) {
                         return Err(error(format!("`{path}` is defined more than once")));
                     }
-                    let entry =
-                        Arc::new(ApiMethod { path: path.clone(), descriptor: method, rule, http, json, deprecated });
+                    let index = table.methods.len();
+                    let entry = Arc::new(ApiMethod {
+                        path: path.clone(),
+                        descriptor: method,
+                        rule,
+                        http,
+                        json,
+                        deprecated,
+                        index,
+                    });
                     table.by_path.insert(path, entry.clone());
                     table.methods.push(entry);
                 }

@@ -4,56 +4,33 @@
 //! passes, reads the gRPC status from the answer's headers or trailers into the request's
 //! [`CallInfo`], where the method layer (for JSON, the transcoder) has put the method. The
 //! transcoder records the status of the requests it answers itself.
+//!
+//! The same line counts the request in the server's [`Metrics`]. A call the client gave up
+//! on (an HTTP/2 reset, a closed connection: the request body failed, or the answer was
+//! dropped before it was sent) is logged and counted as CANCELLED, whatever the handler or
+//! the transcoder made of the broken request, so error rates measure the server, not
+//! clients hanging up.
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::uri::Authority;
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response, header};
+use http::{HeaderMap, HeaderValue, Request, Response, header};
 use http_body::{Body, Frame, SizeHint};
 use tonic::Code;
 use tower::{Layer, Service};
 
 use crate::body::ResponseBody;
 use crate::methods::ApiMethod;
+use crate::metrics::Metrics;
+use crate::request_id::{self, REQUEST_ID};
 
-/// How a request reached the server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Protocol {
-    Grpc,
-    GrpcWeb,
-    Json,
-}
-
-impl Protocol {
-    pub fn of(headers: &HeaderMap) -> Protocol {
-        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        if content_type.starts_with("application/grpc-web") {
-            Protocol::GrpcWeb
-        } else if content_type.starts_with("application/grpc") {
-            Protocol::Grpc
-        } else {
-            Protocol::Json
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Protocol::Grpc => "grpc",
-            Protocol::GrpcWeb => "grpc-web",
-            Protocol::Json => "json",
-        })
-    }
-}
-
-/// The request id a client may send, answered back on every protocol.
-static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub use crate::protocol::Protocol;
 
 #[derive(Debug)]
 enum Host {
@@ -71,8 +48,11 @@ struct CallInner {
     /// The host the client addressed, kept as it came (a reference to its bytes, not a
     /// parse): every request carries one and only the AuthZEN metadata reads it.
     host: Option<Host>,
+    request_id: HeaderValue,
     method: OnceLock<Arc<ApiMethod>>,
     code: OnceLock<Code>,
+    /// The client gave up on the call: its request body failed to arrive.
+    cancelled: AtomicBool,
 }
 
 impl CallInfo {
@@ -84,9 +64,16 @@ impl CallInfo {
         CallInfo(Arc::new(CallInner {
             protocol: Protocol::of(request.headers()),
             host,
+            request_id: request_id::of(request.headers()),
             method: OnceLock::new(),
             code: OnceLock::new(),
+            cancelled: AtomicBool::new(false),
         }))
+    }
+
+    /// The call's id: the client's `x-request-id`, or one made for it.
+    pub fn request_id(&self) -> &HeaderValue {
+        &self.0.request_id
     }
 
     pub fn protocol(&self) -> Protocol {
@@ -120,27 +107,38 @@ impl CallInfo {
     pub fn code(&self) -> Option<Code> {
         self.0.code.get().copied()
     }
+
+    fn cancel(&self) {
+        self.0.cancelled.store(true, Ordering::Relaxed);
+    }
+
+    fn cancelled(&self) -> bool {
+        self.0.cancelled.load(Ordering::Relaxed)
+    }
 }
 
-/// The outer layer: logs one line per request when its response body is done.
-#[derive(Clone, Copy, Default)]
-pub struct AccessLog;
+/// The outer layer: logs and counts one line per request when its response body is done.
+#[derive(Clone)]
+pub struct AccessLog {
+    pub metrics: Arc<Metrics>,
+}
 
 impl<S> Layer<S> for AccessLog {
     type Service = AccessLogService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AccessLogService { inner }
+        AccessLogService { inner, metrics: self.metrics.clone() }
     }
 }
 
 #[derive(Clone)]
 pub struct AccessLogService<S> {
     inner: S,
+    metrics: Arc<Metrics>,
 }
 
 impl<S, B> Service<Request<B>> for AccessLogService<S>
 where
-    S: Service<Request<B>, Response = Response<ResponseBody>>,
+    S: Service<Request<Watched<B>>, Response = Response<ResponseBody>>,
     S::Future: Send + 'static,
 {
     type Response = Response<ResponseBody>;
@@ -151,30 +149,67 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         let info = CallInfo::new(&request);
-        request.extensions_mut().insert(info.clone());
-        // Echoed on every answer, errors included, so a client can match its own id to one.
-        let request_id = request.headers().get(&REQUEST_ID).cloned();
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(info.clone());
+        // Handlers and the JSON side's metadata see the id a client did not send too.
+        if !parts.headers.contains_key(&REQUEST_ID) {
+            parts.headers.insert(&REQUEST_ID, info.request_id().clone());
+        }
+        self.metrics.started(info.protocol());
         let line = LogLine {
             started: Instant::now(),
             // Clones of these share their bytes; the line is formatted only if it is logged.
-            method: request.method().clone(),
-            uri: request.uri().clone(),
-            info,
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            info: info.clone(),
+            metrics: self.metrics.clone(),
             http_status: 0,
+            answered: false,
             done: false,
         };
-        let future = self.inner.call(request);
+        let future = self.inner.call(Request::from_parts(parts, Watched { inner: body, info }));
         Box::pin(async move {
-            let mut response = future.await?;
-            if let Some(id) = request_id {
-                response.headers_mut().entry(&REQUEST_ID).or_insert(id);
-            }
             let mut line = line;
+            let mut response = future.await?;
+            // On every answer, errors included, so a client can match its own id to one.
+            response.headers_mut().insert(&REQUEST_ID, line.info.request_id().clone());
             line.http_status = response.status().as_u16();
             Ok(response.map(|body| ResponseBody::new(OnEnd { inner: body, line: Some(line) })))
         })
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request body that marks its call cancelled when it fails: the client reset the
+    /// stream or closed the connection before sending all of it.
+    pub struct Watched<B> {
+        #[pin]
+        inner: B,
+        info: CallInfo,
+    }
+}
+
+impl<B: Body> Body for Watched<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = self.project();
+        let poll = this.inner.poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &poll {
+            this.info.cancel();
+        }
+        poll
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -183,7 +218,11 @@ struct LogLine {
     method: http::Method,
     uri: http::Uri,
     info: CallInfo,
+    metrics: Arc<Metrics>,
+    /// 0 until the service answered.
     http_status: u16,
+    /// The answer's body went out to its end.
+    answered: bool,
     done: bool,
 }
 
@@ -192,17 +231,25 @@ impl LogLine {
         if std::mem::replace(&mut self.done, true) {
             return;
         }
-        let code = self.info.code().map(|c| c as i32);
-        let method = self.info.method().map_or("", |m| m.path.trim_start_matches('/'));
+        // No answer, or one dropped before its end: the client went away first.
+        let gone = self.http_status == 0 || !self.answered || self.info.cancelled();
+        let code = if gone { Some(Code::Cancelled) } else { self.info.code() };
+        let method = self.info.method();
+        let elapsed = self.started.elapsed();
+        // Liveness, readiness and metrics scrapes name no method and record no status: they
+        // are not API calls, and only the in-flight gauge counts them.
+        let call = method.is_some() || self.info.code().is_some();
+        self.metrics.finished(self.info.protocol(), method.map(|m| &**m), code.filter(|_| call), elapsed);
         tracing::info!(
             target: "iamd::access",
             protocol = %self.info.protocol(),
-            method = %method,
+            method = %method.map_or("", |m| m.path.trim_start_matches('/')),
             http_method = %self.method,
             path = %self.uri.path(),
             http_status = self.http_status,
-            grpc_code = code,
-            latency_us = self.started.elapsed().as_micros() as u64,
+            grpc_code = code.map(|c| c as i32),
+            request_id = %String::from_utf8_lossy(self.info.request_id().as_bytes()),
+            latency_us = elapsed.as_micros() as u64,
             "request"
         );
     }
@@ -220,6 +267,15 @@ struct OnEnd {
     line: Option<LogLine>,
 }
 
+impl Drop for OnEnd {
+    fn drop(&mut self) {
+        // An empty body or one whose last frame went out may be dropped without a final poll.
+        if let Some(line) = self.line.as_mut() {
+            line.answered |= self.inner.is_end_stream();
+        }
+    }
+}
+
 impl Body for OnEnd {
     type Data = bytes::Bytes;
     type Error = tonic::Status;
@@ -229,9 +285,14 @@ impl Body for OnEnd {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let poll = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(None) = poll {
+        let ended = match &poll {
+            Poll::Ready(None) => true,
+            Poll::Ready(Some(Ok(frame))) => frame.is_trailers() || self.inner.is_end_stream(),
+            _ => false,
+        };
+        if ended && let Some(mut line) = self.line.take() {
             // Dropping the line logs it.
-            self.line.take();
+            line.answered = true;
         }
         poll
     }
@@ -245,7 +306,8 @@ impl Body for OnEnd {
     }
 }
 
-/// The inner layer: copies the gRPC status of every answer into the call's [`CallInfo`].
+/// The inner layer: copies the gRPC status of every answer into the call's [`CallInfo`], and
+/// puts the request id into a failed answer's `ErrorInfo`.
 #[derive(Clone, Copy, Default)]
 pub struct RecordStatus;
 
@@ -278,10 +340,13 @@ where
         let info = request.extensions().get::<CallInfo>().cloned();
         let future = self.inner.call(request);
         Box::pin(async move {
-            let response = future.await?;
+            let mut response = future.await?;
             let Some(info) = info else { return Ok(response) };
             if let Some(code) = code_of(response.headers()) {
                 info.record(code);
+                if code != Code::Ok {
+                    request_id::stamp_headers(response.headers_mut(), info.request_id());
+                }
                 return Ok(response);
             }
             Ok(response.map(|body| ResponseBody::new(Trailers { inner: body, info })))
@@ -306,11 +371,15 @@ impl Body for Trailers {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let poll = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &poll
-            && let Some(code) = frame.trailers_ref().and_then(code_of)
+        let mut poll = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &mut poll
+            && let Some(trailers) = frame.trailers_mut()
+            && let Some(code) = code_of(trailers)
         {
             self.info.record(code);
+            if code != Code::Ok {
+                request_id::stamp_headers(trailers, self.info.request_id());
+            }
         }
         poll
     }

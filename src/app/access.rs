@@ -7,6 +7,7 @@
 
 use std::hash::BuildHasher;
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,6 +20,7 @@ use super::{Actor, App, AppError, ErrorKind};
 use crate::kinds::system::PROTECTION;
 use crate::kinds::token::{DIGEST_INDEX, Token};
 use crate::kinds::user::user_subject;
+use crate::metrics::DecisionSource;
 
 /// What the front door admitted a call as: who asks, and what it may see of tenant-scoped
 /// objects. The server puts it into each admitted request for the handlers.
@@ -200,10 +202,12 @@ impl App {
         resource: &str,
         header: HeaderFilter,
     ) -> Result<TenantFilter, AppError> {
+        let started = Instant::now();
         let objects = self.objects()?;
         let question = Question { actor, action, resource, header: &header };
         let state = objects.changes();
         if let Some(tenants) = self.decisions.get(state, &question) {
+            self.metrics().decided(DecisionSource::Guard, true, started.elapsed());
             return Ok(TenantFilter::new(header, Some(tenants)));
         }
         let context = Context::new();
@@ -214,6 +218,7 @@ impl App {
             HeaderFilter::All => tenants.any(),
             HeaderFilter::Only(only) => only.iter().any(|t| tenants.permits(t)),
         };
+        self.metrics().decided(DecisionSource::Guard, allowed, started.elapsed());
         if allowed {
             let tenants = Arc::new(tenants);
             self.decisions.put(state, &question, tenants.clone());

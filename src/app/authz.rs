@@ -3,11 +3,14 @@
 //! names concrete values; wildcards where one belongs, or an organization this replica does
 //! not hold, are refused before the engine is asked.
 
+use std::time::Instant;
+
 use iamd_engine::{Context, Decision, Explanation, OrgAction, Request, grammar};
 
 use super::iam::{MAX_TENANT_ID, id_grammar};
 use super::{App, AppError, organizations};
 use crate::kinds::organization::Organization;
+use crate::metrics::DecisionSource;
 use crate::model::objects::Objects;
 
 /// How many checks one BatchCheck decides.
@@ -55,7 +58,10 @@ impl App {
         self.wait_for_token(token).await?;
         let objects = self.objects()?;
         known_organization(&objects, "", input)?;
-        Ok(Decided { answer: objects.engine().check(&input.request()), position: objects.position() })
+        let started = Instant::now();
+        let answer = objects.engine().check(&input.request());
+        self.metrics().decided(DecisionSource::Check, answer.allowed, started.elapsed());
+        Ok(Decided { answer, position: objects.position() })
     }
 
     /// Decides 1 to [`MAX_BATCH`] checks against one state, in their order.
@@ -75,7 +81,16 @@ impl App {
             known_organization(&objects, &format!("checks[{i}]."), input)?;
         }
         let engine = objects.engine();
-        let answers = inputs.iter().map(|input| engine.check(&input.request())).collect();
+        let metrics = self.metrics();
+        let answers = inputs
+            .iter()
+            .map(|input| {
+                let started = Instant::now();
+                let answer = engine.check(&input.request());
+                metrics.decided(DecisionSource::Check, answer.allowed, started.elapsed());
+                answer
+            })
+            .collect();
         Ok(Decided { answer: answers, position: objects.position() })
     }
 
@@ -85,7 +100,10 @@ impl App {
         self.wait_for_token(token).await?;
         let objects = self.objects()?;
         known_organization(&objects, "", input)?;
-        Ok(Decided { answer: objects.engine().explain(&input.request()), position: objects.position() })
+        let started = Instant::now();
+        let answer = objects.engine().explain(&input.request());
+        self.metrics().decided(DecisionSource::Check, answer.decision.allowed, started.elapsed());
+        Ok(Decided { answer, position: objects.position() })
     }
 
     /// Waits until this replica holds the write that answered `token` (none: at once).

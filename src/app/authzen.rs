@@ -20,6 +20,7 @@
 
 use std::collections::BTreeMap;
 use std::iter::Peekable;
+use std::time::Instant;
 
 use iamd_engine::{Context, Engine, Request, Value, grammar};
 use sha2::{Digest, Sha256};
@@ -29,6 +30,7 @@ use super::page::ListId;
 use super::{App, AppError};
 use crate::kinds::token::{ORDER_INDEX as TOKEN_ORDER, Token};
 use crate::kinds::user::{LOCAL_USER, ORDER_INDEX as USER_ORDER, User, user_subject};
+use crate::metrics::DecisionSource;
 use crate::model::kind::Key;
 use crate::model::objects::Objects;
 
@@ -185,7 +187,10 @@ impl App {
     /// Decides one evaluation; a missing entity or sub-field is INVALID_ARGUMENT.
     pub async fn evaluate(&self, evaluation: &Evaluation) -> Result<Decided<Verdict>, AppError> {
         let objects = self.objects()?;
-        Ok(Decided { answer: evaluate(&objects, evaluation)?, position: objects.position() })
+        let started = Instant::now();
+        let answer = evaluate(&objects, evaluation)?;
+        self.metrics().decided(DecisionSource::Authzen, answer.decision, started.elapsed());
+        Ok(Decided { answer, position: objects.position() })
     }
 
     /// Decides a batch against one state: each item over the defaults, in order, up to the
@@ -206,10 +211,12 @@ impl App {
         let objects = self.objects()?;
         let mut verdicts = Vec::with_capacity(items.len());
         for item in items {
+            let started = Instant::now();
             let mut verdict = evaluate(&objects, &item.over(defaults)).unwrap_or_else(|error| Verdict {
                 decision: false,
                 note: Some(Note::Error { status: 400, message: error.message }),
             });
+            self.metrics().decided(DecisionSource::Authzen, verdict.decision, started.elapsed());
             let stop = semantic.stops_at(verdict.decision);
             if let Some(reason) = stop {
                 verdict.note = verdict.note.or(Some(Note::Reason(reason.to_owned())));

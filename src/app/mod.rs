@@ -175,6 +175,11 @@ impl App {
         Ok(self.replica.read()?)
     }
 
+    /// The server's metrics.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        self.replica.metrics()
+    }
+
     /// Plans a write against this replica's state and commits it. Only a request that named
     /// a version (`If-Match`) fails for a version: when the plan or its commit finds the state
     /// stale (another request wrote one of its objects first, or this replica has not heard

@@ -24,6 +24,7 @@ use super::draft::Plan;
 use super::kind::{Key, Kind};
 use super::objects::{Applied, Loaded, Meta, Obj, Objects};
 use super::registry::{AnyState, Registry};
+use crate::metrics::Metrics;
 use crate::store::{Batch, Located, LogCursor, Store, StoreError, StoreResult};
 
 /// How many events one log read takes.
@@ -48,6 +49,7 @@ pub struct Replica {
     stop: watch::Sender<bool>,
     poll: Duration,
     started: Started,
+    metrics: Arc<Metrics>,
 }
 
 /// What a replica did to start.
@@ -107,6 +109,17 @@ impl Replica {
     /// log in the background: every `poll`, and at once when the backend signals that another
     /// replica wrote.
     pub async fn open(store: Arc<dyn Store>, registry: Registry, poll: Duration) -> StoreResult<Arc<Replica>> {
+        Replica::open_with(store, registry, poll, Arc::new(Metrics::off())).await
+    }
+
+    /// [`Replica::open`], counting what the follower does into `metrics`, which the
+    /// application reads its own metrics from too.
+    pub async fn open_with(
+        store: Arc<dyn Store>,
+        registry: Registry,
+        poll: Duration,
+        metrics: Arc<Metrics>,
+    ) -> StoreResult<Arc<Replica>> {
         let instance = store.instance().await?;
         let snapshot = store.snapshot().await?;
         let registry = Arc::new(registry);
@@ -127,6 +140,7 @@ impl Replica {
             stop,
             poll,
             started: Started { loaded, followed: 0, applied: 0 },
+            metrics,
         };
         loop {
             match replica.catch_up().await? {
@@ -162,6 +176,11 @@ impl Replica {
     }
 
     /// The follower's position.
+    /// The metrics of the server this replica serves.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
     fn applied(&self) -> LogCursor {
         *self.applied.borrow()
     }
@@ -271,6 +290,7 @@ impl Replica {
                 Ok((0, _)) => self.poll,
                 Ok(_) => continue,
                 Err(e) => {
+                    self.metrics.follower_failed();
                     tracing::warn!(error = %e, "following the event log failed; retrying");
                     self.poll * 10
                 }
@@ -289,7 +309,10 @@ impl Replica {
     async fn catch_up(&self) -> StoreResult<(usize, usize)> {
         let after = self.applied();
         let batch = self.store.read_log(None, after, BATCH).await?;
-        let Some(last) = batch.last().map(|c| c.cursor) else { return Ok((0, 0)) };
+        let Some((last, written)) = batch.last().map(|c| (c.cursor, c.event.created_at)) else {
+            self.metrics.followed(0, Duration::ZERO);
+            return Ok((0, 0));
+        };
         let count = batch.len();
         let mut changed = 0;
         let positions: Vec<u64> = batch.iter().map(|c| c.event.position).collect();
@@ -311,6 +334,8 @@ impl Replica {
         }
         self.applied.send_replace(last);
         self.delivered(last, &positions);
+        let written = std::time::UNIX_EPOCH + Duration::from_micros(u64::try_from(written).unwrap_or(0));
+        self.metrics.followed(count, std::time::SystemTime::now().duration_since(written).unwrap_or_default());
         Ok((count, changed))
     }
 

@@ -14,7 +14,6 @@ use std::task::{Context, Poll};
 
 use futures_util::future::Either;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
 use tower::{Layer, Service};
 
 use super::consistency::{Consistency, ConsistencyLayer};
@@ -27,7 +26,8 @@ use super::limit::{MessageLimit, MessageLimitLayer};
 use super::method::{IdentifyMethod, MethodLayer};
 use crate::body::{ResponseBody, full};
 use crate::methods::MethodTable;
-use crate::observe::{CallInfo, Protocol, RecordStatus, RecordStatusService};
+use crate::metrics::Metrics;
+use crate::observe::{CallInfo, Protocol, RecordStatus, RecordStatusService, Watched};
 use crate::store::Store;
 use crate::transcode::routes::RouteTable;
 use crate::transcode::{Transcoder, status};
@@ -52,11 +52,15 @@ pub struct Dispatch {
     json: Cors<Json>,
 }
 
-/// Liveness, readiness, and the transcoder for the rest.
+/// A request as the access log passes it on.
+pub type Incoming = Watched<hyper::body::Incoming>;
+
+/// Liveness, readiness, metrics, and the transcoder for the rest.
 #[derive(Clone)]
 pub struct Json {
     transcoder: Transcoder<Gate>,
     gate: Gate,
+    metrics: Arc<Metrics>,
 }
 
 /// What the inner stack is built from, once the state is loaded.
@@ -69,10 +73,17 @@ pub struct Parts {
 }
 
 /// The protocol layers, built before the state loads; `gate` holds the inner stack then.
-pub fn build(gate: Gate, table: Arc<RouteTable>, max_body: usize, origins: &[String]) -> Dispatch {
+pub fn build(
+    gate: Gate,
+    table: Arc<RouteTable>,
+    max_body: usize,
+    origins: &[String],
+    metrics: Arc<Metrics>,
+) -> Dispatch {
     let cors = CorsLayer::new(origins);
     let grpc_web = cors.layer(GrpcWebTextLayer.layer(tonic_web::GrpcWebLayer::new().layer(gate.clone())));
-    let json = cors.layer(Json { transcoder: Transcoder::new(table, gate.clone(), max_body), gate: gate.clone() });
+    let transcoder = Transcoder::new(table, gate.clone(), max_body);
+    let json = cors.layer(Json { transcoder, gate: gate.clone(), metrics });
     Dispatch { grpc: gate, grpc_web, json }
 }
 
@@ -129,6 +140,9 @@ impl Service<Request<Incoming>> for Json {
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
         match request.uri().path() {
             "/healthz" => Box::pin(async { Ok(serving()) }),
+            "/metrics" if self.metrics.enabled() && request.method() == http::Method::GET => {
+                Box::pin(std::future::ready(Ok(metrics_page(&self.metrics))))
+            }
             "/readyz" => {
                 let store = self.gate.store().cloned();
                 Box::pin(async move { Ok(ready(store.as_deref()).await) })
@@ -143,6 +157,14 @@ impl Service<Request<Incoming>> for Json {
 fn serving() -> Response<ResponseBody> {
     let mut response = Response::new(full(&br#"{"status":"SERVING"}"#[..]));
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The Prometheus text exposition of the server's metrics.
+fn metrics_page(metrics: &Metrics) -> Response<ResponseBody> {
+    let mut response = Response::new(full(metrics.render()));
+    let content_type = HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8");
+    response.headers_mut().insert(header::CONTENT_TYPE, content_type);
     response
 }
 

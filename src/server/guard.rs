@@ -20,9 +20,10 @@ use tower::{Layer, Service};
 
 use crate::app::access::{Admitted, now, unauthenticated};
 use crate::app::iam::HeaderFilter;
-use crate::app::{Actor, App, AppError};
+use crate::app::{Actor, App, AppError, ErrorKind};
 use crate::body::{FrameError, ResponseBody};
 use crate::methods::ApiMethod;
+use crate::metrics::Credential;
 use crate::observe::CallInfo;
 use crate::oidc::Verifier;
 
@@ -85,7 +86,15 @@ async fn admit(
     request: Request<tonic::body::Body>,
 ) -> Result<Request<tonic::body::Body>, tonic::Status> {
     let Some(rule) = method.permission() else { return Ok(request) };
-    let actor = authenticate(app, oidc, request.headers()).await?;
+    let actor = match authenticate(app, oidc, request.headers()).await {
+        Ok(actor) => actor,
+        Err((credential, refused)) => {
+            if refused.kind == ErrorKind::Unauthenticated {
+                app.metrics().authentication_failed(credential, refused.reason);
+            }
+            return Err(refused.into());
+        }
+    };
     let (request, resource) = if rule.resource.is_fixed() {
         (request, rule.resource.text.clone())
     } else {
@@ -98,18 +107,28 @@ async fn admit(
     Ok(request)
 }
 
-/// Who the request's credential stands for.
-async fn authenticate(app: &App, oidc: Option<&Verifier>, headers: &HeaderMap) -> Result<Actor, AppError> {
+/// Who the request's credential stands for, or why not and what kind of credential it was.
+async fn authenticate(
+    app: &App,
+    oidc: Option<&Verifier>,
+    headers: &HeaderMap,
+) -> Result<Actor, (Credential, AppError)> {
     let Some(value) = headers.get(http::header::AUTHORIZATION) else {
-        return Err(unauthenticated(
-            "CREDENTIAL_MISSING",
-            "this method needs a credential: send `Authorization: Bearer <token>`",
+        return Err((
+            Credential::None,
+            unauthenticated(
+                "CREDENTIAL_MISSING",
+                "this method needs a credential: send `Authorization: Bearer <token>`",
+            ),
         ));
     };
     let malformed = || {
-        unauthenticated(
-            "CREDENTIAL_MALFORMED",
-            "send the credential as `Authorization: Bearer <token>` or `AccessKey <token>`",
+        (
+            Credential::None,
+            unauthenticated(
+                "CREDENTIAL_MALFORMED",
+                "send the credential as `Authorization: Bearer <token>` or `AccessKey <token>`",
+            ),
         )
     };
     let value = value.to_str().map_err(|_| malformed())?.trim();
@@ -124,10 +143,13 @@ async fn authenticate(app: &App, oidc: Option<&Verifier>, headers: &HeaderMap) -
     if let Some(oidc) = oidc
         && Verifier::looks_like_jwt(credential)
     {
-        let identity = oidc.verify(credential).await.map_err(|e| unauthenticated(e.reason(), e.to_string()))?;
+        let identity = oidc
+            .verify(credential)
+            .await
+            .map_err(|e| (Credential::Oidc, unauthenticated(e.reason(), e.to_string())))?;
         return Ok(Actor { subject: identity.subject, teams: identity.teams });
     }
-    app.authenticate_token(credential, now())
+    app.authenticate_token(credential, now()).map_err(|e| (Credential::Token, e))
 }
 
 /// Reads the request's one message to fill the resource's placeholders, and puts it back.

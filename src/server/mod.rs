@@ -28,9 +28,10 @@ use crate::app::App;
 use crate::app::iam::bootstrap::Bootstrapped;
 use crate::config::Config;
 use crate::methods::MethodTable;
+use crate::metrics::Metrics;
 use crate::model::registry::Registry;
 use crate::model::replica::Replica;
-use crate::observe::AccessLog;
+use crate::observe::{AccessLog, AccessLogService};
 use crate::pb::iamd::accounts::v1::assignment_service_server::AssignmentServiceServer;
 use crate::pb::iamd::accounts::v1::organization_service_server::OrganizationServiceServer;
 use crate::pb::iamd::accounts::v1::policy_service_server::PolicyServiceServer as OrgPolicyServiceServer;
@@ -47,6 +48,7 @@ use crate::pb::iamd::iam::v2::team_service_server::TeamServiceServer;
 use crate::pb::iamd::iam::v2::tenant_service_server::TenantServiceServer;
 use crate::pb::iamd::iam::v2::token_service_server::TokenServiceServer;
 use crate::pb::iamd::iam::v2::user_service_server::UserServiceServer;
+use crate::store::metered::Metered;
 use crate::transcode::routes::RouteTable;
 use consistency::ConsistencyLayer;
 
@@ -150,19 +152,22 @@ async fn run_with(
 ) -> Result<(), ServerError> {
     let methods = Arc::new(MethodTable::served().map_err(|e| ServerError::Descriptors(e.to_string()))?);
     let table = Arc::new(RouteTable::from_methods(&methods).map_err(|e| ServerError::Descriptors(e.to_string()))?);
+    let metrics = Arc::new(Metrics::new(&methods, config.metrics));
     let gate = dispatch::Gate::default();
-    let service = dispatch::build(gate.clone(), table.clone(), config.max_body_bytes, &config.cors_allowed_origins);
+    let origins = &config.cors_allowed_origins;
+    let service = dispatch::build(gate.clone(), table.clone(), config.max_body_bytes, origins, metrics.clone());
 
     let listen = |source| ServerError::Listen { addr: config.listen, source };
     let listener = TcpListener::bind(config.listen).await.map_err(listen)?;
     let addr = listener.local_addr().map_err(listen)?;
     let (stop_accepting, stopped_accepting) = oneshot::channel::<()>();
+    let service = AccessLog { metrics: metrics.clone() }.layer(service);
     let accepting = tokio::spawn(accept(listener, service, config.shutdown_grace, stopped_accepting));
     tracing::info!(%addr, "loading the current state");
     tokio::pin!(shutdown);
     // A stop signal while the state loads stops the server as cleanly as one after.
     let prepared = tokio::select! {
-        prepared = prepare(&config, registry, methods, table.clone()) => Some(prepared),
+        prepared = prepare(&config, registry, methods, table.clone(), metrics) => Some(prepared),
         () = &mut shutdown => None,
     };
     let replica = match prepared {
@@ -199,13 +204,14 @@ async fn prepare(
     registry: Registry,
     methods: Arc<MethodTable>,
     routes: Arc<RouteTable>,
+    metrics: Arc<Metrics>,
 ) -> Result<(Arc<Replica>, dispatch::GrpcService), ServerError> {
     let oidc = match config.oidc_settings() {
         Some(settings) => Some(Arc::new(crate::oidc::Verifier::new(settings).await?)),
         None => None,
     };
-    let backend = crate::store::open(config).await?;
-    let replica = Replica::open(backend, registry, config.follow_interval).await?;
+    let backend = Metered::wrap(crate::store::open(config).await?, metrics.clone());
+    let replica = Replica::open_with(backend, registry, config.follow_interval, metrics).await?;
     let started = replica.started();
     tracing::info!(objects = started.loaded.objects, applied = started.applied, "loaded the current state");
     let app = App::new(replica.clone(), &methods, config.consistency_wait).await?;
@@ -288,11 +294,10 @@ async fn bootstrap(app: &App, config: &Config) -> Result<(), ServerError> {
 /// Accepts connections until `stop`, then waits up to `grace` for in-flight requests.
 async fn accept(
     listener: TcpListener,
-    service: dispatch::Dispatch,
+    service: AccessLogService<dispatch::Dispatch>,
     grace: std::time::Duration,
     mut stop: oneshot::Receiver<()>,
 ) {
-    let service = AccessLog.layer(service);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     loop {

@@ -14,6 +14,7 @@
 pub(crate) mod conformance;
 #[cfg(test)]
 pub(crate) mod fixtures;
+pub mod metered;
 pub mod postgres;
 pub mod sqlite;
 

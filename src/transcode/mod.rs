@@ -82,10 +82,14 @@ where
             let response = match this.transcode(request).await {
                 Ok(response) => response,
                 Err(failure) => {
-                    if let Some(info) = &info {
-                        info.record(failure.status.code());
-                    }
-                    let mut response = status::error_response(&failure.status, failure.http);
+                    let status = match &info {
+                        Some(info) => {
+                            info.record(failure.status.code());
+                            crate::request_id::stamp_status(&failure.status, info.request_id())
+                        }
+                        None => failure.status,
+                    };
+                    let mut response = status::error_response(&status, failure.http);
                     if let Some(allow) = failure.allow {
                         response.headers_mut().insert(header::ALLOW, allow);
                     }

@@ -17,6 +17,7 @@ mod iam;
 mod iam_parity;
 mod identity;
 mod identity_parity;
+mod observability;
 mod oidc;
 mod parity;
 mod protocol;
