@@ -5,8 +5,16 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
+use iamd::config::Flags;
+
 #[derive(Parser)]
-#[command(name = "iamd", version, about = "IAM policy service: gRPC, gRPC-web and JSON on one port")]
+#[command(
+    name = "iamd",
+    version,
+    about = "IAM policy service: gRPC, gRPC-web and JSON on one port",
+    after_help = "Each setting is a flag, an environment variable and a key of the --config TOML file, \
+                  taken in that order over its default; `iamd serve --help` lists them with their defaults."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -15,11 +23,33 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Start the server.
-    Serve(iamd::config::Config),
+    Serve(Flags),
+    /// Print the effective settings as TOML, each with where it came from, secrets masked.
+    Config(Flags),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let (Command::Serve(flags) | Command::Config(flags)) = &cli.command;
+    let settings = match flags.resolve(|var| std::env::var_os(var)) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("iamd: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Command::Config(_) = cli.command {
+        return match settings.to_toml() {
+            Ok(toml) => {
+                print!("{toml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("iamd: cannot print the settings: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     iamd::observe::init_logging(
         EnvFilter::try_from_env("IAMD_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
@@ -32,8 +62,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let Command::Serve(config) = cli.command;
-    match runtime.block_on(iamd::server::run(config, iamd::server::stop_signal())) {
+    match runtime.block_on(iamd::server::run(settings.config, iamd::server::stop_signal())) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("iamd: {e}");

@@ -112,7 +112,7 @@ impl PostgresStore {
 
     /// [`PostgresStore::connect`] with a parsed configuration.
     pub async fn connect_with(mut config: tokio_postgres::Config) -> StoreResult<PostgresStore> {
-        let target = describe_target(&config);
+        let target = crate::config::database_target(&config);
         let at = |e: StoreError| match e {
             StoreError::Unavailable(m) => StoreError::Unavailable(format!("PostgreSQL at {target}: {m}")),
             StoreError::Internal(m) => StoreError::Internal(format!("PostgreSQL at {target}: {m}")),
@@ -860,26 +860,6 @@ fn describe(e: &tokio_postgres::Error) -> String {
     text
 }
 
-/// `postgres://user@host:port/dbname`: where the store connects, without the password.
-fn describe_target(config: &tokio_postgres::Config) -> String {
-    let hosts: Vec<String> = config
-        .get_hosts()
-        .iter()
-        .enumerate()
-        .map(|(i, host)| {
-            let host = match host {
-                tokio_postgres::config::Host::Tcp(name) => name.clone(),
-                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
-            };
-            let port = config.get_ports().get(i).or(config.get_ports().first()).copied().unwrap_or(5432);
-            format!("{host}:{port}")
-        })
-        .collect();
-    let user = config.get_user().map(|user| format!("{user}@")).unwrap_or_default();
-    let dbname = config.get_dbname().or(config.get_user()).unwrap_or_default();
-    format!("postgres://{user}{}/{dbname}", hosts.join(","))
-}
-
 // ---------------------------------------------------------------------------------------
 // Test support: scratch schemas on the test server
 
@@ -1181,9 +1161,9 @@ mod tests {
     #[test]
     fn targets_are_described_without_passwords() {
         let config: tokio_postgres::Config = "postgres://u:pw@db.example:6432/iam".parse().unwrap();
-        assert_eq!(describe_target(&config), "postgres://u@db.example:6432/iam");
+        assert_eq!(crate::config::database_target(&config), "postgres://u@db.example:6432/iam");
         let config: tokio_postgres::Config = "host=/run/postgresql user=me password=pw".parse().unwrap();
-        assert_eq!(describe_target(&config), "postgres://me@/run/postgresql:5432/me");
+        assert_eq!(crate::config::database_target(&config), "postgres://me@/run/postgresql:5432/me");
     }
 
     #[test]

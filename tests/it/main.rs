@@ -10,6 +10,7 @@ mod accounts_parity;
 mod authz;
 mod authzen;
 mod concurrency;
+mod config;
 mod durability;
 mod front_door;
 mod history;
