@@ -11,6 +11,7 @@ pub mod methods;
 pub mod model;
 pub mod observe;
 pub mod oidc;
+pub mod openapi;
 pub mod pb;
 pub mod server;
 pub mod store;

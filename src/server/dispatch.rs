@@ -28,6 +28,7 @@ use super::method::{IdentifyMethod, MethodLayer};
 use crate::body::{ResponseBody, full};
 use crate::methods::MethodTable;
 use crate::observe::{CallInfo, Protocol, RecordStatus, RecordStatusService};
+use crate::openapi::Document;
 use crate::store::Store;
 use crate::transcode::routes::RouteTable;
 use crate::transcode::{Transcoder, status};
@@ -52,11 +53,12 @@ pub struct Dispatch {
     json: Cors<Json>,
 }
 
-/// Liveness, readiness, and the transcoder for the rest.
+/// Liveness, readiness, the OpenAPI document, and the transcoder for the rest.
 #[derive(Clone)]
 pub struct Json {
     transcoder: Transcoder<Gate>,
     gate: Gate,
+    openapi: Document,
 }
 
 /// What the inner stack is built from, once the state is loaded.
@@ -72,7 +74,9 @@ pub struct Parts {
 pub fn build(gate: Gate, table: Arc<RouteTable>, max_body: usize, origins: &[String]) -> Dispatch {
     let cors = CorsLayer::new(origins);
     let grpc_web = cors.layer(GrpcWebTextLayer.layer(tonic_web::GrpcWebLayer::new().layer(gate.clone())));
-    let json = cors.layer(Json { transcoder: Transcoder::new(table, gate.clone(), max_body), gate: gate.clone() });
+    let openapi = Document::new(&table);
+    let json =
+        cors.layer(Json { transcoder: Transcoder::new(table, gate.clone(), max_body), gate: gate.clone(), openapi });
     Dispatch { grpc: gate, grpc_web, json }
 }
 
@@ -132,6 +136,10 @@ impl Service<Request<Incoming>> for Json {
             "/readyz" => {
                 let store = self.gate.store().cloned();
                 Box::pin(async move { Ok(ready(store.as_deref()).await) })
+            }
+            "/openapi.json" if request.method() == http::Method::GET => {
+                let response = self.openapi.response();
+                Box::pin(async { Ok(response) })
             }
             // The transcoder is always ready and clones what it needs per call.
             _ => self.transcoder.call(request),

@@ -18,6 +18,7 @@ mod iam_parity;
 mod identity;
 mod identity_parity;
 mod oidc;
+mod openapi;
 mod parity;
 mod protocol;
 mod replicas;
