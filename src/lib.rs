@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod model;
 pub mod observe;
 pub mod oidc;
+pub mod openapi;
 pub mod pb;
 pub mod protocol;
 pub mod request_id;

@@ -28,6 +28,7 @@ use crate::body::{ResponseBody, full};
 use crate::methods::MethodTable;
 use crate::metrics::Metrics;
 use crate::observe::{CallInfo, Protocol, RecordStatus, RecordStatusService, Watched};
+use crate::openapi::Document;
 use crate::store::Store;
 use crate::transcode::routes::RouteTable;
 use crate::transcode::{Transcoder, status};
@@ -55,12 +56,13 @@ pub struct Dispatch {
 /// A request as the access log passes it on.
 pub type Incoming = Watched<hyper::body::Incoming>;
 
-/// Liveness, readiness, metrics, and the transcoder for the rest.
+/// Liveness, readiness, metrics, the OpenAPI document, and the transcoder for the rest.
 #[derive(Clone)]
 pub struct Json {
     transcoder: Transcoder<Gate>,
     gate: Gate,
     metrics: Arc<Metrics>,
+    openapi: Document,
 }
 
 /// What the inner stack is built from, once the state is loaded.
@@ -82,8 +84,9 @@ pub fn build(
 ) -> Dispatch {
     let cors = CorsLayer::new(origins);
     let grpc_web = cors.layer(GrpcWebTextLayer.layer(tonic_web::GrpcWebLayer::new().layer(gate.clone())));
+    let openapi = Document::new(&table);
     let transcoder = Transcoder::new(table, gate.clone(), max_body);
-    let json = cors.layer(Json { transcoder, gate: gate.clone(), metrics });
+    let json = cors.layer(Json { transcoder, gate: gate.clone(), metrics, openapi });
     Dispatch { grpc: gate, grpc_web, json }
 }
 
@@ -146,6 +149,10 @@ impl Service<Request<Incoming>> for Json {
             "/readyz" => {
                 let store = self.gate.store().cloned();
                 Box::pin(async move { Ok(ready(store.as_deref()).await) })
+            }
+            "/openapi.json" if request.method() == http::Method::GET => {
+                let response = self.openapi.response();
+                Box::pin(async { Ok(response) })
             }
             // The transcoder is always ready and clones what it needs per call.
             _ => self.transcoder.call(request),

@@ -38,6 +38,9 @@ pub struct Route {
     pub path_fields: Vec<Vec<FieldDescriptor>>,
     pub codec: MethodCodec,
     pub api: Arc<ApiMethod>,
+    /// Which of the method's bindings this is: 0 for the main rule, then its
+    /// `additional_bindings` in order.
+    pub binding: usize,
 }
 
 impl Route {
@@ -128,8 +131,8 @@ impl RouteTable {
             let codec =
                 crate::pb::method_codec(&api.path).ok_or_else(|| error("has no generated JSON codec".into()))?;
             let grpc_uri = api.path.parse().map_err(|e| error(format!("`{}` is not a URI path: {e}", api.path)))?;
-            for binding in &api.http {
-                routes.push(route(api, binding, codec, &grpc_uri).map_err(&error)?);
+            for (index, binding) in api.http.iter().enumerate() {
+                routes.push(route(api, binding, codec, &grpc_uri, index).map_err(&error)?);
             }
         }
         routes.sort_by(|a, b| b.template.specificity_cmp(&a.template));
@@ -190,7 +193,13 @@ impl RouteTable {
     }
 }
 
-fn route(api: &Arc<ApiMethod>, rule: &HttpRule, codec: MethodCodec, grpc_uri: &http::Uri) -> Result<Route, String> {
+fn route(
+    api: &Arc<ApiMethod>,
+    rule: &HttpRule,
+    codec: MethodCodec,
+    grpc_uri: &http::Uri,
+    binding: usize,
+) -> Result<Route, String> {
     let (method, path) = match &rule.pattern {
         Some(Pattern::Get(p)) => (Method::GET, p),
         Some(Pattern::Put(p)) => (Method::PUT, p),
@@ -241,6 +250,7 @@ fn route(api: &Arc<ApiMethod>, rule: &HttpRule, codec: MethodCodec, grpc_uri: &h
         path_fields,
         codec,
         api: api.clone(),
+        binding,
     })
 }
 

@@ -20,6 +20,7 @@ mod identity;
 mod identity_parity;
 mod observability;
 mod oidc;
+mod openapi;
 mod parity;
 mod protocol;
 mod replicas;
