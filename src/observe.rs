@@ -499,6 +499,7 @@ impl fmt::Write for Escaped<'_, '_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, reason = "a failing test panics")]
 mod tests {
     use std::sync::{Arc, Mutex};
 
@@ -515,6 +516,54 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    /// The log lines of one request through the access log, answered by `answer`.
+    fn logged(request: Request<http_body_util::Full<bytes::Bytes>>, answer: Response<ResponseBody>) -> (String, Response<ResponseBody>) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .fmt_fields(PlainFields)
+            .with_writer(move || writer.clone())
+            .finish();
+        let metrics = Arc::new(Metrics::off());
+        let answer = std::sync::Mutex::new(Some(answer));
+        let inner = tower::service_fn(move |_: Request<Watched<http_body_util::Full<bytes::Bytes>>>| {
+            let answer = answer.lock().ok().and_then(|mut a| a.take()).unwrap_or_default();
+            std::future::ready(Ok::<_, std::convert::Infallible>(answer))
+        });
+        let mut service = AccessLog { metrics }.layer(inner);
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let response = tracing::subscriber::with_default(subscriber, || {
+            runtime.block_on(async {
+                let response = service.call(request).await.unwrap();
+                let (parts, body) = response.into_parts();
+                let bytes = http_body_util::BodyExt::collect(body).await.unwrap().to_bytes();
+                Response::from_parts(parts, crate::body::full(bytes))
+            })
+        });
+        let bytes = captured.0.lock().map(|b| b.clone()).unwrap_or_default();
+        (String::from_utf8(bytes).unwrap_or_default(), response)
+    }
+
+    #[test]
+    fn the_log_line_and_the_answer_carry_the_request_id() {
+        let request = |id: Option<&str>| {
+            let mut request = Request::get("/v1/x");
+            if let Some(id) = id {
+                request = request.header("x-request-id", id);
+            }
+            request.body(http_body_util::Full::new(bytes::Bytes::new())).unwrap()
+        };
+        let (line, response) = logged(request(Some("ticket-9")), Response::new(crate::body::full("{}")));
+        assert!(line.contains(" request_id=ticket-9 "), "{line}");
+        assert_eq!(response.headers()["x-request-id"], "ticket-9");
+
+        let (line, response) = logged(request(None), Response::new(crate::body::full("{}")));
+        let id = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+        assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+        assert!(line.contains(&format!(" request_id={id} ")), "{line}");
     }
 
     #[test]
