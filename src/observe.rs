@@ -518,8 +518,8 @@ mod tests {
         }
     }
 
-    /// The log lines of one request through the access log, answered by `answer`.
-    fn logged(request: Request<http_body_util::Full<bytes::Bytes>>, answer: Response<ResponseBody>) -> (String, Response<ResponseBody>) {
+    /// A subscriber that formats as the server does, into what it returns.
+    fn capture() -> (Captured, impl tracing::Subscriber) {
         let captured = Captured::default();
         let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -527,6 +527,15 @@ mod tests {
             .fmt_fields(PlainFields)
             .with_writer(move || writer.clone())
             .finish();
+        (captured, subscriber)
+    }
+
+    /// The log lines of one request through the access log, answered by `answer`.
+    fn logged(
+        request: Request<http_body_util::Full<bytes::Bytes>>,
+        answer: Response<ResponseBody>,
+    ) -> (String, Response<ResponseBody>) {
+        let (captured, subscriber) = capture();
         let metrics = Arc::new(Metrics::off());
         let answer = std::sync::Mutex::new(Some(answer));
         let inner = tower::service_fn(move |_: Request<Watched<http_body_util::Full<bytes::Bytes>>>| {
@@ -568,13 +577,7 @@ mod tests {
 
     #[test]
     fn fields_print_as_name_equals_value_with_control_characters_escaped() {
-        let captured = Captured::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_ansi(false)
-            .fmt_fields(PlainFields)
-            .with_writer(move || writer.clone())
-            .finish();
+        let (captured, subscriber) = capture();
         tracing::subscriber::with_default(subscriber, || {
             let path = "/a\nfake line\u{1b}[31m";
             tracing::info!(protocol = %Protocol::Json, status = 200u64, code = Some(5), path, ok = true, "request");

@@ -16,6 +16,28 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::store::Micros;
 
+/// The wrapper types, whose JSON form is their one `value` field's.
+pub fn is_wrapper(full_name: &str) -> bool {
+    matches!(
+        full_name,
+        "google.protobuf.DoubleValue"
+            | "google.protobuf.FloatValue"
+            | "google.protobuf.Int64Value"
+            | "google.protobuf.UInt64Value"
+            | "google.protobuf.Int32Value"
+            | "google.protobuf.UInt32Value"
+            | "google.protobuf.BoolValue"
+            | "google.protobuf.StringValue"
+            | "google.protobuf.BytesValue"
+    )
+}
+
+/// Well-known types whose JSON form is one string or number, which one query value sets.
+pub fn is_one_scalar(full_name: &str) -> bool {
+    matches!(full_name, "google.protobuf.Timestamp" | "google.protobuf.Duration" | "google.protobuf.FieldMask")
+        || is_wrapper(full_name)
+}
+
 /// Seconds and nanoseconds since the Unix epoch, as on the wire.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Message)]
 pub struct Timestamp {

@@ -338,21 +338,7 @@ fn query_fields(
 
 /// Well-known types whose JSON form is one string or number, which one query value sets.
 fn is_query_scalar(message: &MessageDescriptor) -> bool {
-    matches!(
-        message.full_name(),
-        "google.protobuf.Timestamp"
-            | "google.protobuf.Duration"
-            | "google.protobuf.FieldMask"
-            | "google.protobuf.DoubleValue"
-            | "google.protobuf.FloatValue"
-            | "google.protobuf.Int64Value"
-            | "google.protobuf.UInt64Value"
-            | "google.protobuf.Int32Value"
-            | "google.protobuf.UInt32Value"
-            | "google.protobuf.BoolValue"
-            | "google.protobuf.StringValue"
-            | "google.protobuf.BytesValue"
-    )
+    crate::wkt::is_one_scalar(message.full_name())
 }
 
 fn query_parameter(chain: &[FieldDescriptor], field: &FieldDescriptor, schemas: &mut Schemas) -> Value {

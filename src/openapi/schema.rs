@@ -209,15 +209,7 @@ impl Schemas {
                 "required": ["@type"],
             }),
             // The wrappers are their one `value` field, in that field's form.
-            "google.protobuf.DoubleValue"
-            | "google.protobuf.FloatValue"
-            | "google.protobuf.Int64Value"
-            | "google.protobuf.UInt64Value"
-            | "google.protobuf.Int32Value"
-            | "google.protobuf.UInt32Value"
-            | "google.protobuf.BoolValue"
-            | "google.protobuf.StringValue"
-            | "google.protobuf.BytesValue" => {
+            name if crate::wkt::is_wrapper(name) => {
                 let value = message.get_field_by_name("value")?;
                 self.kind(&value.kind(), direction)
             }

@@ -269,24 +269,9 @@ fn find_field(message: &MessageDescriptor, name: &str) -> Option<FieldDescriptor
 
 /// Well-known types whose JSON form is a string or a scalar, settable from one value.
 fn is_scalar_like(message: &MessageDescriptor) -> bool {
-    matches!(
-        message.full_name(),
-        "google.protobuf.Timestamp"
-            | "google.protobuf.Duration"
-            | "google.protobuf.FieldMask"
-            | "google.protobuf.DoubleValue"
-            | "google.protobuf.FloatValue"
-            | "google.protobuf.Int64Value"
-            | "google.protobuf.UInt64Value"
-            | "google.protobuf.Int32Value"
-            | "google.protobuf.UInt32Value"
-            | "google.protobuf.BoolValue"
-            | "google.protobuf.StringValue"
-            | "google.protobuf.BytesValue"
-            | "google.protobuf.Value"
-            | "google.protobuf.Struct"
-            | "google.protobuf.ListValue"
-    )
+    let name = message.full_name();
+    crate::wkt::is_one_scalar(name)
+        || matches!(name, "google.protobuf.Value" | "google.protobuf.Struct" | "google.protobuf.ListValue")
 }
 
 /// The JSON value pbjson expects for one textual value of a field.
