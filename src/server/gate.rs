@@ -71,10 +71,14 @@ where
             // The one clone of the inner stack a call makes.
             Some(open) => Either::Left(open.stack.clone().oneshot(request)),
             None => {
-                if let Some(info) = request.extensions().get::<CallInfo>() {
-                    info.record(Code::Unavailable);
-                }
-                Either::Right(ready(Ok(loading().into_http())))
+                let status = match request.extensions().get::<CallInfo>() {
+                    Some(info) => {
+                        info.record(Code::Unavailable);
+                        crate::request_id::stamp_status(&loading(), info.request_id())
+                    }
+                    None => loading(),
+                };
+                Either::Right(ready(Ok(status.into_http())))
             }
         }
     }

@@ -137,11 +137,12 @@ pub struct Base64Body<B> {
 
 impl<B> Base64Body<B> {
     fn fail(&mut self, message: String) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        let status = Status::invalid_argument(message);
-        let _ = self.failure.set(status.clone());
+        let mut status = Status::invalid_argument(message);
         if let Some(info) = &self.info {
             info.record(Code::InvalidArgument);
+            status = crate::request_id::stamp_status(&status, info.request_id());
         }
+        let _ = self.failure.set(status.clone());
         self.done = true;
         Poll::Ready(Some(Err(status)))
     }

@@ -292,7 +292,17 @@ async fn every_answer_carries_a_request_id_and_every_error_the_same_one() {
     }
     assert_eq!(generated.len(), 3, "ids repeat: {generated:?}");
 
-    // The transcoder's own refusals carry it too, and an unusable id is replaced.
+    // So do refusals made before the inner stack: a gRPC-web-text body that is not base64 ...
+    let extra = [("x-request-id", "text-1".to_owned())];
+    let (_, headers, body) =
+        server.grpc_web_send(rpc::GET_DOMAIN_POLICY.path, Bytes::from_static(b"*not base64*"), true, &extra).await;
+    let details = match headers.get("grpc-status-details-bin") {
+        Some(details) => details.as_bytes().to_vec(),
+        None => trailer(&body, "grpc-status-details-bin").unwrap_or_default().into_bytes(),
+    };
+    assert_eq!(request_id_in_details(&details).as_deref(), Some("text-1"), "{headers:?}");
+
+    // ... and the transcoder's own, where an unusable id is replaced.
     let reply = server.json_with(Method::GET, "/no/such/path", None, &[("x-request-id", "x".repeat(200))]).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     let id = reply.headers["x-request-id"].to_str().unwrap();
