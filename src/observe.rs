@@ -153,10 +153,6 @@ where
         let info = CallInfo::new(&request);
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(info.clone());
-        // Handlers and the JSON side's metadata see the id a client did not send too.
-        if !parts.headers.contains_key(&REQUEST_ID) {
-            parts.headers.insert(&REQUEST_ID, info.request_id().clone());
-        }
         self.metrics.started(info.protocol());
         let line = LogLine {
             started: Instant::now(),
@@ -248,7 +244,7 @@ impl LogLine {
             path = %self.uri.path(),
             http_status = self.http_status,
             grpc_code = code.map(|c| c as i32),
-            request_id = %String::from_utf8_lossy(self.info.request_id().as_bytes()),
+            request_id = self.info.request_id().to_str().unwrap_or_default(),
             latency_us = elapsed.as_micros() as u64,
             "request"
         );

@@ -33,10 +33,14 @@ const DETAILS_BASE64: GeneralPurpose = GeneralPurpose::new(
 /// The id of a request: the client's `x-request-id` when it is 1 to 128 visible ASCII
 /// characters, else a new one.
 pub fn of(headers: &HeaderMap) -> HeaderValue {
-    match headers.get(&REQUEST_ID) {
+    let mut id = match headers.get(&REQUEST_ID) {
         Some(id) if usable(id) => id.clone(),
         _ => generate(),
-    }
+    };
+    // Every request has its own: HTTP/2's header compression would add each to its table,
+    // evicting the headers that repeat (content type, status), and send those in full again.
+    id.set_sensitive(true);
+    id
 }
 
 fn usable(id: &HeaderValue) -> bool {
