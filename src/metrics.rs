@@ -24,8 +24,6 @@ const BUCKETS_MICROS: [u64; 18] = [
     2_500_000, 5_000_000, 10_000_000,
 ];
 
-const PROTOCOLS: [Protocol; 3] = [Protocol::Grpc, Protocol::GrpcWeb, Protocol::Json];
-
 /// The store operations that are timed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreOp {
@@ -182,7 +180,7 @@ impl Metrics {
     pub fn new(table: &MethodTable, enabled: bool) -> Metrics {
         let mut methods: Vec<String> = table.iter().map(|m| m.path.trim_start_matches('/').to_owned()).collect();
         methods.push("unknown".to_owned());
-        let slots = if enabled { methods.len() * PROTOCOLS.len() } else { 0 };
+        let slots = if enabled { methods.len() * Protocol::ALL.len() } else { 0 };
         Metrics {
             enabled,
             requests: (0..slots * CODE_NAMES.len()).map(|_| AtomicU64::new(0)).collect(),
@@ -212,7 +210,7 @@ impl Metrics {
     /// A request began.
     pub fn started(&self, protocol: Protocol) {
         if self.enabled {
-            self.in_flight[protocol_slot(protocol)].fetch_add(1, Ordering::Relaxed);
+            self.in_flight[protocol as usize].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -222,12 +220,12 @@ impl Metrics {
         if !self.enabled {
             return;
         }
-        let protocol = protocol_slot(protocol);
+        let protocol = protocol as usize;
         self.in_flight[protocol].fetch_sub(1, Ordering::Relaxed);
         let Some(code) = code else { return };
         let unknown = self.methods.len() - 1;
         let method = method.map_or(unknown, |m| m.index).min(unknown);
-        let slot = method * PROTOCOLS.len() + protocol;
+        let slot = method * Protocol::ALL.len() + protocol;
         if let Some(counter) = self.requests.get(slot * CODE_NAMES.len() + (code as usize).min(CODE_NAMES.len() - 1)) {
             counter.fetch_add(1, Ordering::Relaxed);
         }
@@ -299,8 +297,8 @@ impl Metrics {
     fn render_requests(&self, out: &mut String) {
         header(out, "iamd_requests_total", "counter", "Requests answered, by gRPC method, protocol and gRPC code.");
         for (method, name) in self.methods.iter().enumerate() {
-            for (p, protocol) in PROTOCOLS.iter().enumerate() {
-                let slot = (method * PROTOCOLS.len() + p) * CODE_NAMES.len();
+            for (p, protocol) in Protocol::ALL.iter().enumerate() {
+                let slot = (method * Protocol::ALL.len() + p) * CODE_NAMES.len();
                 for (c, code) in CODE_NAMES.iter().enumerate() {
                     let count = self.requests.get(slot + c).map_or(0, |n| n.load(Ordering::Relaxed));
                     if count > 0 {
@@ -315,8 +313,8 @@ impl Metrics {
         }
         header(out, "iamd_request_duration_seconds", "histogram", "Time to answer a request, by method and protocol.");
         for (method, name) in self.methods.iter().enumerate() {
-            for (p, protocol) in PROTOCOLS.iter().enumerate() {
-                let Some(histogram) = self.latency.get(method * PROTOCOLS.len() + p) else { continue };
+            for (p, protocol) in Protocol::ALL.iter().enumerate() {
+                let Some(histogram) = self.latency.get(method * Protocol::ALL.len() + p) else { continue };
                 if histogram.count() > 0 {
                     let labels = format!("method=\"{name}\",protocol=\"{}\",", label(*protocol));
                     histogram.write(out, "iamd_request_duration_seconds", &labels);
@@ -329,7 +327,7 @@ impl Metrics {
             "gauge",
             "Requests being answered, by protocol; a scrape counts itself.",
         );
-        for (protocol, gauge) in PROTOCOLS.iter().zip(&self.in_flight) {
+        for (protocol, gauge) in Protocol::ALL.iter().zip(&self.in_flight) {
             let _ = writeln!(
                 out,
                 "iamd_requests_in_flight{{protocol=\"{}\"}} {}",
@@ -409,14 +407,6 @@ impl Metrics {
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn protocol_slot(protocol: Protocol) -> usize {
-    match protocol {
-        Protocol::Grpc => 0,
-        Protocol::GrpcWeb => 1,
-        Protocol::Json => 2,
-    }
 }
 
 /// The `protocol` label.

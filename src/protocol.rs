@@ -6,15 +6,17 @@ use std::fmt;
 use http::{HeaderMap, header};
 use tonic::Code;
 
-/// How a request reached the server.
+/// How a request reached the server. The discriminants index per-protocol slots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Protocol {
-    Grpc,
-    GrpcWeb,
-    Json,
+    Grpc = 0,
+    GrpcWeb = 1,
+    Json = 2,
 }
 
 impl Protocol {
+    pub const ALL: [Protocol; 3] = [Protocol::Grpc, Protocol::GrpcWeb, Protocol::Json];
+
     pub fn of(headers: &HeaderMap) -> Protocol {
         let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
         if content_type.starts_with("application/grpc-web") {

@@ -6,7 +6,6 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use prost::Message;
@@ -23,12 +22,6 @@ pub const METADATA_KEY: &str = "requestId";
 const MAX_LEN: usize = 128;
 
 const ERROR_INFO: &str = "type.googleapis.com/google.rpc.ErrorInfo";
-
-/// gRPC sends `grpc-status-details-bin` unpadded and readers accept either.
-const DETAILS_BASE64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_encode_padding(false).with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// The id of a request: the client's `x-request-id` when it is 1 to 128 visible ASCII
 /// characters, else a new one.
@@ -82,35 +75,20 @@ fn mix(mut z: u64) -> u64 {
 }
 
 /// Adds the request id to the `ErrorInfo` of a failed answer's `grpc-status-details-bin`
-/// (headers of a trailers-only answer, or trailers), adding an `ErrorInfo` that names the
-/// code when the error had none. OK answers and answers without a status are left alone.
+/// (headers of a trailers-only answer, or trailers). OK answers and answers without a
+/// status are left alone.
 pub fn stamp_headers(headers: &mut HeaderMap, id: &HeaderValue) {
-    let Some(code) = headers.get("grpc-status").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i32>().ok())
-    else {
-        return;
-    };
-    if code == 0 {
-        return;
-    }
-    let Ok(id) = id.to_str() else { return };
-    let status = match headers.get("grpc-status-details-bin") {
-        Some(details) => {
-            let decoded = DETAILS_BASE64.decode(details.as_bytes()).ok();
-            match decoded.and_then(|bytes| pb::Status::decode(bytes.as_slice()).ok()) {
-                Some(status) => status,
-                // Details iamd cannot read are the sender's; they stay as they are.
-                None => return,
-            }
-        }
-        None => pb::Status { code, message: message_of(headers), details: Vec::new() },
-    };
-    let stamped = stamp(status, id).encode_to_vec();
-    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(DETAILS_BASE64.encode(stamped))) {
+    let Some(status) = tonic::Status::from_header_map(headers).filter(|s| s.code() != Code::Ok) else { return };
+    let stamped = stamp_status(&status, id);
+    if let Ok(value) = HeaderValue::from_maybe_shared(Bytes::from(
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(stamped.details()),
+    )) {
         headers.insert("grpc-status-details-bin", value);
     }
 }
 
-/// The status with the request id in its `ErrorInfo`.
+/// The status with the request id in its `ErrorInfo`, adding an `ErrorInfo` that names the
+/// code when it had none. Details iamd cannot read are the sender's and stay as they are.
 pub fn stamp_status(status: &tonic::Status, id: &HeaderValue) -> tonic::Status {
     let Ok(id) = id.to_str() else { return status.clone() };
     let details = if status.details().is_empty() {
@@ -148,12 +126,6 @@ fn stamp(mut status: pb::Status, id: &str) -> pb::Status {
         }
     }
     status
-}
-
-/// `grpc-message`, percent-decoded.
-fn message_of(headers: &HeaderMap) -> String {
-    let raw = headers.get("grpc-message").map(|v| v.as_bytes()).unwrap_or_default();
-    percent_encoding::percent_decode(raw).decode_utf8_lossy().into_owned()
 }
 
 #[cfg(test)]

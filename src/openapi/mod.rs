@@ -322,7 +322,7 @@ fn query_fields(
         let in_body = matches!(&route.body, BodyRule::Field(body) if chain.len() == 1 && *body == field);
         if !in_path && !in_body && !field.is_map() {
             match field.kind() {
-                Kind::Message(inner) if !is_query_scalar(&inner) => {
+                Kind::Message(inner) if !crate::wkt::is_one_scalar(inner.full_name()) => {
                     let entered = inner == route.input()
                         || chain.iter().any(|f| matches!(f.kind(), Kind::Message(m) if m == inner) && *f != field);
                     if !field.is_list() && !entered && !inner.full_name().starts_with("google.protobuf.") {
@@ -334,11 +334,6 @@ fn query_fields(
         }
         chain.pop();
     }
-}
-
-/// Well-known types whose JSON form is one string or number, which one query value sets.
-fn is_query_scalar(message: &MessageDescriptor) -> bool {
-    crate::wkt::is_one_scalar(message.full_name())
 }
 
 fn query_parameter(chain: &[FieldDescriptor], field: &FieldDescriptor, schemas: &mut Schemas) -> Value {
