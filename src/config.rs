@@ -442,7 +442,9 @@ fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
     text.parse::<toml::Table>().map_err(|e| {
         let place = match e.span() {
-            Some(span) => format!("{}:{}", path.display(), text[..span.start].matches('\n').count() + 1),
+            Some(span) => {
+                format!("{}:{}", path.display(), text.get(..span.start).unwrap_or_default().matches('\n').count() + 1)
+            }
             None => path.display().to_string(),
         };
         ConfigError::Syntax { place, message: e.message().trim_end().to_owned() }
