@@ -39,6 +39,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         .build_client(true)
         .build_server(true)
         .compile_well_known_types(true)
+        // prost's codec with smaller first buffers (src/codec.rs says why).
+        .codec_path("crate::codec::Codec")
         .extern_path(".google.protobuf", "::pbjson_types")
         // pbjson-types prints timestamps as `+00:00` (the proto3 JSON mapping and the seed
         // pages want `Z`) and field masks as objects (the mapping: one string), so those

@@ -37,9 +37,6 @@ pub struct Config {
     /// only on the first start; when unset then, iamd generates one and prints it once.
     #[arg(long, env = "IAMD_BOOTSTRAP_TOKEN", hide_env_values = true)]
     pub bootstrap_token: Option<Secret>,
-    /// Largest request body or message accepted, in bytes.
-    #[arg(long, env = "IAMD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
-    pub max_body_bytes: usize,
     /// Browser origins allowed to call the API (CORS), comma-separated; `*` allows any.
     #[arg(long, env = "IAMD_CORS_ALLOWED_ORIGINS", default_value = "*", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
@@ -76,6 +73,74 @@ pub struct Config {
     /// Serve `/metrics` and count requests for it; off, nothing is counted.
     #[arg(long, env = "IAMD_METRICS", default_value_t = true, action = ArgAction::Set)]
     pub metrics: bool,
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub limits: Limits,
+}
+
+/// What one client may take of the server: each limit answers with its own error while the
+/// server goes on serving the others.
+#[derive(Clone, Copy, Debug, clap::Args, Serialize)]
+pub struct Limits {
+    /// Largest request body or message accepted, in bytes.
+    #[arg(long, env = "IAMD_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
+    pub max_body_bytes: usize,
+    /// How long a client may take to send a request's headers (HTTP/1.1) or the connection
+    /// preface (HTTP/2) before its connection is closed.
+    #[arg(long, env = "IAMD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    #[serde(serialize_with = "duration_text")]
+    pub header_read_timeout: Duration,
+    /// How long a connection may stay open with no request in progress.
+    #[arg(long, env = "IAMD_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    #[serde(serialize_with = "duration_text")]
+    pub idle_timeout: Duration,
+    /// Most connections open at once; one more is answered 503 and closed.
+    #[arg(long, env = "IAMD_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Most concurrent streams an HTTP/2 client may open on one connection.
+    #[arg(long, env = "IAMD_MAX_CONCURRENT_STREAMS", default_value_t = 256)]
+    pub max_concurrent_streams: u32,
+    /// Most HTTP/2 streams a client may open and reset before they are served, at once;
+    /// beyond, the connection is closed (rapid-reset floods).
+    #[arg(long, env = "IAMD_MAX_PENDING_RESETS", default_value_t = 20)]
+    pub max_pending_resets: usize,
+    /// Most HTTP/2 streams the server may reset for a client's protocol errors on one
+    /// connection; beyond, the connection is closed.
+    #[arg(long, env = "IAMD_MAX_ERROR_RESETS", default_value_t = 1024)]
+    pub max_error_resets: usize,
+    /// Largest request header list, in bytes as HTTP/2 counts them (each field's name and
+    /// value, plus 32).
+    #[arg(long, env = "IAMD_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+    /// Most API requests in flight at once; beyond, requests are shed with
+    /// RESOURCE_EXHAUSTED (429 and `Retry-After`).
+    #[arg(long, env = "IAMD_MAX_IN_FLIGHT", default_value_t = 1024)]
+    pub max_in_flight: usize,
+    /// The deadline of a request that sends no `grpc-timeout`.
+    #[arg(long, env = "IAMD_DEFAULT_DEADLINE", default_value = "30s", value_parser = parse_duration)]
+    #[serde(serialize_with = "duration_text")]
+    pub default_deadline: Duration,
+    /// Deepest nesting of arrays and objects a JSON request body may have.
+    #[arg(long, env = "IAMD_MAX_JSON_DEPTH", default_value_t = 64)]
+    pub max_json_depth: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            max_concurrent_streams: 256,
+            max_pending_resets: 20,
+            max_error_resets: 1024,
+            max_header_bytes: 16 * 1024,
+            max_in_flight: 1024,
+            default_deadline: Duration::from_secs(30),
+            max_json_depth: 64,
+        }
+    }
 }
 
 impl Config {
@@ -91,12 +156,12 @@ impl Config {
             oidc_jwks: None,
             oidc_groups_claim: "groups".into(),
             public_url: None,
-            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             cors_allowed_origins: vec!["*".into()],
             consistency_wait: Duration::from_secs(2),
             follow_interval: Duration::from_millis(50),
             shutdown_grace: Duration::from_secs(10),
             metrics: true,
+            limits: Limits::default(),
         }
     }
 }
@@ -622,8 +687,8 @@ mod tests {
     fn the_file_is_named_by_flag_or_by_env_and_the_flag_wins() {
         let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (a, b) = (file(&a, "max_body_bytes = 1\n"), file(&b, "max_body_bytes = 2\n"));
-        assert_eq!(resolve(&[], &[("IAMD_CONFIG", &a)]).unwrap().config.max_body_bytes, 1);
-        assert_eq!(resolve(&["--config", &b], &[("IAMD_CONFIG", &a)]).unwrap().config.max_body_bytes, 2);
+        assert_eq!(resolve(&[], &[("IAMD_CONFIG", &a)]).unwrap().config.limits.max_body_bytes, 1);
+        assert_eq!(resolve(&["--config", &b], &[("IAMD_CONFIG", &a)]).unwrap().config.limits.max_body_bytes, 2);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod app;
 pub mod body;
+pub mod codec;
 pub mod config;
 pub mod kinds;
 pub mod methods;

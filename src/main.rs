@@ -55,6 +55,20 @@ fn main() -> ExitCode {
         std::io::IsTerminal::is_terminal(&std::io::stderr()),
         std::io::stderr,
     );
+    // Each connection is a file descriptor, and the connection limit is worth only as much as
+    // the process may open; a soft limit below the hard one is raised to it.
+    let wanted = settings.config.limits.max_connections as u64 + 1024;
+    match rlimit::increase_nofile_limit(wanted) {
+        Ok(got) if got < wanted => {
+            tracing::warn!(
+                limit = got,
+                max_connections = settings.config.limits.max_connections,
+                "the open-file limit is below what the connection limit needs"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {

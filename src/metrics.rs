@@ -104,6 +104,49 @@ impl Credential {
     }
 }
 
+/// A limit a client reached; each is counted where it is enforced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// A connection beyond `max_connections`, answered 503 and closed.
+    Connections,
+    /// A connection that did not send its request headers (or HTTP/2 preface) in time.
+    HeaderReadTimeout,
+    /// A connection closed after `idle_timeout` with no request in progress.
+    IdleTimeout,
+    /// An API request shed beyond `max_in_flight`.
+    InFlight,
+    /// A request whose header list is over `max_header_bytes`.
+    HeaderBytes,
+    /// A request body or message over `max_body_bytes`.
+    BodyBytes,
+    /// A JSON body nested deeper than `max_json_depth`.
+    JsonDepth,
+}
+
+impl Limit {
+    const ALL: [Limit; 7] = [
+        Limit::Connections,
+        Limit::HeaderReadTimeout,
+        Limit::IdleTimeout,
+        Limit::InFlight,
+        Limit::HeaderBytes,
+        Limit::BodyBytes,
+        Limit::JsonDepth,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Limit::Connections => "connections",
+            Limit::HeaderReadTimeout => "header_read_timeout",
+            Limit::IdleTimeout => "idle_timeout",
+            Limit::InFlight => "in_flight",
+            Limit::HeaderBytes => "header_bytes",
+            Limit::BodyBytes => "body_bytes",
+            Limit::JsonDepth => "json_depth",
+        }
+    }
+}
+
 /// Counts in fixed latency buckets, plus their sum.
 struct Histogram {
     /// Per bucket, not cumulative; the last one is `+Inf`.
@@ -172,6 +215,8 @@ pub struct Metrics {
     decisions: [[AtomicU64; 2]; DecisionSource::ALL.len()],
     decision_latency: [Histogram; DecisionSource::ALL.len()],
     authentication_failures: Mutex<BTreeMap<(Credential, &'static str), u64>>,
+    limits: [AtomicU64; Limit::ALL.len()],
+    connections_open: AtomicI64,
 }
 
 impl Metrics {
@@ -195,6 +240,8 @@ impl Metrics {
             decisions: std::array::from_fn(|_| [AtomicU64::new(0), AtomicU64::new(0)]),
             decision_latency: std::array::from_fn(|_| Histogram::new()),
             authentication_failures: Mutex::new(BTreeMap::new()),
+            limits: std::array::from_fn(|_| AtomicU64::new(0)),
+            connections_open: AtomicI64::new(0),
         }
     }
 
@@ -282,6 +329,20 @@ impl Metrics {
         }
     }
 
+    /// A client reached `limit`.
+    pub fn limited(&self, limit: Limit) {
+        if self.enabled {
+            self.limits[limit as usize].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// A connection opened (`1`) or closed (`-1`).
+    pub fn connections(&self, change: i64) {
+        if self.enabled {
+            self.connections_open.fetch_add(change, Ordering::Relaxed);
+        }
+    }
+
     /// The page `/metrics` answers.
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(16 * 1024);
@@ -289,6 +350,7 @@ impl Metrics {
         self.render_store(&mut out);
         self.render_decisions(&mut out);
         self.render_authentication(&mut out);
+        self.render_limits(&mut out);
         out.push_str("# HELP iamd_build_info The running build of iamd.\n# TYPE iamd_build_info gauge\n");
         let _ = writeln!(out, "iamd_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
         out
@@ -401,6 +463,18 @@ impl Metrics {
                 "iamd_authentication_failures_total{{credential=\"{}\",reason=\"{reason}\"}} {count}",
                 credential.name()
             );
+        }
+    }
+}
+
+impl Metrics {
+    fn render_limits(&self, out: &mut String) {
+        header(out, "iamd_connections_open", "gauge", "Client connections open.");
+        let _ = writeln!(out, "iamd_connections_open {}", self.connections_open.load(Ordering::Relaxed));
+        header(out, "iamd_limit_reached_total", "counter", "Times a client reached a limit, by limit.");
+        for limit in Limit::ALL {
+            let count = self.limits[limit as usize].load(Ordering::Relaxed);
+            let _ = writeln!(out, "iamd_limit_reached_total{{limit=\"{}\"}} {count}", limit.name());
         }
     }
 }

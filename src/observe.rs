@@ -29,6 +29,8 @@ use crate::body::ResponseBody;
 use crate::methods::ApiMethod;
 use crate::metrics::Metrics;
 use crate::request_id::{self, REQUEST_ID};
+use crate::server::activity::{ActiveRequest, Activity};
+use crate::server::admission::{Admission, Permit, Refusal};
 
 pub use crate::protocol::Protocol;
 
@@ -53,10 +55,17 @@ struct CallInner {
     code: OnceLock<Code>,
     /// The client gave up on the call: its request body failed to arrive.
     cancelled: AtomicBool,
+    /// Why the call is refused before it is served, if it is.
+    refusal: Option<Refusal>,
 }
 
 impl CallInfo {
     pub fn new<B>(request: &Request<B>) -> Self {
+        CallInfo::admitted(request, None)
+    }
+
+    /// A call that admission refused for `refusal`, or let in.
+    fn admitted<B>(request: &Request<B>, refusal: Option<Refusal>) -> Self {
         let host = match request.uri().authority() {
             Some(authority) => Some(Host::Authority(authority.clone())),
             None => request.headers().get(header::HOST).cloned().map(Host::Header),
@@ -68,7 +77,14 @@ impl CallInfo {
             method: OnceLock::new(),
             code: OnceLock::new(),
             cancelled: AtomicBool::new(false),
+            refusal,
         }))
+    }
+
+    /// Why the call is refused before it is served: where each protocol answers, it answers
+    /// this instead.
+    pub fn refusal(&self) -> Option<Refusal> {
+        self.0.refusal
     }
 
     /// The call's id: the client's `x-request-id`, or one made for it.
@@ -117,16 +133,19 @@ impl CallInfo {
     }
 }
 
-/// The outer layer: logs and counts one line per request when its response body is done.
+/// The outer layer: admits each request (or says why not), and logs and counts one line per
+/// request when its response body is done. The same line ends the request's share of the
+/// in-flight limit and of its connection's activity.
 #[derive(Clone)]
 pub struct AccessLog {
     pub metrics: Arc<Metrics>,
+    pub admission: Arc<Admission>,
 }
 
 impl<S> Layer<S> for AccessLog {
     type Service = AccessLogService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        AccessLogService { inner, metrics: self.metrics.clone() }
+        AccessLogService { inner, metrics: self.metrics.clone(), admission: self.admission.clone(), connection: None }
     }
 }
 
@@ -134,6 +153,15 @@ impl<S> Layer<S> for AccessLog {
 pub struct AccessLogService<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    admission: Arc<Admission>,
+    connection: Option<Arc<Activity>>,
+}
+
+impl<S: Clone> AccessLogService<S> {
+    /// The service of one connection, which learns when its requests start and end.
+    pub fn on_connection(&self, activity: Arc<Activity>) -> Self {
+        AccessLogService { connection: Some(activity), ..self.clone() }
+    }
 }
 
 impl<S, B> Service<Request<B>> for AccessLogService<S>
@@ -150,7 +178,12 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let info = CallInfo::new(&request);
+        let active = self.connection.as_ref().map(Activity::request_started);
+        let (permit, refusal) = match self.admission.admit(request.headers()) {
+            Ok(permit) => (Some(permit), None),
+            Err(refusal) => (None, Some(refusal)),
+        };
+        let info = CallInfo::admitted(&request, refusal);
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(info.clone());
         self.metrics.started(info.protocol());
@@ -164,6 +197,8 @@ where
             http_status: 0,
             answered: false,
             done: false,
+            _permit: permit,
+            _active: active,
         };
         let future = self.inner.call(Request::from_parts(parts, Watched { inner: body, info }));
         Box::pin(async move {
@@ -220,6 +255,10 @@ struct LogLine {
     /// The answer's body went out to its end.
     answered: bool,
     done: bool,
+    /// Released with the line: the request no longer counts in flight or keeps its
+    /// connection busy.
+    _permit: Option<Permit>,
+    _active: Option<ActiveRequest>,
 }
 
 impl LogLine {
@@ -538,7 +577,8 @@ mod tests {
             let answer = answer.lock().ok().and_then(|mut a| a.take()).unwrap_or_default();
             std::future::ready(Ok::<_, std::convert::Infallible>(answer))
         });
-        let mut service = AccessLog { metrics }.layer(inner);
+        let admission = crate::server::admission::Admission::new(&crate::config::Limits::default());
+        let mut service = AccessLog { metrics, admission }.layer(inner);
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let response = tracing::subscriber::with_default(subscriber, || {
             runtime.block_on(async {

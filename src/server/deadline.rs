@@ -1,5 +1,7 @@
-//! Honours `grpc-timeout` for every protocol (JSON forwards the header as metadata). tonic's
-//! own server applies it in its transport, which iamd does not use, so it lives here.
+//! Honours `grpc-timeout` for every protocol (JSON forwards the header as metadata), and gives
+//! a call that sends none the configured default deadline, so no call waits without bound.
+//! tonic's own server applies `grpc-timeout` in its transport, which iamd does not use, so it
+//! lives here.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -11,19 +13,22 @@ use tower::{Layer, Service};
 
 use crate::body::ResponseBody;
 
-#[derive(Clone, Copy, Default)]
-pub struct DeadlineLayer;
+#[derive(Clone, Copy)]
+pub struct DeadlineLayer {
+    pub default: Duration,
+}
 
 impl<S> Layer<S> for DeadlineLayer {
     type Service = Deadline<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        Deadline { inner }
+        Deadline { inner, default: self.default }
     }
 }
 
 #[derive(Clone)]
 pub struct Deadline<S> {
     inner: S,
+    default: Duration,
 }
 
 impl<S, B> Service<Request<B>> for Deadline<S>
@@ -40,16 +45,18 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let timeout = request.headers().get("grpc-timeout").map(|v| parse(v.to_str().unwrap_or("")));
+        let timeout = match request.headers().get("grpc-timeout") {
+            Some(value) => parse(value.to_str().unwrap_or("")),
+            None => Ok(self.default),
+        };
         let future = self.inner.call(request);
         Box::pin(async move {
             match timeout {
-                None => future.await,
-                Some(Err(text)) => {
+                Err(text) => {
                     Ok(tonic::Status::invalid_argument(format!("`grpc-timeout: {text}` is not a valid timeout"))
                         .into_http())
                 }
-                Some(Ok(limit)) => match tokio::time::timeout(limit, future).await {
+                Ok(limit) => match tokio::time::timeout(limit, future).await {
                     Ok(result) => result,
                     Err(_) => {
                         Ok(tonic::Status::deadline_exceeded(format!("the deadline of {limit:?} passed")).into_http())
@@ -61,7 +68,7 @@ where
 }
 
 /// `grpc-timeout` is 1 to 8 digits and a unit: H, M, S, m, u or n.
-fn parse(text: &str) -> Result<Duration, String> {
+pub fn parse(text: &str) -> Result<Duration, String> {
     let invalid = || text.to_owned();
     let (digits, unit) = text.split_at(text.len().saturating_sub(1));
     if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -79,6 +86,20 @@ fn parse(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// `timeout` as `grpc-timeout`, rounded down to what eight digits of its unit can say.
+pub fn encode(timeout: Duration) -> http::HeaderValue {
+    const MAX: u128 = 99_999_999;
+    let micros = timeout.as_micros();
+    let text = if micros <= MAX {
+        format!("{micros}u")
+    } else if timeout.as_millis() <= MAX {
+        format!("{}m", timeout.as_millis())
+    } else {
+        format!("{}S", timeout.as_secs().min(MAX as u64))
+    };
+    http::HeaderValue::try_from(text).unwrap_or(http::HeaderValue::from_static("99999999S"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,5 +115,16 @@ mod tests {
         for bad in ["", "S", "123456789S", "10x", "-1S", "1.5S"] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn encodes_what_parse_reads_back() {
+        for timeout in [Duration::from_micros(1), Duration::from_millis(1500), Duration::from_secs(30)] {
+            let encoded = encode(timeout);
+            assert_eq!(parse(encoded.to_str().unwrap()), Ok(timeout), "{encoded:?}");
+        }
+        // Too long for microseconds: milliseconds, rounded down.
+        let long = Duration::from_secs(3600) + Duration::from_micros(1);
+        assert_eq!(encode(long), "3600000m");
     }
 }

@@ -16,6 +16,7 @@ use futures_util::future::Either;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use tower::{Layer, Service};
 
+use super::admission::Refusal;
 use super::consistency::{Consistency, ConsistencyLayer};
 use super::cors::{Cors, CorsLayer};
 use super::deadline::{Deadline, DeadlineLayer};
@@ -25,6 +26,7 @@ use super::guard::{Guard, GuardLayer};
 use super::limit::{MessageLimit, MessageLimitLayer};
 use super::method::{IdentifyMethod, MethodLayer};
 use crate::body::{ResponseBody, full};
+use crate::config::Limits;
 use crate::methods::MethodTable;
 use crate::metrics::Metrics;
 use crate::observe::{CallInfo, Protocol, RecordStatus, RecordStatusService, Watched};
@@ -70,6 +72,8 @@ pub struct Parts {
     pub routes: tonic::service::Routes,
     pub methods: Arc<MethodTable>,
     pub limit: MessageLimitLayer,
+    /// The deadline of a call that names none.
+    pub default_deadline: std::time::Duration,
     pub consistency: ConsistencyLayer,
     pub guard: GuardLayer,
 }
@@ -78,25 +82,25 @@ pub struct Parts {
 pub fn build(
     gate: Gate,
     table: Arc<RouteTable>,
-    max_body: usize,
+    limits: &Limits,
     origins: &[String],
     metrics: Arc<Metrics>,
 ) -> Dispatch {
     let cors = CorsLayer::new(origins);
     let grpc_web = cors.layer(GrpcWebTextLayer.layer(tonic_web::GrpcWebLayer::new().layer(gate.clone())));
     let openapi = Document::new(&table);
-    let transcoder = Transcoder::new(table, gate.clone(), max_body);
+    let transcoder = Transcoder::new(table, gate.clone(), *limits, metrics.clone());
     let json = cors.layer(Json { transcoder, gate: gate.clone(), metrics, openapi });
     Dispatch { grpc: gate, grpc_web, json }
 }
 
 /// The inner stack.
 pub fn stack(parts: Parts) -> GrpcService {
-    let Parts { routes, methods, limit, consistency, guard } = parts;
+    let Parts { routes, methods, limit, default_deadline, consistency, guard } = parts;
     tower::ServiceBuilder::new()
         .layer(MethodLayer { table: methods })
         .layer(RecordStatus)
-        .layer(DeadlineLayer)
+        .layer(DeadlineLayer { default: default_deadline })
         .layer(consistency)
         .layer(limit)
         .layer(guard)
@@ -141,6 +145,14 @@ impl Service<Request<Incoming>> for Json {
     }
 
     fn call(&mut self, request: Request<Incoming>) -> Self::Future {
+        // Operators still see health, readiness and metrics while API calls are shed.
+        if let Some(info) = request.extensions().get::<CallInfo>()
+            && let Some(refusal) = info.refusal()
+            && (matches!(refusal, Refusal::HeadersTooLarge { .. })
+                || !matches!(request.uri().path(), "/healthz" | "/readyz" | "/metrics"))
+        {
+            return Box::pin(std::future::ready(Ok(self.refuse(info, refusal))));
+        }
         match request.uri().path() {
             "/healthz" => Box::pin(async { Ok(serving()) }),
             "/metrics" if self.metrics.enabled() && request.method() == http::Method::GET => {
@@ -157,6 +169,20 @@ impl Service<Request<Incoming>> for Json {
             // The transcoder is always ready and clones what it needs per call.
             _ => self.transcoder.call(request),
         }
+    }
+}
+
+impl Json {
+    /// Answers a call that admission refused, before reading its body.
+    fn refuse(&self, info: &CallInfo, refusal: Refusal) -> Response<ResponseBody> {
+        self.metrics.limited(refusal.limit());
+        info.record(tonic::Code::ResourceExhausted);
+        let status = crate::request_id::stamp_status(&refusal.status(), info.request_id());
+        let mut response = status::error_response(&status, Some(refusal.http()));
+        if let Some(retry_after) = refusal.retry_after() {
+            response.headers_mut().insert(header::RETRY_AFTER, retry_after);
+        }
+        response
     }
 }
 

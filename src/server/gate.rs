@@ -3,21 +3,25 @@
 //! every call that would reach the inner stack answers UNAVAILABLE until the replica holds
 //! the store's current state. It sits below the protocol layers, so a browser is answered
 //! UNAVAILABLE through CORS and in its own protocol, and retries.
+//!
+//! For the same reason it answers the calls that admission refused (shed, or headers too
+//! large) for gRPC and gRPC-web, in their own form; JSON answers them before reading a body.
 
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use futures_util::future::{Either, Ready, ready};
 use http::{Request, Response};
-use tonic::Code;
 use tower::{Service, ServiceExt};
 
 use crate::body::ResponseBody;
+use crate::metrics::Metrics;
 use crate::observe::CallInfo;
 use crate::store::Store;
 
 pub struct Gate<S> {
     open: Arc<OnceLock<Open<S>>>,
+    metrics: Arc<Metrics>,
 }
 
 struct Open<S> {
@@ -25,19 +29,18 @@ struct Open<S> {
     store: Arc<dyn Store>,
 }
 
-impl<S> Default for Gate<S> {
-    fn default() -> Self {
-        Gate { open: Arc::default() }
-    }
-}
-
 impl<S> Clone for Gate<S> {
     fn clone(&self) -> Self {
-        Gate { open: self.open.clone() }
+        Gate { open: self.open.clone(), metrics: self.metrics.clone() }
     }
 }
 
 impl<S> Gate<S> {
+    /// A closed gate, which counts the refusals it answers in `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Gate { open: Arc::default(), metrics }
+    }
+
     /// From now on every call goes to `stack`, and readiness asks `store`.
     pub fn open(&self, stack: S, store: Arc<dyn Store>) {
         let _ = self.open.set(Open { stack, store });
@@ -67,19 +70,23 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        match self.open.get() {
-            // The one clone of the inner stack a call makes.
-            Some(open) => Either::Left(open.stack.clone().oneshot(request)),
-            None => {
-                let status = match request.extensions().get::<CallInfo>() {
-                    Some(info) => {
-                        info.record(Code::Unavailable);
-                        crate::request_id::stamp_status(&loading(), info.request_id())
-                    }
-                    None => loading(),
-                };
-                Either::Right(ready(Ok(status.into_http())))
+        let info = request.extensions().get::<CallInfo>();
+        let refused = match (self.open.get(), info.and_then(CallInfo::refusal)) {
+            (Some(_), Some(refusal)) => {
+                self.metrics.limited(refusal.limit());
+                refusal.status()
             }
-        }
+            // The one clone of the inner stack a call makes.
+            (Some(open), None) => return Either::Left(open.stack.clone().oneshot(request)),
+            (None, _) => loading(),
+        };
+        let status = match info {
+            Some(info) => {
+                info.record(refused.code());
+                crate::request_id::stamp_status(&refused, info.request_id())
+            }
+            None => refused,
+        };
+        Either::Right(ready(Ok(status.into_http())))
     }
 }

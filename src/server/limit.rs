@@ -9,6 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
@@ -16,23 +17,25 @@ use http::Request;
 use http_body::{Body, Frame, SizeHint};
 use tower::{Layer, Service};
 
+use crate::metrics::{Limit, Metrics};
 use crate::observe::CallInfo;
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct MessageLimitLayer {
     max: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl MessageLimitLayer {
-    pub fn new(max: usize) -> Self {
-        MessageLimitLayer { max }
+    pub fn new(max: usize, metrics: Arc<Metrics>) -> Self {
+        MessageLimitLayer { max, metrics }
     }
 }
 
 impl<S> Layer<S> for MessageLimitLayer {
     type Service = MessageLimit<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        MessageLimit { inner, max: self.max }
+        MessageLimit { inner, max: self.max, metrics: self.metrics.clone() }
     }
 }
 
@@ -40,6 +43,7 @@ impl<S> Layer<S> for MessageLimitLayer {
 pub struct MessageLimit<S> {
     inner: S,
     max: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl<S> Service<Request<tonic::body::Body>> for MessageLimit<S>
@@ -68,7 +72,8 @@ where
             // tonic refuses an encoding it does not support before it reads the body.
             compressed: request.headers().get("grpc-encoding").is_some_and(|v| v != "identity"),
         };
-        let request = request.map(|body| tonic::body::Body::new(Limited::new(body, rules)));
+        let metrics = self.metrics.clone();
+        let request = request.map(|body| tonic::body::Body::new(Limited::new(body, rules).counted(metrics)));
         Box::pin(self.inner.call(request))
     }
 }
@@ -96,11 +101,17 @@ struct Limited {
     messages: usize,
     /// An error has been answered; the stream is over.
     failed: bool,
+    /// Where a message over the limit is counted.
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl Limited {
     fn new(inner: tonic::body::Body, rules: Rules) -> Self {
-        Limited { inner, rules, header: [0; 5], header_len: 0, left: 0, messages: 0, failed: false }
+        Limited { inner, rules, header: [0; 5], header_len: 0, left: 0, messages: 0, failed: false, metrics: None }
+    }
+
+    fn counted(self, metrics: Arc<Metrics>) -> Self {
+        Limited { metrics: Some(metrics), ..self }
     }
 
     fn check(&mut self, mut data: &[u8]) -> Result<(), tonic::Status> {
@@ -142,6 +153,9 @@ impl Limited {
                     ));
                 }
                 if len > self.rules.max {
+                    if let Some(metrics) = &self.metrics {
+                        metrics.limited(Limit::BodyBytes);
+                    }
                     return Err(tonic::Status::resource_exhausted(format!(
                         "the message is {len} bytes, larger than the limit of {} bytes",
                         self.rules.max

@@ -3,9 +3,12 @@
 //! and loads the current state, then opens the gate to the inner stack every protocol
 //! shares, and stops cleanly: stop accepting, let in-flight requests finish, close the store.
 
+pub(crate) mod activity;
+pub(crate) mod admission;
+mod connection;
 mod consistency;
 mod cors;
-mod deadline;
+pub(crate) mod deadline;
 mod dispatch;
 mod gate;
 mod grpc_web_text;
@@ -17,8 +20,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tower::Layer;
@@ -31,7 +32,7 @@ use crate::methods::MethodTable;
 use crate::metrics::Metrics;
 use crate::model::registry::Registry;
 use crate::model::replica::Replica;
-use crate::observe::{AccessLog, AccessLogService};
+use crate::observe::AccessLog;
 use crate::pb::iamd::accounts::v1::assignment_service_server::AssignmentServiceServer;
 use crate::pb::iamd::accounts::v1::organization_service_server::OrganizationServiceServer;
 use crate::pb::iamd::accounts::v1::policy_service_server::PolicyServiceServer as OrgPolicyServiceServer;
@@ -50,6 +51,7 @@ use crate::pb::iamd::iam::v2::token_service_server::TokenServiceServer;
 use crate::pb::iamd::iam::v2::user_service_server::UserServiceServer;
 use crate::store::metered::Metered;
 use crate::transcode::routes::RouteTable;
+use admission::Admission;
 use consistency::ConsistencyLayer;
 
 #[derive(Debug, thiserror::Error)]
@@ -153,16 +155,21 @@ async fn run_with(
     let methods = Arc::new(MethodTable::served().map_err(|e| ServerError::Descriptors(e.to_string()))?);
     let table = Arc::new(RouteTable::from_methods(&methods).map_err(|e| ServerError::Descriptors(e.to_string()))?);
     let metrics = Arc::new(Metrics::new(&methods, config.metrics));
-    let gate = dispatch::Gate::default();
+    let gate = dispatch::Gate::new(metrics.clone());
     let origins = &config.cors_allowed_origins;
-    let service = dispatch::build(gate.clone(), table.clone(), config.max_body_bytes, origins, metrics.clone());
+    let service = dispatch::build(gate.clone(), table.clone(), &config.limits, origins, metrics.clone());
 
     let listen = |source| ServerError::Listen { addr: config.listen, source };
     let listener = TcpListener::bind(config.listen).await.map_err(listen)?;
     let addr = listener.local_addr().map_err(listen)?;
     let (stop_accepting, stopped_accepting) = oneshot::channel::<()>();
-    let service = AccessLog { metrics: metrics.clone() }.layer(service);
-    let accepting = tokio::spawn(accept(listener, service, config.shutdown_grace, stopped_accepting));
+    let service = AccessLog { metrics: metrics.clone(), admission: Admission::new(&config.limits) }.layer(service);
+    let accepting = {
+        let (limits, metrics, grace) = (config.limits, metrics.clone(), config.shutdown_grace);
+        tokio::spawn(
+            async move { connection::accept(listener, service, &limits, metrics, grace, stopped_accepting).await },
+        )
+    };
     tracing::info!(%addr, "loading the current state");
     tokio::pin!(shutdown);
     // A stop signal while the state loads stops the server as cleanly as one after.
@@ -211,14 +218,14 @@ async fn prepare(
         None => None,
     };
     let backend = Metered::wrap(crate::store::open(config).await?, metrics.clone());
-    let replica = Replica::open_with(backend, registry, config.follow_interval, metrics).await?;
+    let replica = Replica::open_with(backend, registry, config.follow_interval, metrics.clone()).await?;
     let started = replica.started();
     tracing::info!(objects = started.loaded.objects, applied = started.applied, "loaded the current state");
     let app = App::new(replica.clone(), &methods, config.consistency_wait).await?;
     bootstrap(&app, config).await?;
     let api = Api::new(app.clone(), routes, config.public_url.as_deref());
 
-    let limit = config.max_body_bytes;
+    let limit = config.limits.max_body_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<AdminServiceServer<Api>>().await;
     health.set_serving::<OrganizationServiceServer<Api>>().await;
@@ -261,7 +268,8 @@ async fn prepare(
     let parts = dispatch::Parts {
         routes: grpc,
         methods,
-        limit: limit::MessageLimitLayer::new(limit),
+        limit: limit::MessageLimitLayer::new(limit, metrics.clone()),
+        default_deadline: config.limits.default_deadline,
         consistency: ConsistencyLayer { replica: replica.clone(), bound: config.consistency_wait },
         guard: guard::GuardLayer { app, oidc },
     };
@@ -289,44 +297,4 @@ async fn bootstrap(app: &App, config: &Config) -> Result<(), ServerError> {
         Bootstrapped::Before { ignored: false } => {}
     }
     Ok(())
-}
-
-/// Accepts connections until `stop`, then waits up to `grace` for in-flight requests.
-async fn accept(
-    listener: TcpListener,
-    service: AccessLogService<dispatch::Dispatch>,
-    grace: std::time::Duration,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        // Out of file descriptors and the like: keep serving the others.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service.clone()));
-                let connection = graceful.watch(connection.into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            _ = &mut stop => break,
-        }
-    }
-    drop(listener);
-    tracing::info!("stopping: waiting for in-flight requests");
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
-        tracing::warn!(?grace, "in-flight requests did not finish in time");
-    }
 }

@@ -18,6 +18,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Version, header};
@@ -26,7 +27,10 @@ use tonic::Code;
 use tower::{Service, ServiceExt};
 
 use crate::body::{ResponseBody, full};
+use crate::config::Limits;
+use crate::metrics::{Limit, Metrics};
 use crate::observe::CallInfo;
+use crate::server::deadline;
 use routes::{Lookup, Route, RouteTable};
 
 /// Request headers that become gRPC metadata (api-reference A.3); CORS lets browsers send
@@ -40,6 +44,8 @@ pub static FORWARDED_HEADERS: [HeaderName; 6] = [
     HeaderName::from_static("x-request-id"),
 ];
 
+const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+
 /// Response headers of the gRPC side that are framing, not metadata.
 const GRPC_ONLY_HEADERS: [&str; 5] =
     ["content-type", "grpc-status", "grpc-message", "grpc-status-details-bin", "grpc-encoding"];
@@ -48,12 +54,15 @@ const GRPC_ONLY_HEADERS: [&str; 5] =
 pub struct Transcoder<S> {
     routes: Arc<RouteTable>,
     grpc: S,
-    max_body: usize,
+    /// The body's size and depth, and the deadline it is read under.
+    limits: Limits,
+    metrics: Arc<Metrics>,
 }
 
 impl<S> Transcoder<S> {
-    pub fn new(routes: Arc<RouteTable>, grpc: S, max_body: usize) -> Self {
-        Transcoder { routes, grpc, max_body }
+    /// Counts the limits its requests reach in `metrics`.
+    pub fn new(routes: Arc<RouteTable>, grpc: S, limits: Limits, metrics: Arc<Metrics>) -> Self {
+        Transcoder { routes, grpc, limits, metrics }
     }
 }
 
@@ -150,7 +159,31 @@ where
             }
         };
 
-        let body = read_body(body, self.max_body).await?;
+        // The body is read under the call's deadline, which the call then has what is left of:
+        // a client that sends its body slowly holds the call no longer than one that is slow
+        // to take the answer. A `grpc-timeout` that is not one is left for the gRPC side to
+        // refuse.
+        let started = Instant::now();
+        let timeout = match parts.headers.get(GRPC_TIMEOUT) {
+            None => Some(self.limits.default_deadline),
+            Some(value) => deadline::parse(value.to_str().unwrap_or_default()).ok(),
+        };
+        let reading = timeout.unwrap_or(self.limits.default_deadline);
+        let body = match tokio::time::timeout(reading, read_body(body, self.limits.max_body_bytes)).await {
+            Ok(read) => read.inspect_err(|failure| {
+                if failure.status.code() == Code::ResourceExhausted {
+                    self.metrics.limited(Limit::BodyBytes);
+                }
+            })?,
+            Err(_) => {
+                let message = format!("the request body did not arrive within the deadline of {reading:?}");
+                return Err(tonic::Status::deadline_exceeded(message).into());
+            }
+        };
+        if let Err(e) = request::check_depth(&body, self.limits.max_json_depth) {
+            self.metrics.limited(Limit::JsonDepth);
+            return Err(bad_request(e));
+        }
         let takes_body = !matches!(route.body, routes::BodyRule::None);
         if takes_body && route.api.json.json_body_required {
             require_json_body(&parts.headers, &body)?;
@@ -197,7 +230,12 @@ where
             }
         };
 
-        let grpc_request = grpc_request(route, &parts.headers, parts.extensions, frame);
+        let mut grpc_request = grpc_request(route, &parts.headers, parts.extensions, frame);
+        if let Some(timeout) = timeout {
+            grpc_request
+                .headers_mut()
+                .insert(GRPC_TIMEOUT, deadline::encode(timeout.saturating_sub(started.elapsed())));
+        }
         let Ok(response) = self.grpc.oneshot(grpc_request).await;
         let (head, grpc_body) = response.into_parts();
         if let Some(failed) = failure(&head.headers) {

@@ -159,6 +159,40 @@ fn null_elements(value: &Value, message: &MessageDescriptor, at: &mut String) ->
     Ok(())
 }
 
+/// Refuses JSON nested deeper than `max` arrays and objects before anything parses it: a
+/// parser's own recursion limit would answer a deep body with a stack of work first, and a
+/// depth iamd's messages never need is a client's mistake or an attack. One pass over the
+/// bytes, skipping strings; malformed JSON is left for the parser to name.
+pub fn check_depth(body: &[u8], max: usize) -> Result<(), RequestError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in body {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return Err(RequestError {
+                        field: None,
+                        message: format!("the request body nests arrays and objects deeper than {max} levels"),
+                    });
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 fn parse_body(body: &[u8]) -> Result<Option<Value>, RequestError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
@@ -413,4 +447,33 @@ fn form_decode(text: &str) -> Result<String, String> {
         .decode_utf8()
         .map(|s| s.into_owned())
         .map_err(|_| format!("`{text}` is not valid UTF-8 once decoded"))
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::check_depth;
+
+    fn nested(depth: usize) -> String {
+        format!("{}{}", "[".repeat(depth), "]".repeat(depth))
+    }
+
+    #[test]
+    fn refuses_nesting_beyond_the_limit_only() {
+        assert!(check_depth(nested(64).as_bytes(), 64).is_ok());
+        let error = check_depth(nested(65).as_bytes(), 64).unwrap_err();
+        assert!(error.message.contains("deeper than 64 levels"), "{}", error.message);
+        let objects = format!("{}1{}", r#"{"a":"#.repeat(65), "}".repeat(65));
+        assert!(check_depth(objects.as_bytes(), 64).is_err());
+        // Siblings do not add up: depth is how deep, not how many.
+        let wide = format!("[{}]", vec!["{}"; 1000].join(","));
+        assert!(check_depth(wide.as_bytes(), 2).is_ok());
+    }
+
+    #[test]
+    fn brackets_inside_strings_do_not_count() {
+        let text = format!(r#"{{"name":"{}","quoted":"\"[[[\\"}}"#, "[".repeat(100));
+        assert!(check_depth(text.as_bytes(), 1).is_ok(), "{text}");
+        // An escaped quote does not end the string.
+        assert!(check_depth(br#"["\"[[[["]"#, 1).is_ok());
+    }
 }

@@ -155,7 +155,12 @@ async fn json_over_http1_never_reaches_the_grpc_web_layer() {
 #[tokio::test]
 async fn one_body_limit_for_every_protocol_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir, |c| iamd::config::Config { max_body_bytes: 1024, ..c }).await;
+    let server = TestServer::start_in(dir, |c| {
+        let mut c = c;
+        c.limits.max_body_bytes = 1024;
+        c
+    })
+    .await;
     let name = "n".repeat(2048);
 
     let reply = server.json(Method::POST, "/organizations", Some(json!({"name": name}))).await;
