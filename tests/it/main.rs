@@ -25,3 +25,4 @@ mod parity;
 mod protocol;
 mod replicas;
 mod seeds;
+mod volume;
