@@ -25,4 +25,5 @@ mod parity;
 mod protocol;
 mod replicas;
 mod seeds;
+mod shutdown;
 mod volume;
