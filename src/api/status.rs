@@ -18,6 +18,7 @@ impl From<AppError> for Status {
             ErrorKind::FailedPrecondition => Code::FailedPrecondition,
             ErrorKind::Aborted => Code::Aborted,
             ErrorKind::OutOfRange => Code::OutOfRange,
+            ErrorKind::ResourceExhausted => Code::ResourceExhausted,
             ErrorKind::Unavailable => Code::Unavailable,
             ErrorKind::Internal => Code::Internal,
         };

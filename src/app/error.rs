@@ -17,6 +17,8 @@ pub enum ErrorKind {
     Aborted,
     /// A position past anything the store holds (a consistency token no write answered).
     OutOfRange,
+    /// A resource the request needs has run out: the store's volume is full.
+    ResourceExhausted,
     Unavailable,
     Internal,
 }
@@ -139,6 +141,22 @@ impl From<StoreError> for AppError {
             StoreError::Unavailable(message) => {
                 tracing::warn!(%message, "store unavailable");
                 AppError::new(ErrorKind::Unavailable, "STORE_UNAVAILABLE", "the store is unavailable; retry later")
+            }
+            StoreError::Full(message) => {
+                tracing::error!(%message, "the store's volume is full: writes are refused, reads go on");
+                AppError::new(
+                    ErrorKind::ResourceExhausted,
+                    "STORE_FULL",
+                    "the store's volume is full, so nothing was written; retry once space is freed",
+                )
+            }
+            StoreError::ReadOnly(message) => {
+                tracing::error!(%message, "the store's volume is read-only: writes are refused, reads go on");
+                AppError::new(
+                    ErrorKind::Unavailable,
+                    "STORE_READ_ONLY",
+                    "the store's volume is read-only, so nothing was written; retry once it is writable again",
+                )
             }
             StoreError::Internal(message) => {
                 tracing::error!(%message, "store failure");

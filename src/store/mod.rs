@@ -333,6 +333,14 @@ pub enum StoreError {
     /// The backing database cannot be reached or refused the work.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The volume the database lives on has no room for the write; nothing was written.
+    /// Reads go on, and writes succeed again once space is freed.
+    #[error("store full: {0}")]
+    Full(String),
+    /// The volume the database lives on (or the database itself) refuses writes; nothing
+    /// was written. Reads go on.
+    #[error("store read-only: {0}")]
+    ReadOnly(String),
     /// Anything else; the message is for logs, not clients.
     #[error("store failure: {0}")]
     Internal(String),

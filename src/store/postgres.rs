@@ -827,14 +827,17 @@ fn pool_err(e: PoolError) -> StoreError {
     }
 }
 
-/// Connection, resource, operator and authentication failures (and a missing database) are
-/// `Unavailable`; so is any failure without a server error (I/O, a closed connection, a
-/// timeout). Anything else the server reports is `Internal`.
+/// A full disk is `Full`. Connection, other resource, operator and authentication failures
+/// (and a missing database) are `Unavailable`; so is any failure without a server error
+/// (I/O, a closed connection, a timeout). Anything else the server reports is `Internal`.
 fn pg_err(e: tokio_postgres::Error) -> StoreError {
     let message = describe(&e);
     let Some(code) = e.code() else {
         return StoreError::Unavailable(message);
     };
+    if *code == SqlState::DISK_FULL {
+        return StoreError::Full(message);
+    }
     let class = code.code().get(..2).unwrap_or_default();
     let unavailable = matches!(class, "08" | "28" | "53" | "57" | "58" | "3D")
         || *code == SqlState::T_R_DEADLOCK_DETECTED

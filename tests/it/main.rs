@@ -27,3 +27,5 @@ mod parity;
 mod protocol;
 mod replicas;
 mod seeds;
+mod shutdown;
+mod volume;
