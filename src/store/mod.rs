@@ -360,7 +360,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Checks the guards, then appends the events in order in one transaction and applies
     /// their changes. If a guard or an `Expect` fails, a name is taken or a deleted object is
-    /// still referenced, nothing is written.
+    /// still referenced, nothing is written. `Unavailable` does not say that nothing was
+    /// written: a database that went away after the commit was sent may have committed it.
+    /// The client is told to retry, and the retry learns it from the version it expects.
     async fn append(&self, batch: Batch) -> StoreResult<Vec<Committed>>;
 
     /// One object's row and latest sequence: what a replica needs to catch up on one object

@@ -33,6 +33,19 @@
 //! after every event already delivered. A follower that remembers its last [`LogCursor`] never
 //! skips. The price: a transaction that stays open (here or in any other session of the
 //! cluster) holds the watermark back, and events after it wait until it ends.
+//!
+//! # When the database goes away
+//!
+//! Every failure to reach the database is `Unavailable`, and no call waits for it long: a
+//! database that went down closes the connections, which the pool then replaces, so calls
+//! fail at once; one that went silent is waited for at most `ANSWER_TIMEOUT` per call (its
+//! connection is then closed, not pooled again) and twice `CONNECT_TIMEOUT` per new
+//! connection. Nothing needs restarting when it comes back: the pool opens new
+//! connections, the listener reconnects, and followers resume from their cursors. A write
+//! whose COMMIT went out and whose answer did not come back may have committed; it is
+//! `Unavailable` too, never a clean failure (`commit_err`). The server, for its part, ends a
+//! write's session left idle inside its transaction (`IDLE_IN_WRITE`), so a writer that
+//! went silent mid-write holds its locks and the watermark for seconds, not hours.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -47,7 +60,7 @@ use tokio::sync::{Notify, watch};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod, Runtime};
 use sha2::{Digest, Sha256};
-use tokio_postgres::error::SqlState;
+use tokio_postgres::error::{Severity, SqlState};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
@@ -66,6 +79,26 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long a call waits for a free pooled connection.
 const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long one call (one append attempt, one read, a ping) waits for the database to
+/// answer its statements before it fails with `Unavailable`. A database that went silent
+/// (its host gone, the network to it down) tells the client nothing, so without a bound a
+/// call would wait until TCP gives up, many minutes later. The connection is then closed,
+/// not handed back to the pool, so the next call opens a new one instead of waiting on it
+/// too. Opening one is bounded apart, by the pool (twice `CONNECT_TIMEOUT`, so that a
+/// second host of the URL gets its turn). The snapshot a replica starts from is not
+/// bounded: it reads every row.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Makes the server end a write's session that sits inside its transaction waiting for the
+/// next statement for longer than this. A write sends its statements in a few round trips
+/// (BEGIN, the locks and reads pipelined, the writes pipelined, COMMIT) with only a little
+/// computing between them, so nothing of iamd's waits this long; a client that went silent
+/// mid-transaction does, and without the bound its transaction would hold its object locks
+/// and the log's watermark (every replica's follower) until the server's TCP keepalive
+/// noticed, by default hours later. `LOCAL`: for this transaction only, so a pooler that
+/// shares sessions sees nothing of it.
+const IDLE_IN_WRITE: &str = "SET LOCAL idle_in_transaction_session_timeout = '5s'";
 
 /// Attempts of one `append` that hit a deadlock (or another transient conflict) before it
 /// gives up with `Unavailable`.
@@ -185,9 +218,13 @@ impl Store for PostgresStore {
 
     async fn head(&self, kind: &str, id: &str) -> StoreResult<Head> {
         let client = self.client().await?;
-        let stmt = client.prepare_cached(LOAD).await.map_err(pg_err)?;
-        let row = client.query_one(&stmt, &[&kind, &id]).await.map_err(pg_err)?;
-        Ok(head_from_row(kind, id, &row)?.0)
+        let answer = tokio::time::timeout(ANSWER_TIMEOUT, async {
+            let stmt = client.prepare_cached(LOAD).await.map_err(pg_err)?;
+            let row = client.query_one(&stmt, &[&kind, &id]).await.map_err(pg_err)?;
+            Ok(head_from_row(kind, id, &row)?.0)
+        })
+        .await;
+        answer.unwrap_or_else(|_| Err(silent(client, "reading an object")))
     }
 
     async fn snapshot(&self) -> StoreResult<Snapshot> {
@@ -240,12 +277,16 @@ impl Store for PostgresStore {
             sql.push_str(" AND kind = $4 AND object_id = $5");
         }
         sql.push_str(" ORDER BY xid, position LIMIT $3");
-        let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
-        let rows = match object {
-            Some((kind, id)) => client.query(&stmt, &[&epoch, &position, &limit, &kind, &id]).await,
-            None => client.query(&stmt, &[&epoch, &position, &limit]).await,
-        }
-        .map_err(pg_err)?;
+        let answer = tokio::time::timeout(ANSWER_TIMEOUT, async {
+            let stmt = client.prepare_cached(&sql).await.map_err(pg_err)?;
+            match object {
+                Some((kind, id)) => client.query(&stmt, &[&epoch, &position, &limit, &kind, &id]).await,
+                None => client.query(&stmt, &[&epoch, &position, &limit]).await,
+            }
+            .map_err(pg_err)
+        })
+        .await;
+        let rows = answer.unwrap_or_else(|_| Err(silent(client, "reading the log")))?;
         rows.iter().map(committed_from_row).collect()
     }
 
@@ -256,15 +297,19 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         // The sequence's last value covers positions of transactions still running too: a
         // position above it was never handed out.
-        let stmt = client
-            .prepare_cached(
-                "SELECT (SELECT xid::text FROM events \
-                         WHERE position = $1 AND xid < pg_snapshot_xmin(pg_current_snapshot())), \
-                        COALESCE(pg_sequence_last_value(pg_get_serial_sequence('events', 'position')::regclass), 0)",
-            )
-            .await
-            .map_err(pg_err)?;
-        let row = client.query_one(&stmt, &[&sql_position]).await.map_err(pg_err)?;
+        let answer = tokio::time::timeout(ANSWER_TIMEOUT, async {
+            let stmt = client
+                .prepare_cached(
+                    "SELECT (SELECT xid::text FROM events \
+                             WHERE position = $1 AND xid < pg_snapshot_xmin(pg_current_snapshot())), \
+                            COALESCE(pg_sequence_last_value(pg_get_serial_sequence('events', 'position')::regclass), 0)",
+                )
+                .await
+                .map_err(pg_err)?;
+            client.query_one(&stmt, &[&sql_position]).await.map_err(pg_err)
+        })
+        .await;
+        let row = answer.unwrap_or_else(|_| Err(silent(client, "locating a position")))?;
         let last: i64 = get(&row, 1)?;
         if sql_position < 1 || sql_position > last {
             return Ok(Located::Beyond);
@@ -277,7 +322,8 @@ impl Store for PostgresStore {
 
     async fn ping(&self) -> StoreResult<()> {
         let client = self.client().await?;
-        client.simple_query("SELECT 1").await.map_err(pg_err)?;
+        let answer = tokio::time::timeout(ANSWER_TIMEOUT, client.simple_query("SELECT 1")).await;
+        answer.map_err(|_| silent(client, "a ping"))?.map_err(pg_err)?;
         Ok(())
     }
 
@@ -327,11 +373,33 @@ fn append_err(e: tokio_postgres::Error) -> Failure {
     if retry { Failure::Retry(pg_err(e)) } else { Failure::Fail(pg_err(e)) }
 }
 
+/// An error in answer to the COMMIT. The server refusing it (an `ERROR`, such as a
+/// serialization failure) rolled the transaction back, as for any statement. Anything else
+/// leaves the outcome unknown: the connection broke after the COMMIT went out, or the server
+/// ended the session (a `FATAL`, which may follow a commit already made, as when a shutdown
+/// cancels the wait for a synchronous standby). That is `Unavailable`, never a clean failure,
+/// and never retried here: the retry would find its own write and answer a conflict. The
+/// client that retries after `Unavailable` is told the same by the version it sends.
+fn commit_err(e: tokio_postgres::Error) -> Failure {
+    let refused = e.as_db_error().is_some_and(|db| db.parsed_severity() == Some(Severity::Error));
+    if refused {
+        return append_err(e);
+    }
+    Failure::Fail(StoreError::Unavailable(format!(
+        "the connection ended while committing, so the write may or may not have been applied: {}",
+        describe(&e)
+    )))
+}
+
 async fn append_with_retries(pool: &Pool, batch: &Batch) -> StoreResult<Vec<Committed>> {
     let mut attempt = 1;
     loop {
         let mut client = pool.get().await.map_err(pool_err)?;
-        match append_once(&mut client, batch).await {
+        let Ok(answer) = tokio::time::timeout(ANSWER_TIMEOUT, append_once(&mut client, batch)).await else {
+            // Perhaps after the commit was sent: the write may or may not have landed.
+            return Err(silent(client, "the write may or may not have been applied"));
+        };
+        match answer {
             Ok(committed) => return Ok(committed),
             Err(Failure::Fail(e)) => return Err(e),
             Err(Failure::Retry(e)) if attempt >= APPEND_ATTEMPTS => {
@@ -463,7 +531,8 @@ async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> R
     let lock_params: [&(dyn ToSql + Sync); 2] = [&keys, &written];
     let load_params: Vec<[&(dyn ToSql + Sync); 2]> =
         targets.iter().map(|(kind, id)| [kind as &(dyn ToSql + Sync), id as &(dyn ToSql + Sync)]).collect();
-    let (_, rows, clock_row) = tokio::try_join!(
+    let (_, _, rows, clock_row) = tokio::try_join!(
+        tx.batch_execute(IDLE_IN_WRITE),
         tx.execute(&lock, &lock_params),
         futures_util::future::try_join_all(load_params.iter().map(|params| tx.query_one(&load, params))),
         tx.query_one(&clock, &[]),
@@ -575,7 +644,7 @@ async fn append_once(client: &mut deadpool_postgres::Object, batch: &Batch) -> R
         committed.push(Committed { cursor, event });
     }
 
-    tx.commit().await.map_err(append_err)?;
+    tx.commit().await.map_err(commit_err)?;
     Ok(committed)
 }
 
@@ -590,7 +659,11 @@ async fn announce(pool: Pool, me: String, requested: Arc<Notify>, mut stop: watc
             () = requested.notified() => {}
             _ = stop.changed() => return,
         }
-        let sent = async { pool.get().await.map_err(pool_err)?.batch_execute(&statement).await.map_err(pg_err) };
+        let sent = async {
+            let client = pool.get().await.map_err(pool_err)?;
+            let answer = tokio::time::timeout(ANSWER_TIMEOUT, client.batch_execute(&statement)).await;
+            answer.map_err(|_| silent(client, "announcing a commit"))?.map_err(pg_err)
+        };
         if let Err(e) = sent.await {
             // The other replicas' polling still finds the write.
             tracing::debug!(error = %e, "could not announce a commit");
@@ -606,7 +679,13 @@ async fn announce(pool: Pool, me: String, requested: Arc<Notify>, mut stop: watc
 async fn listen(config: tokio_postgres::Config, me: String, grew: watch::Sender<u64>, mut stop: watch::Receiver<bool>) {
     loop {
         let session = async {
-            let (client, mut connection) = config.connect(NoTls).await?;
+            // Bounded like the pool's: the socket connect has its own timeout, the startup
+            // exchange that follows does not, and a silent server would hold it forever.
+            let Ok(connected) = tokio::time::timeout(CONNECT_TIMEOUT * 2, config.connect(NoTls)).await else {
+                tracing::debug!("the log listener timed out connecting");
+                return Ok(());
+            };
+            let (client, mut connection) = connected?;
             // The connection must be polled for LISTEN to be answered, so both run together.
             let notifications = async {
                 while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
@@ -815,6 +894,13 @@ fn closed() -> StoreError {
     StoreError::Unavailable("the store is closed".into())
 }
 
+/// A call whose connection did not answer within [`ANSWER_TIMEOUT`]: the connection is
+/// closed rather than handed back to the pool, where the next call would wait on it too.
+fn silent(client: deadpool_postgres::Object, doing: &str) -> StoreError {
+    drop(deadpool_postgres::Object::take(client));
+    StoreError::Unavailable(format!("the database did not answer within {ANSWER_TIMEOUT:?} ({doing})"))
+}
+
 fn pool_err(e: PoolError) -> StoreError {
     match e {
         PoolError::Backend(e) => pg_err(e),
@@ -828,8 +914,9 @@ fn pool_err(e: PoolError) -> StoreError {
 }
 
 /// A full disk is `Full`. Connection, other resource, operator and authentication failures
-/// (and a missing database) are `Unavailable`; so is any failure without a server error
-/// (I/O, a closed connection, a timeout). Anything else the server reports is `Internal`.
+/// (and a missing database) are `Unavailable`; so is any failure without a server error (I/O,
+/// a closed connection, a timeout), and the server's end of a session left idle inside a
+/// write (`IDLE_IN_WRITE`). Anything else the server reports is `Internal`.
 fn pg_err(e: tokio_postgres::Error) -> StoreError {
     let message = describe(&e);
     let Some(code) = e.code() else {
@@ -841,7 +928,8 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
     let class = code.code().get(..2).unwrap_or_default();
     let unavailable = matches!(class, "08" | "28" | "53" | "57" | "58" | "3D")
         || *code == SqlState::T_R_DEADLOCK_DETECTED
-        || *code == SqlState::T_R_SERIALIZATION_FAILURE;
+        || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        || *code == SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT;
     if unavailable { StoreError::Unavailable(message) } else { StoreError::Internal(message) }
 }
 
@@ -1117,6 +1205,97 @@ mod tests {
         let after_first = store.read_log(None, log[0].cursor, 10).await.unwrap();
         assert_eq!(after_first.iter().map(|c| c.cursor).collect::<Vec<_>>(), vec![log[1].cursor]);
         assert_eq!(store.locate(2).await.unwrap(), Located::At(log[0].cursor));
+        schema.drop_schema().await;
+    }
+
+    /// A proxy to the test server for one store: it passes every connection through until
+    /// it is armed; then the first connection to send COMMIT has it delivered, the server's
+    /// answer swallowed, and is closed. The write committed and its writer cannot know.
+    async fn commit_answer_lost(upstream: std::net::SocketAddr) -> (std::net::SocketAddr, Arc<AtomicBool>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let armed = Arc::new(AtomicBool::new(false));
+        let armed_here = armed.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                let armed = armed_here.clone();
+                tokio::spawn(async move {
+                    let (mut up, mut down) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+                    let mut sent = Vec::new();
+                    loop {
+                        tokio::select! {
+                            n = client.read(&mut up) => {
+                                let Ok(n @ 1..) = n else { return };
+                                server.write_all(&up[..n]).await.unwrap();
+                                sent.extend_from_slice(&up[..n]);
+                                let commit = sent.windows(7).any(|w| w == b"COMMIT\0");
+                                sent.drain(..sent.len().saturating_sub(6));
+                                if commit && armed.swap(false, Ordering::AcqRel) {
+                                    break;
+                                }
+                            }
+                            n = server.read(&mut down) => {
+                                let Ok(n @ 1..) = n else { return };
+                                if client.write_all(&down[..n]).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                    // The server's answer, read to its end (CommandComplete "COMMIT"), never passed on.
+                    let mut answer = Vec::new();
+                    while !answer.windows(7).any(|w| w == b"COMMIT\0") {
+                        let Ok(n @ 1..) = server.read(&mut down).await else { break };
+                        answer.extend_from_slice(&down[..n]);
+                    }
+                });
+            }
+        });
+        (addr, armed)
+    }
+
+    /// The ambiguous commit: the COMMIT reached the server, which committed, and its answer
+    /// never came back. The append is `Unavailable` (the client retries), not a clean
+    /// failure; the write is in the store; and the retry is refused by its own write's
+    /// version instead of writing it twice.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_whose_answer_is_lost_is_unavailable_and_its_retry_conflicts() {
+        let Some(schema) = TestSchema::create("lost commit answer test").await else {
+            return;
+        };
+        let direct = schema.config();
+        let host = match direct.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+            other => panic!("the test server must be reached over TCP, not {other:?}"),
+        };
+        let port = direct.get_ports().first().copied().unwrap_or(5432);
+        let upstream = tokio::net::lookup_host((host.as_str(), port)).await.unwrap().next().unwrap();
+        let (proxy, armed) = commit_answer_lost(upstream).await;
+        let mut through = tokio_postgres::Config::new();
+        through.host(proxy.ip().to_string()).port(proxy.port());
+        through.user(direct.get_user().unwrap_or("postgres")).dbname(direct.get_dbname().unwrap_or("postgres"));
+        through.options(direct.get_options().unwrap_or_default());
+        if let Some(password) = direct.get_password() {
+            through.password(password);
+        }
+        let store = PostgresStore::connect_with(through).await.unwrap();
+
+        armed.store(true, Ordering::Release);
+        let lost = store.append(batch(vec![create("org", "ambiguous", "", None)])).await.unwrap_err();
+        let StoreError::Unavailable(message) = &lost else { panic!("expected Unavailable, got {lost:?}") };
+        assert!(message.contains("may or may not have been applied"), "{message}");
+        assert!(!armed.load(Ordering::Acquire), "the proxy saw no COMMIT");
+
+        let reader = PostgresStore::connect_with(direct).await.unwrap();
+        let landed = reader.head("org", "ambiguous").await.unwrap();
+        assert_eq!(landed.object.map(|o| o.sequence), Some(1), "the commit did not land");
+        let retried = store.append(batch(vec![create("org", "ambiguous", "", None)])).await.unwrap_err();
+        assert!(matches!(retried, StoreError::Conflict { actual: Some(1), .. }), "{retried:?}");
+        assert_eq!(reader.read_log(Some(("org", "ambiguous")), LogCursor::default(), 10).await.unwrap().len(), 1);
+        store.close().await.unwrap();
+        reader.close().await.unwrap();
         schema.drop_schema().await;
     }
 
