@@ -1,17 +1,23 @@
-//! Honours `grpc-timeout` for every protocol (JSON forwards the header as metadata), and gives
-//! a call that sends none the configured default deadline, so no call waits without bound.
+//! Honours `grpc-timeout` for every protocol (JSON forwards the header as metadata, or what is
+//! left of it once a body was read, as [`Due`]), and gives a call that sends none the
+//! configured default deadline, so no call waits without bound.
 //! tonic's own server applies `grpc-timeout` in its transport, which iamd does not use, so it
 //! lives here.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use tower::{Layer, Service};
 
 use crate::body::ResponseBody;
+
+/// The moment a call must be answered by, fixed by a layer that read part of the request
+/// before the call began (the transcoder, a JSON body): it stands for `grpc-timeout`.
+#[derive(Clone, Copy, Debug)]
+pub struct Due(pub Instant);
 
 #[derive(Clone, Copy)]
 pub struct DeadlineLayer {
@@ -45,9 +51,10 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let timeout = match request.headers().get("grpc-timeout") {
-            Some(value) => parse(value.to_str().unwrap_or("")),
-            None => Ok(self.default),
+        let timeout = match (request.extensions().get::<Due>(), request.headers().get("grpc-timeout")) {
+            (Some(Due(due)), _) => Ok(due.saturating_duration_since(Instant::now())),
+            (None, Some(value)) => parse(value.to_str().unwrap_or("")),
+            (None, None) => Ok(self.default),
         };
         let future = self.inner.call(request);
         Box::pin(async move {
@@ -86,20 +93,6 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// `timeout` as `grpc-timeout`, rounded down to what eight digits of its unit can say.
-pub fn encode(timeout: Duration) -> http::HeaderValue {
-    const MAX: u128 = 99_999_999;
-    let micros = timeout.as_micros();
-    let text = if micros <= MAX {
-        format!("{micros}u")
-    } else if timeout.as_millis() <= MAX {
-        format!("{}m", timeout.as_millis())
-    } else {
-        format!("{}S", timeout.as_secs().min(MAX as u64))
-    };
-    http::HeaderValue::try_from(text).unwrap_or(http::HeaderValue::from_static("99999999S"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,14 +110,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn encodes_what_parse_reads_back() {
-        for timeout in [Duration::from_micros(1), Duration::from_millis(1500), Duration::from_secs(30)] {
-            let encoded = encode(timeout);
-            assert_eq!(parse(encoded.to_str().unwrap()), Ok(timeout), "{encoded:?}");
-        }
-        // Too long for microseconds: milliseconds, rounded down.
-        let long = Duration::from_secs(3600) + Duration::from_micros(1);
-        assert_eq!(encode(long), "3600000m");
+    /// The code of a call to a service that never answers, and how long it took.
+    async fn never_answered(request: Request<()>) -> (tonic::Code, Duration) {
+        let never = tower::service_fn(|_: Request<()>| {
+            std::future::pending::<Result<Response<ResponseBody>, std::convert::Infallible>>()
+        });
+        let mut deadline = DeadlineLayer { default: Duration::from_secs(3600) }.layer(never);
+        let started = tokio::time::Instant::now();
+        let Ok(response) = deadline.call(request).await;
+        let code = response.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        (tonic::Code::from_bytes(code.as_bytes()), started.elapsed())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_due_time_stands_for_the_header_and_the_default_for_neither() {
+        let mut request = Request::new(());
+        request.headers_mut().insert("grpc-timeout", http::HeaderValue::from_static("10S"));
+        request.extensions_mut().insert(Due(Instant::now() + Duration::from_secs(2)));
+        assert_eq!(never_answered(request).await, (tonic::Code::DeadlineExceeded, Duration::from_secs(2)));
+        let mut request = Request::new(());
+        request.headers_mut().insert("grpc-timeout", http::HeaderValue::from_static("10S"));
+        assert_eq!(never_answered(request).await, (tonic::Code::DeadlineExceeded, Duration::from_secs(10)));
+        assert_eq!(never_answered(Request::new(())).await, (tonic::Code::DeadlineExceeded, Duration::from_secs(3600)));
     }
 }

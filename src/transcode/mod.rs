@@ -159,25 +159,33 @@ where
             }
         };
 
-        // The body is read under the call's deadline, which the call then has what is left of:
-        // a client that sends its body slowly holds the call no longer than one that is slow
-        // to take the answer. A `grpc-timeout` that is not one is left for the gRPC side to
-        // refuse.
-        let started = Instant::now();
-        let timeout = match parts.headers.get(GRPC_TIMEOUT) {
-            None => Some(self.limits.default_deadline),
-            Some(value) => deadline::parse(value.to_str().unwrap_or_default()).ok(),
-        };
-        let reading = timeout.unwrap_or(self.limits.default_deadline);
-        let body = match tokio::time::timeout(reading, read_body(body, self.limits.max_body_bytes)).await {
-            Ok(read) => read.inspect_err(|failure| {
-                if failure.status.code() == Code::ResourceExhausted {
-                    self.metrics.limited(Limit::BodyBytes);
+        // A body that is still arriving is read under the call's deadline, which the call
+        // then has what is left of (`deadline::Due`): a client that sends its body slowly holds
+        // the call no longer than one that is slow to take the answer. A `grpc-timeout` that
+        // is not one is left for the gRPC side to refuse.
+        let mut parts = parts;
+        let body = if body.is_end_stream() {
+            Bytes::new()
+        } else {
+            let timeout = match parts.headers.get(GRPC_TIMEOUT) {
+                None => Some(self.limits.default_deadline),
+                Some(value) => deadline::parse(value.to_str().unwrap_or_default()).ok(),
+            };
+            let reading = timeout.unwrap_or(self.limits.default_deadline);
+            let due = Instant::now() + reading;
+            if timeout.is_some() {
+                parts.extensions.insert(deadline::Due(due));
+            }
+            match tokio::time::timeout_at(due.into(), read_body(body, self.limits.max_body_bytes)).await {
+                Ok(read) => read.inspect_err(|failure| {
+                    if failure.status.code() == Code::ResourceExhausted {
+                        self.metrics.limited(Limit::BodyBytes);
+                    }
+                })?,
+                Err(_) => {
+                    let message = format!("the request body did not arrive within the deadline of {reading:?}");
+                    return Err(tonic::Status::deadline_exceeded(message).into());
                 }
-            })?,
-            Err(_) => {
-                let message = format!("the request body did not arrive within the deadline of {reading:?}");
-                return Err(tonic::Status::deadline_exceeded(message).into());
             }
         };
         if let Err(e) = request::check_depth(&body, self.limits.max_json_depth) {
@@ -230,12 +238,7 @@ where
             }
         };
 
-        let mut grpc_request = grpc_request(route, &parts.headers, parts.extensions, frame);
-        if let Some(timeout) = timeout {
-            grpc_request
-                .headers_mut()
-                .insert(GRPC_TIMEOUT, deadline::encode(timeout.saturating_sub(started.elapsed())));
-        }
+        let grpc_request = grpc_request(route, &parts.headers, parts.extensions, frame);
         let Ok(response) = self.grpc.oneshot(grpc_request).await;
         let (head, grpc_body) = response.into_parts();
         if let Some(failed) = failure(&head.headers) {
