@@ -1,10 +1,11 @@
-//! SIGTERM under load: the `iamd` binary stops while clients write and read over JSON on
-//! HTTP/1.1 keep-alive connections and over gRPC on h2. Each request gets its whole answer
-//! or is refused before the server took it in (a refused connection; a keep-alive
-//! connection closed before the request went out; on h2, a stream the server's GOAWAY left
-//! out), never a cut answer or an error from a store that is closing; the requests in
-//! flight when the signal came finish; the process exits 0 within its grace period; and
-//! after a restart every answered write is there and no unanswered one is.
+//! SIGTERM under load, on SQLite and on PostgreSQL: the `iamd` binary stops while clients
+//! write and read over JSON on HTTP/1.1 keep-alive connections and over gRPC on h2. Each
+//! request gets its whole answer or is refused before the server took it in (a refused
+//! connection; a keep-alive connection closed before the request went out; on h2, a stream
+//! the server's GOAWAY left out), never a cut answer or an error from a store that is
+//! closing; the requests in flight when the signal came finish; the process exits 0 within
+//! its grace period; and after a restart every answered write is there and no unanswered
+//! one is.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -346,9 +347,23 @@ async fn exit_within(process: &mut Process, limit: Duration) -> std::process::Ex
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_under_load_finishes_what_is_in_flight_and_refuses_the_rest_cleanly() {
+    sigterm_under_load(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_under_load_on_postgresql() {
+    let Some(schema) = crate::replicas::Schema::create().await else { return };
+    sigterm_under_load(&[("IAMD_DATABASE_URL", schema.url.as_str())]).await;
+    schema.drop().await;
+}
+
+/// The load, the signal and the checks, on the store `env` names (SQLite when it names none).
+async fn sigterm_under_load(env: &[(&str, &str)]) {
     let dir = tempfile::tempdir().unwrap();
     let grace = format!("{}s", GRACE.as_secs());
-    let mut process = spawn_with(dir.path(), &[("IAMD_SHUTDOWN_GRACE", grace.as_str())]);
+    let mut with_grace = env.to_vec();
+    with_grace.push(("IAMD_SHUTDOWN_GRACE", grace.as_str()));
+    let mut process = spawn_with(dir.path(), &with_grace);
     let addr = process.addr.clone();
     let seed = client(&addr).create_org("seed").await;
 
@@ -399,7 +414,7 @@ async fn sigterm_under_load_finishes_what_is_in_flight_and_refuses_the_rest_clea
         unanswered.len()
     );
 
-    let process = spawn_with(dir.path(), &[]);
+    let process = spawn_with(dir.path(), env);
     let api = client(&process.addr);
     for (name, id) in &written {
         let reply = api.json(Method::GET, &format!("/organizations/{id}"), None).await;
