@@ -449,6 +449,16 @@ impl Metrics {
         }
     }
 
+    fn render_limits(&self, out: &mut String) {
+        header(out, "iamd_connections_open", "gauge", "Client connections open.");
+        let _ = writeln!(out, "iamd_connections_open {}", self.connections_open.load(Ordering::Relaxed));
+        header(out, "iamd_limit_reached_total", "counter", "Times a client reached a limit, by limit.");
+        for limit in Limit::ALL {
+            let count = self.limits[limit as usize].load(Ordering::Relaxed);
+            let _ = writeln!(out, "iamd_limit_reached_total{{limit=\"{}\"}} {count}", limit.name());
+        }
+    }
+
     fn render_authentication(&self, out: &mut String) {
         header(
             out,
@@ -463,18 +473,6 @@ impl Metrics {
                 "iamd_authentication_failures_total{{credential=\"{}\",reason=\"{reason}\"}} {count}",
                 credential.name()
             );
-        }
-    }
-}
-
-impl Metrics {
-    fn render_limits(&self, out: &mut String) {
-        header(out, "iamd_connections_open", "gauge", "Client connections open.");
-        let _ = writeln!(out, "iamd_connections_open {}", self.connections_open.load(Ordering::Relaxed));
-        header(out, "iamd_limit_reached_total", "counter", "Times a client reached a limit, by limit.");
-        for limit in Limit::ALL {
-            let count = self.limits[limit as usize].load(Ordering::Relaxed);
-            let _ = writeln!(out, "iamd_limit_reached_total{{limit=\"{}\"}} {count}", limit.name());
         }
     }
 }

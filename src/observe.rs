@@ -87,6 +87,14 @@ impl CallInfo {
         self.0.refusal
     }
 
+    /// The answer to a call admission refused, wherever it is given: counted, recorded as the
+    /// call's code, and stamped with its request id.
+    pub fn refused(&self, refusal: Refusal, metrics: &Metrics) -> tonic::Status {
+        metrics.limited(refusal.limit());
+        self.record(Code::ResourceExhausted);
+        request_id::stamp_status(&refusal.status(), self.request_id())
+    }
+
     /// The call's id: the client's `x-request-id`, or one made for it.
     pub fn request_id(&self) -> &HeaderValue {
         &self.0.request_id

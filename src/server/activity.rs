@@ -4,7 +4,7 @@
 //! (through the access log) and the timer may run on different threads.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::metrics::Limit;
@@ -23,10 +23,31 @@ pub struct Activity {
     idle_since: AtomicU64,
     /// When the head being read began, in ms since `born`; [`NONE`] when none is.
     head_since: AtomicU64,
+}
+
+/// What a connection's reads have shown: whether it speaks HTTP/2. Owned by its reader, so
+/// a read of an HTTP/2 connection touches no shared state.
+#[derive(Default)]
+pub struct Reads {
+    seen: bool,
     /// The first bytes were the HTTP/2 preface: later reads are frames, not heads.
-    http2: AtomicBool,
-    /// Something was read.
-    read: AtomicBool,
+    http2: bool,
+}
+
+impl Reads {
+    /// Bytes arrived: the first ones tell HTTP/2 (idle once its preface is in) from
+    /// HTTP/1.1, where the first ones after the last answer begin the next head.
+    pub fn read(&mut self, bytes: &[u8], activity: &Activity) {
+        if !std::mem::replace(&mut self.seen, true) {
+            self.http2 = bytes.starts_with(PREFACE);
+            if self.http2 {
+                activity.idle_since.store(activity.millis(Instant::now()), Ordering::Release);
+                activity.head_since.store(NONE, Ordering::Release);
+            }
+        } else if !self.http2 {
+            activity.head_bytes();
+        }
+    }
 }
 
 impl Activity {
@@ -37,8 +58,6 @@ impl Activity {
             idle_since: AtomicU64::new(0),
             // A new connection owes its first head (or preface).
             head_since: AtomicU64::new(0),
-            http2: AtomicBool::new(false),
-            read: AtomicBool::new(false),
         })
     }
 
@@ -58,21 +77,9 @@ impl Activity {
         ActiveRequest(self.clone())
     }
 
-    /// Bytes arrived: the first ones tell HTTP/2 from HTTP/1.1; on HTTP/1.1, the first ones
-    /// after the last answer begin the next head.
-    pub fn bytes_read(&self, bytes: &[u8]) {
-        if !self.read.swap(true, Ordering::Relaxed) {
-            if bytes.starts_with(PREFACE) {
-                self.http2.store(true, Ordering::Relaxed);
-                self.idle_since.store(self.millis(Instant::now()), Ordering::Release);
-                self.head_since.store(NONE, Ordering::Release);
-            }
-            return;
-        }
-        if !self.http2.load(Ordering::Relaxed)
-            && self.active.load(Ordering::Acquire) == 0
-            && self.head_since.load(Ordering::Acquire) == NONE
-        {
+    /// HTTP/1.1 bytes arrived: with nothing in progress, they begin the next head.
+    fn head_bytes(&self) {
+        if self.active.load(Ordering::Acquire) == 0 && self.head_since.load(Ordering::Acquire) == NONE {
             self.head_since.store(self.millis(Instant::now()), Ordering::Release);
         }
     }
@@ -121,8 +128,9 @@ mod tests {
         let (due, limit) = activity.deadline(&TIMEOUTS).unwrap();
         assert_eq!((due, limit), (activity.born + TIMEOUTS.header_read, Limit::HeaderReadTimeout));
         // Half a head does not reset the clock.
-        activity.bytes_read(b"GET / HTTP/1.1\r\n");
-        activity.bytes_read(b"host: a\r\n");
+        let mut reads = Reads::default();
+        reads.read(b"GET / HTTP/1.1\r\n", &activity);
+        reads.read(b"host: a\r\n", &activity);
         assert_eq!(activity.deadline(&TIMEOUTS).unwrap().1, Limit::HeaderReadTimeout);
         assert_eq!(activity.deadline(&TIMEOUTS).unwrap().0, due);
     }
@@ -130,14 +138,15 @@ mod tests {
     #[test]
     fn http1_phases_follow_requests_and_the_next_head() {
         let activity = Activity::new();
-        activity.bytes_read(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n");
+        let mut reads = Reads::default();
+        reads.read(b"GET / HTTP/1.1\r\nhost: a\r\n\r\n", &activity);
         let request = activity.request_started();
         assert!(activity.deadline(&TIMEOUTS).is_none());
         // Body bytes while a request is in progress begin no head.
-        activity.bytes_read(b"body");
+        reads.read(b"body", &activity);
         drop(request);
         assert_eq!(activity.deadline(&TIMEOUTS).unwrap().1, Limit::IdleTimeout);
-        activity.bytes_read(b"GET /next");
+        reads.read(b"GET /next", &activity);
         assert_eq!(activity.deadline(&TIMEOUTS).unwrap().1, Limit::HeaderReadTimeout);
         let _next = activity.request_started();
         assert!(activity.deadline(&TIMEOUTS).is_none());
@@ -148,10 +157,11 @@ mod tests {
         let activity = Activity::new();
         let mut first = PREFACE.to_vec();
         first.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
-        activity.bytes_read(&first);
+        let mut reads = Reads::default();
+        reads.read(&first, &activity);
         assert_eq!(activity.deadline(&TIMEOUTS).unwrap().1, Limit::IdleTimeout);
         // Frames between streams (pings, window updates) are not heads.
-        activity.bytes_read(&[0, 0, 8, 6, 0, 0, 0, 0, 0]);
+        reads.read(&[0, 0, 8, 6, 0, 0, 0, 0, 0], &activity);
         assert_eq!(activity.deadline(&TIMEOUTS).unwrap().1, Limit::IdleTimeout);
         let a = activity.request_started();
         let b = activity.request_started();

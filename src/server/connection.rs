@@ -28,7 +28,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Sleep;
 
-use super::activity::{Activity, Timeouts};
+use super::activity::{Activity, Reads, Timeouts};
 use super::dispatch;
 use crate::config::Limits;
 use crate::metrics::{Limit, Metrics};
@@ -48,6 +48,7 @@ pin_project_lite::pin_project! {
         #[pin]
         stream: TcpStream,
         activity: Arc<Activity>,
+        reads: Reads,
     }
 }
 
@@ -57,7 +58,7 @@ impl AsyncRead for Tracked {
         let before = buf.filled().len();
         ready!(this.stream.poll_read(cx, buf))?;
         if let Some(bytes) = buf.filled().get(before..).filter(|bytes| !bytes.is_empty()) {
-            this.activity.bytes_read(bytes);
+            this.reads.read(bytes, this.activity);
         }
         Poll::Ready(Ok(()))
     }
@@ -195,7 +196,7 @@ pub async fn accept(
         }
         let _ = stream.set_nodelay(true);
         let activity = Activity::new();
-        let io = TokioIo::new(Tracked { stream, activity: activity.clone() });
+        let io = TokioIo::new(Tracked { stream, activity: activity.clone(), reads: Reads::default() });
         let service = TowerToHyperService::new(service.on_connection(activity.clone()));
         let connection = builder.serve_connection_with_upgrades(io, service).into_owned();
         let timer = tokio::time::sleep_until((activity.born() + timeouts.header_read).into());

@@ -175,9 +175,7 @@ impl Service<Request<Incoming>> for Json {
 impl Json {
     /// Answers a call that admission refused, before reading its body.
     fn refuse(&self, info: &CallInfo, refusal: Refusal) -> Response<ResponseBody> {
-        self.metrics.limited(refusal.limit());
-        info.record(tonic::Code::ResourceExhausted);
-        let status = crate::request_id::stamp_status(&refusal.status(), info.request_id());
+        let status = info.refused(refusal, &self.metrics);
         let mut response = status::error_response(&status, Some(refusal.http()));
         if let Some(retry_after) = refusal.retry_after() {
             response.headers_mut().insert(header::RETRY_AFTER, retry_after);

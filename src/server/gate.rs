@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 
 use futures_util::future::{Either, Ready, ready};
 use http::{Request, Response};
+use tonic::Code;
 use tower::{Service, ServiceExt};
 
 use crate::body::ResponseBody;
@@ -71,21 +72,18 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let info = request.extensions().get::<CallInfo>();
-        let refused = match (self.open.get(), info.and_then(CallInfo::refusal)) {
-            (Some(_), Some(refusal)) => {
-                self.metrics.limited(refusal.limit());
-                refusal.status()
-            }
+        let refused = info.and_then(|info| Some((info, info.refusal()?)));
+        let status = match (self.open.get(), refused) {
+            (Some(_), Some((info, refusal))) => info.refused(refusal, &self.metrics),
             // The one clone of the inner stack a call makes.
             (Some(open), None) => return Either::Left(open.stack.clone().oneshot(request)),
-            (None, _) => loading(),
-        };
-        let status = match info {
-            Some(info) => {
-                info.record(refused.code());
-                crate::request_id::stamp_status(&refused, info.request_id())
-            }
-            None => refused,
+            (None, _) => match info {
+                Some(info) => {
+                    info.record(Code::Unavailable);
+                    crate::request_id::stamp_status(&loading(), info.request_id())
+                }
+                None => loading(),
+            },
         };
         Either::Right(ready(Ok(status.into_http())))
     }

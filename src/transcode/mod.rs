@@ -137,7 +137,7 @@ where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let (route, bindings) = match self.routes.lookup(&parts.method, parts.uri.path()) {
             Lookup::Found(route, bindings) => {
                 // The route names the method: the method layer need not look it up again,
@@ -163,7 +163,7 @@ where
         // then has what is left of (`deadline::Due`): a client that sends its body slowly holds
         // the call no longer than one that is slow to take the answer. A `grpc-timeout` that
         // is not one is left for the gRPC side to refuse.
-        let mut parts = parts;
+        // GET and DELETE mostly come without a body: nothing to read, no deadline to set.
         let body = if body.is_end_stream() {
             Bytes::new()
         } else {
@@ -365,10 +365,6 @@ where
     B: http_body::Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    // GET and DELETE mostly come without a body: nothing to read.
-    if body.is_end_stream() {
-        return Ok(Bytes::new());
-    }
     match Limited::new(body, max).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Failure {

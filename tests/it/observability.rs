@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-use crate::support::{Outcome, PROTOCOLS, Protocol, Rest, TOKEN, TestServer, eventually, frame, rpc};
+use crate::support::{Outcome, PROTOCOLS, Protocol, Rest, TOKEN, TestServer, eventually, frame, rpc, sample, scrape};
 
 const GET_DOMAIN_POLICY: &str = "iamd.admin.v1.AdminService/GetDomainPolicy";
 const CHECK: &str = "iamd.authz.v1.AuthzService/Check";
@@ -29,22 +29,6 @@ fn label(protocol: Protocol) -> &'static str {
         Protocol::GrpcWeb | Protocol::GrpcWebText => "grpc_web",
         Protocol::Json => "json",
     }
-}
-
-/// The page `/metrics` answers, which needs no credential.
-async fn scrape(server: &TestServer) -> String {
-    let request = Request::get(server.url("/metrics")).body(Full::new(Bytes::new())).unwrap();
-    let (status, headers, body) = server.raw(request).await;
-    assert_eq!(status, StatusCode::OK);
-    assert!(headers["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
-    String::from_utf8(body.to_vec()).unwrap()
-}
-
-/// The value of one series, 0 when the page does not list it.
-fn sample(page: &str, series: &str) -> f64 {
-    page.lines()
-        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
-        .map_or(0.0, |value| value.parse().unwrap())
 }
 
 fn requests(method: &str, protocol: Protocol, code: &str) -> String {

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tonic::Code;
 
 use crate::durability::{Process, spawn_with, stop};
-use crate::support::{TOKEN, rpc};
+use crate::support::{TOKEN, grpc_code, rpc};
 
 /// The server's resident memory (heap and mapped code alike), in KiB.
 fn rss_kib(process: &Process) -> u64 {
@@ -92,17 +92,10 @@ async fn slow_call(
         let _ = send.send(Ok(hyper::body::Frame::data(Bytes::from_static(&[0, 0, 0, 0, 0])))).await;
     };
     let (response, ()) = tokio::join!(client.request(request), message);
-    let response = response.map_err(|_| Code::Unavailable)?;
-    let code = match response.headers().get("grpc-status") {
-        Some(code) => code.clone(),
-        None => {
-            let collected = response.into_body().collect().await.map_err(|_| Code::Unavailable)?;
-            collected.trailers().and_then(|t| t.get("grpc-status")).cloned().ok_or(Code::Unknown)?
-        }
-    };
-    match Code::from_bytes(code.as_bytes()) {
-        Code::Ok => Ok(()),
-        code => Err(code),
+    match grpc_code(response.map_err(|_| Code::Unavailable)?).await {
+        Some(Code::Ok) => Ok(()),
+        Some(code) => Err(code),
+        None => Err(Code::Unknown),
     }
 }
 

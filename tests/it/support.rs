@@ -25,6 +25,32 @@ use tonic_types::StatusExt;
 
 pub const TOKEN: &str = "test-bootstrap-token";
 
+/// The page `/metrics` answers, which needs no credential.
+pub async fn scrape(server: &TestServer) -> String {
+    let request = Request::get(server.url("/metrics")).body(Full::new(Bytes::new())).unwrap();
+    let (status, headers, body) = server.raw(request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(headers["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+/// The value of one series, 0 when the page does not list it.
+pub fn sample(page: &str, series: &str) -> f64 {
+    page.lines()
+        .find_map(|line| line.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+        .map_or(0.0, |value| value.parse().unwrap())
+}
+
+/// The gRPC code of an answer over HTTP/2: from its headers (a trailers-only answer) or its
+/// trailers; `None` when it has neither.
+pub async fn grpc_code(response: http::Response<hyper::body::Incoming>) -> Option<Code> {
+    if let Some(code) = response.headers().get("grpc-status") {
+        return Some(Code::from_bytes(code.as_bytes()));
+    }
+    let collected = response.into_body().collect().await.ok()?;
+    collected.trailers().and_then(|t| t.get("grpc-status")).map(|code| Code::from_bytes(code.as_bytes()))
+}
+
 /// The `authorization` a request sends: the bootstrap admin's, unless `extra` names one
 /// (an empty value sends none); the other extra headers go as they are.
 fn credential<'a>(extra: &'a [(&'a str, String)]) -> (Option<String>, impl Iterator<Item = &'a (&'a str, String)>) {

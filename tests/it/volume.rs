@@ -200,16 +200,22 @@ fn no_trace(state: &Value, refused: &[String]) {
     }
 }
 
+/// Three organizations written while the volume has room: each id, and the answer.
+async fn written_before(api: &TestServer) -> Vec<(String, Value)> {
+    let mut before = Vec::new();
+    for i in 0..3 {
+        let reply = create_org(api, &format!("before-{i}")).await;
+        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
+        before.push((reply.body["id"].as_str().unwrap().to_owned(), reply.body));
+    }
+    before
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_volume_refuses_writes_as_resource_exhausted_and_they_resume_when_space_returns() {
     let Some(volume) = Volume::tmpfs("2m") else { return };
     let api = TestServer::start_in(volume.data_dir(), |config| config).await;
-    let mut before = Vec::new();
-    for i in 0..3 {
-        let reply = create_org(&api, &format!("before-{i}")).await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-        before.push((reply.body["id"].as_str().unwrap().to_owned(), reply.body));
-    }
+    let before = written_before(&api).await;
 
     let ballast = fill(&volume.path().join("ballast"));
     // The database's files may still have room inside them: write until the volume is the
@@ -271,12 +277,7 @@ async fn a_full_volume_refuses_writes_as_resource_exhausted_and_they_resume_when
 async fn a_read_only_volume_refuses_writes_as_unavailable_and_reads_go_on() {
     let Some(volume) = Volume::ext4(16) else { return };
     let api = TestServer::start_in(volume.data_dir(), |config| config).await;
-    let mut before = Vec::new();
-    for i in 0..3 {
-        let reply = create_org(&api, &format!("before-{i}")).await;
-        assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-        before.push((reply.body["id"].as_str().unwrap().to_owned(), reply.body));
-    }
+    let before = written_before(&api).await;
 
     // What ext4 does when the disk under it fails: it stops writing at once.
     let trigger = format!("/sys/fs/ext4/{}/trigger_fs_error", volume.device());
