@@ -47,6 +47,13 @@ impl AuthzService for Api {
             Some(position),
         ))
     }
+
+    async fn simulate(
+        &self,
+        _request: Request<pb::SimulateRequest>,
+    ) -> Result<Response<pb::SimulateResponse>, Status> {
+        Err(Status::unimplemented("simulation is being built"))
+    }
 }
 
 fn input(message: &pb::CheckRequest) -> CheckInput {
