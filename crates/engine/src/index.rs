@@ -32,11 +32,13 @@ use crate::grammar::{USERNAME_VARIABLE, username};
 use crate::path::PathPattern;
 use crate::{
     Assignment, Context, Criterion, Decision, Definition, Effect, Explanation, MAX_NEAR_MISSES, Match, NearMiss,
-    OrgAction, OrgPolicy, OrgRole, Policy, Request, Role, Source, Tenants,
+    Feed, OrgAction, OrgPolicy, OrgRole, Policy, Request, Role, Source, Tenants,
 };
 
+mod overlay;
 mod search;
 
+pub use overlay::Overlay;
 use search::Posting;
 pub use search::{ActionCandidates, ResourceCandidates, SubjectCandidates};
 
@@ -429,7 +431,7 @@ impl Grants {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct StatementEntry {
     effect: Effect,
     actions: Box<[Box<str>]>,
@@ -441,11 +443,21 @@ struct StatementEntry {
     conditions: Conditions,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct PolicyEntry {
     id: Arc<str>,
     members: Box<[Box<str>]>,
     statements: Box<[StatementEntry]>,
+}
+
+impl PolicyEntry {
+    /// The roles its statements name, each once.
+    fn roles(&self) -> Vec<&str> {
+        let mut roles: Vec<&str> = self.statements.iter().filter_map(|s| s.role.as_deref()).collect();
+        roles.sort_unstable();
+        roles.dedup();
+        roles
+    }
 }
 
 #[derive(Debug)]
@@ -544,6 +556,9 @@ pub struct Engine {
     roles: HashMap<Arc<str>, Box<[Box<str>]>>,
     /// The roles holding each action pattern.
     roles_by_pattern: HashMap<Grant, Vec<Grant>>,
+    /// The slots of the policies with a statement naming each role, for an [`Overlay`] that
+    /// changes the role.
+    role_users: HashMap<Box<str>, Vec<u32>>,
     org_policies: HashMap<Arc<str>, OrgPolicyEntry>,
     org_roles: HashMap<Arc<str>, OrgRole>,
     assignments: HashMap<Arc<str>, AssignmentEntry>,
@@ -572,11 +587,8 @@ impl Engine {
 
     /// Puts an IAM v2 policy, replacing the one of that id.
     pub fn put_policy(&mut self, id: &str, policy: &Policy) {
-        self.remove_policy(id);
-        let id: Arc<str> = id.into();
-        let slot = self.free_slots.pop().unwrap_or(self.slots.len() as u32);
-        let entry = PolicyEntry {
-            id: id.clone(),
+        self.put_entry(PolicyEntry {
+            id: id.into(),
             members: policy.members.iter().map(|m| m.as_str().into()).collect(),
             statements: policy
                 .statements
@@ -591,9 +603,22 @@ impl Engine {
                     conditions: Conditions::compile(&s.conditions),
                 })
                 .collect(),
-        };
+        });
+    }
+
+    /// Puts a compiled policy, replacing the one of its id.
+    fn put_entry(&mut self, entry: PolicyEntry) {
+        self.remove_policy(&entry.id);
+        let id = entry.id.clone();
+        let slot = self.free_slots.pop().unwrap_or(self.slots.len() as u32);
         self.post(slot, &entry, true);
         self.statements += entry.statements.len();
+        for role in entry.roles() {
+            let users = self.role_users.entry(role.into()).or_default();
+            if !users.contains(&slot) {
+                users.push(slot);
+            }
+        }
         match self.slots.get_mut(slot as usize) {
             Some(place) => *place = Some(entry),
             None => self.slots.push(Some(entry)),
@@ -606,7 +631,16 @@ impl Engine {
         let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::take) else { return };
         self.post(slot, &entry, false);
         self.statements -= entry.statements.len();
+        for role in entry.roles() {
+            remove_from(&mut self.role_users, role, |users| users.retain(|s| *s != slot));
+        }
         self.free_slots.push(slot);
+    }
+
+    /// The policies with a statement naming `role`.
+    fn role_users(&self, role: &str) -> impl Iterator<Item = &PolicyEntry> + '_ {
+        let slots = self.role_users.get(role).map_or(&[][..], Vec::as_slice);
+        slots.iter().filter_map(|slot| self.slots.get(*slot as usize)?.as_ref())
     }
 
     /// Posts (or takes out) every statement of a policy under its members, grants and
@@ -840,12 +874,25 @@ impl Engine {
     /// aside, into `tally`, which weighs the tenants.
     fn lookup<'e>(&'e self, request: &Request<'_>, tally: &mut Tally<'_, 'e>) {
         let subjects = self.subjects(request);
+        self.iam_lookup(request, &subjects, |_| true, tally);
+        organization_matches(self, request, &subjects, &mut |at| tally.organization(at));
+    }
+
+    /// The IAM v2 statements of the policies `keep` keeps that match the request for one of
+    /// `subjects`, its tenant aside, into `tally`.
+    fn iam_lookup<'e>(
+        &'e self,
+        request: &Request<'_>,
+        subjects: &[&str],
+        keep: impl Fn(&PolicyEntry) -> bool,
+        tally: &mut Tally<'_, 'e>,
+    ) {
         let name = username(request.subject);
         let grants = self.grants_of(request.action);
         let mut sids = Vec::new();
         if !grants.is_empty() {
             let keys = self.resource_keys.of_resource(request.resource);
-            for subject in &subjects {
+            for subject in subjects {
                 for slot in self.members.reached(subject) {
                     for grant in &grants {
                         if slot.grant_bits & bit(u64::from(*grant)) == 0 {
@@ -863,11 +910,12 @@ impl Engine {
             sids.dedup();
         }
         for sid in sids {
-            if let Some((policy, statement)) = self.statement(sid) {
+            if let Some((policy, statement)) = self.statement(sid)
+                && keep(policy)
+            {
                 tally.iam(policy, sid.statement as usize, statement);
             }
         }
-        self.organization_matches(request, &subjects, &mut |at| tally.organization(at));
     }
 
     /// The grants of every action pattern matching the concrete `action`, and of every role
@@ -888,70 +936,27 @@ impl Engine {
         grants
     }
 
-    /// Every organization definition that matches, by the assignments the subjects reach in
-    /// the checked organization.
-    fn organization_matches(&self, request: &Request<'_>, subjects: &[&str], visit: &mut dyn FnMut(Match)) {
-        let Some(organization) = request.organization else { return };
-        let Some(action) = OrgAction::concrete(request.action) else { return };
-        if !request.resource.starts_with('/') {
-            return;
-        }
-        for id in self.reached_policies(subjects, organization) {
-            let Some(policy) = self.org_policies.get(&id) else { continue };
-            for (index, definition) in policy.definitions.iter().enumerate() {
-                let covers = definition.actions.iter().any(|a| a.covers(action));
-                if !covers || !definition.resources.iter().any(|p| p.matches(request.resource)) {
-                    continue;
-                }
-                if holds(definition.effect, definition.conditions.evaluate(request.context)) {
-                    visit(Match {
-                        policy: id.clone(),
-                        statement: index,
-                        source: Source::Organization(policy.organization.clone()),
-                        effect: definition.effect,
-                    });
-                }
-            }
-        }
-    }
-
-    /// The organization policies the subjects hold in `organization`, directly or through a
-    /// role, in id order, each once.
-    fn reached_policies(&self, subjects: &[&str], organization: &str) -> Vec<Arc<str>> {
-        let mut policies = Vec::new();
-        for subject in subjects {
-            for orgs in self.principals.reached(subject) {
-                for assignment in orgs.get(organization).into_iter().flatten() {
-                    let Some(entry) = self.assignments.get(assignment) else { continue };
-                    self.assignment_policies(entry, &mut policies);
-                }
-            }
-        }
-        policies.sort_unstable();
-        policies.dedup();
-        policies
-    }
-
-    fn assignment_policies(&self, entry: &AssignmentEntry, out: &mut Vec<Arc<str>>) {
-        let same_org = |id: &Arc<str>| self.org_policies.get(id).is_some_and(|p| p.organization == entry.organization);
-        out.extend(entry.policies.iter().filter(|id| same_org(id)).cloned());
-        for role in entry.roles.iter() {
-            let Some(role) = self.org_roles.get(role).filter(|r| *r.organization == *entry.organization) else {
-                continue;
-            };
-            out.extend(role.policies.iter().map(|p| Arc::<str>::from(p.as_str())).filter(same_org));
-        }
-    }
-
     /// Decides a request, and says why: every statement that matched, and the statements
     /// whose member matched and exactly one other criterion failed.
     pub fn explain(&self, request: &Request<'_>) -> Explanation {
         let decision = self.check(request);
         let subjects = self.subjects(request);
+        let mut reasons = Reasons::default();
+        self.explain_iam(request, &subjects, |_| true, &mut reasons);
+        explain_organizations(self, request, &subjects, &mut reasons);
+        reasons.explain(decision)
+    }
+
+    /// IAM v2: every statement of every policy `keep` keeps that a subject's member form
+    /// names, as a match or a near miss.
+    fn explain_iam(
+        &self,
+        request: &Request<'_>,
+        subjects: &[&str],
+        keep: impl Fn(&PolicyEntry) -> bool,
+        reasons: &mut Reasons,
+    ) {
         let name = username(request.subject);
-        let mut matches = Vec::new();
-        let mut near = Vec::new();
-        // IAM v2: every statement of every policy a subject's member form names.
         let mut slots: Vec<u32> = subjects
             .iter()
             .flat_map(|subject| self.members.reached(subject))
@@ -961,6 +966,9 @@ impl Engine {
         slots.dedup();
         for slot in slots {
             let Some(Some(policy)) = self.slots.get(slot as usize) else { continue };
+            if !keep(policy) {
+                continue;
+            }
             for (index, statement) in policy.statements.iter().enumerate() {
                 let at = Match {
                     policy: policy.id.clone(),
@@ -981,44 +989,9 @@ impl Engine {
                 if !holds(statement.effect, statement.conditions.evaluate(request.context)) {
                     failed.push(Criterion::Condition);
                 }
-                classify(at, &failed, &mut matches, &mut near);
+                reasons.classify(at, &failed);
             }
         }
-        // Organizations: every definition of every policy a subject's assignments reach, in
-        // any organization.
-        let action = OrgAction::concrete(request.action);
-        for (id, policy, organization) in self.all_reached_policies(&subjects) {
-            for (index, definition) in policy.definitions.iter().enumerate() {
-                let at = Match {
-                    policy: id.clone(),
-                    statement: index,
-                    source: Source::Organization(organization.clone()),
-                    effect: definition.effect,
-                };
-                let mut failed = Vec::new();
-                if request.organization != Some(&*organization) {
-                    failed.push(Criterion::Organization);
-                }
-                if !action.is_some_and(|action| definition.actions.iter().any(|a| a.covers(action))) {
-                    failed.push(Criterion::Action);
-                }
-                if !request.resource.starts_with('/')
-                    || !definition.resources.iter().any(|p| p.matches(request.resource))
-                {
-                    failed.push(Criterion::Resource);
-                }
-                if !holds(definition.effect, definition.conditions.evaluate(request.context)) {
-                    failed.push(Criterion::Condition);
-                }
-                classify(at, &failed, &mut matches, &mut near);
-            }
-        }
-        matches.sort();
-        matches.dedup();
-        near.sort();
-        near.dedup();
-        near.truncate(MAX_NEAR_MISSES);
-        Explanation { decision, matches, near_misses: near }
     }
 
     /// A statement's own action patterns, and its role's.
@@ -1026,27 +999,195 @@ impl Engine {
         let role = statement.role.as_deref().and_then(|role| self.roles.get(role));
         statement.actions.iter().chain(role.into_iter().flatten()).map(|a| &**a)
     }
+}
 
-    /// Every organization policy the subjects' assignments reach, in any organization.
-    fn all_reached_policies(&self, subjects: &[&str]) -> Vec<(Arc<str>, &OrgPolicyEntry, Arc<str>)> {
-        let mut ids = Vec::new();
-        for subject in subjects {
-            for orgs in self.principals.reached(subject) {
-                for assignment in orgs.values().flatten() {
-                    if let Some(entry) = self.assignments.get(assignment) {
-                        self.assignment_policies(entry, &mut ids);
-                    }
-                }
+impl Feed for Engine {
+    fn put_policy(&mut self, id: &str, policy: &Policy) {
+        Engine::put_policy(self, id, policy);
+    }
+    fn remove_policy(&mut self, id: &str) {
+        Engine::remove_policy(self, id);
+    }
+    fn put_role(&mut self, id: &str, role: &Role) {
+        Engine::put_role(self, id, role);
+    }
+    fn remove_role(&mut self, id: &str) {
+        Engine::remove_role(self, id);
+    }
+    fn put_org_policy(&mut self, id: &str, policy: &OrgPolicy) {
+        Engine::put_org_policy(self, id, policy);
+    }
+    fn remove_org_policy(&mut self, id: &str) {
+        Engine::remove_org_policy(self, id);
+    }
+    fn put_org_role(&mut self, id: &str, role: &OrgRole) {
+        Engine::put_org_role(self, id, role);
+    }
+    fn remove_org_role(&mut self, id: &str) {
+        Engine::remove_org_role(self, id);
+    }
+    fn put_assignment(&mut self, id: &str, assignment: &Assignment) {
+        Engine::put_assignment(self, id, assignment);
+    }
+    fn remove_assignment(&mut self, id: &str) {
+        Engine::remove_assignment(self, id);
+    }
+    fn put_team(&mut self, team: &str, members: &[String]) {
+        Engine::put_team(self, team, members);
+    }
+    fn remove_team(&mut self, team: &str) {
+        Engine::remove_team(self, team);
+    }
+}
+
+/// The organization side of a state: its policies, roles and assignments by id, and the
+/// assignments a subject reaches. An [`Engine`] holds one; an [`Overlay`] lays its changes
+/// over its engine's.
+trait Organizations {
+    fn org_policy(&self, id: &str) -> Option<&OrgPolicyEntry>;
+    fn org_role(&self, id: &str) -> Option<&OrgRole>;
+    fn assignment(&self, id: &str) -> Option<&AssignmentEntry>;
+    /// The ids of the assignments whose principal form `subject` matches, in `organization`
+    /// (or, `None`, in any).
+    fn assignments_of(&self, subject: &str, organization: Option<&str>, out: &mut Vec<Arc<str>>);
+}
+
+impl Organizations for Engine {
+    fn org_policy(&self, id: &str) -> Option<&OrgPolicyEntry> {
+        self.org_policies.get(id)
+    }
+
+    fn org_role(&self, id: &str) -> Option<&OrgRole> {
+        self.org_roles.get(id)
+    }
+
+    fn assignment(&self, id: &str) -> Option<&AssignmentEntry> {
+        self.assignments.get(id)
+    }
+
+    fn assignments_of(&self, subject: &str, organization: Option<&str>, out: &mut Vec<Arc<str>>) {
+        for orgs in self.principals.reached(subject) {
+            match organization {
+                Some(organization) => out.extend(orgs.get(organization).into_iter().flatten().cloned()),
+                None => out.extend(orgs.values().flatten().cloned()),
             }
         }
-        ids.sort_unstable();
-        ids.dedup();
-        ids.into_iter()
-            .filter_map(|id| {
-                let policy = self.org_policies.get(&id)?;
-                Some((id, policy, policy.organization.clone()))
-            })
-            .collect()
+    }
+}
+
+/// Every organization definition that matches, by the assignments the subjects reach in
+/// the checked organization.
+fn organization_matches(
+    state: &impl Organizations,
+    request: &Request<'_>,
+    subjects: &[&str],
+    visit: &mut dyn FnMut(Match),
+) {
+    let Some(organization) = request.organization else { return };
+    let Some(action) = OrgAction::concrete(request.action) else { return };
+    if !request.resource.starts_with('/') {
+        return;
+    }
+    for id in reached_policies(state, subjects, Some(organization)) {
+        let Some(policy) = state.org_policy(&id) else { continue };
+        for (index, definition) in policy.definitions.iter().enumerate() {
+            let covers = definition.actions.iter().any(|a| a.covers(action));
+            if !covers || !definition.resources.iter().any(|p| p.matches(request.resource)) {
+                continue;
+            }
+            if holds(definition.effect, definition.conditions.evaluate(request.context)) {
+                visit(Match {
+                    policy: id.clone(),
+                    statement: index,
+                    source: Source::Organization(policy.organization.clone()),
+                    effect: definition.effect,
+                });
+            }
+        }
+    }
+}
+
+/// The organization policies the subjects hold in `organization` (or in any), directly or
+/// through a role, in id order, each once.
+fn reached_policies(state: &impl Organizations, subjects: &[&str], organization: Option<&str>) -> Vec<Arc<str>> {
+    let mut assignments = Vec::new();
+    for subject in subjects {
+        state.assignments_of(subject, organization, &mut assignments);
+    }
+    let mut policies = Vec::new();
+    for assignment in &assignments {
+        let Some(entry) = state.assignment(assignment) else { continue };
+        let same_org = |id: &Arc<str>| state.org_policy(id).is_some_and(|p| p.organization == entry.organization);
+        policies.extend(entry.policies.iter().filter(|id| same_org(id)).cloned());
+        for role in entry.roles.iter() {
+            let Some(role) = state.org_role(role).filter(|r| *r.organization == *entry.organization) else {
+                continue;
+            };
+            policies.extend(role.policies.iter().map(|p| Arc::<str>::from(p.as_str())).filter(same_org));
+        }
+    }
+    policies.sort_unstable();
+    policies.dedup();
+    policies
+}
+
+/// Organizations: every definition of every policy a subject's assignments reach, in any
+/// organization, as a match or a near miss.
+fn explain_organizations(state: &impl Organizations, request: &Request<'_>, subjects: &[&str], reasons: &mut Reasons) {
+    let action = OrgAction::concrete(request.action);
+    for id in reached_policies(state, subjects, None) {
+        let Some(policy) = state.org_policy(&id) else { continue };
+        let organization = &policy.organization;
+        for (index, definition) in policy.definitions.iter().enumerate() {
+            let at = Match {
+                policy: id.clone(),
+                statement: index,
+                source: Source::Organization(organization.clone()),
+                effect: definition.effect,
+            };
+            let mut failed = Vec::new();
+            if request.organization != Some(&**organization) {
+                failed.push(Criterion::Organization);
+            }
+            if !action.is_some_and(|action| definition.actions.iter().any(|a| a.covers(action))) {
+                failed.push(Criterion::Action);
+            }
+            if !request.resource.starts_with('/') || !definition.resources.iter().any(|p| p.matches(request.resource)) {
+                failed.push(Criterion::Resource);
+            }
+            if !holds(definition.effect, definition.conditions.evaluate(request.context)) {
+                failed.push(Criterion::Condition);
+            }
+            reasons.classify(at, &failed);
+        }
+    }
+}
+
+/// What an explanation gathers: the statements that matched, and those that missed by one
+/// criterion.
+#[derive(Default)]
+struct Reasons {
+    matches: Vec<Match>,
+    near: Vec<NearMiss>,
+}
+
+impl Reasons {
+    fn classify(&mut self, at: Match, failed: &[Criterion]) {
+        match failed {
+            [] => self.matches.push(at),
+            [one] => self.near.push(NearMiss { statement: at, failed: *one }),
+            _ => {}
+        }
+    }
+
+    fn explain(self, decision: Decision) -> Explanation {
+        let Reasons { mut matches, mut near } = self;
+        matches.sort();
+        matches.dedup();
+        near.sort();
+        near.dedup();
+        near.truncate(MAX_NEAR_MISSES);
+        Explanation { decision, matches, near_misses: near }
     }
 }
 
@@ -1060,14 +1201,6 @@ fn tenant_applies(statement: &StatementEntry, tenant: Option<&str>) -> bool {
     match tenant {
         Some(tenant) => statement.all_tenants || statement.tenants.iter().any(|t| &**t == tenant),
         None => statement.all_tenants || !statement.tenants.is_empty(),
-    }
-}
-
-fn classify(at: Match, failed: &[Criterion], matches: &mut Vec<Match>, near: &mut Vec<NearMiss>) {
-    match failed {
-        [] => matches.push(at),
-        [one] => near.push(NearMiss { statement: at, failed: *one }),
-        _ => {}
     }
 }
 

@@ -33,6 +33,9 @@
 //!   `delete` (`any` is all four), their resources API path patterns (`*` one segment, `**` one
 //!   or more), and their conditions test the check's [`Context`].
 //!
+//! An [`Overlay`] lays proposed changes over an engine without copying it, and decides as
+//! an engine holding them would: what a simulation asks before a change is saved.
+//!
 //! Searches ([`Engine::subject_candidates`], [`Engine::resource_candidates`],
 //! [`Engine::action_candidates`]) run the IAM v2 rules backwards, from the indexes: they answer
 //! candidates, which every entity the rules allow lies among, for the caller to confirm each by
@@ -50,8 +53,28 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use condition::{Operator, Value, readable};
-pub use index::{ActionCandidates, Engine, ResourceCandidates, SubjectCandidates};
+pub use index::{ActionCandidates, Engine, Overlay, ResourceCandidates, SubjectCandidates};
 pub use path::path_pattern;
+
+/// What the state's objects put into an engine and take out of it: an [`Engine`], or an
+/// [`Overlay`] of proposed changes, which decides as an engine fed the same would.
+pub trait Feed {
+    /// Puts an IAM v2 policy, replacing the one of that id.
+    fn put_policy(&mut self, id: &str, policy: &Policy);
+    fn remove_policy(&mut self, id: &str);
+    /// Puts an IAM v2 role, replacing the one of that id.
+    fn put_role(&mut self, id: &str, role: &Role);
+    fn remove_role(&mut self, id: &str);
+    fn put_org_policy(&mut self, id: &str, policy: &OrgPolicy);
+    fn remove_org_policy(&mut self, id: &str);
+    fn put_org_role(&mut self, id: &str, role: &OrgRole);
+    fn remove_org_role(&mut self, id: &str);
+    fn put_assignment(&mut self, id: &str, assignment: &Assignment);
+    fn remove_assignment(&mut self, id: &str);
+    /// Puts a team's member subjects; none removes the team.
+    fn put_team(&mut self, team: &str, members: &[String]);
+    fn remove_team(&mut self, team: &str);
+}
 
 /// What a statement does when it matches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use iamd_engine::grammar::username;
 use iamd_engine::{
-    Assignment, Condition, Context, Criterion, Decision, Definition, Effect, Engine, Explanation, MAX_NEAR_MISSES,
-    Match, NearMiss, Operator, OrgAction, OrgPolicy, OrgRole, Policy, Quantifier, Request, Role, Source, Statement,
-    Test, Value,
+    Assignment, Condition, Context, Criterion, Decision, Definition, Effect, Engine, Explanation, Feed,
+    MAX_NEAR_MISSES, Match, NearMiss, Operator, OrgAction, OrgPolicy, OrgRole, Overlay, Policy, Quantifier, Request,
+    Role, Source, Statement, Test, Value,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -133,7 +133,7 @@ impl World {
     }
 }
 
-fn apply_to_engine(engine: &mut Engine, op: &Op) {
+fn apply_to_engine(engine: &mut impl Feed, op: &Op) {
     match op {
         Op::PutPolicy(id, p) => engine.put_policy(id, p),
         Op::RemovePolicy(id) => engine.remove_policy(id),
@@ -1246,6 +1246,7 @@ const INCREMENTAL_CASES: u32 = 20_000;
 const TEAM_CASES: u32 = 10_000;
 const CONDITION_CASES: u32 = 100_000;
 const SEARCH_CASES: u32 = 10_000;
+const OVERLAY_CASES: u32 = 20_000;
 
 proptest! {
     #![proptest_config(config(MAIN_CASES))]
@@ -1319,6 +1320,40 @@ fn same_as_fresh(engine: &Engine, fresh: &Engine, world: &World, req: &Req) -> R
     // Searches of an engine built at once are held to the naive evaluator by their own property.
     agree(engine, world, req)?;
     agree(fresh, world, req)
+}
+
+/// A state, changes to lay over it, and checks of the result.
+fn overlaid() -> impl Strategy<Value = (World, Vec<Op>, Vec<Req>)> {
+    prop_oneof![
+        (world(&WIDE), vec(op(&WIDE), 1..12), vec(request(&WIDE), 1..6)),
+        (world(&NARROW), vec(op(&NARROW), 1..12), vec(request(&NARROW), 1..6)),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(OVERLAY_CASES))]
+
+    /// Changes laid over an engine decide, and explain, as an engine built at once from the
+    /// state they leave, and as the naive evaluator; the engine beneath is left as it was.
+    #[test]
+    fn an_overlay_decides_as_the_state_it_proposes((start, ops, requests) in overlaid(), roles_first in any::<bool>()) {
+        let base = start.engine(roles_first);
+        let mut overlay = Overlay::new(&base);
+        let mut world = start.clone();
+        for op in &ops {
+            world.apply(op);
+            apply_to_engine(&mut overlay, op);
+        }
+        let fresh = world.engine(!roles_first);
+        for req in &requests {
+            let request = req.request();
+            prop_assert_eq!(overlay.check(&request), fresh.check(&request), "overlay vs at once: {:#?}", req);
+            prop_assert_eq!(overlay.explain(&request), fresh.explain(&request), "overlay vs at once: {:#?}", req);
+            let want = naive_explain(&world, req);
+            prop_assert_eq!(&overlay.check(&request), &want.decision, "overlay vs naive: {:#?}", req);
+            agree(&base, &start, req)?;
+        }
+    }
 }
 
 /// A state, then a run of team puts and removes over few teams and members, then checks.
