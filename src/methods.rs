@@ -294,6 +294,12 @@ impl ResourceTemplate {
         Ok(ResourceTemplate { text: text.to_owned(), parts })
     }
 
+    /// The resource of one request, its placeholders read off the encoded message (a field
+    /// it does not hold is its default); `None` when the wire format cannot read it.
+    pub fn fill_from_message(&self, message: &[u8]) -> Option<String> {
+        self.fill(|path| field_text(message, path).ok())
+    }
+
     /// Whether the resource is the same for every request (no placeholder).
     pub fn is_fixed(&self) -> bool {
         self.parts.iter().all(|part| matches!(part, ResourcePart::Literal(_)))
@@ -352,6 +358,92 @@ pub fn field_path(input: &MessageDescriptor, path: &str) -> Result<Vec<FieldDesc
     Ok(fields)
 }
 
+/// A message the wire format cannot read.
+struct Malformed;
+
+/// The text of a singular scalar field (`a.b` as fields) of an encoded message, its default
+/// when absent; the last occurrence wins, as protobuf merges singular fields. Read straight
+/// off the wire: a placeholder is usually one string of a small message, and decoding the
+/// whole message into a dynamic one would cost more than the rest of the check.
+fn field_text(message: &[u8], path: &[FieldDescriptor]) -> Result<String, Malformed> {
+    let Some((field, rest)) = path.split_first() else { return Err(Malformed) };
+    let number = u64::from(field.number());
+    let mut found: Option<Wire<'_>> = None;
+    let mut input = message;
+    while !input.is_empty() {
+        let key = varint(&mut input)?;
+        let value = match key & 7 {
+            0 => Wire::Varint(varint(&mut input)?),
+            1 => {
+                take(&mut input, 8)?;
+                Wire::Fixed
+            }
+            2 => {
+                let length = usize::try_from(varint(&mut input)?).map_err(|_| Malformed)?;
+                Wire::Bytes(take(&mut input, length)?)
+            }
+            5 => {
+                take(&mut input, 4)?;
+                Wire::Fixed
+            }
+            _ => return Err(Malformed),
+        };
+        if key >> 3 == number {
+            found = Some(value);
+        }
+    }
+    if !rest.is_empty() {
+        return match found {
+            Some(Wire::Bytes(inner)) => field_text(inner, rest),
+            None => field_text(&[], rest),
+            Some(_) => Err(Malformed),
+        };
+    }
+    use prost_reflect::Kind::*;
+    Ok(match (field.kind(), found) {
+        (String, Some(Wire::Bytes(text))) => std::str::from_utf8(text).map_err(|_| Malformed)?.to_owned(),
+        (String, None) => std::string::String::new(),
+        (Bool, Some(Wire::Varint(n))) => (n != 0).to_string(),
+        (Bool, None) => "false".into(),
+        (Int32 | Enum(_), Some(Wire::Varint(n))) => (n as i32).to_string(),
+        (Int64, Some(Wire::Varint(n))) => (n as i64).to_string(),
+        (Uint32, Some(Wire::Varint(n))) => (n as u32).to_string(),
+        (Uint64, Some(Wire::Varint(n))) => n.to_string(),
+        (Int32 | Int64 | Uint32 | Uint64 | Enum(_), None) => "0".into(),
+        _ => return Err(Malformed),
+    })
+}
+
+/// One field's value as the wire holds it.
+enum Wire<'a> {
+    Varint(u64),
+    /// A fixed32 or fixed64, which no placeholder reads.
+    Fixed,
+    Bytes(&'a [u8]),
+}
+
+fn varint(input: &mut &[u8]) -> Result<u64, Malformed> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = input.split_first().ok_or(Malformed)?;
+        *input = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err(Malformed)
+}
+
+fn take<'a>(input: &mut &'a [u8], n: usize) -> Result<&'a [u8], Malformed> {
+    if input.len() < n {
+        return Err(Malformed);
+    }
+    let (taken, rest) = input.split_at(n);
+    *input = rest;
+    Ok(taken)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,6 +488,37 @@ mod tests {
         assert!(ResourceTemplate::parse("a:{organization_id}:b", &input).is_ok());
         for bad in ["a:{nope}", "a:{organization_id", "a:}b", "a:{}"] {
             assert!(ResourceTemplate::parse(bad, &input).is_err(), "{bad}");
+        }
+    }
+
+    fn fill(path: &str, message: &impl prost::Message) -> Option<String> {
+        let table = MethodTable::served().unwrap();
+        let rule = table.get(path).unwrap().permission().unwrap();
+        let bytes = message.encode_to_vec();
+        rule.resource.fill_from_message(&bytes)
+    }
+
+    #[test]
+    fn placeholders_are_read_off_the_wire_and_escaped() {
+        use crate::pb::iamd::accounts::v1 as accounts;
+        let get = accounts::GetPolicyRequest { organization_id: "o:1*".into(), policy_id: "p".into() };
+        assert_eq!(
+            fill("/iamd.accounts.v1.PolicyService/GetPolicy", &get).as_deref(),
+            Some("accounts:organizations:o%3A1%2A:policies:p")
+        );
+        let empty = accounts::GetPolicyRequest::default();
+        assert_eq!(
+            fill("/iamd.accounts.v1.PolicyService/GetPolicy", &empty).as_deref(),
+            Some("accounts:organizations::policies:")
+        );
+    }
+
+    #[test]
+    fn a_message_the_wire_format_cannot_read_is_malformed() {
+        let table = MethodTable::served().unwrap();
+        let rule = table.get("/iamd.accounts.v1.PolicyService/GetPolicy").unwrap().permission().unwrap();
+        for bad in [&[0x0a, 0x05, b'a'][..], &[0x0a], &[0xff; 11], &[0x0b, 0x00], &[0x0a, 0x02, 0xff, 0xfe]] {
+            assert!(rule.resource.fill_from_message(bad).is_none(), "{bad:?}");
         }
     }
 }

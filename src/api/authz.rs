@@ -2,12 +2,18 @@
 //! was decided against as a consistency token, in the body and, as a write's, in the
 //! `x-iamd-consistency-token` header.
 
+use std::future::Future;
+
 use iamd_engine as engine;
 use pbjson_types::Struct;
 use tonic::{Request, Response, Status};
 
-use super::{Api, respond};
+use super::{Api, admitted, respond};
+use crate::app::AppError;
+use crate::app::access::Admitted;
 use crate::app::authz::{CheckInput, Decided};
+use crate::app::simulate;
+use crate::model::objects::Proposed;
 use crate::pb::iamd::authz::v1 as pb;
 use crate::pb::iamd::authz::v1::authz_service_server::AuthzService;
 
@@ -33,26 +39,180 @@ impl AuthzService for Api {
     async fn explain(&self, request: Request<pb::ExplainRequest>) -> Result<Response<pb::ExplainResponse>, Status> {
         let check = request.into_inner().check.unwrap_or_default();
         let Decided { answer, position } = self.app.explain(&input(&check), &check.consistency_token).await?;
-        let decision = answer_of(&answer.decision, position);
-        Ok(respond(
-            pb::ExplainResponse {
-                allowed: decision.allowed,
-                decision: decision.decision,
-                reasons: decision.reasons,
-                consistency_token: decision.consistency_token,
-                matches: answer.matches.iter().map(to_match).collect(),
-                near_misses: answer.near_misses.iter().map(near_miss).collect(),
-            },
-            None,
-            Some(position),
-        ))
+        Ok(respond(explanation_of(&answer, position), None, Some(position)))
     }
 
-    async fn simulate(
+    /// Each change is its method's own handler, run as a rehearsal once the caller is found
+    /// to hold that method's permission: the same validation, rules and errors, and no write.
+    async fn simulate(&self, request: Request<pb::SimulateRequest>) -> Result<Response<pb::SimulateResponse>, Status> {
+        let admitted = admitted(&request)?.clone();
+        let message = request.into_inner();
+        simulate::simulation_size(message.changes.len(), message.checks.len())?;
+        self.app.simulation_state(&message.consistency_token).await?;
+        if message.recent {
+            let header = admitted.tenants.header().clone();
+            self.app
+                .authorize(&admitted.actor, EXPLAIN, DECISIONS, header)
+                .map_err(|e| in_field("recent", e.into()))?;
+        }
+        let mut changes = Vec::with_capacity(message.changes.len());
+        for (i, change) in message.changes.into_iter().enumerate() {
+            let at = format!("changes[{i}]");
+            let change = change.change.ok_or_else(|| {
+                Status::from(AppError::invalid(&at, "a change names one write, such as `createIamPolicy`"))
+            })?;
+            changes.push(self.rehearse(&admitted, change).await.map_err(|status| in_field(&at, status))?);
+        }
+        let checks: Vec<CheckInput> = message.checks.iter().map(input).collect();
+        let Decided { answer, position } = self.app.simulate(&changes, &checks, message.recent).await?;
+        let results: Vec<pb::SimulatedCheck> = answer
+            .iter()
+            .map(|simulated| pb::SimulatedCheck {
+                check: Some(request_of(&simulated.check)),
+                before: Some(answer_of(&simulated.before, position)),
+                after: Some(explanation_of(&simulated.after, position)),
+                changed: simulated.changed(),
+                recent: simulated.recent,
+            })
+            .collect();
+        let changed_count = results.iter().filter(|r| r.changed).count();
+        let response = pb::SimulateResponse {
+            results,
+            changed_count: i32::try_from(changed_count).unwrap_or(i32::MAX),
+            consistency_token: position.to_string(),
+        };
+        Ok(respond(response, None, Some(position)))
+    }
+}
+
+/// What `recent` needs: the permission that explains decisions.
+const EXPLAIN: &str = "authz:decisions:explain";
+const DECISIONS: &str = "authz:decisions";
+
+impl Api {
+    /// One change, rehearsed: what its writes would leave.
+    async fn rehearse(&self, admitted: &Admitted, change: pb::change::Change) -> Result<Vec<Proposed>, Status> {
+        use crate::pb::iamd::accounts::v1::assignment_service_server as assignments;
+        use crate::pb::iamd::accounts::v1::policy_service_server as org_policies;
+        use crate::pb::iamd::accounts::v1::role_service_server as org_roles;
+        use crate::pb::iamd::iam::v2::policy_service_server as policies;
+        use crate::pb::iamd::iam::v2::role_service_server as roles;
+        use pb::change::Change as C;
+        // The handler of `Method` of `service`'s `Trait`, rehearsed on `message`.
+        macro_rules! rehearse {
+            ($service:ident::$service_trait:ident, $method:literal, $handler:ident, $message:expr) => {
+                self.rehearse_as(admitted, $service::SERVICE_NAME, $method, $message, |r| {
+                    <Api as $service::$service_trait>::$handler(self, r)
+                })
+                .await
+            };
+        }
+        match change {
+            C::CreateIamPolicy(m) => rehearse!(policies::PolicyService, "CreatePolicy", create_policy, m),
+            C::UpdateIamPolicy(m) => rehearse!(policies::PolicyService, "UpdatePolicy", update_policy, m),
+            C::DeleteIamPolicy(m) => rehearse!(policies::PolicyService, "DeletePolicy", delete_policy, m),
+            C::CreateIamRole(m) => rehearse!(roles::RoleService, "CreateRole", create_role, m),
+            C::UpdateIamRole(m) => rehearse!(roles::RoleService, "UpdateRole", update_role, m),
+            C::DeleteIamRole(m) => rehearse!(roles::RoleService, "DeleteRole", delete_role, m),
+            C::CreateOrgPolicy(m) => rehearse!(org_policies::PolicyService, "CreatePolicy", create_policy, m),
+            C::UpdateOrgPolicy(m) => rehearse!(org_policies::PolicyService, "UpdatePolicy", update_policy, m),
+            C::DeleteOrgPolicy(m) => rehearse!(org_policies::PolicyService, "DeletePolicy", delete_policy, m),
+            C::CreateOrgRole(m) => rehearse!(org_roles::RoleService, "CreateRole", create_role, m),
+            C::UpdateOrgRole(m) => rehearse!(org_roles::RoleService, "UpdateRole", update_role, m),
+            C::DeleteOrgRole(m) => rehearse!(org_roles::RoleService, "DeleteRole", delete_role, m),
+            C::CreateAssignment(m) => {
+                rehearse!(assignments::AssignmentService, "CreateAssignment", create_assignment, m)
+            }
+            C::DeleteAssignment(m) => {
+                rehearse!(assignments::AssignmentService, "DeleteAssignment", delete_assignment, m)
+            }
+        }
+    }
+
+    /// Rehearses `call`, the handler of `service`'s `method`, on `message`, once the caller
+    /// holds that method's permission (read from the method table, its resource filled from
+    /// the message as the front door fills it), within the tenants that permission gives.
+    async fn rehearse_as<M, R, F>(
         &self,
-        _request: Request<pb::SimulateRequest>,
-    ) -> Result<Response<pb::SimulateResponse>, Status> {
-        Err(Status::unimplemented("simulation is being built"))
+        admitted: &Admitted,
+        service: &str,
+        method: &str,
+        message: M,
+        call: impl FnOnce(Request<M>) -> F,
+    ) -> Result<Vec<Proposed>, Status>
+    where
+        M: prost::Message,
+        F: Future<Output = Result<Response<R>, Status>>,
+    {
+        let path = format!("/{service}/{method}");
+        let rule = self
+            .routes
+            .method(&path)
+            .and_then(|method| method.permission())
+            .ok_or_else(|| Status::internal(format!("`{path}` has no rule in the method table")))?;
+        let resource = rule.resource.fill_from_message(&message.encode_to_vec()).ok_or_else(|| {
+            Status::invalid_argument(format!("the change is not a valid `{service}.{method}` request"))
+        })?;
+        let header = admitted.tenants.header().clone();
+        let tenants = self.app.authorize(&admitted.actor, &rule.action, &resource, header)?;
+        let mut request = Request::new(message);
+        request.extensions_mut().insert(Admitted { actor: admitted.actor.clone(), tenants });
+        let (answer, proposed) = simulate::rehearse(call(request)).await;
+        answer?;
+        Ok(proposed)
+    }
+}
+
+/// The error of a change or of `recent`, saying which it was: the same code, reason and
+/// details as its method gives.
+fn in_field(at: &str, status: Status) -> Status {
+    Status::with_details_and_metadata(
+        status.code(),
+        format!("{at}: {}", status.message()),
+        status.details().to_vec().into(),
+        status.metadata().clone(),
+    )
+}
+
+fn explanation_of(answer: &engine::Explanation, position: u64) -> pb::ExplainResponse {
+    let decision = answer_of(&answer.decision, position);
+    pb::ExplainResponse {
+        allowed: decision.allowed,
+        decision: decision.decision,
+        reasons: decision.reasons,
+        consistency_token: decision.consistency_token,
+        matches: answer.matches.iter().map(to_match).collect(),
+        near_misses: answer.near_misses.iter().map(near_miss).collect(),
+    }
+}
+
+/// A check as the answer names it.
+fn request_of(check: &CheckInput) -> pb::CheckRequest {
+    use pbjson_types::value::Kind;
+    let fields = check
+        .context
+        .iter()
+        .map(|(key, value)| {
+            let kind = match value {
+                engine::Value::Null => Kind::NullValue(0),
+                engine::Value::Bool(b) => Kind::BoolValue(*b),
+                engine::Value::Number(n) => Kind::NumberValue(*n),
+                engine::Value::String(s) => Kind::StringValue(s.clone()),
+                // What conditions do not see, kept as what it was: a list or an object.
+                engine::Value::Composite => Kind::StructValue(Struct::default()),
+            };
+            (key.clone(), pbjson_types::Value { kind: Some(kind) })
+        })
+        .collect();
+    pb::CheckRequest {
+        subject: check.subject.clone(),
+        teams: check.teams.clone(),
+        action: check.action.clone(),
+        resource: check.resource.clone(),
+        tenant: check.tenant.clone(),
+        organization_id: check.organization_id.clone(),
+        context: (!check.context.is_empty()).then_some(Struct { fields }),
+        consistency_token: String::new(),
     }
 }
 

@@ -206,19 +206,19 @@ impl App {
         let objects = self.objects()?;
         let question = Question { actor, action, resource, header: &header };
         let state = objects.changes();
-        if let Some(tenants) = self.decisions.get(state, &question) {
-            self.metrics().decided(DecisionSource::Guard, true, started.elapsed());
-            return Ok(TenantFilter::new(header, Some(tenants)));
-        }
         let context = Context::new();
         let request = question_of(actor, action, resource, None, &context);
+        if let Some(tenants) = self.decisions.get(state, &question) {
+            self.decided(DecisionSource::Guard, &request, true, started);
+            return Ok(TenantFilter::new(header, Some(tenants)));
+        }
         let engine = objects.engine();
         let tenants = engine.tenants(&request);
         let allowed = match &header {
             HeaderFilter::All => tenants.any(),
             HeaderFilter::Only(only) => only.iter().any(|t| tenants.permits(t)),
         };
-        self.metrics().decided(DecisionSource::Guard, allowed, started.elapsed());
+        self.decided(DecisionSource::Guard, &request, allowed, started);
         if allowed {
             let tenants = Arc::new(tenants);
             self.decisions.put(state, &question, tenants.clone());

@@ -17,7 +17,7 @@ use crate::model::objects::Objects;
 pub const MAX_BATCH: usize = 100;
 
 /// A check as the request holds it.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct CheckInput {
     pub subject: String,
     pub teams: Vec<String>,
@@ -31,7 +31,7 @@ pub struct CheckInput {
 }
 
 impl CheckInput {
-    fn request(&self) -> Request<'_> {
+    pub fn request(&self) -> Request<'_> {
         Request {
             subject: &self.subject,
             teams: &self.teams,
@@ -60,7 +60,7 @@ impl App {
         known_organization(&objects, "", input)?;
         let started = Instant::now();
         let answer = objects.engine().check(&input.request());
-        self.metrics().decided(DecisionSource::Check, answer.allowed, started.elapsed());
+        self.decided(DecisionSource::Check, &input.request(), answer.allowed, started);
         Ok(Decided { answer, position: objects.position() })
     }
 
@@ -81,13 +81,12 @@ impl App {
             known_organization(&objects, &format!("checks[{i}]."), input)?;
         }
         let engine = objects.engine();
-        let metrics = self.metrics();
         let answers = inputs
             .iter()
             .map(|input| {
                 let started = Instant::now();
                 let answer = engine.check(&input.request());
-                metrics.decided(DecisionSource::Check, answer.allowed, started.elapsed());
+                self.decided(DecisionSource::Check, &input.request(), answer.allowed, started);
                 answer
             })
             .collect();
@@ -102,12 +101,12 @@ impl App {
         known_organization(&objects, "", input)?;
         let started = Instant::now();
         let answer = objects.engine().explain(&input.request());
-        self.metrics().decided(DecisionSource::Check, answer.decision.allowed, started.elapsed());
+        self.decided(DecisionSource::Check, &input.request(), answer.decision.allowed, started);
         Ok(Decided { answer, position: objects.position() })
     }
 
     /// Waits until this replica holds the write that answered `token` (none: at once).
-    async fn wait_for_token(&self, token: &str) -> Result<(), AppError> {
+    pub(super) async fn wait_for_token(&self, token: &str) -> Result<(), AppError> {
         if token.trim().is_empty() {
             return Ok(());
         }
@@ -116,7 +115,7 @@ impl App {
 }
 
 /// A check names concrete values; `at` prefixes its fields within a batch.
-fn valid_check(at: &str, input: &CheckInput) -> Result<(), AppError> {
+pub(super) fn valid_check(at: &str, input: &CheckInput) -> Result<(), AppError> {
     let field = |name: &str| format!("{at}{name}");
     let refuse = |name: &str, message: String| Err(AppError::invalid(&field(name), message));
     if input.subject.is_empty() {
@@ -165,7 +164,7 @@ fn valid_check(at: &str, input: &CheckInput) -> Result<(), AppError> {
 
 /// The organization a check names exists on this replica; in a batch, the message says which
 /// check named it.
-fn known_organization(objects: &Objects, at: &str, input: &CheckInput) -> Result<(), AppError> {
+pub(super) fn known_organization(objects: &Objects, at: &str, input: &CheckInput) -> Result<(), AppError> {
     if input.organization_id.is_empty() || objects.get::<Organization>(&input.organization_id).is_some() {
         return Ok(());
     }

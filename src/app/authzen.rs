@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 
 use super::authz::Decided;
 use super::page::ListId;
+use super::recent::Recent;
 use super::{App, AppError};
 use crate::kinds::token::{ORDER_INDEX as TOKEN_ORDER, Token};
 use crate::kinds::user::{LOCAL_USER, ORDER_INDEX as USER_ORDER, User, user_subject};
@@ -169,8 +170,8 @@ struct Question<'a> {
 }
 
 impl Question<'_> {
-    fn allowed(&self, engine: &Engine) -> bool {
-        let request = Request {
+    fn request(&self) -> Request<'_> {
+        Request {
             subject: self.subject,
             teams: &[],
             action: self.action,
@@ -178,8 +179,11 @@ impl Question<'_> {
             tenant: None,
             organization: None,
             context: self.context,
-        };
-        engine.check(&request).allowed
+        }
+    }
+
+    fn allowed(&self, engine: &Engine) -> bool {
+        engine.check(&self.request()).allowed
     }
 }
 
@@ -188,7 +192,7 @@ impl App {
     pub async fn evaluate(&self, evaluation: &Evaluation) -> Result<Decided<Verdict>, AppError> {
         let objects = self.objects()?;
         let started = Instant::now();
-        let answer = evaluate(&objects, evaluation)?;
+        let answer = evaluate(&objects, evaluation, &self.recent)?;
         self.metrics().decided(DecisionSource::Authzen, answer.decision, started.elapsed());
         Ok(Decided { answer, position: objects.position() })
     }
@@ -212,7 +216,7 @@ impl App {
         let mut verdicts = Vec::with_capacity(items.len());
         for item in items {
             let started = Instant::now();
-            let mut verdict = evaluate(&objects, &item.over(defaults)).unwrap_or_else(|error| Verdict {
+            let mut verdict = evaluate(&objects, &item.over(defaults), &self.recent).unwrap_or_else(|error| Verdict {
                 decision: false,
                 note: Some(Note::Error { status: 400, message: error.message }),
             });
@@ -443,7 +447,8 @@ fn after_bound(after: &Option<String>) -> std::ops::Bound<&str> {
     }
 }
 
-fn evaluate(objects: &Objects, evaluation: &Evaluation) -> Result<Verdict, AppError> {
+/// Decides one evaluation, keeping its question among the `recent` ones.
+fn evaluate(objects: &Objects, evaluation: &Evaluation, recent: &Recent) -> Result<Verdict, AppError> {
     let subject = identified_subject(evaluation.subject.as_ref())?;
     let action = entity(evaluation.action.as_ref(), "action")?;
     required(&action.name, "action.name")?;
@@ -461,6 +466,7 @@ fn evaluate(objects: &Objects, evaluation: &Evaluation) -> Result<Verdict, AppEr
     let context = with_stored(objects, &fixed, principal.user.as_deref(), &subject.properties);
     let question =
         Question { subject: &principal.subject, action: &action_name, resource: &resource_name, context: &context };
+    recent.record(&question.request());
     Ok(Verdict { decision: question.allowed(objects.engine()), note: None })
 }
 

@@ -14,11 +14,14 @@ pub mod history;
 pub mod iam;
 pub mod organizations;
 pub mod page;
+pub mod recent;
+pub mod simulate;
 
 use std::sync::{Arc, RwLockReadGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::methods::MethodTable;
+use crate::metrics::DecisionSource;
 use crate::model::draft::Draft;
 use crate::model::kind::{Key, Kind};
 use crate::model::objects::{Meta, Obj, Objects};
@@ -148,6 +151,8 @@ pub struct App {
     pages: page::PageSigner,
     tokens: access::TokenDigester,
     decisions: access::Decisions,
+    /// The questions of the last decisions, for simulations.
+    recent: recent::Recent,
     /// How long a read that carries a consistency token waits for this replica to reach it.
     consistency_wait: Duration,
 }
@@ -163,7 +168,15 @@ impl App {
         let instance = replica.store().instance().await?;
         let pages = page::PageSigner::new(&instance.signing_key)?;
         let tokens = access::TokenDigester::new(&instance.signing_key)?;
-        let app = App { replica, instance, pages, tokens, decisions: Default::default(), consistency_wait };
+        let app = App {
+            replica,
+            instance,
+            pages,
+            tokens,
+            decisions: Default::default(),
+            recent: Default::default(),
+            consistency_wait,
+        };
         app.seed_default_domain_policy().await?;
         app.seed_iam(methods).await?;
         app.seed_org_policies().await?;
@@ -180,6 +193,12 @@ impl App {
         self.replica.metrics()
     }
 
+    /// Counts a decision, and keeps its question among the recent ones.
+    fn decided(&self, source: DecisionSource, request: &iamd_engine::Request<'_>, allowed: bool, started: Instant) {
+        self.metrics().decided(source, allowed, started.elapsed());
+        self.recent.record(request);
+    }
+
     /// Plans a write against this replica's state and commits it. Only a request that named
     /// a version (`If-Match`) fails for a version: when the plan or its commit finds the state
     /// stale (another request wrote one of its objects first, or this replica has not heard
@@ -190,6 +209,9 @@ impl App {
         actor: &Actor,
         mut plan: impl FnMut(&mut Draft<'_>) -> Result<T, AppError>,
     ) -> Result<(T, Written), AppError> {
+        if let Some(rehearsed) = self.rehearsed_write(&mut plan) {
+            return rehearsed;
+        }
         let mut attempt = 0;
         loop {
             attempt += 1;

@@ -3,7 +3,7 @@
 //! references, so neither can go while assigned; the principal is a lookup term, for
 //! counting who a policy reaches and for finding a principal's assignments.
 
-use iamd_engine::Engine;
+use iamd_engine::Feed;
 use serde::{Deserialize, Serialize};
 
 use super::org_policy::OrgPolicy;
@@ -61,7 +61,7 @@ impl Kind for Assignment {
         vec![Term::new(PRINCIPAL_INDEX, &*state.principal)]
     }
 
-    fn decides(id: &str, owner: &str, state: Option<&AssignmentState>, engine: &mut Engine) {
+    fn decides(id: &str, owner: &str, state: Option<&AssignmentState>, engine: &mut dyn Feed) {
         match state {
             Some(state) => engine.put_assignment(
                 id,

@@ -4,7 +4,7 @@
 //! policy, drops the statements it leaves empty, and deletes the policies it leaves without
 //! statements, in the delete's transaction.
 
-use iamd_engine::{self as engine, Engine};
+use iamd_engine::{self as engine, Feed};
 use serde::{Deserialize, Serialize};
 
 use super::condition::{Condition, engine_conditions};
@@ -188,7 +188,7 @@ impl Kind for IamPolicy {
         }
     }
 
-    fn decides(id: &str, _owner: &str, state: Option<&IamPolicyState>, engine: &mut Engine) {
+    fn decides(id: &str, _owner: &str, state: Option<&IamPolicyState>, engine: &mut dyn Feed) {
         let Some(state) = state else { return engine.remove_policy(id) };
         let statements = state
             .statements

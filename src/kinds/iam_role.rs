@@ -1,7 +1,7 @@
 //! IAM v2 roles: named sets of actions that policy statements grant or deny. A role's
 //! tenants are references: deleting a tenant takes it out of the role's list.
 
-use iamd_engine::Engine;
+use iamd_engine::Feed;
 use serde::{Deserialize, Serialize};
 
 use super::origin::Origin;
@@ -88,7 +88,7 @@ impl Kind for IamRole {
         (target.kind == Tenant::NAME).then(|| IamRoleEvent::TenantRemoved { tenant: target.id.to_string() })
     }
 
-    fn decides(id: &str, _owner: &str, state: Option<&IamRoleState>, engine: &mut Engine) {
+    fn decides(id: &str, _owner: &str, state: Option<&IamRoleState>, engine: &mut dyn Feed) {
         match state {
             Some(state) => engine.put_role(id, &iamd_engine::Role { actions: state.actions.clone() }),
             None => engine.remove_role(id),

@@ -2,7 +2,7 @@
 //! API paths of the organization, under conditions on a check's context. Each organization
 //! has built-in `managed` policies, which go with it; its custom ones hold its delete back.
 
-use iamd_engine::{self as engine, Engine};
+use iamd_engine::{self as engine, Feed};
 use serde::{Deserialize, Serialize};
 
 use super::condition::engine_conditions;
@@ -143,7 +143,7 @@ impl Kind for OrgPolicy {
         }
     }
 
-    fn decides(id: &str, owner: &str, state: Option<&OrgPolicyState>, engine: &mut Engine) {
+    fn decides(id: &str, owner: &str, state: Option<&OrgPolicyState>, engine: &mut dyn Feed) {
         let Some(state) = state else { return engine.remove_org_policy(id) };
         let definitions = state.definitions.iter().map(engine_definition).collect();
         engine.put_org_policy(id, &engine::OrgPolicy { organization: owner.to_owned(), definitions });

@@ -2,7 +2,7 @@
 //! references, so a policy a role lists cannot go, and a role holds its organization's
 //! delete back.
 
-use iamd_engine::Engine;
+use iamd_engine::Feed;
 use serde::{Deserialize, Serialize};
 
 use super::org_policy::{Metadata, OrgPolicy, PolicyType};
@@ -76,7 +76,7 @@ impl Kind for OrgRole {
         state.policy_ids.iter().map(|id| Key::new(OrgPolicy::NAME, &**id)).collect()
     }
 
-    fn decides(id: &str, owner: &str, state: Option<&OrgRoleState>, engine: &mut Engine) {
+    fn decides(id: &str, owner: &str, state: Option<&OrgRoleState>, engine: &mut dyn Feed) {
         match state {
             Some(state) => engine.put_org_role(
                 id,

@@ -4,7 +4,7 @@
 //! let local users read and rename themselves.
 
 use iamd_engine::grammar::USERNAME_VARIABLE;
-use iamd_engine::{Effect, Engine, Policy, Statement};
+use iamd_engine::{Effect, Feed, Policy, Statement};
 
 /// The managed IAM v2 policies (A.6), seeded at first start.
 pub const MANAGED_POLICIES: [&str; 3] = ["administrator-access", "editor-access", "viewer-access"];
@@ -29,7 +29,7 @@ fn statement(effect: Effect, actions: &[&str], resources: Vec<String>) -> Statem
 }
 
 /// Puts the system statements into `engine`.
-pub fn put(engine: &mut Engine) {
+pub fn put(engine: &mut dyn Feed) {
     let named = |prefix: &str, ids: &[&str]| ids.iter().map(|id| format!("{prefix}:{id}")).collect::<Vec<_>>();
     engine.put_policy(
         PROTECTION,

@@ -3,7 +3,7 @@
 //! tenant's out of its tenants. What a team holds is what the engine knows of membership, so
 //! a user acts with its teams on every check.
 
-use iamd_engine::Engine;
+use iamd_engine::Feed;
 use serde::{Deserialize, Serialize};
 
 use super::tenant::{Tenant, tenant_terms};
@@ -119,7 +119,7 @@ impl Kind for Team {
         }
     }
 
-    fn decides(id: &str, _owner: &str, state: Option<&TeamState>, engine: &mut Engine) {
+    fn decides(id: &str, _owner: &str, state: Option<&TeamState>, engine: &mut dyn Feed) {
         let team = team_subject(id);
         match state {
             Some(state) => engine.put_team(&team, &state.users.iter().map(|u| user_subject(u)).collect::<Vec<_>>()),

@@ -9,10 +9,11 @@
 //! those objects from the store and plan again.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use super::ModelError;
 use super::kind::{Key, Kind, OnDelete, encode_event};
-use super::objects::{Entry, Obj, Objects};
+use super::objects::{Entry, Obj, Objects, Proposed};
 use super::registry::{AnyState, Detached, Next, next};
 use crate::store::{Append, Change, Expect, Guard, Micros, ObjectKey};
 
@@ -31,6 +32,25 @@ pub struct Plan {
     pub(crate) planned: Vec<Planned>,
     pub(crate) guards: Vec<Guard>,
     pub reads: Reads,
+}
+
+impl Plan {
+    /// What the plan would leave of each object it writes, owned as `objects` says for the
+    /// ones it deletes.
+    pub fn proposed(&self, objects: &Objects) -> Vec<Proposed> {
+        self.planned
+            .iter()
+            .map(|planned| {
+                let owner = match &planned.append.change {
+                    Change::Put { owner, .. } => Arc::from(owner.as_str()),
+                    Change::Delete => {
+                        objects.entry(&planned.key).map_or_else(|| Arc::from(""), |e| e.meta.owner.clone())
+                    }
+                };
+                Proposed { key: planned.key.clone(), owner, state: planned.state.clone() }
+            })
+            .collect()
+    }
 }
 
 /// The objects a plan read, each with the sequence it found (`None`: absent).

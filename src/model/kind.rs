@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use iamd_engine::Engine;
+use iamd_engine::Feed;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -118,7 +118,7 @@ pub trait Kind: Send + Sync + 'static {
     /// that it is gone. `owner` is the organization or the instance that owns it. Every path
     /// that changes the state (load, follow, own writes) calls it, so the engine always
     /// decides by the state this replica holds.
-    fn decides(_id: &str, _owner: &str, _state: Option<&Self::State>, _engine: &mut Engine) {}
+    fn decides(_id: &str, _owner: &str, _state: Option<&Self::State>, _engine: &mut dyn Feed) {}
 }
 
 /// An event as the store keeps it: its type and its payload.

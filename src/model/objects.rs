@@ -17,12 +17,23 @@ use std::marker::PhantomData;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use iamd_engine::Engine;
+use iamd_engine::{Engine, Feed};
 
 use super::ModelError;
 use super::kind::{Key, Kind, Term};
 use super::registry::{AnyState, Registry};
 use crate::store::{Committed, Event, Head, Micros, StoredObject};
+
+/// One object as a plan would leave it, never committed: what a simulation lays over the
+/// state.
+#[derive(Clone)]
+pub struct Proposed {
+    pub key: Key,
+    /// The organization or instance that owns it.
+    pub owner: Arc<str>,
+    /// `None`: deleted.
+    pub state: Option<AnyState>,
+}
 
 /// Keyed by ids clients choose, so the hash is seeded per map; and cheaper than SipHash,
 /// which a read pays twice.
@@ -178,6 +189,16 @@ impl Objects {
 
     pub(crate) fn entry(&self, key: &Key) -> Option<&Entry> {
         self.tables.get(key.kind)?.entries.get(&*key.id)
+    }
+
+    /// Feeds what `proposed` would leave of each object into `into` (an overlay of the
+    /// engine), as installing it would feed the engine.
+    pub fn propose(&self, proposed: &[Proposed], into: &mut dyn Feed) {
+        for p in proposed {
+            if let Some(kind) = self.registry.kind(p.key.kind) {
+                kind.decides(&p.key.id, &p.owner, p.state.as_ref(), into);
+            }
+        }
     }
 
     /// The latest sequence of an object, if it exists.

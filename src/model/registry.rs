@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use iamd_engine::Engine;
+use iamd_engine::{Engine, Feed};
 use serde_json::Value;
 
 use super::ModelError;
@@ -49,7 +49,7 @@ pub(crate) trait AnyKind: Send + Sync {
     /// cannot drop it.
     fn detach(&self, id: &str, state: &AnyState, target: &Key) -> Result<Option<Detached>, ModelError>;
     /// Puts the state into the decision engine, or (`None`) takes the object out.
-    fn decides(&self, id: &str, owner: &str, state: Option<&AnyState>, engine: &mut Engine);
+    fn decides(&self, id: &str, owner: &str, state: Option<&AnyState>, engine: &mut dyn Feed);
 }
 
 /// An object that dropped a reference: its next state, or nothing left of it (a policy
@@ -116,7 +116,7 @@ impl<K: Kind> AnyKind for KindOf<K> {
         state.downcast_ref::<K::State>().map(K::references).unwrap_or_default()
     }
 
-    fn decides(&self, id: &str, owner: &str, state: Option<&AnyState>, engine: &mut Engine) {
+    fn decides(&self, id: &str, owner: &str, state: Option<&AnyState>, engine: &mut dyn Feed) {
         match state {
             None => K::decides(id, owner, None, engine),
             Some(state) => {
@@ -160,7 +160,7 @@ pub struct Registry {
     owner: &'static str,
     /// What the engine holds that no object stores (system statements), put into every
     /// state's engine before its objects.
-    system: Vec<fn(&mut Engine)>,
+    system: Vec<fn(&mut dyn Feed)>,
 }
 
 impl Registry {
@@ -176,7 +176,7 @@ impl Registry {
     }
 
     /// Adds statements of the system's own, which no API lists or changes.
-    pub fn with_system(mut self, put: fn(&mut Engine)) -> Registry {
+    pub fn with_system(mut self, put: fn(&mut dyn Feed)) -> Registry {
         self.system.push(put);
         self
     }

@@ -22,10 +22,10 @@ use tokio::sync::{Notify, oneshot, watch};
 use super::ModelError;
 use super::draft::Plan;
 use super::kind::{Key, Kind};
-use super::objects::{Applied, Loaded, Meta, Obj, Objects};
+use super::objects::{Applied, Loaded, Meta, Obj, Objects, Proposed};
 use super::registry::{AnyState, Registry};
 use crate::metrics::Metrics;
-use crate::store::{Batch, Located, LogCursor, Store, StoreError, StoreResult};
+use crate::store::{Batch, Located, LogCursor, Micros, Store, StoreError, StoreResult};
 
 /// How many events one log read takes.
 const BATCH: u32 = 512;
@@ -89,6 +89,25 @@ pub struct Written {
 impl Written {
     fn nothing() -> Written {
         Written { position: None, items: Vec::new() }
+    }
+
+    /// What committing `proposed` would answer, without committing it: no position, and each
+    /// object at the sequence after the one `objects` holds, as of `now`.
+    pub fn rehearsed(objects: &Objects, proposed: &[Proposed], now: Micros) -> Written {
+        let items = proposed
+            .iter()
+            .map(|p| {
+                let current = objects.entry(&p.key).map(|e| &e.meta);
+                let meta = Meta {
+                    owner: p.owner.clone(),
+                    sequence: current.map_or(1, |m| m.sequence + 1),
+                    created_at: current.map_or(now, |m| m.created_at),
+                    updated_at: now,
+                };
+                (p.key.clone(), p.state.clone(), meta)
+            })
+            .collect();
+        Written { position: None, items }
     }
 
     /// An object of kind `K` as this commit left it, if it wrote one and did not delete it.

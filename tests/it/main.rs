@@ -30,4 +30,5 @@ mod proxy;
 mod replicas;
 mod seeds;
 mod shutdown;
+mod simulate;
 mod volume;

@@ -545,6 +545,7 @@ pub mod rpc {
         BATCH_CHECK: authz::BatchCheckRequest => authz::BatchCheckResponse
             = "/iamd.authz.v1.AuthzService/BatchCheck";
         EXPLAIN: authz::ExplainRequest => authz::ExplainResponse = "/iamd.authz.v1.AuthzService/Explain";
+        SIMULATE: authz::SimulateRequest => authz::SimulateResponse = "/iamd.authz.v1.AuthzService/Simulate";
         EVALUATION: authzen::EvaluationRequest => authzen::EvaluationResponse
             = "/iamd.authzen.v1.AccessService/Evaluation";
         EVALUATIONS: authzen::EvaluationsRequest => authzen::EvaluationsResponse

@@ -31,8 +31,8 @@ use crate::condition::{Conditions, Outcome};
 use crate::grammar::{USERNAME_VARIABLE, username};
 use crate::path::PathPattern;
 use crate::{
-    Assignment, Context, Criterion, Decision, Definition, Effect, Explanation, MAX_NEAR_MISSES, Match, NearMiss,
-    Feed, OrgAction, OrgPolicy, OrgRole, Policy, Request, Role, Source, Tenants,
+    Assignment, Context, Criterion, Decision, Definition, Effect, Explanation, Feed, MAX_NEAR_MISSES, Match, NearMiss,
+    OrgAction, OrgPolicy, OrgRole, Policy, Request, Role, Source, Tenants,
 };
 
 mod overlay;
