@@ -19,10 +19,8 @@ export interface EditorOptions<D> {
   read(): D;
   /** The write `draft` would make, as Simulate takes it. */
   change(draft: D): ChangeInit;
-  /** Makes the write; resolves once it is stored. */
-  save(draft: D): Promise<void>;
-  saveLabel: string;
-  savePermission: Permission;
+  /** Making the write; absent for what cannot be changed (an assignment), which has no Simulate either. */
+  save?: { label: string; permission: Permission; run(draft: D): Promise<void> };
   /** Deleting the object, when it exists. */
   remove?: { change: ChangeInit; run(): Promise<void>; permission: Permission };
   allowed(p: Permission): boolean;
@@ -57,17 +55,14 @@ export function editor<D>(o: EditorOptions<D>): HTMLElement {
     simulated = JSON.stringify(o.change(draft), (_k, v) => (typeof v === "bigint" ? v.toString() : v));
     await simulate(o.change(draft), "this change");
   };
-  const buttons = h(
-    "div",
-    { class: "actions" },
-    button("Simulate", simulateDraft, { permission: SIMULATE, allowed: o.allowed(SIMULATE) }),
-    button(o.saveLabel, () => {}, {
-      submit: true,
-      kind: "primary",
-      permission: o.savePermission,
-      allowed: o.allowed(o.savePermission),
-    }),
-  );
+  const buttons = h("div", { class: "actions" });
+  if (o.save) {
+    const { label, permission } = o.save;
+    buttons.append(
+      button("Simulate", simulateDraft, { permission: SIMULATE, allowed: o.allowed(SIMULATE) }),
+      button(label, () => {}, { submit: true, kind: "primary", permission, allowed: o.allowed(permission) }),
+    );
+  }
   if (o.remove) {
     const remove = o.remove;
     buttons.append(
@@ -79,8 +74,10 @@ export function editor<D>(o: EditorOptions<D>): HTMLElement {
     );
   }
   const save = async (): Promise<void> => {
-    await o.save(o.read());
-    showNotice("Saved.");
+    if (o.save) {
+      await o.save.run(o.read());
+      showNotice("Saved.");
+    }
   };
   return h(
     "div",

@@ -125,16 +125,18 @@ async function edit(p: Record<string, string>): Promise<void> {
       fields,
       read,
       change: (draft) => ({ change: policy ? { case: "updateIamPolicy", value: draft } : { case: "createIamPolicy", value: draft } }),
-      save: async (draft) => {
-        if (policy) {
-          await api.iamPolicies.updatePolicy(draft);
-        } else {
-          await api.iamPolicies.createPolicy(draft);
-        }
-        go(route("iam", "policies", draft.id));
+      save: {
+        label: policy ? "Save policy" : "Create policy",
+        permission: policy ? UPDATE : CREATE,
+        run: async (draft) => {
+          if (policy) {
+            await api.iamPolicies.updatePolicy(draft);
+          } else {
+            await api.iamPolicies.createPolicy(draft);
+          }
+          go(route("iam", "policies", draft.id));
+        },
       },
-      saveLabel: policy ? "Save policy" : "Create policy",
-      savePermission: policy ? UPDATE : CREATE,
       remove: policy
         ? {
             change: { change: { case: "deleteIamPolicy", value: { id: policy.id } } },

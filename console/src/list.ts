@@ -98,3 +98,15 @@ export function allAtOnce<T>(read: () => Promise<T[]>): Fetch<T> {
     return { items: all.slice(start, end), next: end < all.length ? String(end) : "" };
   };
 }
+
+/** Every item of a paged API, a page of 100 at a time (for pickers, such as a role's policies). */
+export async function everything<T>(fetch: Fetch<T>): Promise<T[]> {
+  const all: T[] = [];
+  let token = "";
+  do {
+    const page = await fetch(token, 100);
+    all.push(...page.items);
+    token = page.next;
+  } while (token !== "");
+  return all;
+}

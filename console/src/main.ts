@@ -2,15 +2,22 @@
 // the caller may not open it, by introspection), sign-in and sign-out, and a last net that
 // turns any uncaught failure into a readable message.
 import { api, introspect, session } from "./api";
+import { assignmentRoutes } from "./assignments";
 import { checkNav, checkRoutes } from "./check";
 import { historyNav, historyRoutes } from "./history";
 import { iamPoliciesNav, iamPolicyRoutes } from "./iam_policies";
+import { iamRoleRoutes, iamRolesNav } from "./iam_roles";
+import { orgPolicyRoutes } from "./org_policies";
+import { orgRoleRoutes } from "./org_roles";
 import { orgRoutes, orgsNav } from "./orgs";
 import { go, render, segments, type Route } from "./router";
+import { teamRoutes, teamsNav } from "./teams";
+import { tenantRoutes, tenantsNav } from "./tenants";
 import { tokenRoutes, tokensNav } from "./tokens";
+import { userRoutes, usersNav } from "./users";
 import { button, deny, field, form, h, input, page, showError, showNotice } from "./ui";
 
-const NAV = [orgsNav, iamPoliciesNav, tokensNav, historyNav, checkNav];
+const NAV = [orgsNav, iamPoliciesNav, iamRolesNav, tenantsNav, usersNav, teamsNav, tokensNav, historyNav, checkNav];
 
 async function signInPage(): Promise<void> {
   const token = input("", { type: "password", required: true, autocomplete: "off" });
@@ -44,7 +51,14 @@ async function signInPage(): Promise<void> {
 const ROUTES: Route[] = [
   { pattern: "signin", render: signInPage },
   ...orgRoutes,
+  ...orgPolicyRoutes,
+  ...orgRoleRoutes,
+  ...assignmentRoutes,
   ...iamPolicyRoutes,
+  ...iamRoleRoutes,
+  ...tenantRoutes,
+  ...userRoutes,
+  ...teamRoutes,
   ...tokenRoutes,
   ...historyRoutes,
   ...checkRoutes,
@@ -80,7 +94,11 @@ async function drawHeader(): Promise<void> {
       {},
       ...NAV.map((n) => {
         const a = h("a", { href: n.href, "aria-current": isCurrent(n.href) ? "page" : false }, n.label);
-        return h("li", {}, may(n.permission) ? a : deny(a, n.permission));
+        if (may(n.permission)) {
+          return h("li", {}, a);
+        }
+        a.addEventListener("click", (event) => event.preventDefault());
+        return h("li", {}, deny(a, n.permission));
       }),
     ),
   );

@@ -177,3 +177,9 @@ export const orgRoutes: Route[] = [
   { pattern: "orgs", render: list },
   { pattern: "orgs/:org", render: show },
 ];
+
+/** An organization's name, for the titles of the pages under it. */
+export async function organizationName(id: string): Promise<string> {
+  const { organization } = await api.organizations.getOrganization({ organizationId: id });
+  return organization?.name ?? id;
+}

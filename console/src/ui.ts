@@ -382,3 +382,15 @@ export function conditionsField(initial: readonly JsonObject[]): Row<JsonObject[
     },
   };
 }
+
+/** A group of checkboxes, one per option (a role's policies, an assignment's roles). */
+export function choices(legend: string, options: { id: string; label: string }[], selected: readonly string[]): Row<string[]> {
+  const boxes = options.map((o) => ({ id: o.id, ...checkbox(o.label, selected.includes(o.id)) }));
+  const element = h(
+    "fieldset",
+    { class: "choices" },
+    h("legend", {}, legend),
+    ...(options.length === 0 ? [h("p", { class: "hint" }, "None to choose from.")] : boxes.map((b) => b.element)),
+  );
+  return { element, read: () => boxes.filter((b) => b.box.checked).map((b) => b.id) };
+}
