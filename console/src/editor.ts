@@ -53,7 +53,7 @@ export function editor<D>(o: EditorOptions<D>): HTMLElement {
   const simulateDraft = async (): Promise<void> => {
     const draft = o.read();
     simulated = JSON.stringify(o.change(draft), (_k, v) => (typeof v === "bigint" ? v.toString() : v));
-    await simulate(o.change(draft), "this change");
+    await simulate(o.change(draft), "Saving this change");
   };
   const buttons = h("div", { class: "actions" });
   if (o.save) {
@@ -66,7 +66,7 @@ export function editor<D>(o: EditorOptions<D>): HTMLElement {
   if (o.remove) {
     const remove = o.remove;
     buttons.append(
-      button("Simulate delete", () => simulate(remove.change, "deleting it"), {
+      button("Simulate delete", () => simulate(remove.change, "Deleting it"), {
         permission: SIMULATE,
         allowed: o.allowed(SIMULATE),
       }),
@@ -120,11 +120,11 @@ function results(response: SimulateResponse, what: string): HTMLElement[] {
   const changed = response.results.filter((r) => r.changed);
   const allow = changed.filter((r) => r.after?.allowed && !r.before?.allowed);
   const deny = changed.filter((r) => !r.after?.allowed && r.before?.allowed);
+  const total = response.results.length;
   const summary = h(
     "p",
     { class: "summary" },
-    `${response.results.length} decision${response.results.length === 1 ? "" : "s"} simulated; `,
-    changed.length === 0 ? `none would change with ${what}.` : `${response.changedCount} would change with ${what}.`,
+    `${what} would turn around ${changed.length === 0 ? "none" : changed.length} of the ${total} decision${total === 1 ? "" : "s"} simulated.`,
   );
   return [summary, outcomeList("Would newly allow", allow), outcomeList("Would newly deny", deny)];
 }
