@@ -18,6 +18,7 @@ use tower::{Layer, Service};
 
 use super::admission::Refusal;
 use super::consistency::{Consistency, ConsistencyLayer};
+use super::console;
 use super::cors::{Cors, CorsLayer};
 use super::deadline::{Deadline, DeadlineLayer};
 use super::gate;
@@ -58,7 +59,8 @@ pub struct Dispatch {
 /// A request as the access log passes it on.
 pub type Incoming = Watched<hyper::body::Incoming>;
 
-/// Liveness, readiness, metrics, the OpenAPI document, and the transcoder for the rest.
+/// Liveness, readiness, metrics, the OpenAPI document, the console, and the transcoder for
+/// the rest.
 #[derive(Clone)]
 pub struct Json {
     transcoder: Transcoder<Gate>,
@@ -165,6 +167,10 @@ impl Service<Request<Incoming>> for Json {
             "/openapi.json" if request.method() == http::Method::GET => {
                 let response = self.openapi.response();
                 Box::pin(async { Ok(response) })
+            }
+            path if console::serves(path) => {
+                let response = console::answer(request.method(), path, request.headers());
+                Box::pin(std::future::ready(Ok(response)))
             }
             // The transcoder is always ready and clones what it needs per call.
             _ => self.transcoder.call(request),

@@ -7,6 +7,7 @@ pub(crate) mod activity;
 pub(crate) mod admission;
 mod connection;
 mod consistency;
+mod console;
 mod cors;
 pub(crate) mod deadline;
 mod dispatch;
