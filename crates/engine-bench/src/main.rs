@@ -42,11 +42,22 @@
 //!    `Authorizer::is_authorized` timed the same way, one round, after 100 not timed;
 //! 5. **changes**: `put_policy` replacing an existing policy by a new one of the same
 //!    generator, `put_policy` of a new id, `remove_policy` of those, and `put_role`
-//!    replacing a role, each timed alone.
+//!    replacing a role, each timed alone;
+//! 6. **simulation**, over the engine as the changes left it: `--simulate` (100) proposed
+//!    changes, each a `put_policy` of the same generator (half replacing a random policy,
+//!    half of new ids) but every 50th a `put_role` of a random role with one more pattern.
+//!    Timed alone with its drop: an [`Overlay`] of one `put_policy` (1,000 times), of the
+//!    `put_policy` changes, of all of them, and of one `put_role` of the role the most
+//!    policies name (200 times each; a role change moves the policies naming it into the
+//!    overlay's delta). Then `check` through the overlay of all the changes and the engine's
+//!    over the same requests, and `explain` over the first 1,000, in turns, by rounds as in
+//!    step 2; and every request's overlay `Decision` against that of an `Engine` built at
+//!    once from the policy set with the changes applied.
 //!
 //! Markdown goes to stdout, progress to stderr. Flags: `--sizes 50,1000`, `--requests N`,
 //! `--cedar 50:10000,1000:10000,10000:1000` (size:requests; `--cedar none` skips Cedar),
-//! `--changes N` (per kind of change, 1000), `--rounds N`, `--seed N`, `--reference N`,
+//! `--changes N` (per kind of change, 1000), `--simulate N` (changes in an overlay, 100; 0 skips
+//! the step), `--rounds N`, `--seed N`, `--reference N`,
 //! `--extra-passes N` (untimed rounds of the checks after the timed ones, for a profiler),
 //! `--dump-cedar DIR` (writes each size's Cedar policies to `DIR/cedar-<size>.cedar`).
 
@@ -61,7 +72,7 @@ use std::time::{Duration, Instant};
 
 use cedar_policy::{Authorizer, Context, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicySet};
 use hdrhistogram::Histogram;
-use iamd_engine::{Effect, Engine, Policy, Request, Role, Statement};
+use iamd_engine::{Effect, Engine, Feed, Overlay, Policy, Request, Role, Statement};
 
 // ---------------------------------------------------------------------------------------------
 // The workload.
@@ -799,11 +810,98 @@ fn build(roles: &[(String, Role)], policies: &[(String, Policy)]) -> Engine {
     engine
 }
 
+// ---------------------------------------------------------------------------------------------
+// Simulation: proposed changes in an overlay.
+
+/// Times each overlay of one change is built, and each of the others.
+const OVERLAY_ONES: usize = 1_000;
+const OVERLAY_BUILDS: usize = 200;
+/// Requests each `explain` decides.
+const EXPLAINED: usize = 1_000;
+
+/// One proposed change.
+enum Change {
+    Policy(String, Policy),
+    Role(String, Role),
+}
+
+impl Change {
+    fn apply(&self, feed: &mut impl Feed) {
+        match self {
+            Change::Policy(id, policy) => feed.put_policy(id, policy),
+            Change::Role(id, role) => feed.put_role(id, role),
+        }
+    }
+}
+
+/// An overlay of `changes` over `engine`, built and dropped: what a simulation pays first.
+fn overlay_build(engine: &Engine, changes: &[&Change]) -> bool {
+    let mut overlay = Overlay::new(engine);
+    for change in changes {
+        change.apply(&mut overlay);
+    }
+    black_box(&overlay);
+    true
+}
+
+/// `role` with one more pattern.
+fn widened(role: &Role) -> Role {
+    let mut role = role.clone();
+    role.actions.push("event:feeds:get".to_string());
+    role
+}
+
+/// Replaces the item of id `id` in `list`, or adds it.
+fn upsert<T>(list: &mut Vec<(String, T)>, id: &str, value: T) {
+    match list.iter_mut().find(|(i, _)| i == id) {
+        Some(item) => item.1 = value,
+        None => list.push((id.to_string(), value)),
+    }
+}
+
+fn request<'a>(population: &'a Population, context: &'a iamd_engine::Context, r: &'a Req) -> Request<'a> {
+    Request {
+        subject: &population.users[r.user],
+        teams: &population.user_teams[r.user],
+        action: &r.action,
+        resource: &r.resource,
+        tenant: None,
+        organization: None,
+        context,
+    }
+}
+
+/// One round of each not timed, then `rounds` rounds of `base` and of `overlay` in turn, each
+/// call timed alone; for each, the round with the median p50.
+fn paired_rounds<T>(
+    items: &[T],
+    rounds: usize,
+    mut base: impl FnMut(&T) -> bool,
+    mut overlay: impl FnMut(&T) -> bool,
+) -> (Timing, Timing) {
+    let mut sink = Vec::new();
+    time_each(items, &mut base, &mut sink);
+    time_each(items, &mut overlay, &mut sink);
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..rounds.max(1) {
+        a.push(time_each(items, &mut base, &mut sink));
+        b.push(time_each(items, &mut overlay, &mut sink));
+    }
+    (median_round(a), median_round(b))
+}
+
+fn median_round(mut rounds: Vec<Timing>) -> Timing {
+    rounds.sort_by_key(|t| t.q(0.5));
+    rounds.swap_remove(rounds.len() / 2)
+}
+
 struct Args {
     sizes: Vec<usize>,
     requests: usize,
     cedar: BTreeMap<usize, usize>,
     changes: usize,
+    /// Changes in a simulation's overlay; 0 skips the step.
+    simulate: usize,
     seed: u64,
     reference: usize,
     extra_passes: usize,
@@ -822,6 +920,7 @@ fn args() -> Args {
         requests: 10_000,
         cedar: [(50, 10_000), (1_000, 10_000), (10_000, 1_000)].into_iter().collect(),
         changes: 1_000,
+        simulate: 100,
         seed: 2026,
         reference: 20_000_000,
         extra_passes: 0,
@@ -845,13 +944,14 @@ fn args() -> Args {
                     .collect();
             }
             "--changes" => args.changes = value.parse().expect("--changes N"),
+            "--simulate" => args.simulate = value.parse().expect("--simulate N"),
             "--seed" => args.seed = value.parse().expect("--seed N"),
             "--reference" => args.reference = value.parse().expect("--reference N"),
             "--extra-passes" => args.extra_passes = value.parse().expect("--extra-passes N"),
             "--rounds" => args.rounds = value.parse().expect("--rounds N"),
             "--dump-cedar" => args.dump_cedar = Some(value),
             _ => panic!(
-                "unknown flag {flag}; flags: --sizes --requests --cedar --changes --seed --reference --extra-passes --rounds --dump-cedar"
+                "unknown flag {flag}; flags: --sizes --requests --cedar --changes --simulate --seed --reference --extra-passes --rounds --dump-cedar"
             ),
         }
     }
@@ -880,6 +980,21 @@ struct CedarRow {
     timing: Timing,
     agree: usize,
     errors: usize,
+}
+
+struct SimulationRow {
+    size: usize,
+    /// What the overlay holds, the base policies its role changes move into its delta, and
+    /// its builds.
+    builds: Vec<(String, usize, Timing)>,
+    /// The `Engine` built at once with the changes, for the agreement.
+    fresh_build: Duration,
+    /// The engine's and the overlay's.
+    check: (Timing, Timing),
+    explain: (Timing, Timing),
+    agree: usize,
+    /// Cores other processes kept busy during the step.
+    other_load: f64,
 }
 
 struct ChangeRow {
@@ -914,10 +1029,11 @@ fn main() {
 
     let mut rows = Vec::new();
     let mut changes = Vec::new();
+    let mut simulations = Vec::new();
     let mut first_disagreement: Option<String> = None;
     for &size in &args.sizes {
         let mut rng = fastrand::Rng::with_seed(args.seed ^ (size as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-        let policies = policies(&mut rng, &population, &roles, size);
+        let mut policies = policies(&mut rng, &population, &roles, size);
         let reqs = requests(&mut rng, args.requests, &population, &vocabulary, &roles, &policies);
         eprintln!("size {size}: {} policies, {} requests", policies.len(), reqs.len());
 
@@ -1060,6 +1176,7 @@ fn main() {
             _ => None,
         };
 
+        let mut held_roles = roles.clone();
         if args.changes > 0 {
             let fresh: Vec<Policy> = (0..args.changes * 2)
                 .map(|_| {
@@ -1123,6 +1240,118 @@ fn main() {
                 us(role.q(0.5))
             );
             changes.push(ChangeRow { size, replace, add, remove, role });
+            // What the engine now holds, for the simulation's fresh engine.
+            for (target, policy) in items {
+                policies[target].1 = policy.clone();
+            }
+            for (id, role) in role_changes {
+                upsert(&mut held_roles, &id, role);
+            }
+        }
+
+        if args.simulate > 0 {
+            let step_from = (ticks(), Instant::now());
+            let proposed: Vec<Change> = (0..args.simulate)
+                .map(|i| {
+                    if i % 50 == 49 {
+                        let (id, role) = pick(&mut rng, &held_roles);
+                        return Change::Role(id.clone(), widened(role));
+                    }
+                    let id = if i % 2 == 0 { pick(&mut rng, &policies).0.clone() } else { format!("sim{i}") };
+                    let n = 1 + rng.usize(..4);
+                    Change::Policy(id, policy(&mut rng, &population, &roles, n, 0.0))
+                })
+                .collect();
+            let names = |p: &Policy, roles: &[&str]| {
+                p.statements.iter().any(|s| s.role.as_deref().is_some_and(|r| roles.contains(&r)))
+            };
+            let moved = |roles: &[&str]| policies.iter().filter(|(_, p)| names(p, roles)).count();
+            let Some((top, top_role)) = held_roles.iter().max_by_key(|(id, _)| moved(&[id.as_str()])) else {
+                panic!("no roles");
+            };
+            let top_change = Change::Role(top.clone(), widened(top_role));
+            let all: Vec<&Change> = proposed.iter().collect();
+            let puts: Vec<&Change> = all.iter().copied().filter(|c| matches!(c, Change::Policy(..))).collect();
+            let changed_roles: Vec<&str> = proposed
+                .iter()
+                .filter_map(|c| match c {
+                    Change::Role(id, _) => Some(id.as_str()),
+                    Change::Policy(..) => None,
+                })
+                .collect();
+            let ones: Vec<&Change> = puts.iter().copied().cycle().take(OVERLAY_ONES).collect();
+            let mut sink = Vec::new();
+            overlay_build(&engine, &all); // warm-up, not kept
+            let repeat = [(); OVERLAY_BUILDS];
+            let builds = vec![
+                ("1 put_policy".to_string(), 0, time_each(&ones, |c| overlay_build(&engine, &[*c]), &mut sink)),
+                (
+                    format!("{} put_policy", puts.len()),
+                    0,
+                    time_each(&repeat, |_| overlay_build(&engine, &puts), &mut sink),
+                ),
+                (
+                    format!("{} changes: those and {} put_role", all.len(), changed_roles.len()),
+                    moved(&changed_roles),
+                    time_each(&repeat, |_| overlay_build(&engine, &all), &mut sink),
+                ),
+                (
+                    format!("1 put_role of `{top}`, the role most policies name"),
+                    moved(&[top.as_str()]),
+                    time_each(&repeat, |_| overlay_build(&engine, &[&top_change]), &mut sink),
+                ),
+            ];
+
+            let (mut after_policies, mut after_roles) = (policies.clone(), held_roles.clone());
+            for change in &proposed {
+                match change {
+                    Change::Policy(id, policy) => upsert(&mut after_policies, id, policy.clone()),
+                    Change::Role(id, role) => upsert(&mut after_roles, id, role.clone()),
+                }
+            }
+            let t = Instant::now();
+            let fresh = build(&after_roles, &after_policies);
+            let fresh_build = t.elapsed();
+
+            let mut overlay = Overlay::new(&engine);
+            for change in &proposed {
+                change.apply(&mut overlay);
+            }
+            let check = paired_rounds(
+                &reqs,
+                args.rounds,
+                |r| engine.check(&request(&population, &context, r)).allowed,
+                |r| overlay.check(&request(&population, &context, r)).allowed,
+            );
+            let explain = paired_rounds(
+                &reqs[..reqs.len().min(EXPLAINED)],
+                args.rounds,
+                |r| engine.explain(&request(&population, &context, r)).decision.allowed,
+                |r| overlay.explain(&request(&population, &context, r)).decision.allowed,
+            );
+            let mut agree = 0;
+            for r in &reqs {
+                let q = request(&population, &context, r);
+                let (simulated, built) = (overlay.check(&q), fresh.check(&q));
+                if simulated == built {
+                    agree += 1;
+                } else if first_disagreement.is_none() {
+                    first_disagreement = Some(format!(
+                        "size {size}: overlay {simulated:?}, fresh engine {built:?} for {} {} {}",
+                        q.subject, q.action, q.resource
+                    ));
+                }
+            }
+            eprintln!(
+                "  simulation: overlay of {} built p50 {} µs; check p50 {} µs (engine {} µs); agree {agree}/{}",
+                all.len(),
+                us(builds[2].2.q(0.5)),
+                us(check.1.q(0.5)),
+                us(check.0.q(0.5)),
+                reqs.len()
+            );
+            let other_load = other_cores(step_from.0, ticks(), step_from.1.elapsed());
+            simulations.push(SimulationRow { size, builds, fresh_build, check, explain, agree, other_load });
         }
         drop(engine);
         rows.push(Row {
@@ -1141,13 +1370,16 @@ fn main() {
     }
 
     let load = (before_run, other_cores(run_from, ticks(), total.elapsed()));
-    print_report(&args, &rows, &changes, &timer, load, first_disagreement.as_deref(), total.elapsed());
+    print_report(&args, &rows, &changes, &simulations, &timer, load, first_disagreement.as_deref(), total.elapsed());
 }
 
+// One table after another, each from its own rows.
+#[allow(clippy::too_many_arguments)]
 fn print_report(
     args: &Args,
     rows: &[Row],
     changes: &[ChangeRow],
+    simulations: &[SimulationRow],
     timer: &Timing,
     load: (f64, f64),
     disagreement: Option<&str>,
@@ -1267,6 +1499,66 @@ fn print_report(
                 );
             }
         }
+    }
+    if !simulations.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n| statements | overlay of | base policies moved into its delta | builds | p50 µs | p99 µs | max µs |\n\
+             |---:|---|---:|---:|---:|---:|---:|"
+        );
+        for s in simulations {
+            for (what, moved, t) in &s.builds {
+                let _ = writeln!(
+                    out,
+                    "| {} | {what} | {moved} | {} | {} | {} | {} |",
+                    s.size,
+                    t.count,
+                    us(t.q(0.5)),
+                    us(t.q(0.99)),
+                    us(t.hist.max())
+                );
+            }
+            let _ = writeln!(
+                out,
+                "| {} | (an `Engine` built at once with the changes) | – | 1 | {} | – | – |",
+                s.size,
+                us(s.fresh_build.as_nanos() as u64)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n| statements | call | requests | engine p50 µs | engine p99 µs | overlay p50 µs | overlay p99 µs | \
+             overlay / engine p50 | overlay / engine p99 | agree with the engine built with the changes |\n\
+             |---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        let ratio = |a: u64, b: u64| format!("{:.2}×", a as f64 / b as f64);
+        for s in simulations {
+            for (call, (base, overlay), agree) in [
+                ("check", &s.check, format!("{} / {}", s.agree, s.check.0.count)),
+                ("explain", &s.explain, "–".to_string()),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "| {} | {call} | {} | {} | {} | {} | {} | {} | {} | {agree} |",
+                    s.size,
+                    base.count,
+                    us(base.q(0.5)),
+                    us(base.q(0.99)),
+                    us(overlay.q(0.5)),
+                    us(overlay.q(0.99)),
+                    ratio(overlay.q(0.5), base.q(0.5)),
+                    ratio(overlay.q(0.99), base.q(0.99))
+                );
+            }
+        }
+        let loads: Vec<String> = simulations.iter().map(|s| format!("{:.2} at {}", s.other_load, s.size)).collect();
+        let _ = writeln!(
+            out,
+            "\nThe median of {} rounds by p50 for each call, the engine's and the overlay's in turn. \
+             Other processes kept these cores busy over the step: {}.",
+            args.rounds.max(1),
+            loads.join(", ")
+        );
     }
     match disagreement {
         Some(d) => {
