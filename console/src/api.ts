@@ -1,8 +1,11 @@
 // The API: one gRPC-web transport to the origin that served the console, the bearer token
-// from session storage on every call, a client per service, the introspection of what the
-// caller may call, and the readable text of an API error.
+// from session storage on every call, a client per service, the permission of an RPC as its
+// proto options say, the introspection of what the caller may call, and the readable text
+// of an API error.
+import { type DescMethod, getOption, hasOption } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { http } from "./gen/google/api/annotations_pb";
 import {
   AssignmentService,
   PolicyService as OrgPolicyService,
@@ -19,6 +22,7 @@ import {
   UserService,
 } from "./gen/iamd/iam/v2/identity_pb";
 import { PolicyService, RoleService, TenantService } from "./gen/iamd/iam/v2/policy_pb";
+import { method as methodRule } from "./gen/iamd/options_pb";
 
 const TOKEN_KEY = "iamd.console.token";
 
@@ -63,11 +67,35 @@ export const api = {
   history: createClient(HistoryService, transport),
 };
 
-/** An HTTP method of a REST path, and the permission (from the proto) that it needs. */
+/** A REST call on a concrete path, and the action it needs. */
 export interface Permission {
   method: "get" | "put" | "post" | "delete" | "patch";
   path: string;
   action: string;
+}
+
+/**
+ * The permission of an RPC, read from its proto options: the verb and path template of its
+ * `google.api.http` rule, the action of its `(iamd.method)` rule. `values` fill the
+ * template's `{field}` placeholders, by proto field name: `{ organization_id: "…" }`.
+ */
+export function permission(desc: DescMethod, values: Record<string, string> = {}): Permission {
+  const { pattern } = getOption(desc, http);
+  if (!hasOption(desc, methodRule) || pattern.case === undefined || pattern.case === "custom") {
+    throw new Error(`${desc.parent.typeName}.${desc.name} has no REST route or no (iamd.method) option`);
+  }
+  return { method: pattern.case, path: fill(pattern.value, values), action: getOption(desc, methodRule).action };
+}
+
+/** `/organizations/{organization_id}` with `{ organization_id: "o1" }` is `/organizations/o1`. */
+export function fill(template: string, values: Record<string, string>): string {
+  return template.replace(/\{([\w.]+)(?:=[^}]*)?\}/g, (_, field: string) => {
+    const value = values[field];
+    if (value === undefined) {
+      throw new Error(`the path ${template} needs a value for {${field}}`);
+    }
+    return encodeURIComponent(value);
+  });
 }
 
 /** Asks the server which of `permissions` the caller has; answers a test of one of them. */

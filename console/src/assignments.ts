@@ -1,8 +1,8 @@
 // An organization's assignments: the paged list, a new one (principal, roles, policies)
 // simulated before it is created, and one assignment with its simulated delete.
-import { api, introspect, type Permission } from "./api";
+import { api, introspect, permission } from "./api";
 import { editor, SIMULATE } from "./editor";
-import type { Assignment } from "./gen/iamd/accounts/v1/iam_pb";
+import { type Assignment, AssignmentService } from "./gen/iamd/accounts/v1/iam_pb";
 import { everything, pagedList } from "./list";
 import { orgPolicies } from "./org_policies";
 import { orgRoles } from "./org_roles";
@@ -11,10 +11,10 @@ import { go, type Route } from "./router";
 import { choices, field, h, input, joinList, link, page, route, showNotice, time } from "./ui";
 
 const permissions = (org: string, id = "") => {
-  const list = `/organizations/${org}/iam-assignments`;
+  const ids = { organization_id: org, assignment_id: id };
   return {
-    create: { method: "post", path: list, action: "accounts:assignments:create" } as Permission,
-    remove: { method: "delete", path: `${list}/${id}`, action: "accounts:assignments:delete" } as Permission,
+    create: permission(AssignmentService.method.createAssignment, ids),
+    remove: permission(AssignmentService.method.deleteAssignment, ids),
   };
 };
 

@@ -1,13 +1,13 @@
 // Check & Explain: one question to the decision engine, its decision and the statements
 // behind it (for Explain also every match and the near misses).
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
-import { api, introspect, type Permission } from "./api";
-import { type CheckRequestSchema, Decision, type Match, Match_Effect, NearMiss_Criterion } from "./gen/iamd/authz/v1/authz_pb";
+import { api, introspect, permission } from "./api";
+import { AuthzService, type CheckRequestSchema, Decision, type Match, Match_Effect, NearMiss_Criterion } from "./gen/iamd/authz/v1/authz_pb";
 import type { Route } from "./router";
 import { button, code, field, form, h, input, link, page, parseJson, route, section, splitList, textarea } from "./ui";
 
-const CHECK: Permission = { method: "post", path: "/v1/authz:check", action: "authz:decisions:check" };
-const EXPLAIN: Permission = { method: "post", path: "/v1/authz:explain", action: "authz:decisions:explain" };
+const CHECK = permission(AuthzService.method.check);
+const EXPLAIN = permission(AuthzService.method.explain);
 export const checkNav = { href: "#/check", label: "Check & Explain", permission: CHECK };
 
 async function show(): Promise<void> {

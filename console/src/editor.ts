@@ -3,14 +3,14 @@
 // lays the unsaved change over the server's state and decides iamd's recent decisions (and
 // any checks typed here) before and after, then "Save" (and "Delete", simulated the same way).
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { api, errorText, type Permission } from "./api";
-import type { ChangeSchema, CheckRequestSchema, SimulateResponse, SimulatedCheck } from "./gen/iamd/authz/v1/authz_pb";
+import { api, errorText, permission, type Permission } from "./api";
+import { AuthzService, type ChangeSchema, type CheckRequestSchema, type SimulateResponse, type SimulatedCheck } from "./gen/iamd/authz/v1/authz_pb";
 import { button, code, confirmButton, field, form, h, section, showNotice, textarea, uid } from "./ui";
 
 export type ChangeInit = MessageInitShape<typeof ChangeSchema>;
 type CheckInit = MessageInitShape<typeof CheckRequestSchema>;
 
-export const SIMULATE: Permission = { method: "post", path: "/v1/authz:simulate", action: "authz:decisions:simulate" };
+export const SIMULATE = permission(AuthzService.method.simulate);
 
 export interface EditorOptions<D> {
   /** The fields, built by the page. */

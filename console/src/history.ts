@@ -1,11 +1,11 @@
 // History: the events of one object, or of the whole instance, a page at a time.
-import { api, type Permission } from "./api";
-import type { Event } from "./gen/iamd/history/v1/history_pb";
+import { api, permission } from "./api";
+import { type Event, HistoryService } from "./gen/iamd/history/v1/history_pb";
 import { pagedList } from "./list";
 import { go, type Route } from "./router";
 import { button, field, form, h, input, json, link, page, route, section, select, time } from "./ui";
 
-const LIST: Permission = { method: "get", path: "/v1/events", action: "history:events:list" };
+const LIST = permission(HistoryService.method.listEvents);
 export const historyNav = { href: "#/history", label: "History", permission: LIST };
 
 /** The kinds of object the log names (`object_type`). */

@@ -1,9 +1,9 @@
 // IAM v2 policies: the list, and the editor of one (name, tenants, members, statements),
 // simulated before it is saved.
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { api, introspect, type Permission } from "./api";
+import { api, introspect, permission, type Permission } from "./api";
 import { editor, SIMULATE } from "./editor";
-import { type Policy, type StatementSchema, Statement_Effect, Type } from "./gen/iamd/iam/v2/policy_pb";
+import { type Policy, PolicyService, type StatementSchema, Statement_Effect, Type } from "./gen/iamd/iam/v2/policy_pb";
 import { allAtOnce, pagedList } from "./list";
 import { go, type Route } from "./router";
 import {
@@ -25,8 +25,8 @@ import {
 
 type StatementInit = MessageInitShape<typeof StatementSchema>;
 
-const LIST: Permission = { method: "get", path: "/iam/policies", action: "iam:policies:list" };
-const CREATE: Permission = { method: "post", path: "/iam/policies", action: "iam:policies:create" };
+const LIST = permission(PolicyService.method.listPolicies);
+const CREATE = permission(PolicyService.method.createPolicy);
 export const iamPoliciesNav = { href: "#/iam/policies", label: "IAM policies", permission: LIST };
 
 async function list(): Promise<void> {
@@ -83,9 +83,9 @@ function statementRow(s: StatementInit | undefined): Row<StatementInit> {
 
 async function edit(p: Record<string, string>): Promise<void> {
   const existing = p.id ?? "";
-  const path = `/iam/policies/${existing}`;
-  const UPDATE: Permission = { method: "put", path, action: "iam:policies:update" };
-  const DELETE: Permission = { method: "delete", path, action: "iam:policies:delete" };
+  const ids = { id: existing };
+  const UPDATE = permission(PolicyService.method.updatePolicy, ids);
+  const DELETE = permission(PolicyService.method.deletePolicy, ids);
   const [may, policy] = await Promise.all([
     introspect(existing ? [UPDATE, DELETE, SIMULATE] : [CREATE, SIMULATE]),
     existing ? api.iamPolicies.getPolicy({ id: existing }).then((r) => r.policy) : Promise.resolve(undefined),

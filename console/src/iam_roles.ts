@@ -1,14 +1,14 @@
 // IAM v2 roles: the list, and the editor of one (name, actions, tenants), simulated before
 // it is saved.
-import { api, introspect, type Permission } from "./api";
+import { api, introspect, permission } from "./api";
 import { editor, SIMULATE } from "./editor";
-import { type Role, Type } from "./gen/iamd/iam/v2/policy_pb";
+import { type Role, RoleService, Type } from "./gen/iamd/iam/v2/policy_pb";
 import { allAtOnce, pagedList } from "./list";
 import { go, type Route } from "./router";
 import { field, h, input, joinList, link, page, route, showNotice, splitList } from "./ui";
 
-const LIST: Permission = { method: "get", path: "/iam/roles", action: "iam:roles:list" };
-const CREATE: Permission = { method: "post", path: "/iam/roles", action: "iam:roles:create" };
+const LIST = permission(RoleService.method.listRoles);
+const CREATE = permission(RoleService.method.createRole);
 export const iamRolesNav = { href: "#/iam/roles", label: "IAM roles", permission: LIST };
 
 async function list(): Promise<void> {
@@ -35,9 +35,9 @@ async function list(): Promise<void> {
 
 async function edit(p: Record<string, string>): Promise<void> {
   const existing = p.id ?? "";
-  const path = `/iam/roles/${existing}`;
-  const UPDATE: Permission = { method: "put", path, action: "iam:roles:update" };
-  const DELETE: Permission = { method: "delete", path, action: "iam:roles:delete" };
+  const ids = { id: existing };
+  const UPDATE = permission(RoleService.method.updateRole, ids);
+  const DELETE = permission(RoleService.method.deleteRole, ids);
   const [may, role] = await Promise.all([
     introspect(existing ? [UPDATE, DELETE, SIMULATE] : [CREATE, SIMULATE]),
     existing ? api.iamRoles.getRole({ id: existing }).then((r) => r.role) : Promise.resolve(undefined),

@@ -33,7 +33,7 @@ async function signInPage(): Promise<void> {
         session.signIn(value);
         try {
           // Every caller may introspect: this call only proves the token is accepted.
-          await api.introspection.introspect({ paths: ["/organizations"] });
+          await api.introspection.introspect({ paths: [orgsNav.permission.path] });
         } catch (error) {
           session.signOut();
           throw error;

@@ -1,9 +1,9 @@
 // An organization's policies: the paged list with dependency counts, and the editor of one
 // (name, description, definitions with conditionsAll), simulated before it is saved.
 import type { MessageInitShape } from "@bufbuild/protobuf";
-import { api, introspect, type Permission } from "./api";
+import { api, introspect, permission } from "./api";
 import { editor, SIMULATE } from "./editor";
-import type { Policy, PolicyDefinitionSchema } from "./gen/iamd/accounts/v1/iam_pb";
+import { type Policy, type PolicyDefinitionSchema, PolicyService } from "./gen/iamd/accounts/v1/iam_pb";
 import { type Fetch, pagedList } from "./list";
 import { organizationName } from "./orgs";
 import { go, type Route } from "./router";
@@ -27,12 +27,11 @@ import {
 type DefinitionInit = MessageInitShape<typeof PolicyDefinitionSchema>;
 
 const permissions = (org: string, id = "") => {
-  const list = `/organizations/${org}/iam-policies`;
-  const one = `${list}/${id}`;
+  const ids = { organization_id: org, policy_id: id };
   return {
-    create: { method: "post", path: list, action: "accounts:policies:create" } as Permission,
-    update: { method: "patch", path: one, action: "accounts:policies:update" } as Permission,
-    remove: { method: "delete", path: one, action: "accounts:policies:delete" } as Permission,
+    create: permission(PolicyService.method.createPolicy, ids),
+    update: permission(PolicyService.method.updatePolicy, ids),
+    remove: permission(PolicyService.method.deletePolicy, ids),
   };
 };
 

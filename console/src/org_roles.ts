@@ -1,8 +1,8 @@
 // An organization's roles: the paged list with dependency counts, and the editor of one
 // (name, description, its policies), simulated before it is saved.
-import { api, introspect, type Permission } from "./api";
+import { api, introspect, permission } from "./api";
 import { editor, SIMULATE } from "./editor";
-import type { Role } from "./gen/iamd/accounts/v1/iam_pb";
+import { type Role, RoleService } from "./gen/iamd/accounts/v1/iam_pb";
 import { everything, type Fetch, pagedList } from "./list";
 import { orgPolicies } from "./org_policies";
 import { organizationName } from "./orgs";
@@ -10,12 +10,11 @@ import { go, type Route } from "./router";
 import { choices, field, h, input, link, page, route, showNotice, textarea } from "./ui";
 
 const permissions = (org: string, id = "") => {
-  const list = `/organizations/${org}/iam-roles`;
-  const one = `${list}/${id}`;
+  const ids = { organization_id: org, role_id: id };
   return {
-    create: { method: "post", path: list, action: "accounts:roles:create" } as Permission,
-    update: { method: "patch", path: one, action: "accounts:roles:update" } as Permission,
-    remove: { method: "delete", path: one, action: "accounts:roles:delete" } as Permission,
+    create: permission(RoleService.method.createRole, ids),
+    update: permission(RoleService.method.updateRole, ids),
+    remove: permission(RoleService.method.deleteRole, ids),
   };
 };
 

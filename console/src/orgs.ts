@@ -1,14 +1,15 @@
 // Organizations: the paged list, create, and one organization's page (rename, delete, its
 // domain settings, and links to its policies, roles, assignments and history).
-import { api, errorText, introspect, type Permission } from "./api";
-import type { Organization } from "./gen/iamd/accounts/v1/organizations_pb";
+import { api, errorText, introspect, permission, type Permission } from "./api";
+import { type Organization, OrganizationService } from "./gen/iamd/accounts/v1/organizations_pb";
+import { AdminService } from "./gen/iamd/admin/v1/admin_pb";
 import { pagedList } from "./list";
 import type { Route } from "./router";
 import { go } from "./router";
 import { button, checkbox, confirmButton, field, form, h, input, link, page, route, section, showNotice, time } from "./ui";
 
-const LIST: Permission = { method: "get", path: "/organizations", action: "accounts:organizations:list" };
-const CREATE: Permission = { method: "post", path: "/organizations", action: "accounts:organizations:create" };
+const LIST = permission(OrganizationService.method.listOrganizations);
+const CREATE = permission(OrganizationService.method.createOrganization);
 export const orgsNav = { href: "#/orgs", label: "Organizations", permission: LIST };
 
 async function list(): Promise<void> {
@@ -48,19 +49,18 @@ async function list(): Promise<void> {
 }
 
 function domainPermissions(id: string): Record<"create" | "update" | "remove", Permission> {
-  const path = `/admin/v1/orgs/${id}/policies/domain`;
+  const ids = { org_id: id };
   return {
-    create: { method: "post", path, action: "admin:domainPolicies:create" },
-    update: { method: "put", path, action: "admin:domainPolicies:update" },
-    remove: { method: "delete", path, action: "admin:domainPolicies:delete" },
+    create: permission(AdminService.method.addCustomDomainPolicy, ids),
+    update: permission(AdminService.method.updateCustomDomainPolicy, ids),
+    remove: permission(AdminService.method.resetCustomDomainPolicyToDefault, ids),
   };
 }
 
 async function show(p: Record<string, string>): Promise<void> {
   const id = p.org ?? "";
-  const path = `/organizations/${id}`;
-  const UPDATE: Permission = { method: "patch", path, action: "accounts:organizations:update" };
-  const DELETE: Permission = { method: "delete", path, action: "accounts:organizations:delete" };
+  const UPDATE = permission(OrganizationService.method.updateOrganization, { organization_id: id });
+  const DELETE = permission(OrganizationService.method.deleteOrganization, { organization_id: id });
   const [may, { organization: org }] = await Promise.all([
     introspect([UPDATE, DELETE, ...Object.values(domainPermissions(id))]),
     api.organizations.getOrganization({ organizationId: id }),

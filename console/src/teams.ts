@@ -1,12 +1,12 @@
 // Local teams: the list, create, and one team's page (name, tenants, its users, delete).
-import { api, introspect, type Permission } from "./api";
-import type { Team } from "./gen/iamd/iam/v2/identity_pb";
+import { api, introspect, permission } from "./api";
+import { type Team, TeamService } from "./gen/iamd/iam/v2/identity_pb";
 import { allAtOnce, pagedList } from "./list";
 import { go, type Route } from "./router";
 import { button, confirmButton, field, form, h, input, joinList, link, page, route, section, showNotice, splitList } from "./ui";
 
-const LIST: Permission = { method: "get", path: "/iam/teams", action: "iam:teams:list" };
-const CREATE: Permission = { method: "post", path: "/iam/teams", action: "iam:teams:create" };
+const LIST = permission(TeamService.method.listTeams);
+const CREATE = permission(TeamService.method.createTeam);
 export const teamsNav = { href: "#/iam/teams", label: "Teams", permission: LIST };
 
 async function list(): Promise<void> {
@@ -44,11 +44,11 @@ async function list(): Promise<void> {
 
 async function show(p: Record<string, string>): Promise<void> {
   const id = p.id ?? "";
-  const path = `/iam/teams/${id}`;
-  const UPDATE: Permission = { method: "put", path, action: "iam:teams:update" };
-  const DELETE: Permission = { method: "delete", path, action: "iam:teams:delete" };
-  const ADD: Permission = { method: "post", path: `${path}/users:add`, action: "iam:teamUsers:create" };
-  const REMOVE: Permission = { method: "post", path: `${path}/users:remove`, action: "iam:teamUsers:delete" };
+  const ids = { id };
+  const UPDATE = permission(TeamService.method.updateTeam, ids);
+  const DELETE = permission(TeamService.method.deleteTeam, ids);
+  const ADD = permission(TeamService.method.addTeamUsers, ids);
+  const REMOVE = permission(TeamService.method.removeTeamUsers, ids);
   const [may, { team }, { userIds }] = await Promise.all([
     introspect([UPDATE, DELETE, ADD, REMOVE]),
     api.teams.getTeam({ id }),

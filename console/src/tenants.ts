@@ -1,12 +1,12 @@
 // Tenants: the list, create (with or without their three policies), rename and delete.
-import { api, introspect, type Permission } from "./api";
-import { type Tenant, Type } from "./gen/iamd/iam/v2/policy_pb";
+import { api, introspect, permission } from "./api";
+import { type Tenant, TenantService, Type } from "./gen/iamd/iam/v2/policy_pb";
 import { allAtOnce, pagedList } from "./list";
 import { go, type Route } from "./router";
 import { button, checkbox, confirmButton, field, form, h, input, link, page, route, section, showNotice } from "./ui";
 
-const LIST: Permission = { method: "get", path: "/iam/tenants", action: "iam:tenants:list" };
-const CREATE: Permission = { method: "post", path: "/iam/tenants", action: "iam:tenants:create" };
+const LIST = permission(TenantService.method.listTenants);
+const CREATE = permission(TenantService.method.createTenant);
 export const tenantsNav = { href: "#/iam/tenants", label: "Tenants", permission: LIST };
 
 async function list(): Promise<void> {
@@ -44,9 +44,9 @@ async function list(): Promise<void> {
 
 async function show(p: Record<string, string>): Promise<void> {
   const id = p.id ?? "";
-  const path = `/iam/tenants/${id}`;
-  const UPDATE: Permission = { method: "put", path, action: "iam:tenants:update" };
-  const DELETE: Permission = { method: "delete", path, action: "iam:tenants:delete" };
+  const ids = { id };
+  const UPDATE = permission(TenantService.method.updateTenant, ids);
+  const DELETE = permission(TenantService.method.deleteTenant, ids);
   const [may, { tenant }] = await Promise.all([introspect([UPDATE, DELETE]), api.tenants.getTenant({ id })]);
   const name = input(tenant?.name ?? "", { required: true });
   page(

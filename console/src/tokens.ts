@@ -1,8 +1,8 @@
 // API tokens: the list, create (the new secret shown once, with a copy button), and one
 // token's page (rename, tenants, active, delete).
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { api, introspect, type Permission } from "./api";
-import type { Token } from "./gen/iamd/iam/v2/identity_pb";
+import { api, introspect, permission } from "./api";
+import { type Token, TokenService } from "./gen/iamd/iam/v2/identity_pb";
 import { allAtOnce, pagedList } from "./list";
 import { go, type Route } from "./router";
 import {
@@ -23,8 +23,8 @@ import {
   time,
 } from "./ui";
 
-const LIST: Permission = { method: "get", path: "/iam/tokens", action: "iam:tokens:list" };
-const CREATE: Permission = { method: "post", path: "/iam/tokens", action: "iam:tokens:create" };
+const LIST = permission(TokenService.method.listTokens);
+const CREATE = permission(TokenService.method.createToken);
 export const tokensNav = { href: "#/iam/tokens", label: "Tokens", permission: LIST };
 
 async function list(): Promise<void> {
@@ -112,9 +112,9 @@ function shownOnce(id: string, value: string): HTMLElement {
 
 async function show(p: Record<string, string>): Promise<void> {
   const id = p.id ?? "";
-  const path = `/iam/tokens/${id}`;
-  const UPDATE: Permission = { method: "put", path, action: "iam:tokens:update" };
-  const DELETE: Permission = { method: "delete", path, action: "iam:tokens:delete" };
+  const ids = { id };
+  const UPDATE = permission(TokenService.method.updateToken, ids);
+  const DELETE = permission(TokenService.method.deleteToken, ids);
   const [may, { token }] = await Promise.all([introspect([UPDATE, DELETE]), api.tokens.getToken({ id })]);
   if (!token) {
     throw new Error(`token ${id} came back empty`);

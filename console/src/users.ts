@@ -1,12 +1,12 @@
 // Local users: the list, create, and one user's page (name, properties, teams, delete).
-import { api, introspect, type Permission } from "./api";
-import type { User } from "./gen/iamd/iam/v2/identity_pb";
+import { api, introspect, permission } from "./api";
+import { type User, UserService } from "./gen/iamd/iam/v2/identity_pb";
 import { allAtOnce, pagedList } from "./list";
 import { go, type Route } from "./router";
 import { button, confirmButton, field, form, h, input, joinList, link, page, route, section, showNotice, textarea } from "./ui";
 
-const LIST: Permission = { method: "get", path: "/iam/users", action: "iam:users:list" };
-const CREATE: Permission = { method: "post", path: "/iam/users", action: "iam:users:create" };
+const LIST = permission(UserService.method.listUsers);
+const CREATE = permission(UserService.method.createUser);
 export const usersNav = { href: "#/iam/users", label: "Users", permission: LIST };
 
 /** `key=value` lines as a map; a line without `=` is refused, naming it. */
@@ -76,9 +76,9 @@ async function list(): Promise<void> {
 
 async function show(p: Record<string, string>): Promise<void> {
   const id = p.id ?? "";
-  const path = `/iam/users/${id}`;
-  const UPDATE: Permission = { method: "put", path, action: "iam:users:update" };
-  const DELETE: Permission = { method: "delete", path, action: "iam:users:delete" };
+  const ids = { id };
+  const UPDATE = permission(UserService.method.updateUser, ids);
+  const DELETE = permission(UserService.method.deleteUser, ids);
   const [may, { user }] = await Promise.all([introspect([UPDATE, DELETE]), api.users.getUser({ id })]);
   const name = input(user?.name ?? "", { required: true });
   const properties = propertiesField(user?.properties ?? {});

@@ -4,6 +4,9 @@
 // and simulates it before saving (expecting "Would newly deny"), saves, finds the change in
 // the policy's history, visits every page, makes a token with no policy on the Tokens page
 // (its secret shown once), then signs in with that token and expects the permission message.
+// The console reads each control's permission from the proto options embedded in its bundle
+// (`google.api.http` for the path, `(iamd.method)` for the action): the administrator sees
+// no control refused, and the token with no policy sees the proto's actions named.
 //
 //   CONSOLE_URL=http://127.0.0.1:8080 CONSOLE_TOKEN=dev-token node test/console.mjs
 //
@@ -78,6 +81,13 @@ async function visit(hash, title, name) {
   // Lists load after the heading: wait until none says "Loading…".
   await page.waitForFunction(() => !document.querySelector("main")?.textContent?.includes("Loading…"));
   await screenshot(name);
+  await noneRefused(name);
+}
+// The administrator may do everything: a refused control means a path or verb read from the
+// proto that introspection did not recognize.
+async function noneRefused(name) {
+  const notes = await page.locator(".denied-note").allInnerTexts();
+  expect(notes.length === 0, `the administrator is refused nothing on ${name}: ${JSON.stringify(notes)}`);
 }
 
 const orgName = `Console org ${run}`;
@@ -106,6 +116,7 @@ try {
   await heading(`Organization ${orgName}`).waitFor();
   await page.getByText("Give it its own settings").or(page.getByText("Save settings")).waitFor();
   await screenshot("organization");
+  await noneRefused("organization");
   const orgUrl = page.url();
 
   // 2. An IAM v2 policy with an ALLOW statement and a member.
@@ -214,6 +225,10 @@ if (nobodySecret) {
     const create = page.getByRole("button", { name: "Create organization" });
     expect((await create.getAttribute("aria-disabled")) === "true", "Create organization is aria-disabled");
     expect(await page.getByText("accounts:organizations:create").isVisible(), "the note names accounts:organizations:create");
+    const nav = await page.getByRole("navigation", { name: "Main" }).innerText();
+    for (const action of ["iam:policies:list", "iam:tokens:list", "history:events:list", "authz:decisions:check"]) {
+      expect(nav.includes(action), `the main navigation names ${action}, read from the proto: ${nav.replace(/\s+/g, " ")}`);
+    }
     await screenshot("unprivileged-organizations");
     await page.goto(`${base}/console/#/iam/policies`);
     await heading("IAM policies").waitFor();
