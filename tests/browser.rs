@@ -1,10 +1,10 @@
-//! Browser test: headless Chromium (Debian's `chromium`, driven by `playwright-core`) opens a
-//! page served from another origin than the API; the page calls `OrganizationService` through
-//! `@connectrpc/connect-web`'s gRPC-web transport (code from `buf generate` + `protoc-gen-es`),
-//! once succeeding and once failing, and the test reads both outcomes from the page.
+//! Browser tests, in headless Chromium (Debian's `chromium`, driven by `playwright-core`):
+//! connect-web's gRPC-web transport from a page of another origin than the API, and iamd's own
+//! web console.
 //!
-//! Needs `tests/browser/node_modules` (`npm ci --prefix tests/browser`) and `/usr/bin/chromium`
-//! (`apt-get install -y chromium`). Without them the test is skipped, or fails when `CI` is set.
+//! Each needs its npm packages (`npm ci --prefix tests/browser`, `npm ci --prefix console`)
+//! and `/usr/bin/chromium` (`apt-get install -y chromium`). Without them a test is skipped, or
+//! fails when `CI` is set.
 
 use std::convert::Infallible;
 use std::error::Error;
@@ -25,13 +25,18 @@ use tokio::net::TcpListener;
 type TestResult = Result<(), Box<dyn Error>>;
 
 const TOKEN: &str = "browser-test-token";
+const CONSOLE_TOKEN: &str = "console-test-token";
 const CHROMIUM: &str = "/usr/bin/chromium";
 
+/// A page served from another origin than the API calls `OrganizationService` through
+/// `@connectrpc/connect-web`'s gRPC-web transport (code from `buf generate` +
+/// `protoc-gen-es`), once succeeding and once failing, and the test reads both outcomes from
+/// the page.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grpc_web_from_another_origin() -> TestResult {
     let started = Instant::now();
     let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    if let Some(reason) = missing_prerequisites(&browser_dir) {
+    if let Some(reason) = missing_prerequisites(&browser_dir, "tests/browser") {
         if std::env::var_os("CI").is_some() {
             return Err(format!("the browser test cannot run in CI: {reason}").into());
         }
@@ -107,16 +112,106 @@ async fn grpc_web_from_another_origin() -> TestResult {
     Ok(())
 }
 
-/// Why the test cannot run here, if it cannot.
-fn missing_prerequisites(browser_dir: &Path) -> Option<String> {
+/// The console: builds it (`npm run build` in `console/`), starts iamd, which serves
+/// it at `/console/` from the bytes embedded at compile time, and runs `console/test/console.mjs`
+/// in headless Debian Chromium (`playwright-core`): sign in with the bootstrap token, create an
+/// organization and an IAM v2 policy with a member, simulate an unsaved DENY before saving it,
+/// save, find the change in the policy's history, visit every page, then sign in with a token
+/// that has no policy and see the permission message. Screenshots of every page go to
+/// `CONSOLE_SCREENSHOTS` (default `target/console-screenshots/`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_in_chromium() -> TestResult {
+    let started = Instant::now();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let console_dir = root.join("console");
+    if let Some(reason) = missing_prerequisites(&console_dir, "console") {
+        if std::env::var_os("CI").is_some() {
+            return Err(format!("the console test cannot run in CI: {reason}").into());
+        }
+        println!("console test skipped: {reason}");
+        return Ok(());
+    }
+
+    let build =
+        run(Command::new("npm").args(["run", "build"]).current_dir(&console_dir), Duration::from_secs(180)).await?;
+    if !build.success {
+        return Err(format!("`npm run build` in console/ failed:\n{}\n{}", build.stdout, build.stderr).into());
+    }
+
+    let tmp = tempfile::tempdir()?;
+    let server = iamd::server::start(iamd::config::Config {
+        bootstrap_token: Some(CONSOLE_TOKEN.into()),
+        ..iamd::config::Config::for_data_dir(tmp.path())
+    })
+    .await?;
+    let base = format!("http://{}", server.addr);
+
+    // The server answers what this build of the sources made; a binary built before the
+    // sources changed embeds an older bundle, and testing that would test nothing.
+    for file in ["index.html", "console.js", "console.css"] {
+        let served = get(&format!("{base}/console/{file}")).await?;
+        let built = std::fs::read(console_dir.join("dist").join(file))?;
+        if served != built {
+            return Err(format!(
+                "the server embeds an older console/dist/{file} than `npm run build` just made: \
+                 run the test again (cargo rebuilds with the new bundle) and commit console/dist"
+            )
+            .into());
+        }
+    }
+
+    let screenshots = std::env::var_os("CONSOLE_SCREENSHOTS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("target/console-screenshots"));
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?;
+    let browser = run(
+        Command::new("node")
+            .arg(console_dir.join("test/console.mjs"))
+            .env("CONSOLE_URL", &base)
+            .env("CONSOLE_TOKEN", CONSOLE_TOKEN)
+            .env("CONSOLE_SCREENSHOTS", &screenshots)
+            .env("CONSOLE_RUN_ID", format!("{}{}", now.as_millis(), std::process::id())),
+        Duration::from_secs(240),
+    )
+    .await;
+    server.stop().await?;
+    let browser = browser?;
+    println!("{}", browser.stdout);
+    if !browser.stderr.trim().is_empty() {
+        eprintln!("browser stderr:\n{}", browser.stderr);
+    }
+    if !browser.success {
+        return Err(format!("console/test/console.mjs failed:\n{}\n{}", browser.stdout, browser.stderr).into());
+    }
+    println!(
+        "console test passed in {:.1}s; screenshots in {}",
+        started.elapsed().as_secs_f64(),
+        screenshots.display()
+    );
+    Ok(())
+}
+
+/// Why a test cannot run here, if it cannot: `dir` (`name` in the repository) needs its npm
+/// packages, and Debian's Chromium.
+fn missing_prerequisites(dir: &Path, name: &str) -> Option<String> {
     let mut missing = Vec::new();
-    if !browser_dir.join("node_modules").is_dir() {
-        missing.push("tests/browser/node_modules is missing (run `npm ci --prefix tests/browser`)");
+    if !dir.join("node_modules").is_dir() {
+        missing.push(format!("{name}/node_modules is missing (run `npm ci --prefix {name}`)"));
     }
     if !Path::new(CHROMIUM).exists() {
-        missing.push("/usr/bin/chromium is missing (run `apt-get install -y chromium`)");
+        missing.push("/usr/bin/chromium is missing (run `apt-get install -y chromium`)".to_owned());
     }
     (!missing.is_empty()).then(|| missing.join("; "))
+}
+
+/// The body of a GET, which must answer 200.
+async fn get(url: &str) -> Result<Vec<u8>, Box<dyn Error>> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let response = client.request(Request::get(url).header(header::ACCEPT, "*/*").body(Empty::new())?).await?;
+    if !response.status().is_success() {
+        return Err(format!("GET {url}: {}", response.status()).into());
+    }
+    Ok(response.into_body().collect().await?.to_bytes().to_vec())
 }
 
 struct Finished {
