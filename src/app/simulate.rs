@@ -66,7 +66,15 @@ impl App {
             let objects = self.objects()?;
             let mut draft = Draft::new(&objects);
             let value = plan(&mut draft)?;
-            let proposed = draft.finish().proposed(&objects);
+            let plan = draft.finish();
+            // What the store's unique names would refuse at commit.
+            for (key, parent, name) in plan.names() {
+                if objects.named(key.kind, parent, name).is_some_and(|holder| *holder != key.id) {
+                    let reason = self.replica.registry().name_taken(key.kind);
+                    return Err(super::error::name_taken(reason, key.kind, name));
+                }
+            }
+            let proposed = plan.proposed(&objects);
             let written = Written::rehearsed(&objects, &proposed, super::access::now());
             kept.lock()
                 .map_err(|_| AppError::new(ErrorKind::Internal, "INTERNAL", "a rehearsal's writes were poisoned"))?

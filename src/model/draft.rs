@@ -35,6 +35,14 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The unique names the plan's writes give: (object, parent, name).
+    pub fn names(&self) -> impl Iterator<Item = (&Key, &str, &str)> {
+        self.planned.iter().filter_map(|planned| match &planned.append.change {
+            Change::Put { parent, name: Some(name), .. } => Some((&planned.key, parent.as_str(), name.as_str())),
+            _ => None,
+        })
+    }
+
     /// What the plan would leave of each object it writes, owned as `objects` says for the
     /// ones it deletes.
     pub fn proposed(&self, objects: &Objects) -> Vec<Proposed> {

@@ -35,6 +35,9 @@ pub struct Proposed {
     pub state: Option<AnyState>,
 }
 
+/// A unique name: the kind, the parent (`""` at the top level) and the name.
+type NameKey = (&'static str, Arc<str>, Box<str>);
+
 /// Keyed by ids clients choose, so the hash is seeded per map; and cheaper than SipHash,
 /// which a read pays twice.
 type HashMap<K, V> = StdHashMap<K, V, foldhash::quality::RandomState>;
@@ -130,6 +133,9 @@ pub struct Objects {
     tables: HashMap<&'static str, Table>,
     referrers: HashMap<Key, BTreeSet<Key>>,
     terms: HashMap<&'static str, HashMap<Arc<str>, BTreeSet<Key>>>,
+    /// The object holding each unique name, by kind and parent, as the store keeps names
+    /// unique: so a write that is only rehearsed finds a name taken without the store.
+    names: HashMap<NameKey, Arc<str>>,
     /// Deleted objects whose delete (at this sequence) the follower has not reached yet.
     tombstones: HashMap<Key, u64>,
     /// The policies of every kind that decides, indexed for checks.
@@ -150,6 +156,7 @@ impl Objects {
             tables: HashMap::default(),
             referrers: HashMap::default(),
             terms: HashMap::default(),
+            names: HashMap::default(),
             tombstones: HashMap::default(),
             position: 0,
             changes: 0,
@@ -199,6 +206,11 @@ impl Objects {
                 kind.decides(&p.key.id, &p.owner, p.state.as_ref(), into);
             }
         }
+    }
+
+    /// The id of the object of `kind` under `parent` (`""` at the top level) named `name`.
+    pub fn named(&self, kind: &'static str, parent: &str, name: &str) -> Option<&Arc<str>> {
+        self.names.get(&(kind, Arc::from(parent), Box::from(name)))
     }
 
     /// The latest sequence of an object, if it exists.
@@ -436,6 +448,9 @@ impl Objects {
             if self.parent_of(&key, &meta.owner).is_empty() { Arc::from("") } else { meta.owner.clone() };
         if let Some(kind) = self.registry.kind(key.kind) {
             kind.decides(&key.id, &meta.owner, Some(&state), &mut self.engine);
+            if let Some(name) = kind.name(&state) {
+                self.names.insert((key.kind, parent.clone(), name), key.id.clone());
+            }
         }
         let table = self.tables.entry(key.kind).or_default();
         table.lists.entry(parent).or_default().insert((meta.created_at, key.id.clone()));
@@ -447,10 +462,16 @@ impl Objects {
         self.changes += 1;
         let table = self.tables.get_mut(key.kind)?;
         let entry = table.entries.remove(&*key.id)?;
+        let parent = parent(&self.instance, self.registry.owner(), key, &entry.meta.owner);
         if let Some(kind) = self.registry.kind(key.kind) {
             kind.decides(&key.id, &entry.meta.owner, None, &mut self.engine);
+            if let Some(name) = kind.name(&entry.state) {
+                let named = (key.kind, Arc::from(parent), name);
+                if self.names.get(&named) == Some(&key.id) {
+                    self.names.remove(&named);
+                }
+            }
         }
-        let parent = parent(&self.instance, self.registry.owner(), key, &entry.meta.owner);
         if let Some(list) = table.lists.get_mut(parent) {
             list.remove(&(entry.meta.created_at, key.id.clone()));
             if list.is_empty() {

@@ -50,6 +50,8 @@ pub(crate) trait AnyKind: Send + Sync {
     fn detach(&self, id: &str, state: &AnyState, target: &Key) -> Result<Option<Detached>, ModelError>;
     /// Puts the state into the decision engine, or (`None`) takes the object out.
     fn decides(&self, id: &str, owner: &str, state: Option<&AnyState>, engine: &mut dyn Feed);
+    /// The state's unique name (`Kind::name`), if its kind names objects.
+    fn name(&self, state: &AnyState) -> Option<Box<str>>;
 }
 
 /// An object that dropped a reference: its next state, or nothing left of it (a policy
@@ -125,6 +127,10 @@ impl<K: Kind> AnyKind for KindOf<K> {
                 }
             }
         }
+    }
+
+    fn name(&self, state: &AnyState) -> Option<Box<str>> {
+        K::name(state.downcast_ref::<K::State>()?).map(Into::into)
     }
 
     fn terms(&self, state: &AnyState) -> Vec<Term> {

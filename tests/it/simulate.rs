@@ -215,9 +215,10 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_changes_get_their_methods_errors() {
-    use iamd::pb::iamd::iam::v2 as iam;
+    use iamd::pb::iamd::{accounts::v1 as accounts, iam::v2 as iam};
     let server = TestServer::start().await;
     readers(&server).await;
+    let org = server.create_org("acme").await;
     let create = |body: Value| {
         Rest::<iam::CreatePolicyRequest, iam::CreatePolicyResponse>::new(
             crate::support::Rpc::new("/iamd.iam.v2.PolicyService/CreatePolicy"),
@@ -244,6 +245,23 @@ async fn invalid_changes_get_their_methods_errors() {
                 }
                 Outcome::Ok(value) => panic!("{protocol:?}: simulated an invalid change: {value}"),
             }
+        }
+        // A name its organization holds already, which only the store enforces on a write.
+        let taken = json!({"organizationId": org, "name": "Full access",
+            "definitions": [{"effect": "allow", "actions": ["view"], "resources": ["/**"]}]});
+        let method = Rest::<accounts::CreatePolicyRequest, accounts::CreatePolicyResponse>::new(
+            crate::support::Rpc::new("/iamd.accounts.v1.PolicyService/CreatePolicy"),
+            Method::POST,
+            "/organizations/{organization_id}/iam-policies",
+        )
+        .bind("organization_id", org.clone())
+        .body(json!({"name": "Full access",
+            "definitions": [{"effect": "allow", "actions": ["view"], "resources": ["/**"]}]}));
+        let want = method_error(&server, protocol, &method).await;
+        assert_eq!(want.0, Code::AlreadyExists, "{protocol:?}");
+        match server.call(protocol, &simulate(json!({"changes": [{"createOrgPolicy": taken}]}))).await {
+            Outcome::Err { code, reason, .. } => assert_eq!((code, reason.unwrap_or_default()), want, "{protocol:?}"),
+            Outcome::Ok(value) => panic!("{protocol:?}: simulated a name that is taken: {value}"),
         }
         // A delete of what is not there, and of a managed policy.
         for (id, want) in [("missing", Code::NotFound), ("administrator-access", Code::PermissionDenied)] {
