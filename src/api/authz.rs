@@ -13,9 +13,10 @@ use crate::app::AppError;
 use crate::app::access::Admitted;
 use crate::app::authz::{CheckInput, Decided};
 use crate::app::simulate;
+use crate::methods::Permission;
 use crate::model::objects::Proposed;
 use crate::pb::iamd::authz::v1 as pb;
-use crate::pb::iamd::authz::v1::authz_service_server::AuthzService;
+use crate::pb::iamd::authz::v1::authz_service_server::{self, AuthzService};
 
 #[tonic::async_trait]
 impl AuthzService for Api {
@@ -50,9 +51,11 @@ impl AuthzService for Api {
         simulate::simulation_size(message.changes.len(), message.checks.len())?;
         self.app.simulation_state(&message.consistency_token).await?;
         if message.recent {
+            // Recent decisions say who asked what: Explain's permission reads them.
+            let rule = self.permission_of(authz_service_server::SERVICE_NAME, "Explain")?;
             let header = admitted.tenants.header().clone();
             self.app
-                .authorize(&admitted.actor, EXPLAIN, DECISIONS, header)
+                .authorize(&admitted.actor, &rule.action, &rule.resource.text, header)
                 .map_err(|e| in_field("recent", e.into()))?;
         }
         let mut changes = Vec::with_capacity(message.changes.len());
@@ -84,10 +87,6 @@ impl AuthzService for Api {
         Ok(respond(response, None, Some(position)))
     }
 }
-
-/// What `recent` needs: the permission that explains decisions.
-const EXPLAIN: &str = "authz:decisions:explain";
-const DECISIONS: &str = "authz:decisions";
 
 impl Api {
     /// One change, rehearsed: what its writes would leave.
@@ -144,12 +143,7 @@ impl Api {
         M: prost::Message,
         F: Future<Output = Result<Response<R>, Status>>,
     {
-        let path = format!("/{service}/{method}");
-        let rule = self
-            .routes
-            .method(&path)
-            .and_then(|method| method.permission())
-            .ok_or_else(|| Status::internal(format!("`{path}` has no rule in the method table")))?;
+        let rule = self.permission_of(service, method)?;
         let resource = rule.resource.fill_from_message(&message.encode_to_vec()).ok_or_else(|| {
             Status::invalid_argument(format!("the change is not a valid `{service}.{method}` request"))
         })?;
@@ -160,6 +154,15 @@ impl Api {
         let (answer, proposed) = simulate::rehearse(call(request)).await;
         answer?;
         Ok(proposed)
+    }
+
+    /// The permission of `service`'s `method`, from the method table.
+    fn permission_of(&self, service: &str, method: &str) -> Result<&Permission, Status> {
+        let path = format!("/{service}/{method}");
+        let method = self.routes.method(&path);
+        method
+            .and_then(|method| method.permission())
+            .ok_or_else(|| Status::internal(format!("`{path}` has no rule in the method table")))
     }
 }
 
