@@ -49,7 +49,7 @@ impl AuthzService for Api {
         let admitted = admitted(&request)?.clone();
         let message = request.into_inner();
         simulate::simulation_size(message.changes.len(), message.checks.len())?;
-        self.app.simulation_state(&message.consistency_token).await?;
+        self.app.wait_for_token(&message.consistency_token).await?;
         if message.recent {
             // Recent decisions say who asked what: Explain's permission reads them.
             let rule = self.permission_of(authz_service_server::SERVICE_NAME, "Explain")?;
@@ -159,8 +159,8 @@ impl Api {
     /// The permission of `service`'s `method`, from the method table.
     fn permission_of(&self, service: &str, method: &str) -> Result<&Permission, Status> {
         let path = format!("/{service}/{method}");
-        let method = self.routes.method(&path);
-        method
+        self.methods
+            .get(&path)
             .and_then(|method| method.permission())
             .ok_or_else(|| Status::internal(format!("`{path}` has no rule in the method table")))
     }

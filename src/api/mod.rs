@@ -21,6 +21,7 @@ use tonic::{Request, Response, Status};
 use crate::app::access::Admitted;
 use crate::app::iam::TenantFilter;
 use crate::app::{Actor, App, Details, Receipt};
+use crate::methods::MethodTable;
 use crate::model::kind::Kind;
 use crate::model::objects::Obj;
 use crate::pb::iamd::admin::v1::ObjectDetails;
@@ -32,13 +33,15 @@ pub struct Api {
     app: Arc<App>,
     /// What introspection asks about: the action and resource of each path.
     routes: Arc<RouteTable>,
+    /// Each method's rule, for what a simulated change needs.
+    methods: Arc<MethodTable>,
     /// The configured base URL of this server, for absolute URLs in answers.
     public_url: Option<Arc<str>>,
 }
 
 impl Api {
-    pub fn new(app: Arc<App>, routes: Arc<RouteTable>, public_url: Option<&str>) -> Self {
-        Api { app, routes, public_url: public_url.map(Arc::from) }
+    pub fn new(app: Arc<App>, methods: Arc<MethodTable>, routes: Arc<RouteTable>, public_url: Option<&str>) -> Self {
+        Api { app, routes, methods, public_url: public_url.map(Arc::from) }
     }
 }
 

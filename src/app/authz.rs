@@ -106,7 +106,7 @@ impl App {
     }
 
     /// Waits until this replica holds the write that answered `token` (none: at once).
-    pub(super) async fn wait_for_token(&self, token: &str) -> Result<(), AppError> {
+    pub async fn wait_for_token(&self, token: &str) -> Result<(), AppError> {
         if token.trim().is_empty() {
             return Ok(());
         }

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use iamd_engine::{Decision, Explanation, Overlay};
 
 use super::authz::{CheckInput, Decided, MAX_BATCH, known_organization, valid_check};
-use super::recent::MAX_RECENT;
 use super::{App, AppError, ErrorKind};
 use crate::model::draft::Draft;
 use crate::model::kind::Key;
@@ -83,22 +82,16 @@ impl App {
         })())
     }
 
-    /// Waits until this replica holds the write that answered `token`, so that changes are
-    /// rehearsed on a state that holds it.
-    pub async fn simulation_state(&self, token: &str) -> Result<(), AppError> {
-        self.wait_for_token(token).await
-    }
-
     /// Decides `checks`, and with `recent` the last decisions this replica made, on the state
     /// and on the state with every change of `changes` (one list of proposed writes per
-    /// change, from [`rehearse`]) laid over it.
+    /// change, from [`rehearse`]) laid over it. The caller has held the request to
+    /// [`simulation_size`] before rehearsing its changes.
     pub async fn simulate(
         &self,
         changes: &[Vec<Proposed>],
         checks: &[CheckInput],
         recent: bool,
     ) -> Result<Decided<Vec<Simulated>>, AppError> {
-        simulation_size(changes.len(), checks.len())?;
         for (i, check) in checks.iter().enumerate() {
             valid_check(&format!("checks[{i}]."), check)?;
         }
@@ -107,7 +100,7 @@ impl App {
             let mut questions: Vec<(CheckInput, bool)> = checks.iter().map(|c| (c.clone(), false)).collect();
             if recent {
                 let asked = self.recent.questions();
-                questions.extend(asked.into_iter().take(MAX_RECENT).map(|q| (q, true)));
+                questions.extend(asked.into_iter().map(|q| (q, true)));
             }
             questions
         };

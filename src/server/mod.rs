@@ -224,7 +224,7 @@ async fn prepare(
     tracing::info!(objects = started.loaded.objects, applied = started.applied, "loaded the current state");
     let app = App::new(replica.clone(), &methods, config.consistency_wait).await?;
     bootstrap(&app, config).await?;
-    let api = Api::new(app.clone(), routes, config.public_url.as_deref());
+    let api = Api::new(app.clone(), methods.clone(), routes, config.public_url.as_deref());
 
     let limit = config.limits.max_body_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();

@@ -188,11 +188,6 @@ impl RouteTable {
         if allowed.is_empty() { Lookup::NotFound } else { Lookup::MethodNotAllowed(allowed) }
     }
 
-    /// The method of a gRPC path (`/package.Service/Method`), when it has a route.
-    pub fn method(&self, path: &str) -> Option<&Arc<ApiMethod>> {
-        self.routes.iter().map(|route| &route.api).find(|api| &*api.path == path)
-    }
-
     pub fn routes(&self) -> &[Route] {
         &self.routes
     }

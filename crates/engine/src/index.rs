@@ -585,27 +585,6 @@ impl Engine {
         self.len() == 0
     }
 
-    /// Puts an IAM v2 policy, replacing the one of that id.
-    pub fn put_policy(&mut self, id: &str, policy: &Policy) {
-        self.put_entry(PolicyEntry {
-            id: id.into(),
-            members: policy.members.iter().map(|m| m.as_str().into()).collect(),
-            statements: policy
-                .statements
-                .iter()
-                .map(|s| StatementEntry {
-                    effect: s.effect,
-                    actions: s.actions.iter().map(|a| a.as_str().into()).collect(),
-                    role: s.role.as_deref().map(Into::into),
-                    resources: s.resources.iter().map(|r| r.as_str().into()).collect(),
-                    tenants: s.tenants.iter().filter(|t| *t != "*").map(|t| Arc::from(t.as_str())).collect(),
-                    all_tenants: s.tenants.iter().any(|t| t == "*"),
-                    conditions: Conditions::compile(&s.conditions),
-                })
-                .collect(),
-        });
-    }
-
     /// Puts a compiled policy, replacing the one of its id.
     fn put_entry(&mut self, entry: PolicyEntry) {
         self.remove_policy(&entry.id);
@@ -624,17 +603,6 @@ impl Engine {
             None => self.slots.push(Some(entry)),
         }
         self.policy_slots.insert(id, slot);
-    }
-
-    pub fn remove_policy(&mut self, id: &str) {
-        let Some(slot) = self.policy_slots.remove(id) else { return };
-        let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::take) else { return };
-        self.post(slot, &entry, false);
-        self.statements -= entry.statements.len();
-        for role in entry.roles() {
-            remove_from(&mut self.role_users, role, |users| users.retain(|s| *s != slot));
-        }
-        self.free_slots.push(slot);
     }
 
     /// The policies with a statement naming `role`.
@@ -742,96 +710,6 @@ impl Engine {
                 self.allows_by_grant.remove(grant);
             }
         }
-    }
-
-    /// Puts an IAM v2 role, replacing the one of that id.
-    pub fn put_role(&mut self, id: &str, role: &Role) {
-        self.remove_role(id);
-        let grant = self.grants.acquire(true, id, &mut self.actions);
-        for action in &role.actions {
-            let pattern = self.grants.acquire(false, action, &mut self.actions);
-            let roles = self.roles_by_pattern.entry(pattern).or_default();
-            if !roles.contains(&grant) {
-                roles.push(grant);
-            }
-        }
-        self.roles.insert(id.into(), role.actions.iter().map(|a| a.as_str().into()).collect());
-    }
-
-    pub fn remove_role(&mut self, id: &str) {
-        let Some(actions) = self.roles.remove(id) else { return };
-        let Some(grant) = self.grants.role(id) else { return };
-        for action in actions.iter() {
-            if let Some(pattern) = self.grants.pattern(action)
-                && let Some(roles) = self.roles_by_pattern.get_mut(&pattern)
-            {
-                roles.retain(|r| *r != grant);
-                if roles.is_empty() {
-                    self.roles_by_pattern.remove(&pattern);
-                }
-            }
-            self.grants.release(false, action, &mut self.actions);
-        }
-        self.grants.release(true, id, &mut self.actions);
-    }
-
-    /// Puts an organization policy, replacing the one of that id.
-    pub fn put_org_policy(&mut self, id: &str, policy: &OrgPolicy) {
-        let definitions = policy.definitions.iter().map(compile_definition).collect();
-        self.org_policies
-            .insert(id.into(), OrgPolicyEntry { organization: policy.organization.as_str().into(), definitions });
-    }
-
-    pub fn remove_org_policy(&mut self, id: &str) {
-        self.org_policies.remove(id);
-    }
-
-    pub fn put_org_role(&mut self, id: &str, role: &OrgRole) {
-        self.org_roles.insert(id.into(), role.clone());
-    }
-
-    pub fn remove_org_role(&mut self, id: &str) {
-        self.org_roles.remove(id);
-    }
-
-    /// Puts an assignment, replacing the one of that id.
-    pub fn put_assignment(&mut self, id: &str, assignment: &Assignment) {
-        self.remove_assignment(id);
-        let id: Arc<str> = id.into();
-        let entry = AssignmentEntry {
-            organization: assignment.organization.as_str().into(),
-            principal: assignment.principal.as_str().into(),
-            roles: assignment.roles.iter().map(|r| r.as_str().into()).collect(),
-            policies: assignment.policies.iter().map(|p| p.as_str().into()).collect(),
-        };
-        self.principals.slot(&entry.principal).entry(entry.organization.clone()).or_default().push(id.clone());
-        self.assignments.insert(id, entry);
-    }
-
-    pub fn remove_assignment(&mut self, id: &str) {
-        let Some(entry) = self.assignments.remove(id) else { return };
-        self.principals.change(&entry.principal, |orgs| {
-            if let Some(list) = orgs.get_mut(&entry.organization) {
-                list.retain(|a| &**a != id);
-                if list.is_empty() {
-                    orgs.remove(&entry.organization);
-                }
-            }
-        });
-    }
-
-    /// Puts the members of a team (member subjects such as `user:local:alice`), replacing what
-    /// the engine held for that team, in work proportional to the difference; none removes it.
-    ///
-    /// Members are exact subjects, not wildcards (a member `user:*` is the subject `user:*`
-    /// alone), and teams are one level: a team listed as a member passes this team to no one
-    /// but a check whose subject is that team.
-    pub fn put_team(&mut self, team: &str, members: &[String]) {
-        self.teams.put(team, members);
-    }
-
-    pub fn remove_team(&mut self, team: &str) {
-        self.teams.remove(team);
     }
 
     /// The subject and every team it acts with: the request's, and those listing it.
@@ -1002,41 +880,126 @@ impl Engine {
 }
 
 impl Feed for Engine {
+    /// Puts an IAM v2 policy, replacing the one of that id.
     fn put_policy(&mut self, id: &str, policy: &Policy) {
-        Engine::put_policy(self, id, policy);
+        self.put_entry(PolicyEntry {
+            id: id.into(),
+            members: policy.members.iter().map(|m| m.as_str().into()).collect(),
+            statements: policy
+                .statements
+                .iter()
+                .map(|s| StatementEntry {
+                    effect: s.effect,
+                    actions: s.actions.iter().map(|a| a.as_str().into()).collect(),
+                    role: s.role.as_deref().map(Into::into),
+                    resources: s.resources.iter().map(|r| r.as_str().into()).collect(),
+                    tenants: s.tenants.iter().filter(|t| *t != "*").map(|t| Arc::from(t.as_str())).collect(),
+                    all_tenants: s.tenants.iter().any(|t| t == "*"),
+                    conditions: Conditions::compile(&s.conditions),
+                })
+                .collect(),
+        });
     }
+
     fn remove_policy(&mut self, id: &str) {
-        Engine::remove_policy(self, id);
+        let Some(slot) = self.policy_slots.remove(id) else { return };
+        let Some(entry) = self.slots.get_mut(slot as usize).and_then(Option::take) else { return };
+        self.post(slot, &entry, false);
+        self.statements -= entry.statements.len();
+        for role in entry.roles() {
+            remove_from(&mut self.role_users, role, |users| users.retain(|s| *s != slot));
+        }
+        self.free_slots.push(slot);
     }
+
+    /// Puts an IAM v2 role, replacing the one of that id.
     fn put_role(&mut self, id: &str, role: &Role) {
-        Engine::put_role(self, id, role);
+        self.remove_role(id);
+        let grant = self.grants.acquire(true, id, &mut self.actions);
+        for action in &role.actions {
+            let pattern = self.grants.acquire(false, action, &mut self.actions);
+            let roles = self.roles_by_pattern.entry(pattern).or_default();
+            if !roles.contains(&grant) {
+                roles.push(grant);
+            }
+        }
+        self.roles.insert(id.into(), role.actions.iter().map(|a| a.as_str().into()).collect());
     }
+
     fn remove_role(&mut self, id: &str) {
-        Engine::remove_role(self, id);
+        let Some(actions) = self.roles.remove(id) else { return };
+        let Some(grant) = self.grants.role(id) else { return };
+        for action in actions.iter() {
+            if let Some(pattern) = self.grants.pattern(action)
+                && let Some(roles) = self.roles_by_pattern.get_mut(&pattern)
+            {
+                roles.retain(|r| *r != grant);
+                if roles.is_empty() {
+                    self.roles_by_pattern.remove(&pattern);
+                }
+            }
+            self.grants.release(false, action, &mut self.actions);
+        }
+        self.grants.release(true, id, &mut self.actions);
     }
+
+    /// Puts an organization policy, replacing the one of that id.
     fn put_org_policy(&mut self, id: &str, policy: &OrgPolicy) {
-        Engine::put_org_policy(self, id, policy);
+        let definitions = policy.definitions.iter().map(compile_definition).collect();
+        self.org_policies
+            .insert(id.into(), OrgPolicyEntry { organization: policy.organization.as_str().into(), definitions });
     }
+
     fn remove_org_policy(&mut self, id: &str) {
-        Engine::remove_org_policy(self, id);
+        self.org_policies.remove(id);
     }
+
     fn put_org_role(&mut self, id: &str, role: &OrgRole) {
-        Engine::put_org_role(self, id, role);
+        self.org_roles.insert(id.into(), role.clone());
     }
+
     fn remove_org_role(&mut self, id: &str) {
-        Engine::remove_org_role(self, id);
+        self.org_roles.remove(id);
     }
+
+    /// Puts an assignment, replacing the one of that id.
     fn put_assignment(&mut self, id: &str, assignment: &Assignment) {
-        Engine::put_assignment(self, id, assignment);
+        self.remove_assignment(id);
+        let id: Arc<str> = id.into();
+        let entry = AssignmentEntry {
+            organization: assignment.organization.as_str().into(),
+            principal: assignment.principal.as_str().into(),
+            roles: assignment.roles.iter().map(|r| r.as_str().into()).collect(),
+            policies: assignment.policies.iter().map(|p| p.as_str().into()).collect(),
+        };
+        self.principals.slot(&entry.principal).entry(entry.organization.clone()).or_default().push(id.clone());
+        self.assignments.insert(id, entry);
     }
+
     fn remove_assignment(&mut self, id: &str) {
-        Engine::remove_assignment(self, id);
+        let Some(entry) = self.assignments.remove(id) else { return };
+        self.principals.change(&entry.principal, |orgs| {
+            if let Some(list) = orgs.get_mut(&entry.organization) {
+                list.retain(|a| &**a != id);
+                if list.is_empty() {
+                    orgs.remove(&entry.organization);
+                }
+            }
+        });
     }
+
+    /// Puts the members of a team (member subjects such as `user:local:alice`), replacing what
+    /// the engine held for that team, in work proportional to the difference; none removes it.
+    ///
+    /// Members are exact subjects, not wildcards (a member `user:*` is the subject `user:*`
+    /// alone), and teams are one level: a team listed as a member passes this team to no one
+    /// but a check whose subject is that team.
     fn put_team(&mut self, team: &str, members: &[String]) {
-        Engine::put_team(self, team, members);
+        self.teams.put(team, members);
     }
+
     fn remove_team(&mut self, team: &str) {
-        Engine::remove_team(self, team);
+        self.teams.remove(team);
     }
 }
 

@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use iamd_engine::{
-    Assignment, Condition, Context, Criterion, Definition, Effect, Engine, MAX_NEAR_MISSES, Match, NearMiss, Operator,
-    OrgAction, OrgPolicy, OrgRole, Policy, Quantifier, Request, Role, Source, Statement, Test, Value,
+    Assignment, Condition, Context, Criterion, Definition, Effect, Engine, Feed, MAX_NEAR_MISSES, Match, NearMiss,
+    Operator, OrgAction, OrgPolicy, OrgRole, Policy, Quantifier, Request, Role, Source, Statement, Test, Value,
 };
 
 // ---------------------------------------------------------------------------------------------

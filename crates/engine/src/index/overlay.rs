@@ -58,7 +58,7 @@ impl<'b> Overlay<'b> {
     pub fn check(&self, request: &Request<'_>) -> Decision {
         let subjects = self.acting(request.subject, request.teams);
         let mut tally = Tally::decision(request.tenant, request.context);
-        self.base.iam_lookup(request, &subjects, |policy| !self.policies.contains(&policy.id), &mut tally);
+        self.base.iam_lookup(request, &subjects, self.unchanged(), &mut tally);
         self.delta.iam_lookup(request, &subjects, |_| true, &mut tally);
         organization_matches(self, request, &subjects, &mut |at| tally.organization(at));
         tally.decide()
@@ -69,10 +69,15 @@ impl<'b> Overlay<'b> {
         let decision = self.check(request);
         let subjects = self.acting(request.subject, request.teams);
         let mut reasons = Reasons::default();
-        self.base.explain_iam(request, &subjects, |policy| !self.policies.contains(&policy.id), &mut reasons);
+        self.base.explain_iam(request, &subjects, self.unchanged(), &mut reasons);
         self.delta.explain_iam(request, &subjects, |_| true, &mut reasons);
         explain_organizations(self, request, &subjects, &mut reasons);
         reasons.explain(decision)
+    }
+
+    /// Whether a base policy stands as it is: the delta neither replaces nor removes it.
+    fn unchanged(&self) -> impl Fn(&PolicyEntry) -> bool + '_ {
+        |policy| !self.policies.contains(&policy.id)
     }
 
     /// `subject` and every team it acts with: `teams`, the base's teams listing it that the
