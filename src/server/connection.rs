@@ -162,6 +162,16 @@ impl Future for Timed {
     }
 }
 
+/// The listening socket, its accept queue as long as `max_connections` (the kernel caps it
+/// at `net.core.somaxconn`): with the usual 1,024, a burst of new connections beyond it waits
+/// in the client's SYN retransmissions, seconds, before the accept loop can take it.
+pub fn listen(addr: std::net::SocketAddr, limits: &Limits) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(u32::try_from(limits.max_connections).unwrap_or(u32::MAX))
+}
+
 /// Accepts connections until `stop`, then waits up to `grace` for in-flight requests.
 pub async fn accept(
     listener: TcpListener,

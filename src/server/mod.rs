@@ -21,7 +21,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tower::Layer;
 
@@ -161,7 +160,7 @@ async fn run_with(
     let service = dispatch::build(gate.clone(), table.clone(), &config.limits, origins, metrics.clone());
 
     let listen = |source| ServerError::Listen { addr: config.listen, source };
-    let listener = TcpListener::bind(config.listen).await.map_err(listen)?;
+    let listener = connection::listen(config.listen, &config.limits).map_err(listen)?;
     let addr = listener.local_addr().map_err(listen)?;
     let (stop_accepting, stopped_accepting) = oneshot::channel::<()>();
     let service = AccessLog { metrics: metrics.clone(), admission: Admission::new(&config.limits) }.layer(service);

@@ -231,9 +231,10 @@ async fn five_thousand_half_headers_are_all_closed_while_a_normal_client_is_serv
         for _ in 0..250 {
             let addr = addr.clone();
             opening.push(tokio::spawn(async move {
+                // Before the connect: the server's timer starts when it accepts, which is later.
+                let opened = Instant::now();
                 let mut stream = TcpStream::connect(&addr).await.unwrap();
                 stream.write_all(b"GET /admin/v1/policies/domain HTTP/1.1\r\nhost: iamd\r\n").await.unwrap();
-                let opened = Instant::now();
                 // Closed by the server: a read answers the end of the stream (or a reset).
                 let mut buf = [0u8; 64];
                 let closed = tokio::time::timeout(Duration::from_secs(20), stream.read(&mut buf)).await;
